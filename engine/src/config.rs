@@ -1,0 +1,1132 @@
+//! The configuration model: every directive of spec §1, where its value lands
+//! (server-level settings, an MD section, or module-global settings), and the
+//! per-MD merge of §1.3.
+//!
+//! The httpd glue calls [`ModConfig::apply`] for each directive with the raw
+//! arguments and whether it sits inside an `<MDomain>` section; everything
+//! else (parsing, validation, error texts) happens here.
+
+use crate::keyspec::{self, KeySpec};
+use crate::time::{self, Micros, TimeSlice};
+use crate::uri;
+use serde_json::{json, Map, Value};
+
+/// Where a directive may be written (spec §1.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// Server level, `<VirtualHost>` and MD sections.
+    All,
+    /// Not inside an MD section.
+    NotMd,
+    /// Only inside an MD section.
+    MdOnly,
+    /// `MDMember(s)`: inside a section, or one `auto|manual` outside.
+    Members,
+}
+
+/// How httpd hands over the arguments (httpd's `cmd_how`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArgForm {
+    Raw,
+    Take1,
+    Take2,
+    Take12,
+    Argv,
+}
+
+macro_rules! directives {
+    ($( $v:ident => $name:literal, $form:ident, $class:ident; )*) => {
+        /// Every directive the module registers, in the C module's table order.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Directive { $( $v, )* }
+
+        impl Directive {
+            pub const ALL: &'static [Directive] = &[ $( Directive::$v, )* ];
+
+            /// The name as in the command table (e.g. `<MDomain`).
+            pub fn name(self) -> &'static str {
+                match self { $( Directive::$v => $name, )* }
+            }
+            pub fn form(self) -> ArgForm {
+                match self { $( Directive::$v => ArgForm::$form, )* }
+            }
+            pub fn class(self) -> Class {
+                match self { $( Directive::$v => Class::$class, )* }
+            }
+        }
+    };
+}
+
+directives! {
+    CertificateAuthority => "MDCertificateAuthority", Argv, All;
+    CertificateAgreement => "MDCertificateAgreement", Take1, All;
+    CaChallenges => "MDCAChallenges", Argv, All;
+    CertificateProtocol => "MDCertificateProtocol", Take1, All;
+    ContactEmail => "MDContactEmail", Take1, All;
+    DriveMode => "MDDriveMode", Take1, All;
+    RenewMode => "MDRenewMode", Take1, All;
+    MDomain => "MDomain", Argv, NotMd;
+    SectionSet => "<MDomainSet", Raw, NotMd;
+    Section => "<MDomain", Raw, NotMd;
+    Member => "MDMember", Argv, Members;
+    Members => "MDMembers", Argv, Members;
+    MustStaple => "MDMustStaple", Take1, All;
+    PortMap => "MDPortMap", Take12, NotMd;
+    PrivateKeys => "MDPrivateKeys", Argv, All;
+    HttpProxy => "MDHttpProxy", Take1, All;
+    StoreDir => "MDStoreDir", Take1, NotMd;
+    RenewWindow => "MDRenewWindow", Take1, All;
+    RequireHttps => "MDRequireHttps", Take1, All;
+    NotifyCmd => "MDNotifyCmd", Raw, NotMd;
+    BaseServer => "MDBaseServer", Take1, NotMd;
+    ChallengeDns01 => "MDChallengeDns01", Raw, All;
+    ChallengeDns01Version => "MDChallengeDns01Version", Take1, NotMd;
+    CertificateFile => "MDCertificateFile", Take1, MdOnly;
+    CertificateKeyFile => "MDCertificateKeyFile", Take1, MdOnly;
+    ServerStatus => "MDServerStatus", Take1, All;
+    CertificateStatus => "MDCertificateStatus", Take1, All;
+    WarnWindow => "MDWarnWindow", Take1, All;
+    MessageCmd => "MDMessageCmd", Raw, NotMd;
+    Stapling => "MDStapling", Take1, All;
+    StapleOthers => "MDStapleOthers", Take1, All;
+    StaplingKeepResponse => "MDStaplingKeepResponse", Take1, All;
+    StaplingRenewWindow => "MDStaplingRenewWindow", Take1, All;
+    CertificateCheck => "MDCertificateCheck", Take2, All;
+    ActivationDelay => "MDActivationDelay", Take1, NotMd;
+    CaCertificateFile => "MDCACertificateFile", Take1, All;
+    HttpProxyCaCertificateFile => "MDHttpProxyCACertificateFile", Take1, All;
+    ExternalAccountBinding => "MDExternalAccountBinding", Take12, All;
+    RetryDelay => "MDRetryDelay", Take1, NotMd;
+    RetryFailover => "MDRetryFailover", Take1, NotMd;
+    StoreLocks => "MDStoreLocks", Take1, NotMd;
+    MatchNames => "MDMatchNames", Take1, NotMd;
+    InitialDelay => "MDInitialDelay", Take1, NotMd;
+    CheckInterval => "MDCheckInterval", Take1, NotMd;
+    Profile => "MDProfile", Take1, All;
+    ProfileMandatory => "MDProfileMandatory", Take1, All;
+    RenewViaAri => "MDRenewViaARI", Take1, All;
+    CertificateMonitor => "MDCertificateMonitor", Take2, All;
+}
+
+impl Directive {
+    pub fn from_name(name: &str) -> Option<Directive> {
+        Directive::ALL
+            .iter()
+            .copied()
+            .find(|d| d.name().eq_ignore_ascii_case(name))
+    }
+}
+
+/// The section name used in the C module's context error texts.
+pub const SECTION_NAME: &str = "<MDomainSet";
+
+pub const LETSENCRYPT_URL: &str = "https://acme-v02.api.letsencrypt.org/directory";
+pub const KNOWN_CAS: &[(&str, &str)] = &[
+    ("LetsEncrypt", LETSENCRYPT_URL),
+    (
+        "LetsEncrypt-Test",
+        "https://acme-staging-v02.api.letsencrypt.org/directory",
+    ),
+    ("Buypass", "https://api.buypass.com/acme/directory"),
+    (
+        "Buypass-Test",
+        "https://api.test4.buypass.no/acme/directory",
+    ),
+];
+pub const TAILSCALE_DEFAULT_URL: &str = "file://localhost/var/run/tailscale/tailscaled.sock";
+
+/// Norm for certificate-lifetime percentages (100 days).
+pub const LIFE_NORM: Micros = 100 * time::SECS_PER_DAY * time::USEC_PER_SEC;
+/// Norm for the OCSP keep window (7 days).
+pub const KEEP_NORM: Micros = 7 * time::SECS_PER_DAY * time::USEC_PER_SEC;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RenewMode {
+    Manual = 0,
+    Auto = 1,
+    Always = 2,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequireHttps {
+    Off,
+    Temporary,
+    Permanent,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatchMode {
+    All,
+    ServerNames,
+}
+
+/// External account binding: `kid` `none` means "explicitly no EAB".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Eab {
+    pub kid: String,
+    pub hmac: Option<String>,
+}
+
+/// The per-MD properties that can be set at server level or in a section
+/// (§1.3). `None` = not set here.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Settings {
+    pub transitive: Option<bool>,
+    pub ca_urls: Option<Vec<String>>,
+    pub ca_proto: Option<String>,
+    pub ca_agreement: Option<String>,
+    pub contact: Option<String>,
+    pub ca_challenges: Option<Vec<String>>,
+    pub renew_mode: Option<RenewMode>,
+    pub renew_window: Option<TimeSlice>,
+    pub warn_window: Option<TimeSlice>,
+    pub pkey_specs: Option<Vec<KeySpec>>,
+    pub must_staple: Option<bool>,
+    pub require_https: Option<RequireHttps>,
+    pub stapling: Option<bool>,
+    pub staple_others: Option<bool>,
+    pub eab: Option<Eab>,
+    pub profile: Option<String>,
+    pub profile_mandatory: Option<bool>,
+    pub ari: Option<bool>,
+    /// The following four are per-MD only inside a section; outside they are
+    /// module-global (see [`Global`]).
+    pub dns01_cmd: Option<String>,
+    pub proxy_url: Option<String>,
+    pub ca_certs: Option<String>,
+    pub proxy_ca_certs: Option<String>,
+}
+
+macro_rules! or_fields {
+    ($add:expr, $base:expr, $($f:ident),*) => {
+        Settings { $( $f: $add.$f.clone().or_else(|| $base.$f.clone()), )* }
+    };
+}
+
+impl Settings {
+    /// httpd's per-vhost merge: values of `add` (the vhost) win over `base`.
+    pub fn merged(base: &Settings, add: &Settings) -> Settings {
+        or_fields!(
+            add,
+            base,
+            transitive,
+            ca_urls,
+            ca_proto,
+            ca_agreement,
+            contact,
+            ca_challenges,
+            renew_mode,
+            renew_window,
+            warn_window,
+            pkey_specs,
+            must_staple,
+            require_https,
+            stapling,
+            staple_others,
+            eab,
+            profile,
+            profile_mandatory,
+            ari,
+            dns01_cmd,
+            proxy_url,
+            ca_certs,
+            proxy_ca_certs
+        )
+    }
+}
+
+/// Module-wide settings (NOT_MD directives and the "global effect" ones).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Global {
+    /// `MDStoreDir` as given (resolved against ServerRoot by [`Global::store_dir`]).
+    pub store_dir: Option<String>,
+    /// Local ports that the public ports 80/443 reach; `None` = unreachable.
+    pub local_80: Option<u16>,
+    pub local_443: Option<u16>,
+    pub base_server: bool,
+    pub server_status: bool,
+    pub certificate_status: bool,
+    pub cert_check_name: String,
+    pub cert_check_url: String,
+    pub notify_cmd: Option<String>,
+    pub message_cmd: Option<String>,
+    pub dns01_cmd: Option<String>,
+    pub dns01_version: u8,
+    pub activation_delay: Micros,
+    pub retry_delay: Micros,
+    pub retry_failover: i32,
+    /// `MDStoreLocks`: wait time, `None` = off.
+    pub store_locks: Option<Micros>,
+    pub match_mode: MatchMode,
+    pub initial_delay: Micros,
+    pub check_interval: Micros,
+    pub stapling_keep_response: TimeSlice,
+    pub stapling_renew_window: TimeSlice,
+    pub proxy_url: Option<String>,
+    pub ca_certs: Option<String>,
+    pub proxy_ca_certs: Option<String>,
+}
+
+impl Default for Global {
+    fn default() -> Self {
+        Global {
+            store_dir: None,
+            local_80: Some(80),
+            local_443: Some(443),
+            base_server: false,
+            server_status: false,
+            certificate_status: true,
+            cert_check_name: "crt.sh".into(),
+            cert_check_url: "https://crt.sh?q=".into(),
+            notify_cmd: None,
+            message_cmd: None,
+            dns01_cmd: None,
+            dns01_version: 1,
+            activation_delay: 0,
+            retry_delay: time::from_secs(30),
+            retry_failover: 13,
+            store_locks: None,
+            match_mode: MatchMode::All,
+            initial_delay: 0,
+            check_interval: time::from_secs(12 * time::SECS_PER_HOUR),
+            stapling_keep_response: TimeSlice {
+                norm: 0,
+                len: KEEP_NORM,
+            },
+            stapling_renew_window: TimeSlice::percent_of(LIFE_NORM, 33),
+            proxy_url: None,
+            ca_certs: None,
+            proxy_ca_certs: None,
+        }
+    }
+}
+
+pub const DEFAULT_STORE_LOCK_WAIT: Micros = 5 * time::USEC_PER_SEC;
+
+/// One `MDomain` / `<MDomain>` definition as written in the config.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MdDef {
+    pub domains: Vec<String>,
+    /// Member mode from `auto`/`manual` keywords on the definition itself.
+    pub transitive: Option<bool>,
+    /// Section values (empty for a plain `MDomain` line).
+    pub settings: Settings,
+    pub cert_files: Vec<String>,
+    pub key_files: Vec<String>,
+    /// Config file and line of the definition.
+    pub defn: Option<(String, u32)>,
+}
+
+impl MdDef {
+    pub fn name(&self) -> &str {
+        self.domains.first().map_or("", String::as_str)
+    }
+}
+
+/// Context of one directive invocation, supplied by the glue.
+#[derive(Debug, Clone, Default)]
+pub struct Ctx {
+    /// httpd's ServerRoot, for server-root relative paths.
+    pub server_root: String,
+    /// Running with `-DDUMP_CONFIG` (file checks skipped).
+    pub dump_config: bool,
+    /// Config file and line of the directive.
+    pub file: Option<(String, u32)>,
+}
+
+impl Ctx {
+    /// `ap_server_root_relative`.
+    pub fn root_relative(&self, path: &str) -> String {
+        if path.starts_with('/') || self.server_root.is_empty() {
+            path.to_string()
+        } else {
+            format!("{}/{}", self.server_root.trim_end_matches('/'), path)
+        }
+    }
+}
+
+/// Everything the directives produce for one configuration generation.
+#[derive(Debug, Clone, Default)]
+pub struct ModConfig {
+    pub global: Global,
+    pub mds: Vec<MdDef>,
+    /// The section being read (between `<MDomain ...>` and its end).
+    pub current: Option<MdDef>,
+}
+
+fn on_off(v: &str) -> Result<bool, String> {
+    if v.eq_ignore_ascii_case("on") {
+        Ok(true)
+    } else if v.eq_ignore_ascii_case("off") {
+        Ok(false)
+    } else {
+        Err(format!(
+            "unknown '{v}', supported parameter values are 'on' and 'off'"
+        ))
+    }
+}
+
+/// `auto` / `manual` member-mode keyword.
+fn transitive_kw(v: &str) -> Option<bool> {
+    if v.eq_ignore_ascii_case("auto") {
+        Some(true)
+    } else if v.eq_ignore_ascii_case("manual") {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+fn add_domain(domains: &mut Vec<String>, name: &str) {
+    let lower = name.to_ascii_lowercase();
+    if !domains.iter().any(|d| d.eq_ignore_ascii_case(&lower)) {
+        domains.push(lower);
+    }
+}
+
+fn duration(v: &str, def_unit: &str) -> Result<Micros, String> {
+    time::parse_duration(v, def_unit).map_err(|_| "unrecognized duration format".to_string())
+}
+
+/// C `atoi`: leading whitespace, sign, digits; 0 when none.
+fn atoi(v: &str) -> i64 {
+    let t = v.trim_start();
+    let (neg, digits) = match t.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, t.strip_prefix('+').unwrap_or(t)),
+    };
+    let n: i64 = digits
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .take(18)
+        .collect::<String>()
+        .parse()
+        .unwrap_or(0);
+    if neg {
+        -n
+    } else {
+        n
+    }
+}
+
+/// Resolves a `MDCertificateAuthority` value: known name or absolute URL.
+pub fn resolve_ca(value: &str) -> Result<String, String> {
+    if let Some((_, url)) = KNOWN_CAS
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(value))
+    {
+        return Ok((*url).to_string());
+    }
+    uri::check_absolute(value).map_err(|reason| {
+        let names: Vec<&str> = KNOWN_CAS.iter().map(|(n, _)| *n).collect();
+        format!(
+            "The CA name '{value}' is not known and it is not a URL either ({reason}). \
+             Known CA names are: {}.",
+            names.join(" ")
+        )
+    })?;
+    Ok(value.to_string())
+}
+
+/// Parses one `MDPortMap` argument into (public port, local port or None).
+fn port_map_arg(v: &str) -> Result<(u16, Option<u16>), String> {
+    let (net, rest) = if let Some(r) = v.strip_prefix("http:") {
+        (80i64, Some(r))
+    } else if let Some(r) = v.strip_prefix("https:") {
+        (443, Some(r))
+    } else {
+        let digits_end = v
+            .char_indices()
+            .find(|(i, c)| !(c.is_ascii_digit() || (*i == 0 && (*c == '-' || *c == '+'))))
+            .map_or(v.len(), |(i, _)| i);
+        let num = &v[..digits_end];
+        let n = if num.is_empty() || num == "-" || num == "+" {
+            0
+        } else {
+            num.parse::<i64>()
+                .map_err(|_| "unable to parse first port number".to_string())?
+        };
+        (n, v[digits_end..].strip_prefix(':'))
+    };
+    let rest = rest.ok_or_else(|| "no ':' after first port number".to_string())?;
+    let local = if rest.starts_with('-') {
+        None
+    } else {
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        let n: i64 = if digits.is_empty() {
+            0
+        } else {
+            digits
+                .parse()
+                .map_err(|_| "unable to parse second port number".to_string())?
+        };
+        if n <= 0 || n > 65535 {
+            return Err("invalid number for port map, must be in ]0,65535]".into());
+        }
+        Some(n as u16)
+    };
+    match net {
+        80 => Ok((80, local)),
+        443 => Ok((443, local)),
+        _ => Err("mapped port number must be 80 or 443".into()),
+    }
+}
+
+fn read_eab_file(path: &str) -> Result<Eab, String> {
+    let text = std::fs::read_to_string(path).map_err(|_| {
+        if std::path::Path::new(path).exists() {
+            format!("MDExternalAccountBinding: error reading JSON file {path}")
+        } else {
+            format!("MDExternalAccountBinding: file not found: {path}")
+        }
+    })?;
+    let j: Value = serde_json::from_str(&text)
+        .map_err(|_| format!("MDExternalAccountBinding: error reading JSON file {path}"))?;
+    let get =
+        |k: &str| {
+            j.get(k).and_then(Value::as_str).map(str::to_string).ok_or_else(|| {
+            format!("MDExternalAccountBinding: JSON does not contain '{k}' element in file {path}")
+        })
+        };
+    Ok(Eab {
+        kid: get("kid")?,
+        hmac: Some(get("hmac")?),
+    })
+}
+
+impl ModConfig {
+    /// Settings to write to: the open section, else the server's own.
+    fn target<'a>(&'a mut self, srv: &'a mut Settings) -> &'a mut Settings {
+        match self.current.as_mut() {
+            Some(md) => &mut md.settings,
+            None => srv,
+        }
+    }
+
+    /// Checks the MD-section class of a directive (§1.1).
+    pub fn check_class(d: Directive, in_section: bool, nargs: usize) -> Result<(), String> {
+        match d.class() {
+            Class::NotMd if in_section => Err(format!(
+                "{} is not allowed inside an '{SECTION_NAME}' context",
+                d.name()
+            )),
+            Class::MdOnly if !in_section => Err(format!(
+                "{} is only valid inside a '{SECTION_NAME}' context, not here",
+                d.name()
+            )),
+            Class::Members if !in_section && nargs != 1 => Err(format!(
+                "{} is only valid inside a '{SECTION_NAME}' context, not here",
+                d.name()
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Applies one directive (not the section start, see
+    /// [`ModConfig::begin_section`]). `srv` is the settings of the server the
+    /// directive appears in; `in_section` whether it is inside an MD section.
+    pub fn apply(
+        &mut self,
+        srv: &mut Settings,
+        d: Directive,
+        args: &[&str],
+        in_section: bool,
+        ctx: &Ctx,
+    ) -> Result<(), String> {
+        use Directive as D;
+        Self::check_class(d, in_section, args.len())?;
+        let arg = args.first().copied().unwrap_or("");
+        let g = &mut self.global;
+        match d {
+            D::CertificateAuthority => {
+                let urls = args
+                    .iter()
+                    .map(|a| resolve_ca(a))
+                    .collect::<Result<Vec<_>, _>>()?;
+                self.target(srv).ca_urls = Some(urls);
+            }
+            D::CertificateAgreement => self.target(srv).ca_agreement = Some(arg.into()),
+            D::CaChallenges => {
+                self.target(srv).ca_challenges = Some(args.iter().map(|s| s.to_string()).collect())
+            }
+            D::CertificateProtocol => self.target(srv).ca_proto = Some(arg.into()),
+            D::ContactEmail => self.target(srv).contact = Some(arg.into()),
+            D::DriveMode | D::RenewMode => {
+                let m = match arg.to_ascii_lowercase().as_str() {
+                    "auto" | "automatic" => RenewMode::Auto,
+                    "always" => RenewMode::Always,
+                    "manual" | "stick" => RenewMode::Manual,
+                    _ => return Err(format!("unknown MDDriveMode {arg}")),
+                };
+                self.target(srv).renew_mode = Some(m);
+            }
+            D::MDomain => {
+                let mut domains = Vec::new();
+                let mut transitive = None;
+                for a in args {
+                    match transitive_kw(a) {
+                        Some(t) => transitive = Some(t),
+                        None => add_domain(&mut domains, a),
+                    }
+                }
+                if domains.is_empty() {
+                    return Err("needs at least one domain name".into());
+                }
+                self.mds.push(MdDef {
+                    domains,
+                    transitive,
+                    settings: Settings::default(),
+                    cert_files: Vec::new(),
+                    key_files: Vec::new(),
+                    defn: ctx.file.clone(),
+                });
+            }
+            D::SectionSet | D::Section => {
+                return Err(format!("{} must be applied with begin_section", d.name()));
+            }
+            D::Member | D::Members => match self.current.as_mut() {
+                Some(md) => {
+                    for a in args {
+                        match transitive_kw(a) {
+                            Some(t) => md.settings.transitive = Some(t),
+                            None => add_domain(&mut md.domains, a),
+                        }
+                    }
+                }
+                None => {
+                    let t = transitive_kw(arg)
+                        .ok_or_else(|| "unknown value, use \"auto|manual\"".to_string())?;
+                    srv.transitive = Some(t);
+                }
+            },
+            D::MustStaple => self.target(srv).must_staple = Some(on_off(arg)?),
+            D::PortMap => {
+                for a in args {
+                    match port_map_arg(a)? {
+                        (80, local) => self.global.local_80 = local,
+                        (_, local) => self.global.local_443 = local,
+                    }
+                }
+            }
+            D::PrivateKeys => self.target(srv).pkey_specs = Some(keyspec::parse_specs(args)?),
+            D::HttpProxy => {
+                uri::check_absolute_http(arg).map_err(str::to_string)?;
+                if in_section {
+                    self.target(srv).proxy_url = Some(arg.into());
+                } else {
+                    g.proxy_url = Some(arg.into());
+                }
+            }
+            D::StoreDir => g.store_dir = Some(ctx.root_relative(arg)),
+            D::RenewWindow | D::WarnWindow | D::StaplingRenewWindow => {
+                let ts =
+                    TimeSlice::parse(arg, LIFE_NORM).map_err(|e| format!("{} {e}", d.name()))?;
+                if ts.len >= LIFE_NORM && ts.norm > 0 {
+                    let with = if d == D::StaplingRenewWindow {
+                        "with "
+                    } else {
+                        ""
+                    };
+                    return Err(format!(
+                        "{} {with}a length of 100% or more is not allowed.",
+                        d.name()
+                    ));
+                }
+                match d {
+                    D::RenewWindow => self.target(srv).renew_window = Some(ts),
+                    D::WarnWindow => self.target(srv).warn_window = Some(ts),
+                    _ => g.stapling_renew_window = ts,
+                }
+            }
+            D::StaplingKeepResponse => {
+                g.stapling_keep_response =
+                    TimeSlice::parse(arg, KEEP_NORM).map_err(|e| format!("{} {e}", d.name()))?;
+            }
+            D::RequireHttps => {
+                let v = if arg.eq_ignore_ascii_case("off") {
+                    RequireHttps::Off
+                } else if arg.eq_ignore_ascii_case("temporary") {
+                    RequireHttps::Temporary
+                } else if arg.eq_ignore_ascii_case("permanent") {
+                    RequireHttps::Permanent
+                } else {
+                    return Err(format!(
+                        "unknown '{arg}', supported parameter values are 'temporary' and 'permanent'"
+                    ));
+                };
+                self.target(srv).require_https = Some(v);
+            }
+            D::NotifyCmd => g.notify_cmd = Some(arg.trim().into()),
+            D::MessageCmd => g.message_cmd = Some(arg.trim().into()),
+            D::BaseServer => g.base_server = on_off(arg)?,
+            D::ChallengeDns01 => {
+                let cmd = arg.trim().to_string();
+                if in_section {
+                    self.target(srv).dns01_cmd = Some(cmd);
+                } else {
+                    g.dns01_cmd = Some(cmd);
+                }
+            }
+            D::ChallengeDns01Version => {
+                g.dns01_version = match arg {
+                    "1" => 1,
+                    "2" => 2,
+                    _ => return Err("Only versions `1` and `2` are supported".into()),
+                }
+            }
+            D::CertificateFile | D::CertificateKeyFile => {
+                let path = ctx.root_relative(arg);
+                if let Some(md) = self.current.as_mut() {
+                    if d == D::CertificateFile {
+                        md.cert_files.push(path);
+                    } else {
+                        md.key_files.push(path);
+                    }
+                }
+            }
+            D::ServerStatus => g.server_status = on_off(arg)?,
+            D::CertificateStatus => g.certificate_status = on_off(arg)?,
+            D::Stapling => self.target(srv).stapling = Some(on_off(arg)?),
+            D::StapleOthers => self.target(srv).staple_others = Some(on_off(arg)?),
+            D::CertificateCheck | D::CertificateMonitor => {
+                g.cert_check_name = arg.into();
+                g.cert_check_url = args.get(1).copied().unwrap_or("").into();
+            }
+            D::ActivationDelay => g.activation_delay = duration(arg, "d")?,
+            D::CaCertificateFile | D::HttpProxyCaCertificateFile => {
+                let v = Some(ctx.root_relative(arg));
+                let is_ca = d == D::CaCertificateFile;
+                if in_section {
+                    let t = self.target(srv);
+                    if is_ca {
+                        t.ca_certs = v;
+                    } else {
+                        t.proxy_ca_certs = v;
+                    }
+                } else {
+                    let v = if arg.eq_ignore_ascii_case("none") {
+                        None
+                    } else {
+                        v
+                    };
+                    if is_ca {
+                        g.ca_certs = v;
+                    } else {
+                        g.proxy_ca_certs = v;
+                    }
+                }
+            }
+            D::ExternalAccountBinding => {
+                let eab = if args.len() >= 2 {
+                    Eab {
+                        kid: arg.into(),
+                        hmac: Some(args[1].into()),
+                    }
+                } else if arg.eq_ignore_ascii_case("none") {
+                    Eab {
+                        kid: "none".into(),
+                        hmac: None,
+                    }
+                } else {
+                    let path = ctx.root_relative(arg);
+                    if ctx.dump_config {
+                        Eab {
+                            kid: "none".into(),
+                            hmac: None,
+                        }
+                    } else {
+                        read_eab_file(&path)?
+                    }
+                };
+                self.target(srv).eab = Some(eab);
+            }
+            D::RetryDelay => {
+                let v = duration(arg, "s")?;
+                if v <= 0 {
+                    return Err("minimum delay must be greater than 0".into());
+                }
+                g.retry_delay = v;
+            }
+            D::RetryFailover => {
+                let n = atoi(arg);
+                if n <= 0 {
+                    return Err("invalid argument, must be a number > 0".into());
+                }
+                g.retry_failover = i32::try_from(n).unwrap_or(i32::MAX);
+            }
+            D::StoreLocks => {
+                g.store_locks = if arg.eq_ignore_ascii_case("on") {
+                    Some(DEFAULT_STORE_LOCK_WAIT)
+                } else if arg.eq_ignore_ascii_case("off") {
+                    None
+                } else {
+                    match time::parse_duration(arg, "s") {
+                        Ok(0) => None,
+                        Ok(v) => Some(v),
+                        Err(_) => return Err("neither 'on', 'off' or a duration specified".into()),
+                    }
+                };
+            }
+            D::MatchNames => {
+                g.match_mode = if arg.eq_ignore_ascii_case("all") {
+                    MatchMode::All
+                } else if arg.eq_ignore_ascii_case("servernames") {
+                    MatchMode::ServerNames
+                } else {
+                    return Err("invalid argument, must be a 'all' or 'servernames'".into());
+                }
+            }
+            D::InitialDelay => {
+                let v = duration(arg, "s")?;
+                if v < 0 {
+                    return Err("initial delay must not be negative".into());
+                }
+                g.initial_delay = v;
+            }
+            D::CheckInterval => {
+                let v = duration(arg, "s")?;
+                if v < time::USEC_PER_SEC {
+                    return Err("check interval cannot be less than one second".into());
+                }
+                g.check_interval = v;
+            }
+            D::Profile => self.target(srv).profile = Some(arg.into()),
+            D::ProfileMandatory => self.target(srv).profile_mandatory = Some(on_off(arg)?),
+            D::RenewViaAri => self.target(srv).ari = Some(on_off(arg)?),
+        }
+        Ok(())
+    }
+
+    /// Starts an `<MDomain ...>` / `<MDomainSet ...>` section. `raw` is the
+    /// rest of the opening line including the closing `>`.
+    pub fn begin_section(
+        &mut self,
+        d: Directive,
+        raw: &str,
+        in_section: bool,
+        ctx: &Ctx,
+    ) -> Result<(), String> {
+        Self::check_class(d, in_section, 1)?;
+        let end = raw
+            .rfind('>')
+            .ok_or_else(|| format!("{SECTION_NAME}> directive missing closing '>'"))?;
+        let inner = raw[..end].trim();
+        if inner.is_empty() {
+            return Err(format!(
+                "{SECTION_NAME} > section must specify a unique domain name"
+            ));
+        }
+        let mut words = inner.split_whitespace();
+        let mut domains = Vec::new();
+        let mut transitive = None;
+        if let Some(first) = words.next() {
+            add_domain(&mut domains, first);
+        }
+        for w in words {
+            match transitive_kw(w) {
+                Some(t) => transitive = Some(t),
+                None => add_domain(&mut domains, w),
+            }
+        }
+        self.current = Some(MdDef {
+            domains,
+            transitive,
+            settings: Settings::default(),
+            cert_files: Vec::new(),
+            key_files: Vec::new(),
+            defn: ctx.file.clone(),
+        });
+        Ok(())
+    }
+
+    /// Ends the open section; the MD is kept only when its body was fine.
+    pub fn end_section(&mut self, ok: bool) {
+        if let Some(mut md) = self.current.take() {
+            if ok {
+                if let Some(t) = md.settings.transitive.take() {
+                    md.transitive = Some(t);
+                }
+                self.mds.push(md);
+            }
+        }
+    }
+}
+
+/// The effective properties of one MD after the merge of §1.3.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Md {
+    pub name: String,
+    pub domains: Vec<String>,
+    pub contacts: Vec<String>,
+    pub transitive: bool,
+    pub ca_account: Option<String>,
+    pub ca_proto: String,
+    pub ca_url: Option<String>,
+    pub ca_urls: Vec<String>,
+    pub ca_agreement: Option<String>,
+    pub ca_challenges: Vec<String>,
+    pub pkey_specs: Vec<KeySpec>,
+    pub state: i64,
+    pub state_descr: Option<String>,
+    pub renew_mode: RenewMode,
+    pub renew_window: TimeSlice,
+    pub warn_window: TimeSlice,
+    pub require_https: RequireHttps,
+    pub must_staple: bool,
+    pub acme_tls_1_domains: Vec<String>,
+    pub cert_files: Vec<String>,
+    pub key_files: Vec<String>,
+    pub stapling: bool,
+    pub dns01_cmd: Option<String>,
+    pub proxy_url: Option<String>,
+    pub ca_certs: Option<String>,
+    pub proxy_ca_certs: Option<String>,
+    pub eab: Option<Eab>,
+    pub profile: Option<String>,
+    pub profile_mandatory: bool,
+    pub ari: bool,
+    pub defn: Option<(String, u32)>,
+}
+
+/// Adds `mailto:` when the value has no `scheme:` prefix.
+pub fn schemify_contact(c: &str) -> String {
+    let has_scheme = c.find(':').is_some_and(|i| {
+        i > 0
+            && c[..i]
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+    });
+    if has_scheme {
+        c.to_string()
+    } else {
+        format!("mailto:{c}")
+    }
+}
+
+/// httpd's default for an unset ServerAdmin.
+pub const NO_SERVER_ADMIN: &str = "[no address given]";
+
+impl Md {
+    /// Merges an MD definition with the main server's settings and the
+    /// built-in defaults (§1.3). `server_admin` is the main server's
+    /// ServerAdmin.
+    pub fn from_def(def: &MdDef, main: &Settings, server_admin: Option<&str>) -> Md {
+        let s = Settings::merged(main, &def.settings);
+        let mut contacts = Vec::new();
+        if let Some(c) = &s.contact {
+            contacts.push(schemify_contact(c));
+        } else if let Some(a) = server_admin.filter(|a| !a.is_empty() && *a != NO_SERVER_ADMIN) {
+            contacts.push(schemify_contact(a));
+        }
+        Md {
+            name: def.name().to_string(),
+            domains: def.domains.clone(),
+            contacts,
+            transitive: def.transitive.or(s.transitive).unwrap_or(true),
+            ca_account: None,
+            ca_proto: s.ca_proto.clone().unwrap_or_else(|| "ACME".into()),
+            ca_url: None,
+            ca_urls: s.ca_urls.clone().unwrap_or_default(),
+            ca_agreement: s.ca_agreement.clone(),
+            ca_challenges: s.ca_challenges.clone().unwrap_or_default(),
+            pkey_specs: s.pkey_specs.clone().unwrap_or_default(),
+            state: 0,
+            state_descr: None,
+            renew_mode: s.renew_mode.unwrap_or(RenewMode::Auto),
+            renew_window: s
+                .renew_window
+                .unwrap_or_else(|| TimeSlice::percent_of(LIFE_NORM, 33)),
+            warn_window: s
+                .warn_window
+                .unwrap_or_else(|| TimeSlice::percent_of(LIFE_NORM, 10)),
+            require_https: s.require_https.unwrap_or(RequireHttps::Off),
+            must_staple: s.must_staple.unwrap_or(false),
+            acme_tls_1_domains: Vec::new(),
+            cert_files: def.cert_files.clone(),
+            key_files: def.key_files.clone(),
+            stapling: s.stapling.unwrap_or(false),
+            dns01_cmd: def.settings.dns01_cmd.clone(),
+            proxy_url: def.settings.proxy_url.clone(),
+            ca_certs: def.settings.ca_certs.clone(),
+            proxy_ca_certs: def.settings.proxy_ca_certs.clone(),
+            eab: s.eab.clone(),
+            profile: s.profile.clone(),
+            profile_mandatory: s.profile_mandatory.unwrap_or(false),
+            ari: s.ari.unwrap_or(true),
+            defn: def.defn.clone(),
+        }
+    }
+
+    /// The key specs in effect (`Default` when none are configured).
+    pub fn effective_specs(&self) -> Vec<KeySpec> {
+        if self.pkey_specs.is_empty() {
+            vec![KeySpec::Default]
+        } else {
+            self.pkey_specs.clone()
+        }
+    }
+
+    pub fn contains(&self, domain: &str) -> bool {
+        self.domains.iter().any(|d| d.eq_ignore_ascii_case(domain))
+    }
+
+    /// The md.json representation (§5.5), keys in the C module's order.
+    pub fn to_json(&self) -> Value {
+        let mut o = Map::new();
+        o.insert("name".into(), json!(self.name));
+        o.insert("domains".into(), json!(self.domains));
+        o.insert("contacts".into(), json!(self.contacts));
+        o.insert("transitive".into(), json!(i64::from(self.transitive)));
+        let mut ca = Map::new();
+        if let Some(a) = &self.ca_account {
+            ca.insert("account".into(), json!(a));
+        }
+        ca.insert("proto".into(), json!(self.ca_proto));
+        if let Some(u) = &self.ca_url {
+            ca.insert("url".into(), json!(u));
+        }
+        if !self.ca_urls.is_empty() {
+            ca.insert("urls".into(), json!(self.ca_urls));
+        }
+        if let Some(a) = &self.ca_agreement {
+            ca.insert("agreement".into(), json!(a));
+        }
+        if !self.ca_challenges.is_empty() {
+            ca.insert("challenges".into(), json!(self.ca_challenges));
+        }
+        o.insert("ca".into(), Value::Object(ca));
+        if !self.pkey_specs.is_empty() {
+            o.insert("privkey".into(), keyspec::specs_to_json(&self.pkey_specs));
+        }
+        o.insert("state".into(), json!(self.state));
+        if let Some(d) = &self.state_descr {
+            o.insert("state-descr".into(), json!(d));
+        }
+        o.insert("renew-mode".into(), json!(self.renew_mode as i64));
+        o.insert("renew-window".into(), json!(self.renew_window.format()));
+        o.insert("warn-window".into(), json!(self.warn_window.format()));
+        match self.require_https {
+            RequireHttps::Temporary => {
+                o.insert("require-https".into(), json!("temporary"));
+            }
+            RequireHttps::Permanent => {
+                o.insert("require-https".into(), json!("permanent"));
+            }
+            RequireHttps::Off => {}
+        }
+        o.insert("must-staple".into(), json!(self.must_staple));
+        o.insert(
+            "proto".into(),
+            json!({"acme-tls/1": self.acme_tls_1_domains}),
+        );
+        if !self.cert_files.is_empty() {
+            o.insert("cert-files".into(), json!(self.cert_files));
+        }
+        if !self.key_files.is_empty() {
+            o.insert("pkey-files".into(), json!(self.key_files));
+        }
+        o.insert("stapling".into(), json!(self.stapling));
+        if let Some(c) = &self.dns01_cmd {
+            o.insert("cmd-dns-01".into(), json!(c));
+        }
+        if let Some(c) = &self.proxy_url {
+            o.insert("proxy-url".into(), json!(c));
+        }
+        if let Some(c) = &self.ca_certs {
+            o.insert("ca-certs".into(), json!(c));
+        }
+        if let Some(c) = &self.proxy_ca_certs {
+            o.insert("proxy-ca-certs".into(), json!(c));
+        }
+        if let Some(e) = &self.eab {
+            if e.kid != "none" {
+                let mut eo = Map::new();
+                eo.insert("kid".into(), json!(e.kid));
+                if let Some(h) = &e.hmac {
+                    eo.insert("hmac".into(), json!(h));
+                }
+                o.insert("eab".into(), Value::Object(eo));
+            }
+        }
+        if let Some(p) = &self.profile {
+            o.insert("profile".into(), json!(p));
+        }
+        o.insert("profile-mandatory".into(), json!(self.profile_mandatory));
+        o.insert("ari-renewals".into(), json!(self.ari));
+        Value::Object(o)
+    }
+}
+
+/// A startup-fatal configuration problem, with its AH code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fatal {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl std::fmt::Display for Fatal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+/// The checks of §2.2 step 5 that need only the MD list: domain overlap
+/// (match mode `all`) and the static file counts; plus the protocol check.
+pub fn check_mds(mds: &[Md], match_mode: MatchMode) -> Result<(), Fatal> {
+    if match_mode == MatchMode::All {
+        for (i, a) in mds.iter().enumerate() {
+            for b in &mds[i + 1..] {
+                if let Some(d) = a.domains.iter().find(|d| b.contains(d)) {
+                    let loc = |m: &Md| match &m.defn {
+                        Some((f, l)) => format!("{f}(line {l})"),
+                        None => "unknown(line 0)".to_string(),
+                    };
+                    return Err(Fatal {
+                        code: "AH10038",
+                        message: format!(
+                            "two Managed Domains have an overlap in domain '{d}', first definition in {}, second in {}",
+                            loc(a),
+                            loc(b)
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    for md in mds {
+        if !md.cert_files.is_empty() && md.cert_files.len() != md.key_files.len() {
+            return Err(Fatal {
+                code: "AH10170",
+                message: format!(
+                    "The Managed Domain '{}' needs one MDCertificateKeyFile for each MDCertificateFile.",
+                    md.name
+                ),
+            });
+        }
+        if md.cert_files.is_empty() && !md.key_files.is_empty() {
+            return Err(Fatal {
+                code: "AH10171",
+                message: format!(
+                    "The Managed Domain '{}' has MDCertificateKeyFile(s) but no MDCertificateFile.",
+                    md.name
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `MDCertificateProtocol` must name a protocol this module speaks (AH10172).
+pub fn check_protocol(md: &Md) -> Result<(), Fatal> {
+    if md.ca_proto == "ACME" || md.ca_proto.eq_ignore_ascii_case("tailscale") {
+        return Ok(());
+    }
+    Err(Fatal {
+        code: "AH10172",
+        message: format!(
+            "md[{}]: error syncing to store ([{}] uses unknown CA protocol '{}'; \
+             supported are 'ACME' and 'tailscale')",
+            md.name, md.name, md.ca_proto
+        ),
+    })
+}

@@ -1,0 +1,18 @@
+//! The engine of mod_md in Rust: everything that does not need httpd.
+//!
+//! This crate is plain safe Rust (`#![forbid(unsafe_code)]`); it never sees
+//! an APR pool or an httpd structure. The `mod_md` glue crate turns httpd's
+//! callbacks into calls of this API.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod keyspec;
+pub mod log;
+pub mod store;
+pub mod time;
+pub mod uri;
+pub mod util;
+pub mod vhost;
+
+/// The version this module reports (that of the C module it replaces).
+pub const MOD_MD_VERSION: &str = "2.6.10";

@@ -1,0 +1,336 @@
+//! httpd hooks. Each is a thin shell: gather data from httpd's structures,
+//! call the engine, log, return a status.
+
+use crate::apr;
+use crate::conf::{self, Runtime};
+use crate::ffi;
+use crate::guard::guard;
+use crate::log::{self, Lvl};
+use md_engine::config::{self, Md, RenewMode, NO_SERVER_ADMIN};
+use md_engine::log::Note;
+use md_engine::store::Store;
+use md_engine::vhost::{self, VHost};
+use md_engine::MOD_MD_VERSION;
+use std::os::raw::{c_int, c_void};
+use std::path::PathBuf;
+
+const OK: c_int = ffi::OK as c_int;
+const DECLINED: c_int = ffi::DECLINED;
+const FAILED: c_int = ffi::HTTP_INTERNAL_SERVER_ERROR as c_int;
+
+/// The first post_config call in a process lifetime is httpd's dry run
+/// (config check pass); it is recorded on the process pool.
+///
+/// # Safety
+/// `s` is the live main server.
+unsafe fn is_dry_run(s: *mut ffi::server_rec) -> bool {
+    const KEY: &std::ffi::CStr = c"mod_md_init_counter";
+    // SAFETY: s->process and its pool live as long as the process.
+    unsafe {
+        let pool = (*(*s).process).pool;
+        let mut data: *mut c_void = std::ptr::null_mut();
+        ffi::apr_pool_userdata_get(&mut data, KEY.as_ptr(), pool);
+        if data.is_null() {
+            ffi::apr_pool_userdata_setn(1usize as *const c_void, KEY.as_ptr(), None, pool);
+            return true;
+        }
+    }
+    false
+}
+
+/// The list of servers (main first, then vhosts) as plain data.
+///
+/// # Safety
+/// `s` is the live main server; the list is walked during post_config.
+unsafe fn collect_vhosts(s: *mut ffi::server_rec) -> (Vec<usize>, Vec<VHost>) {
+    let mut ptrs = Vec::new();
+    let mut out = Vec::new();
+    let mut cur = s;
+    // SAFETY: the server list is built by httpd and ends in NULL; all its
+    // strings and arrays live in pconf.
+    unsafe {
+        while let Some(sr) = cur.as_ref() {
+            let mut addrs = Vec::new();
+            let mut a = sr.addrs;
+            while let Some(ar) = a.as_ref() {
+                addrs.push((apr::str_or_empty(ar.virthost), ar.host_port));
+                a = ar.next;
+            }
+            ptrs.push(cur as usize);
+            out.push(VHost {
+                name: apr::str_or_empty(sr.server_hostname),
+                port: sr.port,
+                aliases: apr::str_array(sr.names),
+                wild_aliases: apr::str_array(sr.wild_names),
+                addrs,
+                is_base: sr.is_virtual == 0,
+            });
+            cur = sr.next;
+        }
+    }
+    (ptrs, out)
+}
+
+fn fatal(s: *const ffi::server_rec, f: &config::Fatal) -> c_int {
+    log::log(s, Lvl::Err, &f.to_string());
+    FAILED
+}
+
+/// post_config, first part ("before SSL", §2.2 steps 1–9 as far as this
+/// module implements them): store, MD merge, fatal checks, vhost matching.
+pub unsafe extern "C" fn post_config_before_ssl(
+    pconf: *mut ffi::apr_pool_t,
+    _plog: *mut ffi::apr_pool_t,
+    _ptemp: *mut ffi::apr_pool_t,
+    s: *mut ffi::server_rec,
+) -> c_int {
+    guard("post_config", FAILED, || {
+        // SAFETY: httpd passes the live main server and pconf.
+        unsafe { before_ssl(pconf, s) }
+    })
+}
+
+unsafe fn before_ssl(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> c_int {
+    // SAFETY: s is the main server during post_config.
+    let dry_run = unsafe { is_dry_run(s) };
+    if dry_run {
+        log::log(s, Lvl::Trace1, "AH10070: initializing post config dry run");
+    } else {
+        log::log(
+            s,
+            Lvl::Info,
+            &format!("AH10071: mod_md (v{MOD_MD_VERSION}), initializing..."),
+        );
+    }
+    // SAFETY: pconf is the live configuration pool of this generation.
+    let state = unsafe { &*conf::state_for_pool(pconf) };
+    // SAFETY: s is live; its config was created by us.
+    let Some(main) = (unsafe { conf::srv_conf(s) }) else {
+        log::log(s, Lvl::Err, "mod_md: main server configuration missing");
+        return FAILED;
+    };
+    let main_settings = main.settings.clone();
+    // SAFETY: valid C strings owned by httpd.
+    let (server_root, server_admin) = unsafe {
+        (
+            apr::str_or_empty(ffi::ap_server_root),
+            apr::opt_str((*s).server_admin),
+        )
+    };
+    let mut st = state.lock();
+    st.dry_run = dry_run;
+    let global = st.config.global.clone();
+    let store_dir = global.store_dir.clone().unwrap_or_else(|| {
+        config::Ctx {
+            server_root,
+            ..Default::default()
+        }
+        .root_relative("md")
+    });
+
+    // Only a root parent hands directories to the child user.
+    // SAFETY: geteuid has no preconditions; ap_unixd_config is filled by
+    // mod_unixd's directives before post_config.
+    let user = unsafe {
+        if libc::geteuid() == 0 {
+            Some(ffi::ap_unixd_config.user_id)
+        } else {
+            None
+        }
+    };
+    let mut notes: Vec<Note> = Vec::new();
+    let store = match Store::open(&PathBuf::from(&store_dir), user, &mut notes) {
+        Ok(st) => st,
+        Err(e) => {
+            log::notes(s, &notes);
+            log::log(
+                s,
+                Lvl::Err,
+                &format!("AH10046: setup store for {store_dir}: {e}"),
+            );
+            return FAILED;
+        }
+    };
+    log::notes(s, &notes);
+
+    let mut mds: Vec<Md> = st
+        .config
+        .mds
+        .iter()
+        .map(|def| Md::from_def(def, &main_settings, server_admin.as_deref()))
+        .collect();
+    if let Err(f) = config::check_mds(&mds, global.match_mode) {
+        return fatal(s, &f);
+    }
+    for md in &mds {
+        log::log(
+            s,
+            Lvl::Debug,
+            &format!(
+                "AH10039: Completed MD[{}, CA={}, Proto={}, Agreement={}, renew-mode={} renew_window={}, warn_window={}",
+                md.name,
+                if md.ca_urls.is_empty() { "(null)".to_string() } else { md.ca_urls.join(" ") },
+                md.ca_proto,
+                md.ca_agreement.as_deref().unwrap_or("(null)"),
+                md.renew_mode as i32,
+                md.renew_window.format(),
+                md.warn_window.format()
+            ),
+        );
+    }
+
+    // SAFETY: s is the main server; the list lives in pconf.
+    let (servers, vhosts) = unsafe { collect_vhosts(s) };
+    let mut notes = Vec::new();
+    let assigned = vhost::assign(
+        &mds,
+        &vhosts,
+        global.match_mode,
+        global.base_server,
+        &mut notes,
+    );
+    log::notes(s, &notes);
+
+    // Contacts: if the MD has none, the first matching vhost's
+    // MDContactEmail or ServerAdmin (§1.3).
+    for (mi, md) in mds.iter_mut().enumerate() {
+        if !md.contacts.is_empty() {
+            continue;
+        }
+        for (vi, a) in assigned.iter().enumerate() {
+            if !a.contains(&mi) {
+                continue;
+            }
+            let sp = servers[vi] as *const ffi::server_rec;
+            // SAFETY: a server of this generation.
+            let (vcontact, vadmin) = unsafe {
+                (
+                    conf::srv_conf(sp).and_then(|c| c.settings.contact.clone()),
+                    apr::opt_str((*sp).server_admin),
+                )
+            };
+            let found = vcontact.or(vadmin.filter(|a| !a.is_empty() && a != NO_SERVER_ADMIN));
+            if let Some(c) = found {
+                let c = config::schemify_contact(&c);
+                log::log(
+                    s,
+                    Lvl::Debug,
+                    &format!("AH10044: {}: added contact {c}", md.name),
+                );
+                md.contacts.push(c);
+                break;
+            }
+        }
+    }
+    for md in &mds {
+        log::log(
+            s,
+            Lvl::Trace1,
+            &format!("md[{}]: effective configuration {}", md.name, md.to_json()),
+        );
+    }
+    st.runtime = Some(Runtime {
+        store,
+        mds,
+        servers,
+        vhosts,
+        assigned,
+    });
+    OK
+}
+
+/// post_config, second part ("after SSL", §2.2): checks that need to know
+/// which vhosts use SSL. Skipped in the dry run.
+pub unsafe extern "C" fn post_config_after_ssl(
+    pconf: *mut ffi::apr_pool_t,
+    _plog: *mut ffi::apr_pool_t,
+    _ptemp: *mut ffi::apr_pool_t,
+    s: *mut ffi::server_rec,
+) -> c_int {
+    guard("post_config", FAILED, || {
+        // SAFETY: httpd passes the live main server and pconf.
+        unsafe {
+            let state = &*conf::state_for_pool(pconf);
+            if state.lock().dry_run {
+                return OK;
+            }
+            after_ssl(pconf, s)
+        }
+    })
+}
+
+unsafe fn after_ssl(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> c_int {
+    // SAFETY: pconf is the live configuration pool.
+    let state = unsafe { &*conf::state_for_pool(pconf) };
+    let st = state.lock();
+    let Some(rt) = st.runtime.as_ref() else {
+        return OK;
+    };
+    for (vi, a) in rt.assigned.iter().enumerate() {
+        if a.len() > 1 && st.ssl_servers.contains(&rt.servers[vi]) {
+            log::log(
+                s,
+                Lvl::Err,
+                &format!(
+                    "AH10042: conflict: {} MDs match to SSL VirtualHost {}, there can at most be one.",
+                    a.len(),
+                    rt.vhosts[vi].name
+                ),
+            );
+            return FAILED;
+        }
+    }
+    for md in &rt.mds {
+        if let Err(f) = config::check_protocol(md) {
+            return fatal(s, &f);
+        }
+    }
+    for (mi, md) in rt.mds.iter().enumerate() {
+        let used = rt.assigned.iter().any(|a| a.contains(&mi));
+        if !used && md.renew_mode != RenewMode::Always {
+            log::log(
+                s,
+                Lvl::Warn,
+                &format!("AH10045: No VirtualHost matches Managed Domain {}", md.name),
+            );
+        }
+    }
+    OK
+}
+
+pub unsafe extern "C" fn child_init(_p: *mut ffi::apr_pool_t, _s: *mut ffi::server_rec) {}
+
+/// mod_ssl asks for certificate files of an SSL vhost (§2.4).
+pub unsafe extern "C" fn ssl_add_cert_files(
+    s: *mut ffi::server_rec,
+    _p: *mut ffi::apr_pool_t,
+    _cert_files: *mut ffi::apr_array_header_t,
+    _key_files: *mut ffi::apr_array_header_t,
+) -> c_int {
+    guard("ssl_add_cert_files", DECLINED, || {
+        // SAFETY: s is a live server of this generation.
+        let Some(state) = (unsafe { conf::state(s) }) else {
+            return DECLINED;
+        };
+        let mut st = state.lock();
+        st.ssl_servers.insert(s as usize);
+        let Some(rt) = st.runtime.as_ref() else {
+            return DECLINED;
+        };
+        let Some(vi) = rt.vhost_index(s) else {
+            return DECLINED;
+        };
+        let n = rt.assigned[vi].len();
+        if n > 1 {
+            log::log(
+                s,
+                Lvl::Err,
+                &format!(
+                    "AH10238: conflict: {n} MDs match Virtualhost {} which uses SSL, however there can be at most 1.",
+                    rt.vhosts[vi].name
+                ),
+            );
+        }
+        DECLINED
+    })
+}

@@ -1,0 +1,87 @@
+//! Logging through `ap_log_error` with the module's index, so that
+//! `LogLevel md:debug` works and lines read `[md:<level>]`.
+
+use crate::ffi;
+use md_engine::log::{Level, Note};
+use std::ffi::CString;
+use std::os::raw::c_int;
+
+#[derive(Debug, Clone, Copy)]
+pub enum Lvl {
+    Crit,
+    Err,
+    Warn,
+    Notice,
+    Info,
+    Debug,
+    Trace1,
+    Trace2,
+}
+
+impl Lvl {
+    fn raw(self) -> c_int {
+        (match self {
+            Lvl::Crit => ffi::APLOG_CRIT,
+            Lvl::Err => ffi::APLOG_ERR,
+            Lvl::Warn => ffi::APLOG_WARNING,
+            Lvl::Notice => ffi::APLOG_NOTICE,
+            Lvl::Info => ffi::APLOG_INFO,
+            Lvl::Debug => ffi::APLOG_DEBUG,
+            Lvl::Trace1 => ffi::APLOG_TRACE1,
+            Lvl::Trace2 => ffi::APLOG_TRACE1 + 1,
+        }) as c_int
+    }
+}
+
+impl From<Level> for Lvl {
+    fn from(l: Level) -> Lvl {
+        match l {
+            Level::Emerg | Level::Alert | Level::Crit => Lvl::Crit,
+            Level::Error => Lvl::Err,
+            Level::Warn => Lvl::Warn,
+            Level::Notice => Lvl::Notice,
+            Level::Info => Lvl::Info,
+            Level::Debug => Lvl::Debug,
+            Level::Trace1 => Lvl::Trace1,
+            Level::Trace2 => Lvl::Trace2,
+        }
+    }
+}
+
+fn module_index() -> c_int {
+    // SAFETY: httpd writes module_index once while loading the module, before
+    // any callback of ours runs; afterwards it is only read.
+    unsafe { (*std::ptr::addr_of!(crate::module::md_module)).module_index }
+}
+
+/// Logs `msg` for server `s` (NULL = httpd's main server log).
+pub fn log(s: *const ffi::server_rec, level: Lvl, msg: &str) {
+    log_status(s, level, 0, msg);
+}
+
+/// Like [`log`], with an APR status that httpd prints as `(n)text: `.
+pub fn log_status(s: *const ffi::server_rec, level: Lvl, status: i32, msg: &str) {
+    let text = CString::new(msg.replace('\0', "\\0")).unwrap_or_default();
+    // SAFETY: all pointers are valid C strings for the duration of the call;
+    // `s` is NULL or a server_rec owned by httpd; "%s" consumes exactly one
+    // string argument.
+    unsafe {
+        ffi::ap_log_error_(
+            c"mod_md.c".as_ptr(),
+            0,
+            module_index(),
+            level.raw(),
+            status,
+            s,
+            c"%s".as_ptr(),
+            text.as_ptr(),
+        );
+    }
+}
+
+/// Logs the engine's notes.
+pub fn notes(s: *const ffi::server_rec, notes: &[Note]) {
+    for n in notes {
+        log(s, n.level.into(), &n.msg);
+    }
+}
