@@ -117,6 +117,9 @@ unsafe fn before_ssl(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> c_
             apr::opt_str((*s).server_admin),
         )
     };
+    // libcurl and OpenSSL are initialised here, in the single-threaded
+    // parent, before any child or thread exists.
+    md_engine::http::global_init();
     let mut st = state.lock();
     st.dry_run = dry_run;
     let global = st.config.global.clone();

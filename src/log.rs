@@ -54,21 +54,27 @@ fn module_index() -> c_int {
     unsafe { (*std::ptr::addr_of!(crate::module::md_module)).module_index }
 }
 
-/// Logs `msg` for server `s` (NULL = httpd's main server log).
+/// Logs `msg` for server `s` (NULL = httpd's main server log). The caller's
+/// source file and line appear in debug lines, as httpd does for C modules.
+#[track_caller]
 pub fn log(s: *const ffi::server_rec, level: Lvl, msg: &str) {
     log_status(s, level, 0, msg);
 }
 
 /// Like [`log`], with an APR status that httpd prints as `(n)text: `.
+#[track_caller]
 pub fn log_status(s: *const ffi::server_rec, level: Lvl, status: i32, msg: &str) {
+    let here = std::panic::Location::caller();
+    let file = CString::new(here.file().rsplit('/').next().unwrap_or("mod_md.rs")).unwrap_or_default();
+    let line = c_int::try_from(here.line()).unwrap_or(0);
     let text = CString::new(msg.replace('\0', "\\0")).unwrap_or_default();
     // SAFETY: all pointers are valid C strings for the duration of the call;
     // `s` is NULL or a server_rec owned by httpd; "%s" consumes exactly one
     // string argument.
     unsafe {
         ffi::ap_log_error_(
-            c"mod_md.c".as_ptr(),
-            0,
+            file.as_ptr(),
+            line,
             module_index(),
             level.raw(),
             status,
@@ -80,6 +86,7 @@ pub fn log_status(s: *const ffi::server_rec, level: Lvl, status: i32, msg: &str)
 }
 
 /// Logs the engine's notes.
+#[track_caller]
 pub fn notes(s: *const ffi::server_rec, notes: &[Note]) {
     for n in notes {
         log(s, n.level.into(), &n.msg);

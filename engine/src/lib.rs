@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod http;
 pub mod keyspec;
 pub mod log;
 pub mod store;

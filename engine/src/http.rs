@@ -1,0 +1,265 @@
+//! HTTP client on the system libcurl (spec §4.1): CA file, proxy, proxy CA
+//! file, User-Agent, timeouts and a cap on response bodies.
+
+use std::time::Duration;
+
+/// Response body limit for ACME requests (1 MiB).
+pub const ACME_BODY_LIMIT: usize = 1024 * 1024;
+
+/// Initialises libcurl and OpenSSL once, in the parent, before any thread
+/// exists (`curl_global_init` is not thread-safe).
+pub fn global_init() {
+    openssl::init();
+    curl::init();
+}
+
+/// Settings of one client.
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub user_agent: String,
+    /// `MDCACertificateFile`: PEM file to verify the server with.
+    pub ca_file: Option<String>,
+    /// `MDHttpProxy`.
+    pub proxy: Option<String>,
+    /// `MDHttpProxyCACertificateFile`.
+    pub proxy_ca_file: Option<String>,
+    pub body_limit: usize,
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    /// Abort when slower than `low_speed_bytes` per second for `low_speed_time`.
+    pub low_speed_bytes: u32,
+    pub low_speed_time: Duration,
+}
+
+impl Client {
+    pub fn new(user_agent: impl Into<String>) -> Client {
+        Client {
+            user_agent: user_agent.into(),
+            ca_file: None,
+            proxy: None,
+            proxy_ca_file: None,
+            body_limit: ACME_BODY_LIMIT,
+            timeout: Duration::from_secs(600),
+            connect_timeout: Duration::from_secs(30),
+            low_speed_bytes: 10,
+            low_speed_time: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A response: status, headers (name lower-cased) and body.
+#[derive(Debug, Clone, Default)]
+pub struct Response {
+    pub status: u32,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// First header with this name (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Media type without parameters, lower-cased.
+    pub fn content_type(&self) -> Option<String> {
+        self.header("content-type")
+            .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+    }
+}
+
+/// Why a request failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HttpError {
+    /// Could not connect, TLS failed, timed out, … (curl's message).
+    Transport(String),
+    /// The body exceeded the limit.
+    TooLarge(usize),
+}
+
+impl std::fmt::Display for HttpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HttpError::Transport(m) => f.write_str(m),
+            HttpError::TooLarge(n) => write!(f, "response body exceeds the limit of {n} bytes"),
+        }
+    }
+}
+
+impl Client {
+    /// Performs one request. `body` with a content type makes it a POST;
+    /// `head` a HEAD request.
+    pub fn request(
+        &self,
+        method: &str,
+        url: &str,
+        body: Option<(&[u8], &str)>,
+    ) -> Result<Response, HttpError> {
+        let t = |e: curl::Error| HttpError::Transport(e.to_string());
+        let mut easy = curl::easy::Easy::new();
+        easy.url(url).map_err(t)?;
+        easy.useragent(&self.user_agent).map_err(t)?;
+        easy.timeout(self.timeout).map_err(t)?;
+        easy.connect_timeout(self.connect_timeout).map_err(t)?;
+        easy.low_speed_limit(self.low_speed_bytes).map_err(t)?;
+        easy.low_speed_time(self.low_speed_time).map_err(t)?;
+        easy.signal(false).map_err(t)?;
+        if let Some(ca) = &self.ca_file {
+            easy.cainfo(ca).map_err(t)?;
+            let mut opts = curl::easy::SslOpt::new();
+            opts.no_revoke(true);
+            easy.ssl_options(&opts).map_err(t)?;
+        }
+        match &self.proxy {
+            Some(p) => easy.proxy(p).map_err(t)?,
+            // an explicit empty proxy: ignore http_proxy & co. of httpd's environment
+            None => easy.proxy("").map_err(t)?,
+        }
+        if let Some(pca) = &self.proxy_ca_file {
+            easy.proxy_cainfo(pca).map_err(t)?;
+        }
+        let mut list = curl::easy::List::new();
+        match method {
+            "HEAD" => easy.nobody(true).map_err(t)?,
+            "GET" => easy.get(true).map_err(t)?,
+            "POST" => {
+                let (data, ctype) = body.unwrap_or((b"", "application/octet-stream"));
+                easy.post(true).map_err(t)?;
+                easy.post_fields_copy(data).map_err(t)?;
+                list.append(&format!("Content-Type: {ctype}")).map_err(t)?;
+                list.append("Expect:").map_err(t)?;
+            }
+            other => easy.custom_request(other).map_err(t)?,
+        }
+        easy.http_headers(list).map_err(t)?;
+
+        let mut resp = Response::default();
+        let mut too_large = false;
+        {
+            let limit = self.body_limit;
+            let mut tr = easy.transfer();
+            tr.header_function(|line| {
+                let line = String::from_utf8_lossy(line);
+                let line = line.trim_end();
+                if line.starts_with("HTTP/") {
+                    // a new response (after a 100 or a redirect): start over
+                    resp.headers.clear();
+                } else if let Some((n, v)) = line.split_once(':') {
+                    resp.headers.push((n.trim().to_ascii_lowercase(), v.trim().to_string()));
+                }
+                true
+            })
+            .map_err(t)?;
+            tr.write_function(|data| {
+                if resp.body.len() + data.len() > limit {
+                    too_large = true;
+                    return Ok(0); // makes curl abort the transfer
+                }
+                resp.body.extend_from_slice(data);
+                Ok(data.len())
+            })
+            .map_err(t)?;
+            let res = tr.perform();
+            drop(tr);
+            if too_large {
+                return Err(HttpError::TooLarge(limit));
+            }
+            res.map_err(t)?;
+        }
+        resp.status = easy.response_code().map_err(t)?;
+        Ok(resp)
+    }
+
+    pub fn get(&self, url: &str) -> Result<Response, HttpError> {
+        self.request("GET", url, None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    /// Serves `n` connections with a canned response; returns the port and
+    /// a handle yielding the requests it saw.
+    fn serve(n: usize, response: Vec<u8>) -> (u16, std::thread::JoinHandle<Vec<String>>) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let h = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            for _ in 0..n {
+                let (mut s, _) = l.accept().unwrap();
+                let mut buf = vec![0u8; 65536];
+                let mut got = 0;
+                loop {
+                    let k = s.read(&mut buf[got..]).unwrap();
+                    got += k;
+                    let text = String::from_utf8_lossy(&buf[..got]).to_string();
+                    if let Some(i) = text.find("\r\n\r\n") {
+                        let clen = text
+                            .lines()
+                            .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap()))
+                            .unwrap_or(0);
+                        if got >= i + 4 + clen || k == 0 {
+                            seen.push(text);
+                            break;
+                        }
+                    }
+                    if k == 0 {
+                        break;
+                    }
+                }
+                let _ = s.write_all(&response);
+            }
+            seen
+        });
+        (port, h)
+    }
+
+    #[test]
+    fn get_and_post() {
+        global_init();
+        let (port, h) = serve(
+            2,
+            b"HTTP/1.1 201 Created\r\nContent-Type: application/json; charset=utf-8\r\nReplay-Nonce: abc\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}".to_vec(),
+        );
+        let c = Client::new("Apache/2.4 mod_md/2.6.10");
+        let url = format!("http://127.0.0.1:{port}/dir");
+        let r = c.get(&url).unwrap();
+        assert_eq!(r.status, 201);
+        assert_eq!(r.header("Replay-Nonce"), Some("abc"));
+        assert_eq!(r.content_type().as_deref(), Some("application/json"));
+        assert_eq!(r.body, b"{}");
+        let r = c.request("POST", &url, Some((b"{\"a\":1}", "application/jose+json"))).unwrap();
+        assert_eq!(r.status, 201);
+        let seen = h.join().unwrap();
+        assert!(seen[0].starts_with("GET /dir HTTP/1.1"));
+        assert!(seen[0].contains("User-Agent: Apache/2.4 mod_md/2.6.10"));
+        assert!(seen[1].starts_with("POST /dir"));
+        assert!(seen[1].contains("Content-Type: application/jose+json"));
+        assert!(seen[1].ends_with("{\"a\":1}"));
+    }
+
+    #[test]
+    fn body_limit_and_transport_errors() {
+        global_init();
+        let mut big = b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\nConnection: close\r\n\r\n".to_vec();
+        big.extend(std::iter::repeat_n(b'x', 5000));
+        let (port, h) = serve(1, big);
+        let mut c = Client::new("t");
+        c.body_limit = 1000;
+        let e = c.get(&format!("http://127.0.0.1:{port}/")).unwrap_err();
+        assert_eq!(e, HttpError::TooLarge(1000));
+        h.join().unwrap();
+        // nothing listens on a port we just released
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        match c.get(&format!("http://127.0.0.1:{port}/")) {
+            Err(HttpError::Transport(m)) => assert!(!m.is_empty()),
+            other => panic!("expected a transport error, got {other:?}"),
+        }
+    }
+}
