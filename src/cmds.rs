@@ -69,8 +69,11 @@ unsafe fn handle(cmd: *mut ffi::cmd_parms, args: Vec<String>) -> *const c_char {
     let Some(d) = directive_of(cmdr) else {
         return error(cmdr, "mod_md: unknown directive");
     };
+    // The C module forbids <Directory> and <Location> (not <Files>/<If>):
+    // configurations it accepts must keep loading.
     // SAFETY: valid cmd_parms; returns NULL or a pool string.
-    let ctx_err = unsafe { ffi::ap_check_cmd_context(cmd, ffi::NOT_IN_DIR_LOC_FILE) };
+    let ctx_err =
+        unsafe { ffi::ap_check_cmd_context(cmd, ffi::NOT_IN_DIRECTORY | ffi::NOT_IN_LOCATION) };
     if !ctx_err.is_null() {
         return ctx_err;
     }

@@ -65,7 +65,8 @@ pub fn log(s: *const ffi::server_rec, level: Lvl, msg: &str) {
 #[track_caller]
 pub fn log_status(s: *const ffi::server_rec, level: Lvl, status: i32, msg: &str) {
     let here = std::panic::Location::caller();
-    let file = CString::new(here.file().rsplit('/').next().unwrap_or("mod_md.rs")).unwrap_or_default();
+    let file =
+        CString::new(here.file().rsplit('/').next().unwrap_or("mod_md.rs")).unwrap_or_default();
     let line = c_int::try_from(here.line()).unwrap_or(0);
     let text = CString::new(msg.replace('\0', "\\0")).unwrap_or_default();
     // SAFETY: all pointers are valid C strings for the duration of the call;

@@ -66,8 +66,13 @@ impl Response {
 
     /// Media type without parameters, lower-cased.
     pub fn content_type(&self) -> Option<String> {
-        self.header("content-type")
-            .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        self.header("content-type").map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
     }
 }
 
@@ -148,7 +153,8 @@ impl Client {
                     // a new response (after a 100 or a redirect): start over
                     resp.headers.clear();
                 } else if let Some((n, v)) = line.split_once(':') {
-                    resp.headers.push((n.trim().to_ascii_lowercase(), v.trim().to_string()));
+                    resp.headers
+                        .push((n.trim().to_ascii_lowercase(), v.trim().to_string()));
                 }
                 true
             })
@@ -202,7 +208,11 @@ mod tests {
                     if let Some(i) = text.find("\r\n\r\n") {
                         let clen = text
                             .lines()
-                            .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap()))
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse::<usize>().unwrap())
+                            })
                             .unwrap_or(0);
                         if got >= i + 4 + clen || k == 0 {
                             seen.push(text);
@@ -234,7 +244,9 @@ mod tests {
         assert_eq!(r.header("Replay-Nonce"), Some("abc"));
         assert_eq!(r.content_type().as_deref(), Some("application/json"));
         assert_eq!(r.body, b"{}");
-        let r = c.request("POST", &url, Some((b"{\"a\":1}", "application/jose+json"))).unwrap();
+        let r = c
+            .request("POST", &url, Some((b"{\"a\":1}", "application/jose+json")))
+            .unwrap();
         assert_eq!(r.status, 201);
         let seen = h.join().unwrap();
         assert!(seen[0].starts_with("GET /dir HTTP/1.1"));
@@ -247,7 +259,8 @@ mod tests {
     #[test]
     fn body_limit_and_transport_errors() {
         global_init();
-        let mut big = b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\nConnection: close\r\n\r\n".to_vec();
+        let mut big =
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\nConnection: close\r\n\r\n".to_vec();
         big.extend(std::iter::repeat_n(b'x', 5000));
         let (port, h) = serve(1, big);
         let mut c = Client::new("t");
@@ -256,7 +269,11 @@ mod tests {
         assert_eq!(e, HttpError::TooLarge(1000));
         h.join().unwrap();
         // nothing listens on a port we just released
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         match c.get(&format!("http://127.0.0.1:{port}/")) {
             Err(HttpError::Transport(m)) => assert!(!m.is_empty()),
             other => panic!("expected a transport error, got {other:?}"),

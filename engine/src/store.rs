@@ -214,10 +214,12 @@ impl Store {
             )));
         }
         let key = match doc.get("key").and_then(Value::as_str) {
-            None => return Err(err(format!(
+            None => {
+                return Err(err(format!(
                 "missing key: key (in {}). The store file is damaged; restore it from a backup.",
                 path.display()
-            ))),
+            )))
+            }
             Some(k) => b64url_decode(k)
                 .filter(|k| k.len() == KEY_LEN)
                 .ok_or_else(|| {
