@@ -8,7 +8,7 @@ use crate::guard::guard;
 use crate::log::{self, Lvl};
 use md_engine::config::{self, Md, RenewMode, NO_SERVER_ADMIN};
 use md_engine::log::Note;
-use md_engine::store::Store;
+use md_engine::store::{Group, Store};
 use md_engine::vhost::{self, VHost};
 use md_engine::MOD_MD_VERSION;
 use std::os::raw::{c_int, c_void};
@@ -31,7 +31,8 @@ unsafe fn is_dry_run(s: *mut ffi::server_rec) -> bool {
         let mut data: *mut c_void = std::ptr::null_mut();
         ffi::apr_pool_userdata_get(&mut data, KEY.as_ptr(), pool);
         if data.is_null() {
-            ffi::apr_pool_userdata_setn(1usize as *const c_void, KEY.as_ptr(), None, pool);
+            static MARK: u8 = 1;
+            ffi::apr_pool_userdata_setn(std::ptr::addr_of!(MARK).cast(), KEY.as_ptr(), None, pool);
             return true;
         }
     }
@@ -288,6 +289,9 @@ unsafe fn after_ssl(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> c_i
             return fatal(s, &f);
         }
     }
+    // Challenge data of MDs that are no longer configured is stale.
+    let names: Vec<&str> = rt.mds.iter().map(|m| m.name.as_str()).collect();
+    log::notes(s, &rt.store.purge_group_except(Group::Challenges, &names));
     for (mi, md) in rt.mds.iter().enumerate() {
         let used = rt.assigned.iter().any(|a| a.contains(&mi));
         if !used && md.renew_mode != RenewMode::Always {
@@ -301,7 +305,10 @@ unsafe fn after_ssl(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> c_i
     OK
 }
 
-pub unsafe extern "C" fn child_init(_p: *mut ffi::apr_pool_t, _s: *mut ffi::server_rec) {}
+/// Registered for the spec's hook order (before mod_ssl); nothing to do yet.
+pub unsafe extern "C" fn child_init(_p: *mut ffi::apr_pool_t, _s: *mut ffi::server_rec) {
+    guard("child_init", (), || {})
+}
 
 /// mod_ssl asks for certificate files of an SSL vhost (§2.4).
 pub unsafe extern "C" fn ssl_add_cert_files(

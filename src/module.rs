@@ -225,29 +225,3 @@ unsafe extern "C" fn register_hooks(_pool: *mut ffi::apr_pool_t) {
         }
     })
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::ffi::CStr;
-
-    #[test]
-    fn table_matches_engine() {
-        assert_eq!(NCMDS, Directive::ALL.len() + 1);
-        for (i, c) in CMDS.0[..NCMDS - 1].iter().enumerate() {
-            // SAFETY: names are static C strings.
-            let name = unsafe { CStr::from_ptr(c.name) }.to_str().unwrap();
-            let d = Directive::ALL[c.cmd_data as usize];
-            assert_eq!(d.name(), name, "entry {i}");
-            let how = match d.form() {
-                md_engine::config::ArgForm::Raw => ffi::cmd_how_RAW_ARGS,
-                md_engine::config::ArgForm::Take1 => ffi::cmd_how_TAKE1,
-                md_engine::config::ArgForm::Take2 => ffi::cmd_how_TAKE2,
-                md_engine::config::ArgForm::Take12 => ffi::cmd_how_TAKE12,
-                md_engine::config::ArgForm::Argv => ffi::cmd_how_TAKE_ARGV,
-            };
-            assert_eq!(c.args_how, how, "{name}");
-        }
-        assert!(CMDS.0[NCMDS - 1].name.is_null());
-    }
-}

@@ -262,8 +262,13 @@ MDPortMap http:{self.http_port} https:{self.https_port}
         running = self.pid() is not None and self._alive(self.pid())
         r = self.apachectl("-k", "graceful" if running else "start")
         if r.returncode == 0 and not running:
+            # httpd detaches before its real start: wait until it listens,
+            # or until its log says the start failed.
             end = time.time() + 15
             while time.time() < end and not (self.pid() and wait_port(self.http_port, 0.2)):
+                if "Configuration Failed" in self.error_log():
+                    r = subprocess.CompletedProcess(r.args, 1, r.stdout, r.stderr)
+                    break
                 time.sleep(0.05)
         if check and r.returncode != 0:
             raise RuntimeError(f"httpd failed to start: {r.stderr}{r.stdout}\n" + self.error_log()[-3000:])

@@ -5,6 +5,7 @@
 //! callbacks into calls of this API.
 #![forbid(unsafe_code)]
 
+pub mod boundary;
 pub mod config;
 pub mod http;
 pub mod keyspec;

@@ -280,6 +280,41 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Removes every entry of group `g` whose name is not in `keep` (spec
+    /// §2.2 after-SSL step 4: stale challenge data of MDs no longer
+    /// configured). Names are compared exactly.
+    pub fn purge_group_except(&self, g: Group, keep: &[&str]) -> Vec<Note> {
+        let mut notes = Vec::new();
+        let Ok(entries) = fs::read_dir(self.group_dir(g)) else {
+            return notes;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if keep.contains(&name.as_str()) {
+                continue;
+            }
+            let path = e.path();
+            let res = if path.is_dir() {
+                fs::remove_dir_all(&path)
+            } else {
+                fs::remove_file(&path)
+            };
+            match res {
+                Ok(()) => notes.push(Note::new(
+                    Level::Debug,
+                    format!("purged {}/{name}", g.dir_name()),
+                )),
+                Err(err) => notes.push(Note::new(
+                    Level::Warn,
+                    format!("cannot purge {}: {err}", path.display()),
+                )),
+            }
+        }
+        notes
+    }
+}
+
 /// v1 → v2: `pkey.pem` becomes `privkey.pem`, `cert.pem` + `chain.pem`
 /// become `pubcert.pem` in `domains` and `archive`.
 fn migrate_v1(root: &Path, notes: &mut Vec<Note>) {
@@ -369,6 +404,26 @@ mod tests {
             // the file is left untouched
             assert_eq!(fs::read_to_string(&f).unwrap(), content);
         }
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn purges_stale_challenges() {
+        let root = tmpdir("purge");
+        let s = Store::open(&root, None, &mut Vec::new()).unwrap();
+        let ch = s.group_dir(Group::Challenges);
+        for d in ["a.org", "stale.org", "*.b.org"] {
+            fs::create_dir_all(ch.join(d)).unwrap();
+            fs::write(ch.join(d).join("acme-http-01.txt"), "x").unwrap();
+        }
+        let notes = s.purge_group_except(Group::Challenges, &["a.org", "*.b.org"]);
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        let mut left: Vec<_> = fs::read_dir(&ch)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        left.sort();
+        assert_eq!(left, vec!["*.b.org", "a.org"]);
         fs::remove_dir_all(&root).unwrap();
     }
 

@@ -14,9 +14,13 @@ fn is_scheme_char(c: u8) -> bool {
     c.is_ascii_alphanumeric() || c == b'+' || c == b'-' || c == b'.'
 }
 
+/// The URI cannot be parsed at all (APR: "not an uri").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotAnUri;
+
 /// A small `apr_uri_parse`: enough to find scheme, host and port. Errors
 /// where APR's parser fails (a non-numeric port).
-pub fn parse(uri: &str) -> Result<Uri<'_>, ()> {
+pub fn parse(uri: &str) -> Result<Uri<'_>, NotAnUri> {
     let mut u = Uri::default();
     let b = uri.as_bytes();
     let mut i = 0;
@@ -36,12 +40,12 @@ pub fn parse(uri: &str) -> Result<Uri<'_>, ()> {
             hostinfo = &hostinfo[at + 1..];
         }
         let (host, port) = if let Some(v6) = hostinfo.strip_prefix('[') {
-            let close = v6.find(']').ok_or(())?;
+            let close = v6.find(']').ok_or(NotAnUri)?;
             let after = &v6[close + 1..];
             let port = match after.strip_prefix(':') {
                 Some(p) => Some(p),
                 None if after.is_empty() => None,
-                None => return Err(()),
+                None => return Err(NotAnUri),
             };
             (&v6[..close], port)
         } else {
@@ -54,7 +58,7 @@ pub fn parse(uri: &str) -> Result<Uri<'_>, ()> {
         if let Some(p) = port {
             if !p.is_empty() {
                 if !p.bytes().all(|c| c.is_ascii_digit()) {
-                    return Err(());
+                    return Err(NotAnUri);
                 }
                 u.port_str = Some(p);
                 u.port = p.parse().unwrap_or(u32::MAX);
@@ -88,7 +92,7 @@ fn check(uri: &str) -> Result<Uri<'_>, &'static str> {
     let mut err = None;
     let parsed = parse(uri);
     match &parsed {
-        Err(()) => err = Some("not an uri"),
+        Err(NotAnUri) => err = Some("not an uri"),
         Ok(u) => {
             if let Some(scheme) = u.scheme {
                 if scheme.len() + 1 >= uri.len() {
@@ -131,7 +135,7 @@ fn check(uri: &str) -> Result<Uri<'_>, &'static str> {
     }
     match err {
         Some(e) => Err(e),
-        None => parsed.map_err(|()| "not an uri"),
+        None => parsed.map_err(|_| "not an uri"),
     }
 }
 
