@@ -108,6 +108,8 @@ class Sandbox:
         self.httpd_conf = None
         for d in ("ca", "logs", "run", "htdocs"):
             os.makedirs(os.path.join(self.root, d), exist_ok=True)
+        with open(os.path.join(self.root, "htdocs", "index.html"), "w") as f:
+            f.write("<h1>mod_md sandbox</h1>\n")
         self._make_traversable()
         _LIVE.append(self)
 
@@ -352,7 +354,12 @@ def demo():
         print(f"== httpd with mod_md (Rust) on 127.0.0.1:{sb.http_port} (http) / :{sb.https_port} (https)")
         time.sleep(0.5)
         log = sb.error_log()
-        print("== managed domains, as the module sees them (error log):")
+        # httpd runs post_config twice at start (a dry run, then the real
+        # one, which logs AH10071): show the real one.
+        log = log[log.rfind("AH10071"):]
+        with urllib.request.urlopen(f"http://127.0.0.1:{sb.http_port}/index.html", timeout=5) as r:
+            print(f"== httpd answers: HTTP {r.status}")
+        print("== managed domains, as the module sees them (error log, LogLevel md:trace1):")
         for line in log.splitlines():
             if "AH10039" in line or "effective configuration" in line or "AH10041" in line:
                 print("  ", line.split("] ", 3)[-1])
