@@ -1130,3 +1130,255 @@ pub fn check_protocol(md: &Md) -> Result<(), Fatal> {
         ),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn apply(
+        mc: &mut ModConfig,
+        srv: &mut Settings,
+        line: &str,
+        in_section: bool,
+    ) -> Result<(), String> {
+        let mut words = line.split_whitespace();
+        let d = Directive::from_name(words.next().unwrap()).unwrap();
+        let args: Vec<&str> = words.collect();
+        mc.apply(
+            srv,
+            d,
+            &args,
+            in_section,
+            &Ctx {
+                server_root: "/srv".into(),
+                ..Default::default()
+            },
+        )
+    }
+
+    #[test]
+    fn table() {
+        assert_eq!(Directive::ALL.len(), 48);
+        assert_eq!(
+            Directive::from_name("mdstoredir"),
+            Some(Directive::StoreDir)
+        );
+        assert_eq!(
+            Directive::from_name("<MDomainSet"),
+            Some(Directive::SectionSet)
+        );
+        assert_eq!(Directive::RequireHttps.class(), Class::All);
+        assert_eq!(Directive::CertificateFile.class(), Class::MdOnly);
+        assert_eq!(Directive::PortMap.form(), ArgForm::Take12);
+    }
+
+    #[test]
+    fn global_defaults() {
+        let g = Global::default();
+        assert_eq!(g.retry_delay, time::from_secs(30));
+        assert_eq!(g.retry_failover, 13);
+        assert_eq!(g.check_interval, time::from_secs(12 * 3600));
+        assert_eq!(g.initial_delay, 0);
+        assert_eq!((g.local_80, g.local_443), (Some(80), Some(443)));
+        assert!(!g.server_status && g.certificate_status && !g.base_server);
+        assert_eq!(g.store_locks, None);
+        assert_eq!(g.dns01_version, 1);
+        assert_eq!(g.stapling_keep_response.format(), "7d");
+        assert_eq!(g.stapling_renew_window.format(), "33%");
+        assert_eq!(
+            (g.cert_check_name.as_str(), g.cert_check_url.as_str()),
+            ("crt.sh", "https://crt.sh?q=")
+        );
+    }
+
+    #[test]
+    fn port_map() {
+        assert_eq!(port_map_arg("http:8080"), Ok((80, Some(8080))));
+        assert_eq!(port_map_arg("443:-"), Ok((443, None)));
+        assert_eq!(port_map_arg("https:8443"), Ok((443, Some(8443))));
+        assert_eq!(
+            port_map_arg("HTTP:80").unwrap_err(),
+            "no ':' after first port number"
+        );
+        assert_eq!(
+            port_map_arg("81:80").unwrap_err(),
+            "mapped port number must be 80 or 443"
+        );
+        assert_eq!(
+            port_map_arg("http:0").unwrap_err(),
+            "invalid number for port map, must be in ]0,65535]"
+        );
+        assert_eq!(
+            port_map_arg("99999999999999999999:1").unwrap_err(),
+            "unable to parse first port number"
+        );
+    }
+
+    #[test]
+    fn directives_land_where_the_spec_says() {
+        let mut mc = ModConfig::default();
+        let mut srv = Settings::default();
+        for line in [
+            "MDStoreDir store",
+            "MDPortMap http:8080 https:-",
+            "MDRetryDelay 5",
+            "MDRetryFailover 3x",
+            "MDStoreLocks on",
+            "MDCheckInterval 1h",
+            "MDActivationDelay 2",
+            "MDHttpProxy http://proxy:3128",
+            "MDCACertificateFile none",
+            "MDChallengeDns01Version 2",
+            "MDRenewWindow 20%",
+            "MDMembers manual",
+            "MDCertificateMonitor mon https://mon.example/?fp=",
+        ] {
+            apply(&mut mc, &mut srv, line, false).unwrap();
+        }
+        let g = &mc.global;
+        assert_eq!(g.store_dir.as_deref(), Some("/srv/store"));
+        assert_eq!((g.local_80, g.local_443), (Some(8080), None));
+        assert_eq!(g.retry_delay, time::from_secs(5));
+        assert_eq!(g.retry_failover, 3);
+        assert_eq!(g.store_locks, Some(DEFAULT_STORE_LOCK_WAIT));
+        assert_eq!(g.check_interval, time::from_secs(3600));
+        assert_eq!(g.activation_delay, time::from_secs(2 * 86400));
+        assert_eq!(g.proxy_url.as_deref(), Some("http://proxy:3128"));
+        assert_eq!(g.ca_certs, None);
+        assert_eq!(g.dns01_version, 2);
+        assert_eq!(g.cert_check_name, "mon");
+        assert_eq!(srv.renew_window.unwrap().format(), "20%");
+        assert_eq!(srv.transitive, Some(false));
+        assert!(
+            srv.proxy_url.is_none(),
+            "a proxy outside a section is global"
+        );
+    }
+
+    #[test]
+    fn sections_and_merge() {
+        let mut mc = ModConfig::default();
+        let mut main = Settings::default();
+        let ctx = Ctx::default();
+        apply(&mut mc, &mut main, "MDPrivateKeys secp384r1", false).unwrap();
+        apply(&mut mc, &mut main, "MDRequireHttps temporary", false).unwrap();
+        apply(
+            &mut mc,
+            &mut main,
+            "MDomain A.org www.a.org a.org auto",
+            false,
+        )
+        .unwrap();
+        mc.begin_section(Directive::Section, "b.org manual>", false, &ctx)
+            .unwrap();
+        apply(&mut mc, &mut main, "MDMember www.b.org", true).unwrap();
+        apply(&mut mc, &mut main, "MDRenewWindow 10d", true).unwrap();
+        apply(&mut mc, &mut main, "MDHttpProxy http://p:1", true).unwrap();
+        apply(&mut mc, &mut main, "MDCertificateFile b.pem", true).unwrap();
+        assert_eq!(
+            apply(&mut mc, &mut main, "MDStoreDir x", true).unwrap_err(),
+            "MDStoreDir is not allowed inside an '<MDomainSet' context"
+        );
+        mc.end_section(true);
+        // a section whose body failed is dropped
+        mc.begin_section(Directive::Section, "c.org>", false, &ctx)
+            .unwrap();
+        mc.end_section(false);
+        assert_eq!(mc.mds.len(), 2);
+        let a = Md::from_def(&mc.mds[0], &main, Some(NO_SERVER_ADMIN));
+        let b = Md::from_def(&mc.mds[1], &main, Some("webmaster@b.org"));
+        assert_eq!(a.domains, ["a.org", "www.a.org"]);
+        assert!(a.transitive);
+        assert_eq!(a.pkey_specs, [KeySpec::Ec("secp384r1".into())]);
+        assert_eq!(a.require_https, RequireHttps::Temporary);
+        assert_eq!(a.renew_window.format(), "33%");
+        assert!(
+            a.contacts.is_empty(),
+            "httpd's default ServerAdmin is no contact"
+        );
+        assert_eq!(b.domains, ["b.org", "www.b.org"]);
+        assert!(!b.transitive);
+        assert_eq!(b.renew_window.format(), "10d");
+        assert_eq!(b.proxy_url.as_deref(), Some("http://p:1"));
+        assert_eq!(b.cert_files, ["/srv/b.pem"]);
+        assert_eq!(b.contacts, ["mailto:webmaster@b.org"]);
+        assert_eq!(
+            check_mds(&[a.clone(), b.clone()], MatchMode::All)
+                .unwrap_err()
+                .code,
+            "AH10170"
+        );
+        let mut b2 = b.clone();
+        b2.key_files.push("b.key".into());
+        b2.domains.push("www.a.org".into());
+        let e = check_mds(&[a.clone(), b2.clone()], MatchMode::All).unwrap_err();
+        assert_eq!(e.code, "AH10038");
+        assert!(e.message.contains("overlap in domain 'www.a.org'"));
+        assert!(check_mds(&[a, b2], MatchMode::ServerNames).is_ok());
+    }
+
+    #[test]
+    fn section_errors() {
+        let mut mc = ModConfig::default();
+        let ctx = Ctx::default();
+        assert_eq!(
+            mc.begin_section(Directive::Section, "a.org", false, &ctx)
+                .unwrap_err(),
+            "<MDomainSet> directive missing closing '>'"
+        );
+        assert_eq!(
+            mc.begin_section(Directive::Section, " >", false, &ctx)
+                .unwrap_err(),
+            "<MDomainSet > section must specify a unique domain name"
+        );
+        assert_eq!(
+            mc.begin_section(Directive::SectionSet, "a.org>", true, &ctx)
+                .unwrap_err(),
+            "<MDomainSet is not allowed inside an '<MDomainSet' context"
+        );
+    }
+
+    #[test]
+    fn contacts_and_cas() {
+        assert_eq!(schemify_contact("a@b.org"), "mailto:a@b.org");
+        assert_eq!(schemify_contact("mailto:a@b.org"), "mailto:a@b.org");
+        assert_eq!(schemify_contact("tel:+123"), "tel:+123");
+        assert_eq!(resolve_ca("letsencrypt-test").unwrap(), KNOWN_CAS[1].1);
+        assert!(resolve_ca("nope")
+            .unwrap_err()
+            .contains("(missing uri scheme)"));
+    }
+
+    #[test]
+    fn md_json_shape() {
+        let def = MdDef {
+            domains: vec!["a.org".into()],
+            transitive: None,
+            settings: Settings::default(),
+            cert_files: vec![],
+            key_files: vec![],
+            defn: None,
+        };
+        let md = Md::from_def(&def, &Settings::default(), None);
+        let keys: Vec<String> = md.to_json().as_object().unwrap().keys().cloned().collect();
+        assert_eq!(
+            keys,
+            [
+                "name",
+                "domains",
+                "contacts",
+                "transitive",
+                "ca",
+                "state",
+                "renew-mode",
+                "renew-window",
+                "warn-window",
+                "must-staple",
+                "proto",
+                "stapling",
+                "profile-mandatory",
+                "ari-renewals"
+            ]
+        );
+    }
+}
