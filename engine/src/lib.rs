@@ -7,6 +7,7 @@
 
 pub mod boundary;
 pub mod config;
+pub mod crypto;
 pub mod http;
 pub mod keyspec;
 pub mod log;
