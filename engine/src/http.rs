@@ -76,19 +76,50 @@ impl Response {
     }
 }
 
+/// What kind of transport failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportKind {
+    Connect,
+    Timeout,
+    Tls,
+    Other,
+}
+
 /// Why a request failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HttpError {
     /// Could not connect, TLS failed, timed out, … (curl's message).
-    Transport(String),
+    Transport(TransportKind, String),
     /// The body exceeded the limit.
     TooLarge(usize),
+}
+
+fn transport(e: curl::Error) -> HttpError {
+    let kind =
+        if e.is_couldnt_connect() || e.is_couldnt_resolve_host() || e.is_couldnt_resolve_proxy() {
+            TransportKind::Connect
+        } else if e.is_operation_timedout() {
+            TransportKind::Timeout
+        } else if e.is_ssl_connect_error()
+            || e.is_peer_failed_verification()
+            || e.is_ssl_certproblem()
+            || e.is_ssl_cacert()
+        {
+            TransportKind::Tls
+        } else {
+            TransportKind::Other
+        };
+    let mut msg = e.description().to_string();
+    if let Some(extra) = e.extra_description() {
+        msg = format!("{msg}: {extra}");
+    }
+    HttpError::Transport(kind, msg)
 }
 
 impl std::fmt::Display for HttpError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            HttpError::Transport(m) => f.write_str(m),
+            HttpError::Transport(_, m) => f.write_str(m),
             HttpError::TooLarge(n) => write!(f, "response body exceeds the limit of {n} bytes"),
         }
     }
@@ -103,7 +134,7 @@ impl Client {
         url: &str,
         body: Option<(&[u8], &str)>,
     ) -> Result<Response, HttpError> {
-        let t = |e: curl::Error| HttpError::Transport(e.to_string());
+        let t = transport;
         let mut easy = curl::easy::Easy::new();
         easy.url(url).map_err(t)?;
         easy.useragent(&self.user_agent).map_err(t)?;
@@ -275,7 +306,10 @@ mod tests {
             .unwrap()
             .port();
         match c.get(&format!("http://127.0.0.1:{port}/")) {
-            Err(HttpError::Transport(m)) => assert!(!m.is_empty()),
+            Err(HttpError::Transport(kind, m)) => {
+                assert_eq!(kind, TransportKind::Connect);
+                assert!(!m.is_empty());
+            }
             other => panic!("expected a transport error, got {other:?}"),
         }
     }

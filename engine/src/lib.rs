@@ -5,6 +5,7 @@
 //! callbacks into calls of this API.
 #![forbid(unsafe_code)]
 
+pub mod acme;
 pub mod boundary;
 pub mod config;
 pub mod crypto;

@@ -280,7 +280,144 @@ impl Store {
     }
 }
 
+/// Mode of a file written into a group: private keys are always 0600 (the
+/// C module leaves staged keys 0644); other files follow the group.
+pub fn file_mode(g: Group, is_key: bool) -> u32 {
+    if is_key {
+        return 0o600;
+    }
+    match g {
+        Group::Domains | Group::Tmp | Group::Archive | Group::None => 0o600,
+        _ => 0o644,
+    }
+}
+
 impl Store {
+    /// `<root>/<group>/<name>/<file>`.
+    pub fn path(&self, g: Group, name: &str, file: &str) -> PathBuf {
+        self.group_dir(g).join(name).join(file)
+    }
+
+    /// Makes sure `<group>/<name>` exists (directory mode of the group).
+    pub fn ensure_name_dir(&self, g: Group, name: &str) -> Result<PathBuf, StoreError> {
+        if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+            return Err(err(format!("invalid store name '{name}'")));
+        }
+        let dir = self.group_dir(g).join(name);
+        let mode = match g {
+            Group::Domains | Group::Tmp | Group::Archive => 0o700,
+            _ => 0o755,
+        };
+        ensure_dir(&dir, mode).map_err(|e| err(format!("cannot create {}: {e}", dir.display())))?;
+        Ok(dir)
+    }
+
+    /// Writes a file atomically into `<group>/<name>/`.
+    pub fn save_bytes(
+        &self,
+        g: Group,
+        name: &str,
+        file: &str,
+        data: &[u8],
+        is_key: bool,
+    ) -> Result<(), StoreError> {
+        let dir = self.ensure_name_dir(g, name)?;
+        let path = dir.join(file);
+        util::write_atomic(&path, data, file_mode(g, is_key))
+            .map_err(|e| err(format!("cannot write {}: {e}", path.display())))
+    }
+
+    /// Reads a file of `<group>/<name>/`; `None` when it does not exist.
+    pub fn load_bytes(
+        &self,
+        g: Group,
+        name: &str,
+        file: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let path = self.path(g, name, file);
+        match fs::read(&path) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(err(format!("cannot read {}: {e}", path.display()))),
+        }
+    }
+
+    pub fn save_json(&self, g: Group, name: &str, file: &str, v: &Value) -> Result<(), StoreError> {
+        self.save_bytes(g, name, file, json_pretty(v).as_bytes(), false)
+    }
+
+    /// Reads a JSON file; a file that does not parse is an error naming it.
+    pub fn load_json(&self, g: Group, name: &str, file: &str) -> Result<Option<Value>, StoreError> {
+        match self.load_bytes(g, name, file)? {
+            None => Ok(None),
+            Some(b) => serde_json::from_slice(&b).map(Some).map_err(|e| {
+                err(format!(
+                    "{} is not valid JSON: {e}",
+                    self.path(g, name, file).display()
+                ))
+            }),
+        }
+    }
+
+    /// Writes a private key, encrypted with the store key where the group
+    /// requires it, mode 0600.
+    pub fn save_key(
+        &self,
+        g: Group,
+        name: &str,
+        file: &str,
+        key: &crate::crypto::Key,
+    ) -> Result<(), StoreError> {
+        let pass = g.encrypts_keys().then_some(self.key.as_slice());
+        let pem = key
+            .to_pem(pass)
+            .map_err(|e| err(format!("cannot serialize key {file}: {e}")))?;
+        self.save_bytes(g, name, file, &pem, true)
+    }
+
+    pub fn load_key(
+        &self,
+        g: Group,
+        name: &str,
+        file: &str,
+    ) -> Result<Option<crate::crypto::Key>, StoreError> {
+        match self.load_bytes(g, name, file)? {
+            None => Ok(None),
+            Some(pem) => crate::crypto::Key::from_pem(&pem, Some(&self.key))
+                .map(Some)
+                .map_err(|e| {
+                    err(format!(
+                        "cannot read key {}: {e}",
+                        self.path(g, name, file).display()
+                    ))
+                }),
+        }
+    }
+
+    pub fn remove(&self, g: Group, name: &str, file: &str) {
+        let _ = fs::remove_file(self.path(g, name, file));
+    }
+
+    /// Removes `<group>/<name>` with everything in it.
+    pub fn purge(&self, g: Group, name: &str) {
+        if !name.is_empty() && !name.contains('/') && name != ".." {
+            let _ = fs::remove_dir_all(self.group_dir(g).join(name));
+        }
+    }
+
+    /// Names in a group.
+    pub fn names(&self, g: Group) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(self.group_dir(g))
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
     /// Removes every entry of group `g` whose name is not in `keep` (spec
     /// §2.2 after-SSL step 4: stale challenge data of MDs no longer
     /// configured). Names are compared exactly.
@@ -404,6 +541,56 @@ mod tests {
             // the file is left untouched
             assert_eq!(fs::read_to_string(&f).unwrap(), content);
         }
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn group_files() {
+        let root = tmpdir("files");
+        let s = Store::open(&root, None, &mut Vec::new()).unwrap();
+        s.save_json(
+            Group::Staging,
+            "a.org",
+            "md.json",
+            &json!({"name": "a.org"}),
+        )
+        .unwrap();
+        assert_eq!(
+            s.load_json(Group::Staging, "a.org", "md.json").unwrap(),
+            Some(json!({"name": "a.org"}))
+        );
+        assert_eq!(mode(&s.path(Group::Staging, "a.org", "md.json")), 0o644);
+        assert_eq!(
+            s.load_json(Group::Staging, "a.org", "none.json").unwrap(),
+            None
+        );
+        fs::write(s.path(Group::Staging, "a.org", "bad.json"), "{").unwrap();
+        assert!(s
+            .load_json(Group::Staging, "a.org", "bad.json")
+            .unwrap_err()
+            .msg
+            .contains("bad.json is not valid JSON"));
+        let k = crate::crypto::Key::generate_rsa(2048).unwrap();
+        s.save_key(Group::Staging, "a.org", "privkey.pem", &k)
+            .unwrap();
+        s.save_key(Group::Domains, "a.org", "privkey.pem", &k)
+            .unwrap();
+        let staged = fs::read_to_string(s.path(Group::Staging, "a.org", "privkey.pem")).unwrap();
+        let live = fs::read_to_string(s.path(Group::Domains, "a.org", "privkey.pem")).unwrap();
+        assert!(staged.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"));
+        assert!(live.starts_with("-----BEGIN PRIVATE KEY-----"));
+        assert_eq!(mode(&s.path(Group::Staging, "a.org", "privkey.pem")), 0o600);
+        assert_eq!(mode(&s.path(Group::Domains, "a.org", "privkey.pem")), 0o600);
+        assert_eq!(mode(&s.group_dir(Group::Domains).join("a.org")), 0o700);
+        let back = s
+            .load_key(Group::Staging, "a.org", "privkey.pem")
+            .unwrap()
+            .unwrap();
+        assert!(back.pkey().public_eq(k.pkey()));
+        assert!(s.ensure_name_dir(Group::Staging, "../x").is_err());
+        assert_eq!(s.names(Group::Staging), ["a.org"]);
+        s.purge(Group::Staging, "a.org");
+        assert!(s.names(Group::Staging).is_empty());
         fs::remove_dir_all(&root).unwrap();
     }
 

@@ -116,9 +116,59 @@ pub fn json_pretty(v: &serde_json::Value) -> String {
     serde_json::to_string_pretty(v).unwrap_or_else(|_| "{}".into())
 }
 
+/// Splits a command line like `apr_tokenize_to_argv`: whitespace separates
+/// words; double or single quotes group; a backslash escapes the next
+/// character inside quotes.
+pub fn tokenize_argv(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut quote: Option<char> = None;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) if c == '\\' => {
+                if let Some(n) = chars.next() {
+                    cur.push(n);
+                }
+            }
+            Some(_) => cur.push(c),
+            None if c.is_whitespace() => {
+                if in_word {
+                    out.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            None if c == '"' || c == '\'' => {
+                quote = Some(c);
+                in_word = true;
+            }
+            None => {
+                cur.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if in_word {
+        out.push(cur);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn argv() {
+        assert_eq!(
+            tokenize_argv("  /bin/cmd a  'b c' \"d e\" "),
+            ["/bin/cmd", "a", "b c", "d e"]
+        );
+        assert_eq!(tokenize_argv(""), Vec::<String>::new());
+        assert_eq!(tokenize_argv("x \"a\\\"b\""), ["x", "a\"b"]);
+    }
 
     #[test]
     fn b64() {

@@ -1,0 +1,409 @@
+//! ACME accounts (spec §4.3): `accounts/<id>/account.{json,pem}` and the
+//! staged `staging/<md>/account.{json,pem}`, selection, validation and
+//! registration.
+
+use super::{json_body, status, AResult, Acme, AcmeError};
+use crate::config::Md;
+use crate::crypto::{self, Key};
+use crate::log::{Level, Note};
+use crate::store::{Group, Store};
+use serde_json::{json, Map, Value};
+
+/// Account key size (RSA).
+pub const ACCOUNT_KEY_BITS: u32 = 3072;
+
+/// An account as `account.json` holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Account {
+    pub status: Option<String>,
+    pub url: String,
+    pub ca_url: String,
+    pub contact: Vec<String>,
+    pub registration: Value,
+    pub agreement: Option<String>,
+    pub orders: Option<String>,
+    pub eab: Option<(String, String)>,
+}
+
+impl Account {
+    pub fn to_json(&self) -> Value {
+        let mut o = Map::new();
+        if let Some(s) = &self.status {
+            o.insert("status".into(), json!(s));
+        }
+        o.insert("url".into(), json!(self.url));
+        o.insert("ca-url".into(), json!(self.ca_url));
+        o.insert("contact".into(), json!(self.contact));
+        o.insert("registration".into(), self.registration.clone());
+        if let Some(a) = &self.agreement {
+            o.insert("agreement".into(), json!(a));
+        }
+        if let Some(a) = &self.orders {
+            o.insert("orders".into(), json!(a));
+        }
+        if let Some((k, h)) = &self.eab {
+            o.insert("eab".into(), json!({"kid": k, "hmac": h}));
+        }
+        Value::Object(o)
+    }
+
+    /// Reads `account.json`; `url` and `ca-url` are mandatory. Legacy
+    /// `registration.contact` and `terms-of-service` are understood.
+    pub fn from_json(j: &Value) -> Option<Account> {
+        let s = |k: &str| j.get(k).and_then(Value::as_str).map(str::to_string);
+        let strs = |v: Option<&Value>| -> Vec<String> {
+            v.and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let mut contact = strs(j.get("contact"));
+        if contact.is_empty() {
+            contact = strs(j.pointer("/registration/contact"));
+        }
+        Some(Account {
+            status: s("status"),
+            url: s("url")?,
+            ca_url: s("ca-url")?,
+            contact,
+            registration: j.get("registration").cloned().unwrap_or(Value::Null),
+            agreement: s("agreement").or_else(|| s("terms-of-service")),
+            orders: s("orders"),
+            eab: match (
+                j.pointer("/eab/kid").and_then(Value::as_str),
+                j.pointer("/eab/hmac").and_then(Value::as_str),
+            ) {
+                (Some(k), Some(h)) => Some((k.to_string(), h.to_string())),
+                _ => None,
+            },
+        })
+    }
+
+    pub fn is_valid(&self) -> bool {
+        self.status.as_deref() == Some("valid")
+    }
+}
+
+/// `ACME-<host>-`: the CA host's last 16 characters (§4.3).
+pub fn id_prefix(ca_url: &str) -> String {
+    let host = crate::uri::host_of(ca_url).unwrap_or("unknown");
+    let start = host.len().saturating_sub(16);
+    let host = host.get(start..).unwrap_or(host);
+    format!("ACME-{host}-")
+}
+
+/// The first free account id for a CA.
+pub fn next_id(store: &Store, ca_url: &str) -> String {
+    let prefix = id_prefix(ca_url);
+    let taken = store.names(Group::Accounts);
+    (0..10000)
+        .map(|n| format!("{prefix}{n:04}"))
+        .find(|id| !taken.contains(id))
+        .unwrap_or_else(|| format!("{prefix}9999"))
+}
+
+/// The EAB an MD asks for: None = no EAB (also `kid none`).
+pub fn md_eab(md: &Md) -> Option<(String, String)> {
+    md.eab
+        .as_ref()
+        .filter(|e| e.kid != "none")
+        .and_then(|e| e.hmac.clone().map(|h| (e.kid.clone(), h)))
+}
+
+fn eab_matches(md: &Md, acct: &Account) -> bool {
+    md_eab(md) == acct.eab
+}
+
+/// Where an account was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// `accounts/<id>`.
+    Stored(String),
+    /// `staging/<name>/account.json` (new, not yet installed).
+    Staged(String),
+}
+
+fn load(store: &Store, src: &Source) -> Option<(Account, Key)> {
+    let (g, name) = match src {
+        Source::Stored(id) => (Group::Accounts, id.as_str()),
+        Source::Staged(md) => (Group::Staging, md.as_str()),
+    };
+    let j = store.load_json(g, name, "account.json").ok()??;
+    let acct = Account::from_json(&j)?;
+    let key = store.load_key(g, name, "account.pem").ok()??;
+    Some((acct, key))
+}
+
+fn save(store: &Store, src: &Source, acct: &Account) {
+    let (g, name) = match src {
+        Source::Stored(id) => (Group::Accounts, id.as_str()),
+        Source::Staged(md) => (Group::Staging, md.as_str()),
+    };
+    let _ = store.save_json(g, name, "account.json", &acct.to_json());
+}
+
+/// Asks the CA whether the account still works (§4.3): POST-as-GET to its
+/// URL, with a ToS agreement retry when the CA wants one.
+fn validate(acme: &mut Acme, acct: &mut Account) -> AResult<()> {
+    let mut r = acme.post_as_get(&acct.url);
+    if let Err(e) = &r {
+        if e.status == status::EINVAL
+            && (acct.agreement.is_some() || acme.dir.terms_of_service.is_none())
+        {
+            let url = acct.url.clone();
+            r = acme.post(&url, Some(&json!({"termsOfServiceAgreed": true})), false);
+        }
+    }
+    let r = r?;
+    if let Some(j) = json_body(&r) {
+        if let Some(s) = j.get("status").and_then(Value::as_str) {
+            acct.status = Some(s.to_string());
+        }
+        acct.registration = j;
+    }
+    if !acct.is_valid() {
+        return Err(AcmeError::new(
+            status::EACCES,
+            format!(
+                "account {} is {}",
+                acct.url,
+                acct.status.as_deref().unwrap_or("unknown")
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Chooses (or registers) the account for `md` at the CA `acme` talks to,
+/// and makes it the account of `acme`. Returns where it lives. A new
+/// account is written to `staging/<md>/` and only moves to `accounts/` when
+/// the staged set is installed.
+pub fn select(acme: &mut Acme, store: &Store, md: &Md, notes: &mut Vec<Note>) -> AResult<Source> {
+    let ca_url = acme.dir.url.clone();
+    let mut candidates: Vec<Source> = vec![Source::Staged(md.name.clone())];
+    if let Some(id) = &md.ca_account {
+        candidates.push(Source::Stored(id.clone()));
+    }
+    let prefix = id_prefix(&ca_url);
+    for id in store.names(Group::Accounts) {
+        if id.starts_with(&prefix) && md.ca_account.as_ref() != Some(&id) {
+            candidates.push(Source::Stored(id));
+        }
+    }
+    for name in store.names(Group::Staging) {
+        if name != md.name {
+            candidates.push(Source::Staged(name));
+        }
+    }
+    for src in candidates {
+        let Some((mut acct, key)) = load(store, &src) else {
+            continue;
+        };
+        let own_staged = src == Source::Staged(md.name.clone());
+        if acct.ca_url != ca_url || !eab_matches(md, &acct) || (!own_staged && !acct.is_valid()) {
+            continue;
+        }
+        acme.account = Some((acct.url.clone(), key));
+        match validate(acme, &mut acct) {
+            Ok(()) => {
+                save(store, &src, &acct);
+                notes.push(Note::new(
+                    Level::Debug,
+                    format!("{}: using account {:?}", md.name, src),
+                ));
+                return Ok(src);
+            }
+            Err(e) if [status::ENOENT, status::EACCES, status::EINVAL].contains(&e.status) => {
+                notes.push(Note::new(
+                    Level::Info,
+                    format!(
+                        "{}: account {} is no longer usable ({e}), trying another",
+                        md.name, acct.url
+                    ),
+                ));
+                if acct.status.as_deref() == Some("valid") {
+                    acct.status = Some("invalid".into());
+                }
+                save(store, &src, &acct);
+                acme.account = None;
+            }
+            Err(e) => {
+                acme.account = None;
+                return Err(e);
+            }
+        }
+    }
+    register(acme, store, md, notes)?;
+    Ok(Source::Staged(md.name.clone()))
+}
+
+/// Registers a new account for `md` (§4.3) and stages it.
+fn register(acme: &mut Acme, store: &Store, md: &Md, notes: &mut Vec<Note>) -> AResult<()> {
+    if md.contacts.is_empty() {
+        return Err(AcmeError::new(
+            status::EINVAL,
+            format!(
+                "No contact information is available for MD {}. Configure one using the \
+                 MDContactEmail or ServerAdmin directive.",
+                md.name
+            ),
+        ));
+    }
+    let tos = acme.dir.terms_of_service.clone();
+    let Some(agreement) = md.ca_agreement.clone() else {
+        return Err(AcmeError::with_problem(
+            status::EINVAL,
+            "urn:ietf:params:acme:error:userActionRequired",
+            format!(
+                "the CA requires you to accept the terms-of-service as specified in <{}>. Please \
+                 read the document that you find at that URL and, if you agree to the conditions, \
+                 configure \"MDCertificateAgreement accepted\" in your Apache. Then (graceful) \
+                 restart the server to activate.",
+                tos.as_deref().unwrap_or("the CA's directory")
+            ),
+        ));
+    };
+    if acme.dir.eab_required && md_eab(md).is_none() {
+        notes.push(Note::new(
+            Level::Info,
+            format!(
+                "{}: the CA requires an External Account Binding, which is not configured \
+                 (MDExternalAccountBinding); trying anyway",
+                md.name
+            ),
+        ));
+    }
+    // Reuse the key of an account for the same CA host, else a new one.
+    let key = store
+        .names(Group::Accounts)
+        .into_iter()
+        .filter(|id| id.starts_with(&id_prefix(&acme.dir.url)))
+        .find_map(|id| {
+            load(store, &Source::Stored(id))
+                .filter(|(a, _)| a.is_valid())
+                .map(|(_, k)| k)
+        });
+    let key = match key {
+        Some(k) => k,
+        None => Key::generate_rsa(ACCOUNT_KEY_BITS)
+            .map_err(|e| AcmeError::new(status::EGENERAL, e.0))?,
+    };
+    let jwk = key.jwk().map_err(|e| AcmeError::new(status::EINVAL, e.0))?;
+    let mut payload = Map::new();
+    payload.insert("contact".into(), json!(md.contacts));
+    if tos.is_some() {
+        payload.insert("termsOfServiceAgreed".into(), json!(true));
+    }
+    let eab = md_eab(md);
+    if let Some((kid, hmac)) = &eab {
+        let obj = crypto::eab_jws(kid, hmac, &acme.dir.new_account, &jwk).map_err(|e| {
+            AcmeError::with_problem(
+                status::EINVAL,
+                "apache:eab-hmac-invalid",
+                format!("invalid EAB hmac for kid {kid}: {e}"),
+            )
+        })?;
+        payload.insert("externalAccountBinding".into(), obj);
+    }
+    acme.account = Some((String::new(), key));
+    let url = acme.dir.new_account.clone();
+    let r = acme.post(&url, Some(&Value::Object(payload)), true)?;
+    let acct_url = r
+        .header("location")
+        .map(str::to_string)
+        .ok_or_else(|| AcmeError::new(status::EINVAL, "new account without Location header"))?;
+    let reg = json_body(&r).unwrap_or(Value::Null);
+    let acct = Account {
+        status: Some(
+            reg.get("status")
+                .and_then(Value::as_str)
+                .unwrap_or("valid")
+                .to_string(),
+        ),
+        url: acct_url.clone(),
+        ca_url: acme.dir.url.clone(),
+        contact: md.contacts.clone(),
+        orders: reg
+            .get("orders")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        registration: reg,
+        agreement: Some(if agreement.eq_ignore_ascii_case("accepted") {
+            tos.unwrap_or(agreement)
+        } else {
+            agreement
+        }),
+        eab,
+    };
+    let key = acme.account.take().map(|(_, k)| k).expect("set above");
+    store
+        .save_key(Group::Staging, &md.name, "account.pem", &key)
+        .and_then(|()| store.save_json(Group::Staging, &md.name, "account.json", &acct.to_json()))
+        .map_err(|e| AcmeError::new(status::EGENERAL, e.msg))?;
+    acme.account = Some((acct_url.clone(), key));
+    notes.push(Note::new(
+        Level::Info,
+        format!("registered new account {acct_url}"),
+    ));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids() {
+        assert_eq!(
+            id_prefix("https://acme-v02.api.letsencrypt.org/directory"),
+            "ACME-.letsencrypt.org-"
+        );
+        assert_eq!(
+            id_prefix("https://acme-staging-v02.api.letsencrypt.org/directory"),
+            "ACME-.letsencrypt.org-"
+        );
+        assert_eq!(
+            id_prefix("https://api.buypass.com/acme/directory"),
+            "ACME-api.buypass.com-"
+        );
+        assert_eq!(id_prefix("https://localhost:14000/dir"), "ACME-localhost-");
+    }
+
+    #[test]
+    fn json_roundtrip_and_legacy() {
+        let a = Account {
+            status: Some("valid".into()),
+            url: "https://ca/acct/1".into(),
+            ca_url: "https://ca/dir".into(),
+            contact: vec!["mailto:a@b".into()],
+            registration: json!({"status": "valid"}),
+            agreement: Some("https://ca/tos".into()),
+            orders: None,
+            eab: Some(("kid".into(), "hmac".into())),
+        };
+        let j = a.to_json();
+        let keys: Vec<&String> = j.as_object().unwrap().keys().collect();
+        assert_eq!(
+            keys,
+            [
+                "status",
+                "url",
+                "ca-url",
+                "contact",
+                "registration",
+                "agreement",
+                "eab"
+            ]
+        );
+        assert_eq!(Account::from_json(&j).unwrap(), a);
+        let legacy = json!({"url": "u", "ca-url": "c", "registration": {"contact": ["mailto:x@y"]},
+                            "terms-of-service": "t"});
+        let l = Account::from_json(&legacy).unwrap();
+        assert_eq!(l.contact, ["mailto:x@y"]);
+        assert_eq!(l.agreement.as_deref(), Some("t"));
+        assert!(Account::from_json(&json!({"url": "u"})).is_none());
+    }
+}

@@ -1,0 +1,562 @@
+//! The ACME (RFC 8555) client as the C module implements it (spec §4):
+//! directory, nonces, flattened JWS, POST-as-GET, problem documents,
+//! retries and polling. Blocking, on the system libcurl.
+
+pub mod account;
+pub mod order;
+
+use crate::crypto::{self, Key};
+use crate::http::{Client, HttpError, Response, TransportKind};
+use serde_json::{json, Map, Value};
+use std::time::{Duration, Instant};
+
+/// APR status codes, as job.json and the log report them.
+pub mod status {
+    pub const SUCCESS: i32 = 0;
+    pub const ENOENT: i32 = 2;
+    pub const EAGAIN: i32 = 11;
+    pub const EACCES: i32 = 13;
+    pub const EINVAL: i32 = 22;
+    pub const ETIMEDOUT: i32 = 110;
+    pub const ECONNREFUSED: i32 = 111;
+    pub const BADARG: i32 = 20013;
+    pub const EGENERAL: i32 = 20014;
+    pub const ENOTIMPL: i32 = 20023;
+
+    /// `apr_strerror` text for the codes this module produces.
+    pub fn describe(code: i32) -> String {
+        match code {
+            BADARG => "An invalid argument was passed to a library function".into(),
+            EGENERAL => "Internal error (specific information not available)".into(),
+            ENOTIMPL => "This function has not been implemented on this platform".into(),
+            c if c > 0 && c < 20000 => {
+                let s = std::io::Error::from_raw_os_error(c).to_string();
+                match s.find(" (os error") {
+                    Some(i) => s[..i].to_string(),
+                    None => s,
+                }
+            }
+            c => format!("Error string not specified yet ({c})"),
+        }
+    }
+}
+
+/// A failed ACME step: an APR-like status, the problem type (if the CA sent
+/// one or the module assigns one) and a text for the admin.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AcmeError {
+    pub status: i32,
+    pub problem: Option<String>,
+    pub detail: String,
+    pub subproblems: Option<Box<Value>>,
+}
+
+impl std::fmt::Display for AcmeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.problem {
+            Some(p) => write!(f, "problem[{p}] detail[{}]", self.detail),
+            None => f.write_str(&self.detail),
+        }
+    }
+}
+
+impl AcmeError {
+    pub fn new(status: i32, detail: impl Into<String>) -> AcmeError {
+        AcmeError {
+            status,
+            problem: None,
+            detail: detail.into(),
+            subproblems: None,
+        }
+    }
+
+    pub fn with_problem(status: i32, problem: &str, detail: impl Into<String>) -> AcmeError {
+        AcmeError {
+            status,
+            problem: Some(problem.to_string()),
+            detail: detail.into(),
+            subproblems: None,
+        }
+    }
+
+    /// "Input related" problems wait a day before the next try (§3.5).
+    pub fn input_related(&self) -> bool {
+        self.problem.as_deref().is_some_and(|p| problem_kind(p).1)
+    }
+}
+
+pub type AResult<T> = Result<T, AcmeError>;
+
+/// Status and "input related" flag of a problem type (§4.2 table).
+pub fn problem_kind(ptype: &str) -> (i32, bool) {
+    use status::*;
+    let lower = ptype.to_ascii_lowercase();
+    let t = lower
+        .strip_prefix("urn:ietf:params:")
+        .or_else(|| lower.strip_prefix("urn:"))
+        .unwrap_or(&lower);
+    match t {
+        "acme:error:agreementrequired" => (EGENERAL, true),
+        "acme:error:badcsr" => (EINVAL, true),
+        "acme:error:badnonce" => (EAGAIN, false),
+        "acme:error:badsignaturealgorithm" => (EINVAL, true),
+        "acme:error:externalaccountrequired" => (EINVAL, true),
+        "acme:error:invalidcontact" => (BADARG, true),
+        "acme:error:unsupportedcontact" => (EGENERAL, true),
+        "acme:error:malformed" => (EINVAL, true),
+        "acme:error:ratelimited" => (BADARG, false),
+        "acme:error:rejectedidentifier" => (BADARG, true),
+        "acme:error:serverinternal" => (EGENERAL, false),
+        "acme:error:unauthorized" => (EACCES, false),
+        "acme:error:unsupportedidentifier" => (BADARG, true),
+        "acme:error:useractionrequired" => (EGENERAL, true),
+        "acme:error:badrevocationreason" => (EINVAL, true),
+        _ => (EGENERAL, false),
+    }
+}
+
+fn http_error(url: &str, e: HttpError) -> AcmeError {
+    match e {
+        HttpError::Transport(kind, msg) => {
+            let st = match kind {
+                TransportKind::Connect => status::ECONNREFUSED,
+                TransportKind::Timeout => status::ETIMEDOUT,
+                _ => status::EGENERAL,
+            };
+            AcmeError::new(
+                st,
+                format!(
+                    "Unsuccessful in contacting ACME server at {url}. If this problem persists, \
+                     please check your network connectivity from your Apache server to the ACME \
+                     server. Also, older servers might have trouble verifying the certificates of \
+                     the ACME server. You can check if you are able to contact it manually via the \
+                     curl command. ({msg})"
+                ),
+            )
+        }
+        HttpError::TooLarge(n) => AcmeError::new(
+            status::EINVAL,
+            format!("response from {url} exceeds the limit of {n} bytes"),
+        ),
+    }
+}
+
+/// The parsed body of a response when it is JSON (`*/json`, `*+json`,
+/// `text/plain`).
+pub fn json_body(r: &Response) -> Option<Value> {
+    let ct = r.content_type().unwrap_or_default();
+    if ct.ends_with("/json") || ct.ends_with("+json") || ct == "text/plain" {
+        serde_json::from_slice(&r.body).ok()
+    } else {
+        None
+    }
+}
+
+/// Turns a non-2xx response into an error (§4.2).
+pub fn response_error(r: &Response) -> AcmeError {
+    if let Some(j) =
+        json_body(r).filter(|_| r.content_type().as_deref() == Some("application/problem+json"))
+    {
+        let ptype = j
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let detail = j
+            .get("detail")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let (st, _) = problem_kind(&ptype);
+        return AcmeError {
+            status: st,
+            problem: Some(ptype),
+            detail,
+            subproblems: j.get("subproblems").cloned().map(Box::new),
+        };
+    }
+    match r.status {
+        400 => AcmeError::new(
+            status::EINVAL,
+            format!("unexpected http status: {}", r.status),
+        ),
+        401 | 403 => AcmeError::new(
+            status::EACCES,
+            format!("unexpected http status: {}", r.status),
+        ),
+        404 => AcmeError::new(
+            status::ENOENT,
+            format!("unexpected http status: {}", r.status),
+        ),
+        _ => AcmeError::new(
+            status::EGENERAL,
+            format!("unexpected http status: {}", r.status),
+        ),
+    }
+}
+
+/// What the CA's directory offers.
+#[derive(Debug, Clone, Default)]
+pub struct Directory {
+    pub url: String,
+    pub new_account: String,
+    pub new_order: String,
+    pub new_nonce: String,
+    pub revoke_cert: Option<String>,
+    pub key_change: Option<String>,
+    pub renewal_info: Option<String>,
+    pub terms_of_service: Option<String>,
+    pub eab_required: bool,
+    pub profiles: Vec<String>,
+}
+
+impl Directory {
+    pub fn parse(url: &str, j: &Value) -> AResult<Directory> {
+        let s = |k: &str| j.get(k).and_then(Value::as_str).map(str::to_string);
+        if let (Some(na), Some(no), Some(nn)) = (s("newAccount"), s("newOrder"), s("newNonce")) {
+            let meta = j.get("meta");
+            return Ok(Directory {
+                url: url.to_string(),
+                new_account: na,
+                new_order: no,
+                new_nonce: nn,
+                revoke_cert: s("revokeCert"),
+                key_change: s("keyChange"),
+                renewal_info: s("renewalInfo"),
+                terms_of_service: meta
+                    .and_then(|m| m.get("termsOfService"))
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+                eab_required: meta
+                    .and_then(|m| m.get("externalAccountRequired"))
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false),
+                profiles: meta
+                    .and_then(|m| m.get("profiles"))
+                    .and_then(Value::as_object)
+                    .map(|o| o.keys().cloned().collect())
+                    .unwrap_or_default(),
+            });
+        }
+        if ["new-authz", "new-cert", "new-reg", "revoke-cert"]
+            .iter()
+            .all(|k| j.get(k).is_some())
+        {
+            return Err(AcmeError::new(
+                status::EINVAL,
+                "ACME server speaks version 1, an obsolete version of the ACME protocol that is no \
+                 longer supported.",
+            ));
+        }
+        Err(AcmeError::new(
+            status::EINVAL,
+            format!("Unable to understand ACME server response from {url}. Wrong ACME protocol version or link?"),
+        ))
+    }
+}
+
+/// Maximum number of re-sends of a request that failed with EAGAIN.
+pub const MAX_RETRIES: u32 = 9;
+
+/// One conversation with a CA.
+pub struct Acme {
+    pub http: Client,
+    pub dir: Directory,
+    nonce: Option<String>,
+    /// The account in use: URL (the JWS `kid`) and key.
+    pub account: Option<(String, Key)>,
+}
+
+impl Acme {
+    /// Fetches the directory at `url` (a fresh client per attempt, §4.2).
+    pub fn connect(http: Client, url: &str) -> AResult<Acme> {
+        let r = http.get(url).map_err(|e| http_error(url, e))?;
+        if r.status == 503 {
+            return Err(AcmeError::new(
+                status::EAGAIN,
+                format!(
+                    "The ACME server at {url} reports that Service is Unavailable (503). This may \
+                     happen during maintenance for short periods of time."
+                ),
+            ));
+        }
+        if !(200..300).contains(&r.status) {
+            let mut e = response_error(&r);
+            e.status = status::EAGAIN;
+            return Err(e);
+        }
+        let j = json_body(&r).ok_or_else(|| {
+            AcmeError::new(
+                status::EINVAL,
+                format!("Unable to understand ACME server response from {url}. Wrong ACME protocol version or link?"),
+            )
+        })?;
+        Ok(Acme {
+            http,
+            dir: Directory::parse(url, &j)?,
+            nonce: None,
+            account: None,
+        })
+    }
+
+    fn remember_nonce(&mut self, r: &Response) {
+        if let Some(n) = r.header("replay-nonce") {
+            self.nonce = Some(n.to_string());
+        }
+    }
+
+    fn take_nonce(&mut self) -> AResult<String> {
+        if let Some(n) = self.nonce.take() {
+            return Ok(n);
+        }
+        let url = self.dir.new_nonce.clone();
+        let r = self
+            .http
+            .request("HEAD", &url, None)
+            .map_err(|e| http_error(&url, e))?;
+        r.header("replay-nonce").map(str::to_string).ok_or_else(|| {
+            AcmeError::new(
+                status::EGENERAL,
+                format!("no nonce from {url} (HTTP {})", r.status),
+            )
+        })
+    }
+
+    /// A signed POST. `payload` None is POST-as-GET. With `with_jwk` the
+    /// protected header carries the account JWK (newAccount), else its URL.
+    /// Requests failing with EAGAIN (e.g. badNonce) are re-sent with a fresh
+    /// nonce, up to [`MAX_RETRIES`] times.
+    pub fn post(
+        &mut self,
+        url: &str,
+        payload: Option<&Value>,
+        with_jwk: bool,
+    ) -> AResult<Response> {
+        let (acct_url, key) = match &self.account {
+            Some((u, k)) => (u.clone(), k),
+            None => {
+                return Err(AcmeError::new(
+                    status::EINVAL,
+                    "no account to sign the request with",
+                ))
+            }
+        };
+        let key_alg = key
+            .jws_alg()
+            .map_err(|e| AcmeError::new(status::EINVAL, e.0))?;
+        let jwk = if with_jwk {
+            Some(key.jwk().map_err(|e| AcmeError::new(status::EINVAL, e.0))?)
+        } else {
+            None
+        };
+        let payload_text = match payload {
+            Some(v) => serde_json::to_string(v).unwrap_or_default(),
+            None => String::new(),
+        };
+        let mut attempt = 0;
+        loop {
+            let nonce = self.take_nonce()?;
+            let mut prot = Map::new();
+            prot.insert("nonce".into(), json!(nonce));
+            prot.insert("url".into(), json!(url));
+            prot.insert("alg".into(), json!(key_alg));
+            match &jwk {
+                Some(j) => prot.insert("jwk".into(), j.clone()),
+                None => prot.insert("kid".into(), json!(acct_url)),
+            };
+            let key = &self.account.as_ref().expect("account checked above").1;
+            let body = crypto::jws(key, &prot, &payload_text)
+                .map_err(|e| AcmeError::new(status::EINVAL, e.0))?;
+            let body = serde_json::to_string_pretty(&body).unwrap_or_default();
+            let r = self
+                .http
+                .request(
+                    "POST",
+                    url,
+                    Some((body.as_bytes(), "application/jose+json")),
+                )
+                .map_err(|e| http_error(url, e))?;
+            self.remember_nonce(&r);
+            if (200..300).contains(&r.status) {
+                return Ok(r);
+            }
+            let e = response_error(&r);
+            if e.status == status::EAGAIN && attempt < MAX_RETRIES {
+                attempt += 1;
+                continue;
+            }
+            return Err(e);
+        }
+    }
+
+    pub fn post_as_get(&mut self, url: &str) -> AResult<Response> {
+        self.post(url, None, false)
+    }
+
+    /// POST-as-GET returning the JSON body.
+    pub fn get_json(&mut self, url: &str) -> AResult<Value> {
+        let r = self.post_as_get(url)?;
+        json_body(&r).ok_or_else(|| {
+            AcmeError::new(status::EINVAL, format!("response from {url} is not JSON"))
+        })
+    }
+}
+
+/// Polls `f` until it yields a value or `timeout` passes: first pause
+/// 100 ms, doubling, at most 10 s, or what a `Retry-After` hint asks
+/// (capped at 10 s as well).
+pub fn poll<T>(
+    timeout: Duration,
+    what: &str,
+    mut f: impl FnMut() -> AResult<(Option<T>, Option<Duration>)>,
+) -> AResult<T> {
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(100);
+    loop {
+        let (v, hint) = f()?;
+        if let Some(v) = v {
+            return Ok(v);
+        }
+        if start.elapsed() >= timeout {
+            return Err(AcmeError::new(
+                status::ETIMEDOUT,
+                format!("{what}: timeout"),
+            ));
+        }
+        let wait = hint.unwrap_or(pause).min(Duration::from_secs(10));
+        std::thread::sleep(
+            wait.min(timeout.saturating_sub(start.elapsed()))
+                .max(Duration::from_millis(10)),
+        );
+        pause = (pause * 2).min(Duration::from_secs(10));
+    }
+}
+
+/// `Retry-After` as a duration (seconds form only; HTTP dates are rare in ACME).
+pub fn retry_after(r: &Response) -> Option<Duration> {
+    r.header("retry-after")?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn problem_table() {
+        assert_eq!(
+            problem_kind("urn:ietf:params:acme:error:badNonce"),
+            (status::EAGAIN, false)
+        );
+        assert_eq!(
+            problem_kind("urn:acme:error:rejectedIdentifier"),
+            (status::BADARG, true)
+        );
+        assert_eq!(problem_kind("acme:error:MALFORMED"), (status::EINVAL, true));
+        assert_eq!(
+            problem_kind("urn:ietf:params:acme:error:unauthorized"),
+            (status::EACCES, false)
+        );
+        assert_eq!(
+            problem_kind("urn:ietf:params:acme:error:rateLimited"),
+            (status::BADARG, false)
+        );
+        assert_eq!(
+            problem_kind("urn:ietf:params:acme:error:externalAccountRequired"),
+            (status::EINVAL, true)
+        );
+        assert_eq!(
+            problem_kind("urn:ietf:params:acme:error:dns"),
+            (status::EGENERAL, false)
+        );
+        assert_eq!(problem_kind("something:else"), (status::EGENERAL, false));
+        let e = AcmeError::with_problem(22, "urn:ietf:params:acme:error:badCSR", "x");
+        assert!(e.input_related());
+        assert!(!AcmeError::new(111, "x").input_related());
+    }
+
+    fn resp(status: u32, ctype: &str, body: &str) -> Response {
+        Response {
+            status,
+            headers: vec![("content-type".into(), ctype.into())],
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn errors_from_responses() {
+        let e = response_error(&resp(
+            400,
+            "application/problem+json",
+            r#"{"type":"urn:ietf:params:acme:error:rejectedIdentifier","detail":"no","subproblems":[{"type":"x"}]}"#,
+        ));
+        assert_eq!(e.status, status::BADARG);
+        assert_eq!(
+            e.problem.as_deref(),
+            Some("urn:ietf:params:acme:error:rejectedIdentifier")
+        );
+        assert_eq!(e.detail, "no");
+        assert!(e.subproblems.is_some());
+        assert_eq!(
+            response_error(&resp(404, "text/html", "")).status,
+            status::ENOENT
+        );
+        assert_eq!(
+            response_error(&resp(403, "text/html", "")).status,
+            status::EACCES
+        );
+        assert_eq!(
+            response_error(&resp(400, "text/html", "")).status,
+            status::EINVAL
+        );
+        assert_eq!(
+            response_error(&resp(500, "text/html", "")).detail,
+            "unexpected http status: 500"
+        );
+    }
+
+    #[test]
+    fn directories() {
+        let d = Directory::parse(
+            "u",
+            &json!({"newAccount":"a","newOrder":"o","newNonce":"n","renewalInfo":"r",
+                    "meta":{"termsOfService":"tos","externalAccountRequired":true,
+                            "profiles":{"classic":"x","shortlived":"y"}}}),
+        )
+        .unwrap();
+        assert_eq!(d.renewal_info.as_deref(), Some("r"));
+        assert_eq!(d.terms_of_service.as_deref(), Some("tos"));
+        assert!(d.eab_required);
+        assert_eq!(d.profiles, ["classic", "shortlived"]);
+        let v1 = Directory::parse(
+            "u",
+            &json!({"new-authz":1,"new-cert":1,"new-reg":1,"revoke-cert":1}),
+        );
+        assert!(v1.unwrap_err().detail.contains("speaks version 1"));
+        assert!(Directory::parse("u", &json!({}))
+            .unwrap_err()
+            .detail
+            .contains("Unable to understand"));
+    }
+
+    #[test]
+    fn polling() {
+        let mut n = 0;
+        let v = poll(Duration::from_secs(5), "t", || {
+            n += 1;
+            Ok((if n == 3 { Some(n) } else { None }, None))
+        })
+        .unwrap();
+        assert_eq!(v, 3);
+        let e = poll::<()>(Duration::from_millis(150), "authz", || Ok((None, None))).unwrap_err();
+        assert_eq!(e.status, status::ETIMEDOUT);
+        assert_eq!(status::describe(111), "Connection refused");
+        assert_eq!(
+            status::describe(status::EGENERAL),
+            "Internal error (specific information not available)"
+        );
+    }
+}

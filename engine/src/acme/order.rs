@@ -1,0 +1,932 @@
+//! Orders, authorizations and challenges (spec §4.4–§4.7), and the staging
+//! run that obtains the certificates of one MD.
+
+use super::{account, json_body, poll, retry_after, status, AResult, Acme, AcmeError};
+use crate::config::Md;
+use crate::crypto::{self, Key};
+use crate::keyspec::KeySpec;
+use crate::log::{Level, Note};
+use crate::store::{Group, Store};
+use crate::util::b64url_encode;
+use openssl::hash::{hash, MessageDigest};
+use openssl::x509::X509;
+use serde_json::{json, Map, Value};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// Polling limits (§4.2).
+pub const AUTHZ_TIMEOUT: Duration = Duration::from_secs(300);
+pub const ORDER_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// `staging/<md>/order.json`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Order {
+    pub url: String,
+    pub status: String,
+    pub authorizations: Vec<String>,
+    pub challenge_setups: Vec<String>,
+    pub finalize: Option<String>,
+    pub certificate: Option<String>,
+}
+
+impl Order {
+    pub fn to_json(&self) -> Value {
+        let mut o = Map::new();
+        o.insert("url".into(), json!(self.url));
+        o.insert("status".into(), json!(self.status));
+        o.insert("authorizations".into(), json!(self.authorizations));
+        o.insert("challenge-setups".into(), json!(self.challenge_setups));
+        if let Some(f) = &self.finalize {
+            o.insert("finalize".into(), json!(f));
+        }
+        if let Some(c) = &self.certificate {
+            o.insert("certificate".into(), json!(c));
+        }
+        Value::Object(o)
+    }
+
+    pub fn from_json(j: &Value) -> Option<Order> {
+        let strs = |k: &str| -> Vec<String> {
+            j.get(k)
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let status = j.get("status").and_then(Value::as_str).unwrap_or("pending");
+        let status = match status {
+            "pending" | "ready" | "processing" | "valid" | "invalid" => status,
+            _ => "pending",
+        };
+        Some(Order {
+            url: j.get("url")?.as_str()?.to_string(),
+            status: status.to_string(),
+            authorizations: strs("authorizations"),
+            challenge_setups: strs("challenge-setups"),
+            finalize: j
+                .get("finalize")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            certificate: j
+                .get("certificate")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+        })
+    }
+
+    /// Takes over what the CA says about the order.
+    fn update(&mut self, j: &Value) {
+        if let Some(s) = j.get("status").and_then(Value::as_str) {
+            self.status = s.to_string();
+        }
+        if let Some(a) = j.get("authorizations").and_then(Value::as_array) {
+            self.authorizations = a
+                .iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect();
+        }
+        if let Some(f) = j.get("finalize").and_then(Value::as_str) {
+            self.finalize = Some(f.to_string());
+        }
+        if let Some(c) = j.get("certificate").and_then(Value::as_str) {
+            self.certificate = Some(c.to_string());
+        }
+    }
+}
+
+/// Hooks into the run, for events and progress.
+pub trait Events {
+    /// `challenge-setup:<type>:<domain>`, after the challenge data is in
+    /// place and before the CA is told. An error makes this type fail.
+    fn challenge_setup(&mut self, _ctype: &str, _domain: &str) -> Result<(), String> {
+        Ok(())
+    }
+    /// What the run is doing now (job log "progress").
+    fn progress(&mut self, _activity: &str) {}
+}
+
+/// No events.
+pub struct NoEvents;
+impl Events for NoEvents {}
+
+/// What the run may use to answer challenges.
+#[derive(Debug, Clone, Default)]
+pub struct ChallengeEnv {
+    /// Usable challenge types, in order of preference (§4.6).
+    pub types: Vec<String>,
+    /// `MDChallengeDns01` in effect for the MD.
+    pub dns01_cmd: Option<String>,
+    /// `MDChallengeDns01Version`.
+    pub dns01_version: u8,
+}
+
+/// What one run needs.
+pub struct RunEnv<'a> {
+    pub store: &'a Store,
+    pub events: &'a mut dyn Events,
+    pub challenges: ChallengeEnv,
+    pub notes: Vec<Note>,
+}
+
+/// The identifiers to order: MD names minus those a wildcard in the list
+/// covers, in order of first appearance.
+pub fn order_identifiers(domains: &[String]) -> Vec<String> {
+    domains
+        .iter()
+        .filter(|d| {
+            !domains.iter().any(|w| {
+                w.strip_prefix("*.").is_some_and(|base| {
+                    *d != w
+                        && d.split_once('.')
+                            .is_some_and(|(_, rest)| rest.eq_ignore_ascii_case(base))
+                })
+            })
+        })
+        .cloned()
+        .collect()
+}
+
+/// The challenge directory of an identifier for a challenge type: IP
+/// addresses are looked up by their reverse-DNS name for tls-alpn-01 (the
+/// SNI the CA sends, RFC 8738).
+pub fn challenge_dir_name(ctype: &str, ident: &str) -> String {
+    if ctype == "tls-alpn-01" {
+        if let Some(rev) = crypto::reverse_dns_name(ident) {
+            return rev;
+        }
+    }
+    ident.to_string()
+}
+
+fn identifier_value(ident: &str) -> &str {
+    ident.strip_prefix("*.").unwrap_or(ident)
+}
+
+fn run_cmd(argv: &[String]) -> Result<i32, String> {
+    let (prog, args) = argv.split_first().ok_or("empty command")?;
+    let out = Command::new(prog)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(|e| format!("cannot execute {prog}: {e}"))?;
+    Ok(out.status.code().unwrap_or(-1))
+}
+
+fn dns_txt_value(key_authz: &str) -> String {
+    b64url_encode(
+        &hash(MessageDigest::sha256(), key_authz.as_bytes())
+            .map(|d| d.to_vec())
+            .unwrap_or_default(),
+    )
+}
+
+/// Removes what a challenge setup left: challenge files, DNS records.
+pub fn teardown(
+    store: &Store,
+    md: &Md,
+    env_dns: &ChallengeEnv,
+    setups: &[String],
+    notes: &mut Vec<Note>,
+) {
+    for token in setups {
+        let Some((ctype, rest)) = token.split_once(':') else {
+            continue;
+        };
+        match ctype {
+            "http-01" | "tls-alpn-01" => {
+                store.purge(Group::Challenges, &challenge_dir_name(ctype, rest))
+            }
+            "dns-01" => {
+                let (domain, value) = rest.split_once(' ').unwrap_or((rest, ""));
+                if let Some(cmd) = md.dns01_cmd.as_ref().or(env_dns.dns01_cmd.as_ref()) {
+                    let mut argv = crate::util::tokenize_argv(cmd);
+                    argv.push("teardown".into());
+                    argv.push(domain.into());
+                    if env_dns.dns01_version == 2 {
+                        argv.push(value.into());
+                    }
+                    match run_cmd(&argv) {
+                        Ok(0) => {}
+                        Ok(code) => notes.push(Note::new(
+                            Level::Warn,
+                            format!("{}: dns-01 teardown command failed (exit code={code}) for {domain}", md.name),
+                        )),
+                        Err(e) => notes.push(Note::new(Level::Warn, format!("{}: dns-01 teardown command failed ({e}) for {domain}", md.name))),
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Sets up one challenge; returns the setup token.
+fn setup_challenge(
+    acme: &Acme,
+    md: &Md,
+    env: &mut RunEnv<'_>,
+    ctype: &str,
+    ident: &str,
+    token: &str,
+) -> AResult<String> {
+    let thumb = acme
+        .account
+        .as_ref()
+        .ok_or_else(|| AcmeError::new(status::EINVAL, "no account"))?
+        .1
+        .thumbprint()
+        .map_err(|e| AcmeError::new(status::EINVAL, e.0))?;
+    let key_authz = format!("{token}.{thumb}");
+    let store = env.store;
+    let store_err = |e: crate::store::StoreError| AcmeError::new(status::EGENERAL, e.msg);
+    let setup = match ctype {
+        "http-01" => {
+            store
+                .save_bytes(
+                    Group::Challenges,
+                    ident,
+                    "acme-http-01.txt",
+                    key_authz.as_bytes(),
+                    false,
+                )
+                .map_err(store_err)?;
+            format!("http-01:{ident}")
+        }
+        "tls-alpn-01" => {
+            let dir = challenge_dir_name(ctype, ident);
+            for spec in md.effective_specs() {
+                let sfx = spec.file_suffix();
+                // X25519 keys cannot sign: use P-256 for the challenge then
+                let kspec = match &spec {
+                    KeySpec::Ec(c) if c.eq_ignore_ascii_case("x25519") => {
+                        KeySpec::Ec("P-256".into())
+                    }
+                    other => other.clone(),
+                };
+                let key =
+                    Key::generate(&kspec).map_err(|e| AcmeError::new(status::EGENERAL, e.0))?;
+                let cert = crypto::tls_alpn01_cert(&key, ident, &key_authz)
+                    .map_err(|e| AcmeError::new(status::EGENERAL, e.0))?;
+                let pem = cert
+                    .to_pem()
+                    .map_err(|e| AcmeError::new(status::EGENERAL, e.to_string()))?;
+                env.store
+                    .save_key(
+                        Group::Challenges,
+                        &dir,
+                        &format!("acme-tls-alpn-01-privkey{sfx}.pem"),
+                        &key,
+                    )
+                    .map_err(store_err)?;
+                env.store
+                    .save_bytes(
+                        Group::Challenges,
+                        &dir,
+                        &format!("acme-tls-alpn-01-pubcert{sfx}.pem"),
+                        &pem,
+                        false,
+                    )
+                    .map_err(store_err)?;
+            }
+            format!("tls-alpn-01:{ident}")
+        }
+        "dns-01" => {
+            let cmd = md
+                .dns01_cmd
+                .as_ref()
+                .or(env.challenges.dns01_cmd.as_ref())
+                .ok_or_else(|| {
+                    AcmeError::with_problem(
+                        status::EINVAL,
+                        "challenge-mismatch",
+                        "dns-01 needs MDChallengeDns01",
+                    )
+                })?;
+            let value = dns_txt_value(&key_authz);
+            let domain = identifier_value(ident);
+            let mut argv = crate::util::tokenize_argv(cmd);
+            argv.extend(["setup".to_string(), domain.to_string(), value.clone()]);
+            match run_cmd(&argv) {
+                Ok(0) => {}
+                Ok(code) => {
+                    env.notes.push(Note::new(
+                        Level::Info,
+                        format!(
+                            "{}: dns-01 setup command returns {code} for {domain}",
+                            md.name
+                        ),
+                    ));
+                    return Err(AcmeError::new(
+                        status::EGENERAL,
+                        format!("dns-01 setup command returns {code} for {domain}"),
+                    ));
+                }
+                Err(e) => {
+                    env.notes.push(Note::new(
+                        Level::Warn,
+                        format!(
+                            "{}: dns-01 setup command failed to execute for {domain}",
+                            md.name
+                        ),
+                    ));
+                    return Err(AcmeError::new(status::EGENERAL, e));
+                }
+            }
+            format!("dns-01:{domain} {value}")
+        }
+        other => {
+            return Err(AcmeError::with_problem(
+                status::EINVAL,
+                "challenge-mismatch",
+                format!("unsupported challenge type {other}"),
+            ))
+        }
+    };
+    env.events
+        .challenge_setup(ctype, identifier_value(ident))
+        .map_err(|e| {
+            AcmeError::new(
+                status::EGENERAL,
+                format!("challenge-setup:{ctype}:{ident} vetoed: {e}"),
+            )
+        })?;
+    Ok(setup)
+}
+
+fn authz_error_detail(authz: &Value) -> String {
+    authz
+        .get("challenges")
+        .and_then(Value::as_array)
+        .and_then(|cs| cs.iter().find_map(|c| c.get("error")))
+        .map(|e| {
+            format!(
+                "{} {}",
+                e.get("type").and_then(Value::as_str).unwrap_or(""),
+                e.get("detail").and_then(Value::as_str).unwrap_or("")
+            )
+            .trim()
+            .to_string()
+        })
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "no error given".to_string())
+}
+
+/// Handles one pending authorization: picks a challenge type and sets it up.
+fn start_authz(
+    acme: &mut Acme,
+    md: &Md,
+    env: &mut RunEnv<'_>,
+    order: &mut Order,
+    authz: &Value,
+) -> AResult<()> {
+    let ident = authz
+        .pointer("/identifier/value")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let wildcard = authz
+        .get("wildcard")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let ident = if wildcard {
+        format!("*.{ident}")
+    } else {
+        ident
+    };
+    let offered: Vec<&Value> = authz
+        .get("challenges")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().collect())
+        .unwrap_or_default();
+    let offered_types: Vec<&str> = offered
+        .iter()
+        .filter_map(|c| c.get("type").and_then(Value::as_str))
+        .collect();
+    let mut last_err = None;
+    let mut any = false;
+    for ctype in env.challenges.types.clone() {
+        let Some(ch) = offered
+            .iter()
+            .find(|c| c.get("type").and_then(Value::as_str) == Some(ctype.as_str()))
+        else {
+            continue;
+        };
+        any = true;
+        let token = ch.get("token").and_then(Value::as_str).unwrap_or("");
+        let url = ch
+            .get("url")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        match setup_challenge(acme, md, env, &ctype, &ident, token) {
+            Ok(setup) => {
+                if !order.challenge_setups.contains(&setup) {
+                    order.challenge_setups.push(setup);
+                }
+                let _ =
+                    env.store
+                        .save_json(Group::Staging, &md.name, "order.json", &order.to_json());
+                env.events
+                    .progress(&format!("Responding to {ctype} challenge for {ident}"));
+                acme.post(&url, Some(&json!({})), false)?;
+                return Ok(());
+            }
+            Err(e) => {
+                env.notes.push(Note::new(
+                    Level::Debug,
+                    format!("{}: {ctype} for {ident}: {e}", md.name),
+                ));
+                last_err = Some(e);
+            }
+        }
+    }
+    if !any {
+        return Err(AcmeError::with_problem(
+            status::EINVAL,
+            "challenge-mismatch",
+            format!(
+                "None of offered challenge types for domain {ident} are supported. The server offered '{}' and available are: '{}'.",
+                offered_types.join(" "),
+                env.challenges.types.join(" ")
+            ),
+        ));
+    }
+    let detail = last_err.map(|e| e.detail).unwrap_or_default();
+    Err(AcmeError::with_problem(
+        status::EGENERAL,
+        "challenge-setup-failure",
+        format!("all challenge types failed for {ident}: {detail}"),
+    ))
+}
+
+fn new_order(acme: &mut Acme, md: &Md) -> AResult<Order> {
+    let idents: Vec<Value> = order_identifiers(&md.domains)
+        .iter()
+        .map(|d| json!({"type": crypto::ident_type(d), "value": d}))
+        .collect();
+    let mut payload = Map::new();
+    payload.insert("identifiers".into(), Value::Array(idents));
+    if let Some(p) = &md.profile {
+        match acme.dir.profiles.iter().find(|x| x.eq_ignore_ascii_case(p)) {
+            Some(offered) => {
+                payload.insert("profile".into(), json!(offered));
+            }
+            None if md.profile_mandatory => {
+                return Err(AcmeError::new(
+                    status::EINVAL,
+                    format!("mandatory ACME profile '{p}' is not offered by CA"),
+                ));
+            }
+            None => {}
+        }
+    }
+    let url = acme.dir.new_order.clone();
+    let r = acme.post(&url, Some(&Value::Object(payload)), false)?;
+    let loc = r
+        .header("location")
+        .map(str::to_string)
+        .ok_or_else(|| AcmeError::new(status::EINVAL, "new order without Location header"))?;
+    let mut o = Order {
+        url: loc,
+        status: "pending".into(),
+        ..Default::default()
+    };
+    if let Some(j) = json_body(&r) {
+        o.update(&j);
+    }
+    Ok(o)
+}
+
+fn link_up(r: &crate::http::Response) -> Option<String> {
+    r.headers
+        .iter()
+        .filter(|(n, _)| n == "link")
+        .flat_map(|(_, v)| v.split(','))
+        .find(|l| l.contains("rel=\"up\"") || l.contains("rel=up"))
+        .and_then(|l| Some(l[l.find('<')? + 1..l.find('>')?].to_string()))
+}
+
+fn parse_certs(r: &crate::http::Response) -> AResult<Vec<X509>> {
+    let ct = r.content_type().unwrap_or_default();
+    let res = if ct == "application/pkix-cert" {
+        X509::from_der(&r.body).map(|c| vec![c])
+    } else {
+        X509::stack_from_pem(&r.body)
+    };
+    res.map_err(|e| {
+        AcmeError::new(
+            status::EINVAL,
+            format!("cannot parse certificate ({ct}): {e}"),
+        )
+    })
+}
+
+/// Downloads the chain at `url`, following `Link: rel="up"` (§4.7).
+pub fn download_chain(acme: &mut Acme, url: &str) -> AResult<Vec<X509>> {
+    let r = acme.post_as_get(url)?;
+    let mut chain = parse_certs(&r)?;
+    let mut next = link_up(&r);
+    if chain.len() == 1 && next.is_none() {
+        return Err(AcmeError::new(
+            status::EINVAL,
+            "no link header 'up' for new certificate, unable to retrieve chain",
+        ));
+    }
+    let mut seen = vec![url.to_string()];
+    while chain.len() == 1 && chain.len() < 10 {
+        let Some(u) = next.take().filter(|u| !seen.contains(u)) else {
+            break;
+        };
+        seen.push(u.clone());
+        let r = acme.post_as_get(&u)?;
+        chain.extend(parse_certs(&r)?);
+        next = link_up(&r);
+    }
+    if chain.is_empty() {
+        return Err(AcmeError::new(
+            status::EINVAL,
+            "no certificate in the CA's response",
+        ));
+    }
+    Ok(chain)
+}
+
+/// What a successful run staged.
+#[derive(Debug, Clone)]
+pub struct Staged {
+    /// Key specs that got a new certificate.
+    pub new_certs: Vec<KeySpec>,
+    /// Latest notBefore of the new certificates (µs since the epoch).
+    pub valid_from: i64,
+    /// Where the account lives.
+    pub account: account::Source,
+}
+
+fn not_before(c: &X509) -> i64 {
+    let epoch = openssl::asn1::Asn1Time::from_unix(0).expect("epoch");
+    epoch
+        .diff(c.not_before())
+        .map(|d| (i64::from(d.days) * 86_400 + i64::from(d.secs)) * 1_000_000)
+        .unwrap_or(0)
+}
+
+/// Whether staging already holds a key and chain for `spec` that fit the MD.
+fn staged_complete(store: &Store, md: &Md, spec: &KeySpec) -> bool {
+    let sfx = spec.file_suffix();
+    let key = store
+        .load_key(Group::Staging, &md.name, &format!("privkey{sfx}.pem"))
+        .ok()
+        .flatten();
+    let chain = store
+        .load_bytes(Group::Staging, &md.name, &format!("pubcert{sfx}.pem"))
+        .ok()
+        .flatten()
+        .and_then(|p| X509::stack_from_pem(&p).ok());
+    match (key, chain) {
+        (Some(k), Some(c)) if !c.is_empty() && k.matches(&c[0]) => {
+            let names = crypto::cert_names(&c[0]);
+            order_identifiers(&md.domains)
+                .iter()
+                .all(|d| names.iter().any(|n| n.eq_ignore_ascii_case(d)))
+        }
+        _ => false,
+    }
+}
+
+/// Obtains one certificate for `spec`.
+fn obtain(acme: &mut Acme, md: &Md, env: &mut RunEnv<'_>, spec: &KeySpec) -> AResult<X509> {
+    let store = env.store;
+    let sfx = spec.file_suffix();
+    let serr = |e: crate::store::StoreError| AcmeError::new(status::EGENERAL, e.msg);
+    let key_file = format!("privkey{sfx}.pem");
+    let key = match store
+        .load_key(Group::Staging, &md.name, &key_file)
+        .map_err(serr)?
+    {
+        Some(k) => k,
+        None => {
+            let k = Key::generate(spec).map_err(|e| AcmeError::new(status::EGENERAL, e.0))?;
+            store
+                .save_key(Group::Staging, &md.name, &key_file, &k)
+                .map_err(serr)?;
+            k
+        }
+    };
+    // Resume a stored order if the CA still has it (§4.4 steps 1–2).
+    let mut order = match store
+        .load_json(Group::Staging, &md.name, "order.json")
+        .ok()
+        .flatten()
+        .and_then(|j| Order::from_json(&j))
+    {
+        Some(mut o) => match acme.get_json(&o.url) {
+            Ok(j) => {
+                o.update(&j);
+                if o.status == "invalid" {
+                    teardown(
+                        store,
+                        md,
+                        &env.challenges,
+                        &o.challenge_setups,
+                        &mut env.notes,
+                    );
+                    None
+                } else {
+                    env.events.progress(&format!("Resuming order {}", o.url));
+                    Some(o)
+                }
+            }
+            Err(e) if [status::ENOENT, status::EACCES].contains(&e.status) => {
+                teardown(
+                    store,
+                    md,
+                    &env.challenges,
+                    &o.challenge_setups,
+                    &mut env.notes,
+                );
+                None
+            }
+            Err(e) => return Err(e),
+        },
+        None => None,
+    };
+    let mut retried = false;
+    loop {
+        let mut o = match order.take() {
+            Some(o) => o,
+            None => {
+                env.events
+                    .progress(&format!("Creating new order for {}", md.name));
+                new_order(acme, md)?
+            }
+        };
+        store
+            .save_json(Group::Staging, &md.name, "order.json", &o.to_json())
+            .map_err(serr)?;
+        // Authorizations (step 3).
+        let mut bad = None;
+        for url in o.authorizations.clone() {
+            let authz = acme.get_json(&url)?;
+            match authz.get("status").and_then(Value::as_str).unwrap_or("") {
+                "valid" => {}
+                "pending" => start_authz(acme, md, env, &mut o, &authz)?,
+                _ => {
+                    bad = Some(authz);
+                    break;
+                }
+            }
+        }
+        if let Some(authz) = bad {
+            if !retried {
+                // an old order with a failed authorization: once more, fresh
+                retried = true;
+                teardown(
+                    store,
+                    md,
+                    &env.challenges,
+                    &o.challenge_setups,
+                    &mut env.notes,
+                );
+                store.remove(Group::Staging, &md.name, "order.json");
+                continue;
+            }
+            let d = authz
+                .pointer("/identifier/value")
+                .and_then(Value::as_str)
+                .unwrap_or("?");
+            return Err(AcmeError::new(
+                status::EINVAL,
+                format!("domain authorization for {d} failed, CA considers answer to challenge invalid, {}.", authz_error_detail(&authz)),
+            ));
+        }
+        // Wait for all authorizations (step 4).
+        for url in o.authorizations.clone() {
+            env.events.progress("Waiting for the CA to validate");
+            poll(AUTHZ_TIMEOUT, "authorization", || {
+                let r = acme.post_as_get(&url)?;
+                let j = json_body(&r).unwrap_or(Value::Null);
+                match j.get("status").and_then(Value::as_str).unwrap_or("") {
+                    "valid" => Ok((Some(()), None)),
+                    "invalid" | "deactivated" | "expired" | "revoked" => {
+                        let d = j
+                            .pointer("/identifier/value")
+                            .and_then(Value::as_str)
+                            .unwrap_or("?");
+                        let mut e = AcmeError::new(
+                            status::EINVAL,
+                            format!("domain authorization for {d} failed, CA considers answer to challenge invalid, {}.", authz_error_detail(&j)),
+                        );
+                        if let Some(p) = j
+                            .pointer("/challenges")
+                            .and_then(Value::as_array)
+                            .and_then(|cs| cs.iter().find_map(|c| c.pointer("/error/type")))
+                            .and_then(Value::as_str)
+                        {
+                            e.problem = Some(p.to_string());
+                        }
+                        Err(e)
+                    }
+                    _ => Ok((None, retry_after(&r))),
+                }
+            })?;
+        }
+        // Order ready (step 5), finalize (6), valid (7).
+        let order_url = o.url.clone();
+        let refresh = |acme: &mut Acme, o: &mut Order| -> AResult<Option<Duration>> {
+            let r = acme.post_as_get(&order_url)?;
+            if let Some(j) = json_body(&r) {
+                o.update(&j);
+            }
+            Ok(retry_after(&r))
+        };
+        poll(ORDER_TIMEOUT, "order ready", || {
+            let hint = refresh(acme, &mut o)?;
+            Ok((
+                matches!(o.status.as_str(), "ready" | "processing" | "valid").then_some(()),
+                hint,
+            ))
+        })?;
+        if o.status == "ready" {
+            env.events.progress("Finalizing order");
+            let csr = crypto::csr_der(&key, &order_identifiers(&md.domains), md.must_staple)
+                .map_err(|e| AcmeError::new(status::EINVAL, e.0))?;
+            let fin = o
+                .finalize
+                .clone()
+                .ok_or_else(|| AcmeError::new(status::EINVAL, "order without finalize URL"))?;
+            let r = acme.post(&fin, Some(&json!({"csr": b64url_encode(&csr)})), false)?;
+            if let Some(j) = json_body(&r) {
+                o.update(&j);
+            }
+        }
+        poll(ORDER_TIMEOUT, "order valid", || {
+            let hint = refresh(acme, &mut o)?;
+            if o.status == "invalid" {
+                return Err(AcmeError::new(status::EINVAL, "order became invalid"));
+            }
+            Ok(((o.status == "valid").then_some(()), hint))
+        })?;
+        let cert_url = o.certificate.clone().ok_or_else(|| {
+            AcmeError::new(
+                status::EINVAL,
+                "Order valid, but certificate url is missing.",
+            )
+        })?;
+        store
+            .save_json(Group::Staging, &md.name, "order.json", &o.to_json())
+            .map_err(serr)?;
+        env.events.progress("Retrieving certificate chain");
+        let chain = download_chain(acme, &cert_url)?;
+        if !key.matches(&chain[0]) {
+            teardown(
+                store,
+                md,
+                &env.challenges,
+                &o.challenge_setups,
+                &mut env.notes,
+            );
+            store.remove(Group::Staging, &md.name, "order.json");
+            return Err(AcmeError::new(
+                status::EINVAL,
+                "certificate and private key do not match",
+            ));
+        }
+        let pem =
+            crypto::chain_to_pem(&chain).map_err(|e| AcmeError::new(status::EGENERAL, e.0))?;
+        store
+            .save_bytes(
+                Group::Staging,
+                &md.name,
+                &format!("pubcert{sfx}.pem"),
+                &pem,
+                false,
+            )
+            .map_err(serr)?;
+        teardown(
+            store,
+            md,
+            &env.challenges,
+            &o.challenge_setups,
+            &mut env.notes,
+        );
+        store.remove(Group::Staging, &md.name, "order.json");
+        return Ok(chain.into_iter().next().expect("non-empty chain"));
+    }
+}
+
+/// A staging run for `md` at the CA `acme` is connected to: selects the
+/// account, obtains a certificate for every key spec that lacks one in
+/// staging, and writes the staged `md.json`. Challenge data is removed at
+/// the end, on success and on failure.
+pub fn stage(acme: &mut Acme, md: &Md, env: &mut RunEnv<'_>) -> AResult<Staged> {
+    let store = env.store;
+    let source = account::select(acme, store, md, &mut env.notes)?;
+    let mut staged_md = md.clone();
+    staged_md.ca_url = Some(acme.dir.url.clone());
+    if let account::Source::Stored(id) = &source {
+        staged_md.ca_account = Some(id.clone());
+    }
+    store
+        .save_json(Group::Staging, &md.name, "md.json", &staged_md.to_json())
+        .map_err(|e| AcmeError::new(status::EGENERAL, e.msg))?;
+    let mut new_certs = Vec::new();
+    let mut valid_from = 0;
+    for spec in md.effective_specs() {
+        if staged_complete(store, md, &spec) {
+            continue;
+        }
+        let res = obtain(acme, md, env, &spec);
+        match res {
+            Ok(leaf) => {
+                valid_from = valid_from.max(not_before(&leaf));
+                new_certs.push(spec);
+            }
+            Err(e) => {
+                // leave nothing behind that answers challenges
+                if let Some(o) = store
+                    .load_json(Group::Staging, &md.name, "order.json")
+                    .ok()
+                    .flatten()
+                    .and_then(|j| Order::from_json(&j))
+                {
+                    teardown(
+                        store,
+                        md,
+                        &env.challenges,
+                        &o.challenge_setups,
+                        &mut env.notes,
+                    );
+                }
+                return Err(e);
+            }
+        }
+    }
+    Ok(Staged {
+        new_certs,
+        valid_from,
+        account: source,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_without_covered_names() {
+        let d = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            order_identifiers(&d(&["a.org", "*.a.org", "www.a.org", "x.y.a.org"])),
+            d(&["a.org", "*.a.org", "x.y.a.org"])
+        );
+        assert_eq!(
+            order_identifiers(&d(&["a.org", "127.0.0.1"])),
+            d(&["a.org", "127.0.0.1"])
+        );
+    }
+
+    #[test]
+    fn order_json() {
+        let o = Order {
+            url: "u".into(),
+            status: "pending".into(),
+            authorizations: vec!["a1".into()],
+            challenge_setups: vec!["http-01:a.org".into()],
+            finalize: Some("f".into()),
+            certificate: None,
+        };
+        let j = o.to_json();
+        assert_eq!(
+            j.to_string(),
+            r#"{"url":"u","status":"pending","authorizations":["a1"],"challenge-setups":["http-01:a.org"],"finalize":"f"}"#
+        );
+        assert_eq!(Order::from_json(&j).unwrap(), o);
+        let odd = Order::from_json(&json!({"url": "u", "status": "weird"})).unwrap();
+        assert_eq!(odd.status, "pending");
+    }
+
+    #[test]
+    fn challenge_dirs_and_links() {
+        assert_eq!(challenge_dir_name("http-01", "127.0.0.1"), "127.0.0.1");
+        assert_eq!(
+            challenge_dir_name("tls-alpn-01", "127.0.0.1"),
+            "1.0.0.127.in-addr.arpa"
+        );
+        assert_eq!(challenge_dir_name("tls-alpn-01", "a.org"), "a.org");
+        let r = crate::http::Response {
+            status: 200,
+            headers: vec![
+                ("link".into(), "<https://ca/dir>;rel=\"index\"".into()),
+                ("link".into(), "<https://ca/issuer/1>;rel=\"up\"".into()),
+            ],
+            body: vec![],
+        };
+        assert_eq!(link_up(&r).as_deref(), Some("https://ca/issuer/1"));
+        assert_eq!(dns_txt_value("tok.thumb").len(), 43);
+    }
+}
