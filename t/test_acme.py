@@ -26,8 +26,9 @@ def a2md():
     return A2MD
 
 
-def drive(sb, a2md, names, *opts, ca_url=None, timeout=120, store=None):
-    argv = [a2md, "-d", store or sb.path("md"), "-a", ca_url or sb.ca_url, "-C", sb.ca_cert, "drive",
+def drive(sb, a2md, names, *opts, ca_url=None, timeout=120, store=None, proxy=None, proxy_ca=None):
+    argv = [a2md, "-d", store or sb.path("md"), "-a", ca_url or sb.ca_url, "-C", sb.ca_cert,
+            *(["-p", proxy] if proxy else []), *(["-P", proxy_ca] if proxy_ca else []), "drive",
             "--contact", "admin@example.org", "--agreement", "accepted", *opts, *names]
     r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
     try:
@@ -97,6 +98,11 @@ def test_http01(ca_sb, a2md, resp):
     assert out["status"] == 0, out
     assert out["staged"] == ["rsa"]
     assert_staged_cert(ca_sb, "a.example.org", ["a.example.org", "www.a.example.org"])
+    # the event hook point, once per pending authorization (pebble may reuse some)
+    events = [l for l in out["_stderr"].splitlines() if l.startswith("[event] challenge-setup:")]
+    assert set(events) <= {"[event] challenge-setup:http-01:a.example.org",
+                           "[event] challenge-setup:http-01:www.a.example.org"}, events
+    assert events
     assert any(s[0] == "http-01" and s[1] == "a.example.org" for s in resp.seen)
     md = json.load(open(staged(ca_sb, "a.example.org", "md.json")))
     assert md["ca"]["url"] == ca_sb.ca_url
@@ -227,8 +233,15 @@ def test_resumed_order(ca_sb, a2md, tmp_path):
     p.wait()
     gate.touch()
     first = json.load(open(order_file))
-    out = drive(ca_sb, a2md, ["o.example.org"], "--challenges", "dns-01", "--dns01", dns01_cmd(ca_sb))
+    log = tmp_path / "dns01.log"
+    os.environ["DNS01_LOG"] = str(log)
+    try:
+        out = drive(ca_sb, a2md, ["o.example.org"], "--challenges", "dns-01", "--dns01", dns01_cmd(ca_sb))
+    finally:
+        del os.environ["DNS01_LOG"]
     assert out["status"] == 0, out
+    # MDChallengeDns01Version 1: teardown gets the domain only
+    assert "teardown o.example.org" in log.read_text().splitlines(), log.read_text()
     assert f"Resuming order {first['url']}" in out["_stderr"], out["_stderr"]
 
 
@@ -248,5 +261,55 @@ def test_eab(module, a2md):
             assert out["status"] == 0, out
             acct = json.load(open(staged(sb, "e.example.org", "account.json")))
             assert acct["eab"] == {"kid": "kid-1", "hmac": hmac}
+        finally:
+            r.stop()
+
+
+def test_ip_address_tls_alpn01(ca_sb, a2md, resp):
+    """RFC 8738: the CA sends the reverse-DNS name as SNI for an IP."""
+    out = drive(ca_sb, a2md, ["127.0.0.1"], "--challenges", "tls-alpn-01")
+    assert out["status"] == 0, out
+    assert_staged_cert(ca_sb, "127.0.0.1", ["127.0.0.1"])
+    assert any(s[0] == "tls-alpn-01" and s[1] == "1.0.0.127.in-addr.arpa" for s in resp.seen), resp.seen
+
+
+def test_through_http_proxy(ca_sb, a2md, resp):
+    from proxy import ConnectProxy
+    p = ConnectProxy()
+    try:
+        out = drive(ca_sb, a2md, ["p.example.org"], proxy=p.url)
+    finally:
+        p.stop()
+    assert out["status"] == 0, out
+    assert f"localhost:{ca_sb.pebble_port}" in p.seen
+    # every request went through it: the proxy saw the directory and more
+    assert len(p.seen) >= 1
+
+
+def test_through_https_proxy_with_its_ca_file(ca_sb, a2md, resp):
+    """MDHttpProxyCACertificateFile: the proxy's certificate is verified with it."""
+    from proxy import ConnectProxy
+    p = ConnectProxy(tls=(ca_sb.ca_cert, ca_sb.path("ca", "pebble-tls.key")))
+    try:
+        bad = drive(ca_sb, a2md, ["hp.example.org"], proxy=p.url, timeout=60)
+        assert bad["_rc"] == 1 and "Unsuccessful in contacting" in bad["detail"], bad
+        assert p.seen == []  # the client refused the unverified proxy
+        out = drive(ca_sb, a2md, ["hp.example.org"], proxy=p.url, proxy_ca=ca_sb.ca_cert)
+    finally:
+        p.stop()
+    assert out["status"] == 0, out
+    assert f"localhost:{ca_sb.pebble_port}" in p.seen
+
+
+def test_bad_nonces_are_retried(module, a2md):
+    """pebble rejecting 40% of nonces: every request still gets through."""
+    from sandbox import Sandbox
+    with Sandbox(module=module) as sb:
+        sb.start_ca(env={"PEBBLE_WFE_NONCEREJECT": "40"})
+        r = Responder(sb.path("md"), http_port=sb.http_port)
+        try:
+            for n in range(2):
+                out = drive(sb, a2md, [f"n{n}.example.org"])
+                assert out["status"] == 0, out
         finally:
             r.stop()

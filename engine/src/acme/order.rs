@@ -177,6 +177,11 @@ fn run_cmd(argv: &[String]) -> Result<i32, String> {
     Ok(out.status.code().unwrap_or(-1))
 }
 
+/// The key authorization of a challenge token (RFC 8555 §8.1).
+pub fn key_authorization(token: &str, account_key: &Key) -> Result<String, crypto::CryptoError> {
+    Ok(format!("{token}.{}", account_key.thumbprint()?))
+}
+
 fn dns_txt_value(key_authz: &str) -> String {
     b64url_encode(
         &hash(MessageDigest::sha256(), key_authz.as_bytes())
@@ -234,14 +239,13 @@ fn setup_challenge(
     ident: &str,
     token: &str,
 ) -> AResult<String> {
-    let thumb = acme
+    let acct_key = &acme
         .account
         .as_ref()
         .ok_or_else(|| AcmeError::new(status::EINVAL, "no account"))?
-        .1
-        .thumbprint()
-        .map_err(|e| AcmeError::new(status::EINVAL, e.0))?;
-    let key_authz = format!("{token}.{thumb}");
+        .1;
+    let key_authz =
+        key_authorization(token, acct_key).map_err(|e| AcmeError::new(status::EINVAL, e.0))?;
     let store = env.store;
     let store_err = |e: crate::store::StoreError| AcmeError::new(status::EGENERAL, e.msg);
     let setup = match ctype {
@@ -928,5 +932,20 @@ mod tests {
         };
         assert_eq!(link_up(&r).as_deref(), Some("https://ca/issuer/1"));
         assert_eq!(dns_txt_value("tok.thumb").len(), 43);
+        // RFC 8555 §8.4: base64url(SHA-256(key authorization))
+        assert_eq!(
+            dns_txt_value("abc"),
+            "ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0"
+        );
+    }
+
+    #[test]
+    fn key_authorizations() {
+        let k = Key::generate_rsa(2048).unwrap();
+        let ka = key_authorization("evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA", &k).unwrap();
+        let (tok, thumb) = ka.split_once('.').unwrap();
+        assert_eq!(tok, "evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA");
+        assert_eq!(thumb, k.thumbprint().unwrap());
+        assert_eq!(thumb.len(), 43);
     }
 }

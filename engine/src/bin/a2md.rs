@@ -2,7 +2,7 @@
 //! of upstream mod_md's tool of the same name). Used by the end-to-end
 //! tests and handy for admins:
 //!
-//!   a2md -d STORE -a CA_URL [-C CAFILE] [-p PROXY] drive [options] name...
+//!   a2md -d STORE -a CA_URL [-C CAFILE] [-p PROXY [-P PROXY_CAFILE]] drive [options] name...
 //!
 //! drive options: --challenges T[,T..]  --dns01 CMD  --dns01-version N
 //!   --contact ADDR  --agreement accepted|URL  --keys "SPEC..."  --eab KID HMAC
@@ -40,7 +40,8 @@ fn usage(msg: &str) -> ! {
 fn main() {
     md_engine::http::global_init();
     let mut args = std::env::args().skip(1);
-    let (mut store_dir, mut ca, mut cafile, mut proxy) = (None, None, None, None);
+    let (mut store_dir, mut ca, mut cafile, mut proxy, mut proxy_cafile) =
+        (None, None, None, None, None);
     let mut cmd = None;
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -48,6 +49,7 @@ fn main() {
             "-a" | "--acme" => ca = args.next(),
             "-C" | "--cafile" => cafile = args.next(),
             "-p" | "--proxy" => proxy = args.next(),
+            "-P" | "--proxy-cafile" => proxy_cafile = args.next(),
             "drive" => {
                 cmd = Some(a);
                 break;
@@ -138,6 +140,7 @@ fn main() {
     let mut http = Client::new(format!("apachemd/{}", md_engine::MOD_MD_VERSION));
     http.ca_file = cafile;
     http.proxy = proxy;
+    http.proxy_ca_file = proxy_cafile;
     let result = Acme::connect(http, &ca).and_then(|mut acme| {
         let mut events = Stderr;
         let mut env = RunEnv {
