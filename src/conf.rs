@@ -22,10 +22,35 @@ pub struct SrvConf {
     pub state: *const ModState,
 }
 
+/// What post_config computed about one MD (frozen for the generation: the
+/// children inherit it, as the C module's registry).
+pub struct MdRuntime {
+    pub certs: Vec<Option<md_engine::reg::CertInfo>>,
+    pub renew_at: i64,
+    /// Usable challenge types, or why there are none.
+    pub challenges: Result<Vec<String>, String>,
+    /// Whether the renewal job watches this MD.
+    pub watched: bool,
+}
+
+impl Default for MdRuntime {
+    fn default() -> Self {
+        MdRuntime {
+            certs: Vec::new(),
+            renew_at: 0,
+            challenges: Ok(Vec::new()),
+            watched: false,
+        }
+    }
+}
+
 /// Results of post_config, used by the hooks that run after it.
 pub struct Runtime {
     pub store: Store,
     pub mds: Vec<Md>,
+    pub md_rt: Vec<MdRuntime>,
+    pub http_ok: bool,
+    pub https_ok: bool,
     /// server_rec address → index into `vhosts`.
     pub servers: Vec<usize>,
     pub vhosts: Vec<VHost>,

@@ -2,12 +2,13 @@
 //! call the engine, log, return a status.
 
 use crate::apr;
-use crate::conf::{self, Runtime};
+use crate::conf::{self, MdRuntime, Runtime};
 use crate::ffi;
 use crate::guard::guard;
 use crate::log::{self, Lvl};
 use md_engine::config::{self, Md, RenewMode, NO_SERVER_ADMIN};
 use md_engine::log::Note;
+use md_engine::reg;
 use md_engine::store::{Group, Store};
 use md_engine::vhost::{self, VHost};
 use md_engine::MOD_MD_VERSION;
@@ -16,6 +17,7 @@ use std::path::PathBuf;
 
 const OK: c_int = ffi::OK as c_int;
 const DECLINED: c_int = ffi::DECLINED;
+const DONE: c_int = ffi::DONE;
 const FAILED: c_int = ffi::HTTP_INTERNAL_SERVER_ERROR as c_int;
 
 /// The first post_config call in a process lifetime is httpd's dry run
@@ -166,6 +168,30 @@ unsafe fn before_ssl(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> c_
     if let Err(f) = config::check_mds(&mds, global.match_mode) {
         return fatal(s, &f);
     }
+    // Staged sets become live here, as root, in the dry run too (§3.6).
+    for md in &mds {
+        let mut notes = Vec::new();
+        match reg::install_staged(&store, md, &mut notes) {
+            Ok(true) => log::log(
+                s,
+                Lvl::Info,
+                &format!("AH10068: {}: staged set activated", md.name),
+            ),
+            Ok(false) => {}
+            Err(e) => {
+                log::log(
+                    s,
+                    Lvl::Err,
+                    &format!(
+                        "AH10069: {}: error loading staged set, purging it: {e}",
+                        md.name
+                    ),
+                );
+                reg::purge_staging(&store, md);
+            }
+        }
+        log::notes(s, &notes);
+    }
     for md in &mds {
         log::log(
             s,
@@ -233,9 +259,13 @@ unsafe fn before_ssl(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> c_
             &format!("md[{}]: effective configuration {}", md.name, md.to_json()),
         );
     }
+    let md_rt = mds.iter().map(|_| MdRuntime::default()).collect();
     st.runtime = Some(Runtime {
         store,
         mds,
+        md_rt,
+        http_ok: false,
+        https_ok: false,
         servers,
         vhosts,
         assigned,
@@ -263,15 +293,64 @@ pub unsafe extern "C" fn post_config_after_ssl(
     })
 }
 
+/// Which of the public ports 80/443 (as mapped by MDPortMap) a Listen
+/// serves (§2.2 step 4).
+///
+/// # Safety
+/// Called during post_config, while httpd's listener list is stable.
+unsafe fn reachability(local_80: Option<u16>, local_443: Option<u16>) -> (bool, bool) {
+    let (mut http, mut https) = (false, false);
+    // SAFETY: ap_listeners is a NULL-terminated list built by httpd before
+    // post_config; its addresses and strings live in the process pool.
+    unsafe {
+        let mut lr = ffi::ap_listeners;
+        while let Some(l) = lr.as_ref() {
+            let port = l.bind_addr.as_ref().map_or(0, |a| a.port);
+            let proto = apr::opt_str(l.protocol)
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            if proto.is_empty() || proto.starts_with("http") {
+                if Some(port) == local_80 {
+                    http = true;
+                }
+                if Some(port) == local_443 {
+                    https = true;
+                }
+            }
+            lr = l.next;
+        }
+    }
+    (http, https)
+}
+
+/// Whether a server allows the `acme-tls/1` protocol (`Protocols`).
+///
+/// # Safety
+/// `s` is a live server of this generation.
+unsafe fn allows_acme_tls(s: *mut ffi::server_rec) -> bool {
+    // SAFETY: ap_is_allowed_protocol reads the server's core config only
+    // when no connection/request is given.
+    unsafe {
+        ffi::ap_is_allowed_protocol(
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            s,
+            c"acme-tls/1".as_ptr(),
+        ) != 0
+    }
+}
+
 unsafe fn after_ssl(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> c_int {
     // SAFETY: pconf is the live configuration pool.
     let state = unsafe { &*conf::state_for_pool(pconf) };
-    let st = state.lock();
-    let Some(rt) = st.runtime.as_ref() else {
+    let mut st = state.lock();
+    let ssl_servers = st.ssl_servers.clone();
+    let global = st.config.global.clone();
+    let Some(rt) = st.runtime.as_mut() else {
         return OK;
     };
     for (vi, a) in rt.assigned.iter().enumerate() {
-        if a.len() > 1 && st.ssl_servers.contains(&rt.servers[vi]) {
+        if a.len() > 1 && ssl_servers.contains(&rt.servers[vi]) {
             log::log(
                 s,
                 Lvl::Err,
@@ -289,6 +368,100 @@ unsafe fn after_ssl(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> c_i
             return fatal(s, &f);
         }
     }
+    // Names of SSL vhosts join their MD (member mode auto), else a warning (§2.3).
+    for (vi, a) in rt.assigned.iter().enumerate() {
+        if a.len() != 1 || !ssl_servers.contains(&rt.servers[vi]) {
+            continue;
+        }
+        let vh = &rt.vhosts[vi];
+        let md = &mut rt.mds[a[0]];
+        for name in vhost::uncovered_names(md, vh) {
+            if md.transitive {
+                md.domains.push(name.to_string());
+            } else {
+                log::log(
+                    s,
+                    Lvl::Warn,
+                    &format!(
+                        "AH10040: Virtual Host {}:{} matches Managed Domain '{}', but the name/alias {name} itself is not managed. A requested MD certificate will not match ServerName.",
+                        vh.name, vh.port, md.name
+                    ),
+                );
+            }
+        }
+    }
+    // SAFETY: post_config, listeners are set up.
+    let (http_ok, https_ok) = unsafe { reachability(global.local_80, global.local_443) };
+    rt.http_ok = http_ok;
+    rt.https_ok = https_ok;
+    log::log(
+        s,
+        Lvl::Debug,
+        &format!(
+            "AH10037: server seems{} reachable via http: and{} reachable via https:",
+            if http_ok { "" } else { " not" },
+            if https_ok { "" } else { " not" }
+        ),
+    );
+    let now = md_engine::time::now();
+    for mi in 0..rt.mds.len() {
+        // acme-tls/1 capable domains: an SSL vhost of this MD that serves the
+        // domain and allows the protocol (§4.6).
+        let mut tls1 = Vec::new();
+        for d in rt.mds[mi].domains.clone() {
+            let ok = rt.assigned.iter().enumerate().any(|(vi, a)| {
+                a.contains(&mi)
+                    && ssl_servers.contains(&rt.servers[vi])
+                    && (rt.vhosts[vi].matches_host(&d) || vhost::domain_matches(&d, &rt.vhosts[vi].name))
+                    // SAFETY: a server of this generation.
+                    && unsafe { allows_acme_tls(rt.servers[vi] as *mut ffi::server_rec) }
+            });
+            if ok {
+                tls1.push(d);
+            }
+        }
+        let md = &mut rt.mds[mi];
+        md.acme_tls_1_domains = tls1;
+        let stored = rt
+            .store
+            .load_json(Group::Domains, &md.name, "md.json")
+            .ok()
+            .flatten();
+        reg::merge_stored(md, stored.as_ref());
+        let (state, descr, certs) = reg::compute_state(&rt.store, md);
+        md.state = state;
+        md.state_descr = descr;
+        if !md.cert_files.is_empty() && md.renew_mode == RenewMode::Auto {
+            md.renew_mode = RenewMode::Manual;
+        }
+        if let Err(e) = reg::sync_md_json(&rt.store, md) {
+            log::log(
+                s,
+                Lvl::Err,
+                &format!("AH10172: md[{}]: error syncing to store: {e}", md.name),
+            );
+            return FAILED;
+        }
+        let used = rt.assigned.iter().any(|a| a.contains(&mi));
+        let challenges = reg::challenge_types(md, http_ok, https_ok, global.dns01_cmd.is_some());
+        let watched = state != reg::STATE_ERROR && (used || md.renew_mode == RenewMode::Always);
+        if watched && md.renew_mode != RenewMode::Manual {
+            if let Err(e) = &challenges {
+                log::log(s, Lvl::Err, &format!("AH10173: md[{}]: {e}", md.name));
+            }
+        }
+        rt.md_rt[mi] = MdRuntime {
+            renew_at: reg::renew_at(md, state, &certs, now),
+            certs,
+            challenges,
+            watched,
+        };
+        log::log(
+            s,
+            Lvl::Trace1,
+            &format!("md[{}]: effective configuration {}", md.name, md.to_json()),
+        );
+    }
     // Challenge data of MDs that are no longer configured is stale.
     let names: Vec<&str> = rt.mds.iter().map(|m| m.name.as_str()).collect();
     log::notes(s, &rt.store.purge_group_except(Group::Challenges, &names));
@@ -302,6 +475,38 @@ unsafe fn after_ssl(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> c_i
             );
         }
     }
+    // A job that failed before the restart starts over (§3.1).
+    for (mi, md) in rt.mds.iter().enumerate() {
+        if !rt.md_rt[mi].watched {
+            continue;
+        }
+        if let Ok(j) = md_engine::job::Job::load(&rt.store, Group::Staging, &md.name) {
+            if j.errors > 0 {
+                log::log(
+                    s,
+                    Lvl::Notice,
+                    &format!("AH10064: md({}): previous drive job showed {} errors, purging STAGING area to reset.", md.name, j.errors),
+                );
+                reg::purge_staging(&rt.store, md);
+            }
+        }
+    }
+    let watched = rt.md_rt.iter().filter(|r| r.watched).count();
+    let total = rt.mds.len();
+    drop(st);
+    if watched > 0 {
+        log::log(
+            s,
+            Lvl::Debug,
+            &format!("AH10074: {watched} out of {total} mds need watching"),
+        );
+        // SAFETY: real run, parent; pconf and s are live.
+        if !unsafe { crate::renew::register(pconf, s, state, global.initial_delay) } {
+            return FAILED;
+        }
+    } else {
+        log::log(s, Lvl::Debug, "AH10075: no mds to supervise");
+    }
     OK
 }
 
@@ -310,12 +515,34 @@ pub unsafe extern "C" fn child_init(_p: *mut ffi::apr_pool_t, _s: *mut ffi::serv
     guard("child_init", (), || {})
 }
 
+/// Appends a path to an APR array of `const char *`.
+///
+/// # Safety
+/// `arr` is a live array of `char *` allocated from `p`.
+unsafe fn push_path(p: *mut ffi::apr_pool_t, arr: *mut ffi::apr_array_header_t, path: &str) {
+    // SAFETY: apr_array_push returns a slot of elt_size (a pointer) in the
+    // array; the string is copied into pool `p`.
+    unsafe {
+        let slot = ffi::apr_array_push(arr) as *mut *const std::os::raw::c_char;
+        *slot = apr::pstrdup(p, path);
+    }
+}
+
+/// The one MD of an SSL vhost, if it has exactly one.
+fn vhost_md(rt: &Runtime, s: *const ffi::server_rec) -> Option<usize> {
+    let vi = rt.vhost_index(s)?;
+    match rt.assigned[vi].as_slice() {
+        [one] => Some(*one),
+        _ => None,
+    }
+}
+
 /// mod_ssl asks for certificate files of an SSL vhost (§2.4).
 pub unsafe extern "C" fn ssl_add_cert_files(
     s: *mut ffi::server_rec,
-    _p: *mut ffi::apr_pool_t,
-    _cert_files: *mut ffi::apr_array_header_t,
-    _key_files: *mut ffi::apr_array_header_t,
+    p: *mut ffi::apr_pool_t,
+    cert_files: *mut ffi::apr_array_header_t,
+    key_files: *mut ffi::apr_array_header_t,
 ) -> c_int {
     guard("ssl_add_cert_files", DECLINED, || {
         // SAFETY: s is a live server of this generation.
@@ -340,7 +567,97 @@ pub unsafe extern "C" fn ssl_add_cert_files(
                     rt.vhosts[vi].name
                 ),
             );
+            return DECLINED;
         }
-        DECLINED
+        let Some(mi) = vhost_md(rt, s) else {
+            return DECLINED;
+        };
+        let md = &rt.mds[mi];
+        // SAFETY: cert_files/key_files are mod_ssl's arrays from pool p.
+        let had = unsafe { cert_files.as_ref().map_or(0, |a| a.nelts) };
+        let mut added = 0;
+        for (_name, key, cert) in reg::live_files(&rt.store, md) {
+            let both = std::path::Path::new(&key).exists() && std::path::Path::new(&cert).exists();
+            if md.cert_files.is_empty() && !both {
+                continue;
+            }
+            // SAFETY: see above.
+            unsafe {
+                push_path(p, cert_files, &cert);
+                push_path(p, key_files, &key);
+            }
+            added += 1;
+        }
+        if added == 0 {
+            return DECLINED;
+        }
+        if had > 0 {
+            log::log(
+                s,
+                Lvl::Debug,
+                &format!(
+                    "AH10084: host '{}' is covered by a Managed Domain, but certificate/key files are already configured for it (most likely via SSLCertificateFile).",
+                    rt.vhosts[vi].name
+                ),
+            );
+        }
+        log::log(
+            s,
+            Lvl::Debug,
+            &format!(
+                "AH10077: {}[state={}]: providing certificates for server {}",
+                md.name, md.state, rt.vhosts[vi].name
+            ),
+        );
+        DONE
+    })
+}
+
+/// mod_ssl has no certificate for an SSL vhost: hand it the MD's self-signed
+/// fallback, so the vhost answers 503 until the real certificate is there.
+pub unsafe extern "C" fn ssl_add_fallback_cert_files(
+    s: *mut ffi::server_rec,
+    p: *mut ffi::apr_pool_t,
+    cert_files: *mut ffi::apr_array_header_t,
+    key_files: *mut ffi::apr_array_header_t,
+) -> c_int {
+    guard("ssl_add_fallback_cert_files", DECLINED, || {
+        // SAFETY: s is a live server of this generation.
+        let Some(state) = (unsafe { conf::state(s) }) else {
+            return DECLINED;
+        };
+        let st = state.lock();
+        let Some(rt) = st.runtime.as_ref() else {
+            return DECLINED;
+        };
+        let Some(mi) = vhost_md(rt, s) else {
+            return DECLINED;
+        };
+        let md = &rt.mds[mi];
+        match reg::ensure_fallbacks(&rt.store, md) {
+            Ok(pairs) => {
+                for (key, cert) in pairs {
+                    // SAFETY: mod_ssl's arrays from pool p.
+                    unsafe {
+                        push_path(p, cert_files, &cert);
+                        push_path(p, key_files, &key);
+                    }
+                }
+                log::log(
+                    s,
+                    Lvl::Debug,
+                    &format!(
+                        "AH10116: {}: providing fallback certificate for server {}",
+                        md.name,
+                        rt.vhosts[rt.vhost_index(s).unwrap_or(0)].name
+                    ),
+                );
+                DONE
+            }
+            Err(e) => {
+                log::log(s, Lvl::Err, &format!("AH10174: {e}"));
+                DECLINED
+            }
+        }
     })
 }

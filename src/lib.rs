@@ -18,11 +18,13 @@ pub mod ffi {
 }
 
 mod apr;
+mod challenge;
 mod cmds;
 mod conf;
 mod guard;
 mod hooks;
 mod log;
 mod module;
+mod renew;
 
 pub use module::md_module;

@@ -1,5 +1,6 @@
 //! The exported `md_module` and its command table.
 
+use crate::challenge;
 use crate::cmds;
 use crate::conf;
 use crate::ffi;
@@ -218,6 +219,27 @@ unsafe extern "C" fn register_hooks(_pool: *mut ffi::apr_pool_t) {
             ffi::ap_hook_child_init(Some(hooks::child_init), null(), MOD_SSL.0.as_ptr(), middle);
             ffi::ap_hook_ssl_add_cert_files(
                 Some(hooks::ssl_add_cert_files),
+                null(),
+                null(),
+                middle,
+            );
+            ffi::ap_hook_ssl_add_fallback_cert_files(
+                Some(hooks::ssl_add_fallback_cert_files),
+                null(),
+                null(),
+                middle,
+            );
+            ffi::ap_hook_post_read_request(Some(challenge::http_challenge), null(), null(), middle);
+            ffi::ap_hook_protocol_propose(
+                Some(challenge::protocol_propose),
+                null(),
+                null(),
+                middle,
+            );
+            ffi::ap_hook_protocol_switch(Some(challenge::protocol_switch), null(), null(), middle);
+            ffi::ap_hook_protocol_get(Some(challenge::protocol_get), null(), null(), middle);
+            ffi::ap_hook_ssl_answer_challenge(
+                Some(challenge::ssl_answer_challenge),
                 null(),
                 null(),
                 middle,

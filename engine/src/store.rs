@@ -70,7 +70,7 @@ pub const STARTUP_GROUPS: [Group; 4] = [
     Group::Ocsp,
 ];
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
     key: Vec<u8>,
@@ -403,6 +403,19 @@ impl Store {
         if !name.is_empty() && !name.contains('/') && name != ".." {
             let _ = fs::remove_dir_all(self.group_dir(g).join(name));
         }
+    }
+
+    /// File names in `<group>/<name>/`.
+    pub fn names_in(&self, g: Group, name: &str) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(self.group_dir(g).join(name))
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
     }
 
     /// Names in a group.

@@ -1,0 +1,891 @@
+//! Renewal jobs (`job.json`, spec §5.5), retry back-off (§3.5), events
+//! (§7) and the processing of one MD's job (§3.3).
+
+use crate::acme::order::{self, ChallengeEnv, Events, RunEnv};
+use crate::acme::{status, Acme, AcmeError};
+use crate::config::{Global, Md, RenewMode};
+use crate::http::Client;
+use crate::log::{Level, Note};
+use crate::store::{Group, Store};
+use crate::time::{self, Micros};
+use serde_json::{json, Map, Value};
+
+pub const MAX_LOG_ENTRIES: usize = 128;
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JobResult {
+    pub status: i32,
+    pub problem: Option<String>,
+    pub detail: Option<String>,
+    pub activity: Option<String>,
+    pub valid_from: Micros,
+    pub subproblems: Option<Value>,
+}
+
+impl JobResult {
+    fn to_json(&self) -> Value {
+        let mut o = Map::new();
+        o.insert("status".into(), json!(self.status));
+        if self.status > 0 {
+            o.insert(
+                "status-description".into(),
+                json!(status::describe(self.status)),
+            );
+        }
+        if let Some(p) = &self.problem {
+            o.insert("problem".into(), json!(p));
+        }
+        if let Some(d) = &self.detail {
+            o.insert("detail".into(), json!(d));
+        }
+        if let Some(a) = &self.activity {
+            o.insert("activity".into(), json!(a));
+        }
+        if self.valid_from > 0 {
+            o.insert("valid-from".into(), json!(time::rfc822(self.valid_from)));
+        }
+        if let Some(s) = &self.subproblems {
+            o.insert("subproblems".into(), s.clone());
+        }
+        Value::Object(o)
+    }
+
+    fn from_json(j: &Value) -> JobResult {
+        let s = |k: &str| j.get(k).and_then(Value::as_str).map(str::to_string);
+        JobResult {
+            status: j.get("status").and_then(Value::as_i64).unwrap_or(0) as i32,
+            problem: s("problem"),
+            detail: s("detail"),
+            activity: s("activity"),
+            valid_from: s("valid-from")
+                .and_then(|t| time::parse_rfc822(&t))
+                .unwrap_or(0),
+            subproblems: j.get("subproblems").cloned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogEntry {
+    pub when: Micros,
+    pub kind: String,
+    pub status: Option<String>,
+    pub detail: Option<String>,
+}
+
+/// `job.json` of an MD (or of OCSP: name `other`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Job {
+    pub name: String,
+    pub finished: bool,
+    pub notified: bool,
+    pub notified_renewed: bool,
+    pub next_run: Micros,
+    pub last_run: Micros,
+    pub valid_from: Micros,
+    pub errors: i32,
+    pub last: Option<JobResult>,
+    /// Newest first.
+    pub log: Vec<LogEntry>,
+}
+
+impl Job {
+    pub fn new(name: &str) -> Job {
+        Job {
+            name: name.to_string(),
+            ..Default::default()
+        }
+    }
+
+    pub fn to_json(&self) -> Value {
+        let mut o = Map::new();
+        o.insert("name".into(), json!(self.name));
+        o.insert("finished".into(), json!(self.finished));
+        o.insert("notified".into(), json!(self.notified));
+        o.insert("notified-renewed".into(), json!(self.notified_renewed));
+        if self.next_run > 0 {
+            o.insert("next-run".into(), json!(time::rfc822(self.next_run)));
+        }
+        if self.last_run > 0 {
+            o.insert("last-run".into(), json!(time::rfc822(self.last_run)));
+        }
+        if self.valid_from > 0 {
+            o.insert("valid-from".into(), json!(time::rfc822(self.valid_from)));
+        }
+        o.insert("errors".into(), json!(self.errors));
+        if let Some(l) = &self.last {
+            o.insert("last".into(), l.to_json());
+        }
+        let entries: Vec<Value> = self
+            .log
+            .iter()
+            .map(|e| {
+                let mut m = Map::new();
+                m.insert("when".into(), json!(time::rfc822(e.when)));
+                m.insert("type".into(), json!(e.kind));
+                if let Some(s) = &e.status {
+                    m.insert("status".into(), json!(s));
+                }
+                if let Some(d) = &e.detail {
+                    m.insert("detail".into(), json!(d));
+                }
+                Value::Object(m)
+            })
+            .collect();
+        o.insert("log".into(), json!({"entries": entries}));
+        Value::Object(o)
+    }
+
+    pub fn from_json(j: &Value) -> Job {
+        let t = |k: &str| {
+            j.get(k)
+                .and_then(Value::as_str)
+                .and_then(time::parse_rfc822)
+                .unwrap_or(0)
+        };
+        let b = |k: &str| j.get(k).and_then(Value::as_bool).unwrap_or(false);
+        Job {
+            name: j
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+            finished: b("finished"),
+            notified: b("notified"),
+            notified_renewed: b("notified-renewed"),
+            next_run: t("next-run"),
+            last_run: t("last-run"),
+            valid_from: t("valid-from"),
+            errors: j.get("errors").and_then(Value::as_i64).unwrap_or(0) as i32,
+            last: j.get("last").map(JobResult::from_json),
+            log: j
+                .pointer("/log/entries")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .map(|e| LogEntry {
+                            when: e
+                                .get("when")
+                                .and_then(Value::as_str)
+                                .and_then(time::parse_rfc822)
+                                .unwrap_or(0),
+                            kind: e
+                                .get("type")
+                                .and_then(Value::as_str)
+                                .unwrap_or("")
+                                .to_string(),
+                            status: e.get("status").and_then(Value::as_str).map(str::to_string),
+                            detail: e.get("detail").and_then(Value::as_str).map(str::to_string),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Reads `staging/<name>/job.json`; a broken file is reported, and a
+    /// fresh job takes its place.
+    pub fn load(store: &Store, group: Group, name: &str) -> Result<Job, String> {
+        match store.load_json(group, name, "job.json") {
+            Ok(Some(j)) => Ok(Job::from_json(&j)),
+            Ok(None) => Ok(Job::new(name)),
+            Err(e) => Err(e.msg),
+        }
+    }
+
+    pub fn save(&self, store: &Store, group: Group) -> Result<(), String> {
+        store
+            .save_json(group, &self.name, "job.json", &self.to_json())
+            .map_err(|e| e.msg)
+    }
+
+    pub fn add_log(
+        &mut self,
+        now: Micros,
+        kind: &str,
+        status: Option<String>,
+        detail: Option<String>,
+    ) {
+        self.log.insert(
+            0,
+            LogEntry {
+                when: now,
+                kind: kind.to_string(),
+                status,
+                detail,
+            },
+        );
+        self.log.truncate(MAX_LOG_ENTRIES);
+    }
+
+    /// The newest log entry of a kind.
+    pub fn last_log(&self, kind: &str) -> Option<&LogEntry> {
+        self.log.iter().find(|e| e.kind == kind)
+    }
+}
+
+/// Delay before the next try after `errors` consecutive failures (§3.5):
+/// `retry_delay * 2^(errors-1)` capped at a day, a day right away for input
+/// related problems, then ±50% jitter from `rand` (0..=255).
+pub fn backoff(errors: i32, retry_delay: Micros, input_related: bool, rand: u8) -> Micros {
+    let day = time::from_secs(time::SECS_PER_DAY);
+    let mut d = if input_related {
+        day
+    } else {
+        let shift = (errors.max(1) - 1).min(62) as u32;
+        retry_delay
+            .checked_mul(1i64 << shift)
+            .unwrap_or(day)
+            .min(day)
+    };
+    let secs = time::secs(d);
+    d += time::from_secs(secs * (i64::from(rand) - 128) / 256);
+    d
+}
+
+/// A random byte for jitter.
+pub fn rand_byte() -> u8 {
+    let mut b = [0u8; 1];
+    let _ = openssl::rand::rand_bytes(&mut b);
+    b[0]
+}
+
+/// Event rate limits (§7.1).
+pub fn rate_limit(event: &str) -> Micros {
+    let hour = time::from_secs(3600);
+    match event {
+        "renewing" | "errored" | "ocsp-errored" => hour,
+        e if e.starts_with("challenge-setup") => 0,
+        _ => 24 * hour,
+    }
+}
+
+/// Runs the commands of events: MDNotifyCmd / MDMessageCmd.
+pub trait Notify {
+    /// Runs `MDMessageCmd <event> <md>`; Ok(()) when none is configured.
+    fn message(&mut self, event: &str, md: &str) -> Result<(), String>;
+    /// Runs `MDNotifyCmd <md>` (for `renewed`).
+    fn notify(&mut self, md: &str) -> Result<(), String>;
+}
+
+/// Runs MDMessageCmd / MDNotifyCmd as the spec says (§7.1, §7.2): split
+/// like `apr_tokenize_to_argv`, executed without a shell, stdin closed,
+/// stderr lines reported as notes.
+#[derive(Debug, Default)]
+pub struct CommandNotify {
+    pub message_cmd: Option<String>,
+    pub notify_cmd: Option<String>,
+    pub notes: Vec<Note>,
+}
+
+impl CommandNotify {
+    fn run(&mut self, line: &str, extra: &[&str], what: &str, code: &str) -> Result<(), String> {
+        let mut argv = crate::util::tokenize_argv(line);
+        argv.extend(extra.iter().map(|s| s.to_string()));
+        let Some((prog, args)) = argv.split_first() else {
+            return Ok(());
+        };
+        let out = std::process::Command::new(prog)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::inherit())
+            .stderr(std::process::Stdio::piped())
+            .output();
+        let out = match out {
+            Ok(o) => o,
+            Err(e) => return Err(format!("{what} {line} failed with exit code -1 ({e}).")),
+        };
+        for l in String::from_utf8_lossy(&out.stderr).lines() {
+            self.notes
+                .push(Note::new(Level::Info, format!("cmd({prog}) stderr: {l}")));
+        }
+        match out.status.code() {
+            Some(0) => Ok(()),
+            c => {
+                let c = c.unwrap_or(-1);
+                self.notes.push(Note::new(
+                    Level::Error,
+                    format!("{code}: {what} {line} failed with exit code {c}."),
+                ));
+                Err(format!("{what} {line} failed with exit code {c}."))
+            }
+        }
+    }
+}
+
+impl Notify for CommandNotify {
+    fn message(&mut self, event: &str, md: &str) -> Result<(), String> {
+        match self.message_cmd.clone() {
+            Some(cmd) => self.run(&cmd, &[event, md], "MDMessageCmd", "AH10109"),
+            None => Ok(()),
+        }
+    }
+    fn notify(&mut self, md: &str) -> Result<(), String> {
+        match self.notify_cmd.clone() {
+            Some(cmd) => self.run(&cmd, &[md], "MDNotifyCmd", "AH10108"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Fires an event through the job (rate limits and job log, §7.1).
+/// Returns Err with the failure text.
+pub fn fire(
+    job: &mut Job,
+    notify: &mut dyn Notify,
+    event: &str,
+    now: Micros,
+    notes: &mut Vec<Note>,
+) -> Result<(), String> {
+    let kind = format!("message-{event}");
+    let limit = rate_limit(event);
+    if limit > 0 {
+        if let Some(e) = job.last_log(&kind) {
+            if now - e.when < limit {
+                notes.push(Note::new(
+                    Level::Debug,
+                    format!(
+                        "AH10267: {}: rate limiting notification about '{event}'",
+                        job.name
+                    ),
+                ));
+                return Ok(());
+            }
+        }
+    }
+    if event == "renewed" {
+        if let Err(e) = notify.notify(&job.name) {
+            job.add_log(
+                now,
+                "notify-error",
+                Some("urn:org:apache:httpd:log:AH10108:".into()),
+                Some(e.clone()),
+            );
+            return Err(e);
+        }
+        notes.push(Note::new(
+            Level::Notice,
+            format!(
+                "AH10059: The Managed Domain {} has been setup and changes will be activated on next (graceful) server restart.",
+                job.name
+            ),
+        ));
+    }
+    match notify.message(event, &job.name) {
+        Ok(()) => {
+            job.add_log(now, &kind, None, None);
+            Ok(())
+        }
+        Err(e) => {
+            job.add_log(
+                now,
+                "message-error",
+                Some(event.to_string()),
+                Some(e.clone()),
+            );
+            Err(e)
+        }
+    }
+}
+
+/// Everything processing one MD needs; built by the watchdog from what
+/// post_config froze.
+pub struct JobCtx<'a> {
+    pub store: &'a Store,
+    pub md: &'a Md,
+    pub global: &'a Global,
+    pub renew_at: Micros,
+    pub warn_at: Option<Micros>,
+    /// Whether the MD has complete, valid certificates now.
+    pub complete: bool,
+    pub challenges: Result<Vec<String>, String>,
+    pub user_agent: String,
+}
+
+struct ProgressToJob<'a> {
+    job: &'a mut Job,
+    notify: &'a mut dyn Notify,
+    notes: &'a mut Vec<Note>,
+    last: Option<String>,
+}
+
+impl Events for ProgressToJob<'_> {
+    fn challenge_setup(&mut self, ctype: &str, domain: &str) -> Result<(), String> {
+        let ev = format!("challenge-setup:{ctype}:{domain}");
+        fire(self.job, self.notify, &ev, time::now(), self.notes)
+    }
+    fn progress(&mut self, activity: &str) {
+        if self.last.as_deref() != Some(activity) {
+            self.job
+                .add_log(time::now(), "progress", None, Some(activity.to_string()));
+            self.last = Some(activity.to_string());
+        }
+    }
+}
+
+/// The CA to use for this run (§3.5 failover): the URL of the previous
+/// staging run, moved on by one once `errors` reached `MDRetryFailover`.
+fn pick_ca(ctx: &JobCtx<'_>, errors: i32) -> (String, bool) {
+    let urls: Vec<String> = if ctx.md.ca_urls.is_empty() {
+        vec![crate::config::LETSENCRYPT_URL.to_string()]
+    } else {
+        ctx.md.ca_urls.clone()
+    };
+    let prev = ctx
+        .store
+        .load_json(Group::Staging, &ctx.md.name, "md.json")
+        .ok()
+        .flatten()
+        .and_then(|j| {
+            j.pointer("/ca/url")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .and_then(|u| urls.iter().position(|x| *x == u));
+    match prev {
+        Some(i) if urls.len() >= 2 && errors >= ctx.global.retry_failover => {
+            (urls[(i + 1) % urls.len()].clone(), true)
+        }
+        Some(i) => (urls[i].clone(), false),
+        None => (urls[0].clone(), false),
+    }
+}
+
+/// What processing a job decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Not due, or nothing to do.
+    Idle,
+    /// Vetoed by the `renewing` event.
+    Vetoed,
+    Renewed,
+    Failed,
+}
+
+/// Processes the job of one MD (§3.3). Returns what happened; the job's
+/// `next_run` says when it wants to run again (0 = at the regular check).
+pub fn process(
+    ctx: &JobCtx<'_>,
+    notify: &mut dyn Notify,
+    now: Micros,
+    notes: &mut Vec<Note>,
+) -> Result<(Outcome, Job), String> {
+    let md = ctx.md;
+    let mut job = Job::load(ctx.store, Group::Staging, &md.name)?;
+    job.name = md.name.clone();
+    if job.next_run > now {
+        return Ok((Outcome::Idle, job));
+    }
+    job.next_run = 0;
+    if job.finished && job.notified_renewed {
+        return Ok((Outcome::Idle, job));
+    }
+    let mut outcome = Outcome::Idle;
+    let manual = md.renew_mode == RenewMode::Manual;
+    if !manual && !job.finished && (ctx.renew_at <= now) {
+        notes.push(Note::new(
+            Level::Debug,
+            format!("AH10512: md({}): need to renew now", md.name),
+        ));
+        if let Err(e) = fire(&mut job, notify, "renewing", now, notes) {
+            notes.push(Note::new(Level::Info, format!("AH10060: {}: event-handler for 'renewing' returned {e}, preventing renewal to proceed.", md.name)));
+            job.save(ctx.store, Group::Staging)?;
+            return Ok((Outcome::Vetoed, job));
+        }
+        outcome = run(ctx, &mut job, notify, now, notes);
+    } else if job.finished && !job.notified_renewed && job.valid_from <= now {
+        // staged earlier, activation time has come: tell the admin now
+        notify_renewed(&mut job, notify, now, ctx, notes);
+    }
+    if !job.finished {
+        if let Some(w) = ctx.warn_at {
+            if ctx.complete && w <= now {
+                if let Err(e) = fire(&mut job, notify, "expiring", now, notes) {
+                    job.errors += 1;
+                    job.next_run =
+                        now + backoff(job.errors, ctx.global.retry_delay, false, rand_byte());
+                    notes.push(Note::new(Level::Error, e));
+                }
+            }
+        }
+    }
+    job.save(ctx.store, Group::Staging)?;
+    Ok((outcome, job))
+}
+
+fn notify_renewed(
+    job: &mut Job,
+    notify: &mut dyn Notify,
+    now: Micros,
+    ctx: &JobCtx<'_>,
+    notes: &mut Vec<Note>,
+) {
+    match fire(job, notify, "renewed", now, notes) {
+        Ok(()) => {
+            job.notified = true;
+            job.notified_renewed = true;
+        }
+        Err(e) => {
+            job.errors += 1;
+            job.next_run = now + backoff(job.errors, ctx.global.retry_delay, false, rand_byte());
+            notes.push(Note::new(Level::Error, e));
+        }
+    }
+}
+
+fn run(
+    ctx: &JobCtx<'_>,
+    job: &mut Job,
+    notify: &mut dyn Notify,
+    now: Micros,
+    notes: &mut Vec<Note>,
+) -> Outcome {
+    let md = ctx.md;
+    job.last_run = now;
+    job.add_log(now, "starting", None, None);
+    let result: Result<order::Staged, AcmeError> = (|| {
+        let types = ctx
+            .challenges
+            .clone()
+            .map_err(|e| AcmeError::new(status::EGENERAL, e))?;
+        let (ca_url, failover) = pick_ca(ctx, job.errors);
+        if failover {
+            notes.push(Note::new(
+                Level::Info,
+                format!("{}: failing over to CA {ca_url}", md.name),
+            ));
+            crate::reg::purge_staging(ctx.store, md);
+        }
+        let mut http = Client::new(ctx.user_agent.clone());
+        http.ca_file = md.ca_certs.clone().or_else(|| ctx.global.ca_certs.clone());
+        http.proxy = md
+            .proxy_url
+            .clone()
+            .or_else(|| ctx.global.proxy_url.clone());
+        http.proxy_ca_file = md
+            .proxy_ca_certs
+            .clone()
+            .or_else(|| ctx.global.proxy_ca_certs.clone());
+        let mut acme = Acme::connect(http, &ca_url)?;
+        let mut progress = ProgressToJob {
+            job,
+            notify,
+            notes,
+            last: None,
+        };
+        progress.progress(&format!(
+            "Contacting ACME server for {} at {ca_url}",
+            md.name
+        ));
+        let mut env = RunEnv {
+            store: ctx.store,
+            events: &mut progress,
+            challenges: ChallengeEnv {
+                types,
+                dns01_cmd: ctx.global.dns01_cmd.clone(),
+                dns01_version: ctx.global.dns01_version,
+            },
+            notes: Vec::new(),
+        };
+        let r = order::stage(&mut acme, md, &mut env);
+        let more = std::mem::take(&mut env.notes);
+        drop(env);
+        progress.notes.extend(more);
+        r
+    })();
+    match result {
+        Ok(staged) => {
+            // ready when the newest certificate is valid; a live MD waits
+            // MDActivationDelay more (§4.11)
+            let mut ready = if staged.valid_from > 0 {
+                staged.valid_from
+            } else {
+                now
+            };
+            if ctx.complete && ctx.global.activation_delay != 0 {
+                ready += ctx.global.activation_delay;
+            }
+            job.finished = true;
+            job.valid_from = ready;
+            job.errors = 0;
+            let detail = if ready > now {
+                format!(
+                    "The certificate for the managed domain has been renewed successfully and can be used from {} on.",
+                    time::rfc822(ready)
+                )
+            } else {
+                format!(
+                    "The certificate for the managed domain has been renewed successfully and can be used (valid since {}). A graceful server restart now is recommended.",
+                    time::rfc822(ready)
+                )
+            };
+            job.last = Some(JobResult {
+                status: 0,
+                detail: Some(detail.clone()),
+                valid_from: ready,
+                ..Default::default()
+            });
+            job.add_log(now, "finished", None, Some(detail));
+            if ready > now {
+                job.next_run = ready;
+            } else {
+                let _ = job.save(ctx.store, Group::Staging);
+                notify_renewed(job, notify, now, ctx, notes);
+            }
+            Outcome::Renewed
+        }
+        Err(e) => {
+            job.errors += 1;
+            job.next_run = now
+                + backoff(
+                    job.errors,
+                    ctx.global.retry_delay,
+                    e.input_related(),
+                    rand_byte(),
+                );
+            job.last = Some(JobResult {
+                status: e.status,
+                problem: e.problem.clone(),
+                detail: Some(e.detail.clone()),
+                activity: None,
+                valid_from: 0,
+                subproblems: e.subproblems.as_deref().cloned(),
+            });
+            job.add_log(
+                now,
+                "renewal-error",
+                e.problem.clone(),
+                Some(e.detail.clone()),
+            );
+            notes.push(Note::new(
+                Level::Error,
+                format!("AH10056: processing {}: {}", md.name, e.detail),
+            ));
+            notes.push(Note::new(
+                Level::Info,
+                format!(
+                    "AH10057: {}: encountered error for the {}. time, next run in {}",
+                    md.name,
+                    job.errors,
+                    time::print_duration(job.next_run - now, false)
+                ),
+            ));
+            let _ = fire(job, notify, "errored", now, notes);
+            Outcome::Failed
+        }
+    }
+}
+
+/// Next watchdog run (§3.1): `interval` ± 50% jitter, or earlier if a job
+/// asked for it.
+pub fn next_interval(
+    check_interval: Micros,
+    job_next_runs: &[Micros],
+    now: Micros,
+    rand: u8,
+) -> Micros {
+    let base = check_interval + check_interval * (i64::from(rand) - 128) / 256;
+    let earliest = job_next_runs
+        .iter()
+        .copied()
+        .filter(|t| *t > 0)
+        .map(|t| t - now)
+        .min();
+    match earliest {
+        Some(d) if d < base => d.max(time::USEC_PER_SEC / 10),
+        _ => base,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_schedule() {
+        let d30 = time::from_secs(30);
+        assert_eq!(backoff(1, d30, false, 128), d30);
+        assert_eq!(backoff(2, d30, false, 128), time::from_secs(60));
+        assert_eq!(backoff(3, d30, false, 128), time::from_secs(120));
+        assert_eq!(backoff(40, d30, false, 128), time::from_secs(86400));
+        assert_eq!(backoff(1, d30, true, 128), time::from_secs(86400));
+        assert_eq!(backoff(1, d30, false, 0), time::from_secs(15));
+        assert_eq!(
+            backoff(1, d30, false, 255),
+            time::from_secs(30 + 30 * 127 / 256)
+        );
+        assert_eq!(
+            backoff(200, time::from_secs(i64::MAX / 2_000_000), false, 128),
+            time::from_secs(86400)
+        );
+    }
+
+    #[test]
+    fn job_json_roundtrip() {
+        let mut j = Job::new("a.org");
+        j.errors = 2;
+        j.next_run = time::from_secs(1_795_950_085);
+        j.last = Some(JobResult {
+            status: 111,
+            detail: Some("x".into()),
+            ..Default::default()
+        });
+        j.add_log(
+            time::from_secs(1_795_950_072),
+            "renewal-error",
+            None,
+            Some("x".into()),
+        );
+        j.add_log(
+            time::from_secs(1_795_950_073),
+            "message-renewing",
+            None,
+            None,
+        );
+        let v = j.to_json();
+        assert_eq!(v["next-run"], "Sun, 29 Nov 2026 11:01:25 GMT");
+        assert_eq!(v["last"]["status-description"], "Connection refused");
+        assert_eq!(v["log"]["entries"][0]["type"], "message-renewing");
+        let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+        assert_eq!(
+            keys,
+            [
+                "name",
+                "finished",
+                "notified",
+                "notified-renewed",
+                "next-run",
+                "errors",
+                "last",
+                "log"
+            ]
+        );
+        assert_eq!(Job::from_json(&v), j);
+        for _ in 0..200 {
+            j.add_log(0, "progress", None, None);
+        }
+        assert_eq!(j.log.len(), MAX_LOG_ENTRIES);
+    }
+
+    struct Rec(Vec<String>, bool);
+    impl Notify for Rec {
+        fn message(&mut self, event: &str, md: &str) -> Result<(), String> {
+            self.0.push(format!("{event} {md}"));
+            if self.1 {
+                Err("MDMessageCmd /x failed with exit code 1.".into())
+            } else {
+                Ok(())
+            }
+        }
+        fn notify(&mut self, md: &str) -> Result<(), String> {
+            self.0.push(format!("notify {md}"));
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn events_are_rate_limited() {
+        let mut job = Job::new("a.org");
+        let mut rec = Rec(vec![], false);
+        let mut notes = vec![];
+        let t0 = time::from_secs(1_000_000);
+        fire(&mut job, &mut rec, "renewing", t0, &mut notes).unwrap();
+        fire(
+            &mut job,
+            &mut rec,
+            "renewing",
+            t0 + time::from_secs(60),
+            &mut notes,
+        )
+        .unwrap();
+        fire(
+            &mut job,
+            &mut rec,
+            "renewing",
+            t0 + time::from_secs(3700),
+            &mut notes,
+        )
+        .unwrap();
+        fire(&mut job, &mut rec, "renewed", t0, &mut notes).unwrap();
+        fire(
+            &mut job,
+            &mut rec,
+            "challenge-setup:http-01:a.org",
+            t0,
+            &mut notes,
+        )
+        .unwrap();
+        fire(
+            &mut job,
+            &mut rec,
+            "challenge-setup:http-01:a.org",
+            t0,
+            &mut notes,
+        )
+        .unwrap();
+        assert_eq!(
+            rec.0,
+            [
+                "renewing a.org",
+                "renewing a.org",
+                "notify a.org",
+                "renewed a.org",
+                "challenge-setup:http-01:a.org a.org",
+                "challenge-setup:http-01:a.org a.org"
+            ]
+        );
+        assert!(notes.iter().any(|n| n.msg.contains("AH10267")));
+        let mut failing = Rec(vec![], true);
+        assert!(fire(&mut job, &mut failing, "expiring", t0, &mut notes).is_err());
+        assert_eq!(job.log[0].kind, "message-error");
+        assert_eq!(job.log[0].status.as_deref(), Some("expiring"));
+    }
+
+    #[test]
+    fn commands_run_without_shell() {
+        let dir = std::env::temp_dir().join(format!("md-cmd-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = dir.join("out");
+        let script = dir.join("s.sh");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\necho \"$@\" >> {}\necho oops >&2\n[ \"$1\" != fail ]\n",
+                out.display()
+            ),
+        )
+        .unwrap();
+        std::process::Command::new("chmod")
+            .arg("755")
+            .arg(&script)
+            .status()
+            .unwrap();
+        let mut n = CommandNotify {
+            message_cmd: Some(format!("{} 'with space'", script.display())),
+            notify_cmd: Some(script.display().to_string()),
+            notes: vec![],
+        };
+        n.message("renewed", "a.org").unwrap();
+        n.notify("a.org").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&out).unwrap(),
+            "with space renewed a.org\na.org\n"
+        );
+        assert!(n.notes.iter().any(|x| x.msg.ends_with("stderr: oops")));
+        n.message_cmd = Some(format!("{} fail", script.display()));
+        let e = n.message("errored", "a.org").unwrap_err();
+        assert!(e.ends_with("failed with exit code 1."), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn intervals() {
+        let h12 = time::from_secs(12 * 3600);
+        assert_eq!(next_interval(h12, &[], 0, 128), h12);
+        assert_eq!(next_interval(h12, &[], 0, 0), h12 / 2);
+        assert_eq!(
+            next_interval(h12, &[0, time::from_secs(30)], 0, 128),
+            time::from_secs(30)
+        );
+    }
+}

@@ -1,0 +1,586 @@
+//! The registry side of the store: the state of an MD computed from its
+//! live certificates (spec §3.2), renewal/warning times (§3.4), the
+//! installation of staged sets (§3.6) and fallback certificates (§2.4).
+
+use crate::acme::account::{self, Account};
+use crate::config::Md;
+use crate::crypto::{self, Key};
+use crate::keyspec::KeySpec;
+use crate::log::Note;
+use crate::store::{Group, Store};
+use crate::time::{self, Micros};
+use openssl::x509::X509;
+use serde_json::Value;
+use std::fs;
+
+pub const STATE_UNKNOWN: i64 = 0;
+pub const STATE_INCOMPLETE: i64 = 1;
+pub const STATE_COMPLETE: i64 = 2;
+pub const STATE_ERROR: i64 = 4;
+
+/// Facts about one live certificate.
+#[derive(Debug, Clone)]
+pub struct CertInfo {
+    /// `rsa`, the curve name, or "0", "1"… for static files.
+    pub key_name: String,
+    pub not_before: Micros,
+    pub not_after: Micros,
+    pub names: Vec<String>,
+    pub must_staple: bool,
+    /// PEM of the whole chain as stored.
+    pub chain_pem: Vec<u8>,
+}
+
+/// ASN.1 time to µs since the epoch.
+pub fn asn1_micros(t: &openssl::asn1::Asn1TimeRef) -> Micros {
+    let epoch = openssl::asn1::Asn1Time::from_unix(0).expect("epoch");
+    epoch
+        .diff(t)
+        .map(|d| (i64::from(d.days) * 86_400 + i64::from(d.secs)) * time::USEC_PER_SEC)
+        .unwrap_or(0)
+}
+
+fn has_must_staple(c: &X509) -> bool {
+    // TLS Feature extension, DER OID 1.3.6.1.5.5.7.1.24
+    const OID: [u8; 10] = [0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x01, 0x18];
+    c.to_der()
+        .map(|d| d.windows(OID.len()).any(|w| w == OID))
+        .unwrap_or(false)
+}
+
+impl CertInfo {
+    pub fn from_pem(key_name: &str, pem: &[u8]) -> Option<CertInfo> {
+        let chain = crypto::chain_from_pem(pem).ok()?;
+        let leaf = chain.first()?;
+        Some(CertInfo {
+            key_name: key_name.to_string(),
+            not_before: asn1_micros(leaf.not_before()),
+            not_after: asn1_micros(leaf.not_after()),
+            names: crypto::cert_names(leaf),
+            must_staple: has_must_staple(leaf),
+            chain_pem: pem.to_vec(),
+        })
+    }
+
+    pub fn leaf(&self) -> Option<X509> {
+        crypto::chain_from_pem(&self.chain_pem)
+            .ok()?
+            .into_iter()
+            .next()
+    }
+
+    /// Whether the certificate covers `name` (exactly or by a wildcard).
+    pub fn covers(&self, name: &str) -> bool {
+        self.names
+            .iter()
+            .any(|n| crate::vhost::domain_matches(n, name) || n.eq_ignore_ascii_case(name))
+    }
+}
+
+/// The live files of an MD: one (key, chain) path pair per key spec, or the
+/// static files.
+pub fn live_files(store: &Store, md: &Md) -> Vec<(String, String, String)> {
+    if !md.cert_files.is_empty() {
+        return md
+            .cert_files
+            .iter()
+            .zip(md.key_files.iter())
+            .enumerate()
+            .map(|(i, (c, k))| (i.to_string(), k.clone(), c.clone()))
+            .collect();
+    }
+    md.effective_specs()
+        .iter()
+        .map(|s| {
+            let sfx = s.file_suffix();
+            (
+                s.name(),
+                store
+                    .path(Group::Domains, &md.name, &format!("privkey{sfx}.pem"))
+                    .display()
+                    .to_string(),
+                store
+                    .path(Group::Domains, &md.name, &format!("pubcert{sfx}.pem"))
+                    .display()
+                    .to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The state of an MD from its live certificates (§3.2).
+pub fn compute_state(store: &Store, md: &Md) -> (i64, Option<String>, Vec<Option<CertInfo>>) {
+    let mut certs = Vec::new();
+    let mut state = STATE_COMPLETE;
+    let mut descr = None;
+    for (name, _key, chain) in live_files(store, md) {
+        let info = match fs::read(&chain) {
+            Err(_) => {
+                if state == STATE_COMPLETE {
+                    state = STATE_INCOMPLETE;
+                    descr = Some(format!("certificate({name}) is missing"));
+                }
+                certs.push(None);
+                continue;
+            }
+            Ok(pem) => match CertInfo::from_pem(&name, &pem) {
+                None => {
+                    state = STATE_ERROR;
+                    descr = Some("error initializing".into());
+                    certs.push(None);
+                    continue;
+                }
+                Some(i) => i,
+            },
+        };
+        if state == STATE_COMPLETE {
+            if !md.domains.iter().all(|d| info.covers(d)) {
+                state = STATE_INCOMPLETE;
+                descr = Some(format!("certificate({name}) does not cover all domains."));
+            } else if md.cert_files.is_empty() && info.must_staple != md.must_staple {
+                state = STATE_INCOMPLETE;
+                descr = Some(format!(
+                    "'must-staple' is{} requested, but certificate({name}) has it{} enabled.",
+                    if md.must_staple { "" } else { " not" },
+                    if info.must_staple { "" } else { " not" },
+                ));
+            }
+        }
+        certs.push(Some(info));
+    }
+    (state, descr, certs)
+}
+
+/// When to renew (§3.4): the earliest start of a renew window; `now` for
+/// incomplete MDs or missing certificates.
+pub fn renew_at(md: &Md, state: i64, certs: &[Option<CertInfo>], now: Micros) -> Micros {
+    if state != STATE_COMPLETE || certs.iter().any(Option::is_none) {
+        return now;
+    }
+    certs
+        .iter()
+        .flatten()
+        .map(|c| c.not_after - md.renew_window.length_within(c.not_after - c.not_before))
+        .min()
+        .unwrap_or(now)
+}
+
+/// When the warn window starts.
+pub fn warn_at(md: &Md, certs: &[Option<CertInfo>]) -> Option<Micros> {
+    certs
+        .iter()
+        .flatten()
+        .map(|c| c.not_after - md.warn_window.length_within(c.not_after - c.not_before))
+        .min()
+}
+
+/// Keeps what the store knows and the config does not say (§2.2 after-SSL
+/// step 2): contacts, CA URL and account of the stored md.json.
+pub fn merge_stored(md: &mut Md, stored: Option<&Value>) {
+    let Some(j) = stored else { return };
+    if md.contacts.is_empty() {
+        if let Some(a) = j.get("contacts").and_then(Value::as_array) {
+            md.contacts = a
+                .iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect();
+        }
+    }
+    let stored_url = j.pointer("/ca/url").and_then(Value::as_str);
+    if md.ca_url.is_none() {
+        md.ca_url = stored_url.map(str::to_string);
+    }
+    if md.ca_account.is_none() {
+        md.ca_account = j
+            .pointer("/ca/account")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+    }
+}
+
+/// Writes `domains/<md>/md.json` when it differs from what is there.
+pub fn sync_md_json(store: &Store, md: &Md) -> Result<bool, String> {
+    let new = md.to_json();
+    let old = store
+        .load_json(Group::Domains, &md.name, "md.json")
+        .ok()
+        .flatten();
+    if old.as_ref() == Some(&new) {
+        return Ok(false);
+    }
+    store
+        .save_json(Group::Domains, &md.name, "md.json", &new)
+        .map_err(|e| e.msg)?;
+    Ok(true)
+}
+
+/// The fallback key/certificate pairs of an MD, created when missing
+/// (§2.4; existing ones are reused even when expired). Returns
+/// (key path, cert path) per key spec.
+pub fn ensure_fallbacks(store: &Store, md: &Md) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    for spec in md.effective_specs() {
+        let sfx = spec.file_suffix();
+        let kf = format!("fallback-privkey{sfx}.pem");
+        let cf = format!("fallback-pubcert{sfx}.pem");
+        let kp = store.path(Group::Domains, &md.name, &kf);
+        let cp = store.path(Group::Domains, &md.name, &cf);
+        if !(kp.exists() && cp.exists()) {
+            let kspec = match &spec {
+                KeySpec::Ec(c) if c.eq_ignore_ascii_case("x25519") => KeySpec::Ec("P-256".into()),
+                s => s.clone(),
+            };
+            let key = Key::generate(&kspec).map_err(|e| {
+                format!(
+                    "{}: make fallback {} certificate: {e}",
+                    md.name,
+                    spec.name()
+                )
+            })?;
+            let cert = crypto::fallback_cert(&key, &md.domains).map_err(|e| e.0)?;
+            store
+                .save_key(Group::Domains, &md.name, &kf, &key)
+                .map_err(|e| e.msg)?;
+            store
+                .save_bytes(
+                    Group::Domains,
+                    &md.name,
+                    &cf,
+                    &cert.to_pem().map_err(|e| e.to_string())?,
+                    false,
+                )
+                .map_err(|e| e.msg)?;
+        }
+        out.push((kp.display().to_string(), cp.display().to_string()));
+    }
+    Ok(out)
+}
+
+/// Moves a directory `domains/<md>` out of the way into `archive/<md>.<n>`.
+fn archive(store: &Store, md: &str) -> Result<(), String> {
+    let live = store.group_dir(Group::Domains).join(md);
+    if !live.exists() {
+        return Ok(());
+    }
+    store
+        .ensure_group(Group::Archive, None)
+        .map_err(|e| e.to_string())?;
+    for n in 1..1000 {
+        let dest = store.group_dir(Group::Archive).join(format!("{md}.{n}"));
+        if !dest.exists() {
+            return fs::rename(&live, &dest)
+                .map_err(|e| format!("archiving {}: {e}", live.display()));
+        }
+    }
+    Err(format!("no free archive slot for {md}"))
+}
+
+/// Installs the staged set of `md` (§3.6). Returns Ok(false) when nothing
+/// is staged. On error the caller logs AH10069 and calls
+/// [`purge_staging`]. Runs as root in the parent.
+pub fn install_staged(store: &Store, md: &Md, notes: &mut Vec<Note>) -> Result<bool, String> {
+    let Some(staged_json) = store
+        .load_json(Group::Staging, &md.name, "md.json")
+        .map_err(|e| e.msg)?
+    else {
+        return Ok(false);
+    };
+    let ca_url = staged_json
+        .pointer("/ca/url")
+        .and_then(Value::as_str)
+        .ok_or("staged md.json has no CA url")?
+        .to_string();
+    let mut pairs = Vec::new();
+    for spec in md.effective_specs() {
+        let sfx = spec.file_suffix();
+        let key = store
+            .load_key(Group::Staging, &md.name, &format!("privkey{sfx}.pem"))
+            .map_err(|e| e.msg)?
+            .ok_or_else(|| format!("no staged private key for {}", spec.name()))?;
+        let pem = store
+            .load_bytes(Group::Staging, &md.name, &format!("pubcert{sfx}.pem"))
+            .map_err(|e| e.msg)?
+            .ok_or_else(|| format!("no staged certificate for {}", spec.name()))?;
+        let chain = crypto::chain_from_pem(&pem).map_err(|e| e.0)?;
+        if chain.is_empty() || !key.matches(&chain[0]) {
+            return Err(format!(
+                "staged certificate and key for {} do not match",
+                spec.name()
+            ));
+        }
+        pairs.push((sfx, key, pem));
+    }
+    // The account: keep its id, else find the same account, else a new id.
+    let mut account_id = staged_json
+        .pointer("/ca/account")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    if let Some(acct_json) = store
+        .load_json(Group::Staging, &md.name, "account.json")
+        .map_err(|e| e.msg)?
+    {
+        let acct = Account::from_json(&acct_json).ok_or("staged account.json is incomplete")?;
+        let key = store
+            .load_key(Group::Staging, &md.name, "account.pem")
+            .map_err(|e| e.msg)?
+            .ok_or("staged account.json without account.pem")?;
+        let existing = store.names(Group::Accounts).into_iter().find(|id| {
+            store
+                .load_json(Group::Accounts, id, "account.json")
+                .ok()
+                .flatten()
+                .and_then(|j| Account::from_json(&j))
+                .is_some_and(|a| a.ca_url == acct.ca_url && a.url == acct.url && a.eab == acct.eab)
+        });
+        let id = account_id
+            .clone()
+            .or(existing)
+            .unwrap_or_else(|| account::next_id(store, &ca_url));
+        store
+            .save_json(Group::Accounts, &id, "account.json", &acct.to_json())
+            .map_err(|e| e.msg)?;
+        store
+            .save_key(Group::Accounts, &id, "account.pem", &key)
+            .map_err(|e| e.msg)?;
+        account_id = Some(id);
+    }
+    // Tear down a remaining order (dns-01 records).
+    if let Some(order) = store
+        .load_json(Group::Staging, &md.name, "order.json")
+        .ok()
+        .flatten()
+        .and_then(|j| crate::acme::order::Order::from_json(&j))
+    {
+        let env = crate::acme::order::ChallengeEnv::default();
+        crate::acme::order::teardown(store, md, &env, &order.challenge_setups, notes);
+    }
+    // Write everything into tmp/<md>, then swap it in.
+    store.purge(Group::Tmp, &md.name);
+    store
+        .ensure_group(Group::Tmp, None)
+        .map_err(|e| e.to_string())?;
+    let mut live_md = md.clone();
+    live_md.ca_url = Some(ca_url);
+    live_md.ca_account = account_id;
+    live_md.state = STATE_COMPLETE;
+    live_md.state_descr = None;
+    store
+        .save_json(Group::Tmp, &md.name, "md.json", &live_md.to_json())
+        .map_err(|e| e.msg)?;
+    for (sfx, key, pem) in &pairs {
+        store
+            .save_key(Group::Tmp, &md.name, &format!("privkey{sfx}.pem"), key)
+            .map_err(|e| e.msg)?;
+        store
+            .save_bytes(
+                Group::Tmp,
+                &md.name,
+                &format!("pubcert{sfx}.pem"),
+                pem,
+                false,
+            )
+            .map_err(|e| e.msg)?;
+    }
+    if let Ok(Some(job)) = store.load_json(Group::Staging, &md.name, "job.json") {
+        let _ = store.save_json(Group::Tmp, &md.name, "job.json", &job);
+    }
+    store
+        .ensure_group(Group::Domains, None)
+        .map_err(|e| e.to_string())?;
+    archive(store, &md.name)?;
+    let tmp = store.group_dir(Group::Tmp).join(&md.name);
+    let live = store.group_dir(Group::Domains).join(&md.name);
+    fs::rename(&tmp, &live).map_err(|e| format!("activating {}: {e}", live.display()))?;
+    purge_staging(store, md);
+    Ok(true)
+}
+
+/// Removes the staged set and challenge data of an MD.
+pub fn purge_staging(store: &Store, md: &Md) {
+    store.purge(Group::Staging, &md.name);
+    store.purge(Group::Challenges, &md.name);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{MdDef, Settings};
+
+    fn md(domains: &[&str]) -> Md {
+        let def = MdDef {
+            domains: domains.iter().map(|s| s.to_string()).collect(),
+            transitive: None,
+            settings: Settings::default(),
+            cert_files: vec![],
+            key_files: vec![],
+            defn: None,
+        };
+        Md::from_def(&def, &Settings::default(), None)
+    }
+
+    fn tmpstore(tag: &str) -> (std::path::PathBuf, Store) {
+        let d = std::env::temp_dir().join(format!("md-reg-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        let s = Store::open(&d, None, &mut Vec::new()).unwrap();
+        (d, s)
+    }
+
+    #[test]
+    fn states_and_fallbacks() {
+        let (dir, s) = tmpstore("state");
+        let m = md(&["a.org", "www.a.org"]);
+        let (st, descr, certs) = compute_state(&s, &m);
+        assert_eq!(st, STATE_INCOMPLETE);
+        assert_eq!(descr.as_deref(), Some("certificate(rsa) is missing"));
+        assert_eq!(renew_at(&m, st, &certs, 42), 42);
+        let fb = ensure_fallbacks(&s, &m).unwrap();
+        assert_eq!(fb.len(), 1);
+        assert!(fb[0].0.ends_with("domains/a.org/fallback-privkey.pem"));
+        let before = fs::read(&fb[0].1).unwrap();
+        ensure_fallbacks(&s, &m).unwrap();
+        assert_eq!(fs::read(&fb[0].1).unwrap(), before, "fallbacks are reused");
+        let info = CertInfo::from_pem("rsa", &before).unwrap();
+        assert_eq!(info.names, ["a.org", "www.a.org"]);
+        assert_eq!(
+            (info.not_after - info.not_before) / time::USEC_PER_SEC,
+            14 * 86400
+        );
+        // a self-signed cert in place of the real one: complete, renew at 33%
+        fs::copy(&fb[0].1, s.path(Group::Domains, "a.org", "pubcert.pem")).unwrap();
+        let (st, _, certs) = compute_state(&s, &m);
+        assert_eq!(st, STATE_COMPLETE);
+        let at = renew_at(&m, st, &certs, 0);
+        let c = certs[0].as_ref().unwrap();
+        assert_eq!(at, c.not_after - time::from_secs(14 * 86400 * 33 / 100));
+        // a name not covered
+        let m2 = md(&["a.org", "new.a.org"]);
+        let (st, descr, _) = compute_state(&s, &m2);
+        assert_eq!(st, STATE_INCOMPLETE);
+        assert_eq!(
+            descr.as_deref(),
+            Some("certificate(rsa) does not cover all domains.")
+        );
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn install_moves_staging_to_domains_and_archives() {
+        let (dir, s) = tmpstore("install");
+        let m = md(&["a.org"]);
+        assert!(!install_staged(&s, &m, &mut vec![]).unwrap());
+        let stage = |tag: &str| {
+            let k = Key::generate(&KeySpec::Rsa(2048)).unwrap();
+            let c = crypto::fallback_cert(&k, &["a.org".into()]).unwrap();
+            s.save_key(Group::Staging, "a.org", "privkey.pem", &k)
+                .unwrap();
+            s.save_bytes(
+                Group::Staging,
+                "a.org",
+                "pubcert.pem",
+                &c.to_pem().unwrap(),
+                false,
+            )
+            .unwrap();
+            let mut sm = m.clone();
+            sm.ca_url = Some(format!("https://ca.example/{tag}"));
+            s.save_json(Group::Staging, "a.org", "md.json", &sm.to_json())
+                .unwrap();
+        };
+        stage("one");
+        assert!(install_staged(&s, &m, &mut vec![]).unwrap());
+        let live_key = fs::read_to_string(s.path(Group::Domains, "a.org", "privkey.pem")).unwrap();
+        assert!(live_key.starts_with("-----BEGIN PRIVATE KEY-----"));
+        assert!(!s.group_dir(Group::Staging).join("a.org").exists());
+        let j = s
+            .load_json(Group::Domains, "a.org", "md.json")
+            .unwrap()
+            .unwrap();
+        assert_eq!(j["ca"]["url"], "https://ca.example/one");
+        stage("two");
+        assert!(install_staged(&s, &m, &mut vec![]).unwrap());
+        assert!(s
+            .group_dir(Group::Archive)
+            .join("a.org.1")
+            .join("pubcert.pem")
+            .exists());
+        // a key that does not match: error, the caller purges
+        let k = Key::generate(&KeySpec::Rsa(2048)).unwrap();
+        stage("three");
+        s.save_key(Group::Staging, "a.org", "privkey.pem", &k)
+            .unwrap();
+        assert!(install_staged(&s, &m, &mut vec![])
+            .unwrap_err()
+            .contains("do not match"));
+        fs::remove_dir_all(dir).unwrap();
+    }
+}
+
+/// The challenge types an MD can use, in order of preference (§4.6).
+pub fn challenge_types(
+    md: &Md,
+    http_ok: bool,
+    https_ok: bool,
+    dns01_cmd: bool,
+) -> Result<Vec<String>, String> {
+    if !md.ca_challenges.is_empty() {
+        return Ok(md.ca_challenges.clone());
+    }
+    let mut out = Vec::new();
+    let mut why = Vec::new();
+    if https_ok && !md.acme_tls_1_domains.is_empty() {
+        out.push("tls-alpn-01".to_string());
+    } else if !https_ok {
+        why.push("The https: challenge 'tls-alpn-01' is disabled because the server seems not reachable on public port 443.");
+    } else {
+        why.push("The https: challenge 'tls-alpn-01' is disabled because the Protocols configuration does not allow 'acme-tls/1' for any of its domains.");
+    }
+    if http_ok {
+        out.push("http-01".to_string());
+    } else {
+        why.insert(0, "The http: challenge 'http-01' is disabled because the server seems not reachable on public port 80.");
+    }
+    if dns01_cmd || md.dns01_cmd.is_some() {
+        out.push("dns-01".to_string());
+    } else {
+        why.push("The DNS challenge 'dns-01' is disabled because the directive 'MDChallengeDns01' is not configured.");
+    }
+    if out.is_empty() {
+        return Err(format!(
+            "None of the ACME challenge methods configured for this domain are suitable. {}",
+            why.join(" ")
+        ));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod challenge_tests {
+    use super::*;
+    use crate::config::{MdDef, Settings};
+
+    #[test]
+    fn selection() {
+        let def = MdDef {
+            domains: vec!["a.org".into()],
+            transitive: None,
+            settings: Settings::default(),
+            cert_files: vec![],
+            key_files: vec![],
+            defn: None,
+        };
+        let mut m = Md::from_def(&def, &Settings::default(), None);
+        assert_eq!(challenge_types(&m, true, true, false).unwrap(), ["http-01"]);
+        m.acme_tls_1_domains = vec!["a.org".into()];
+        assert_eq!(
+            challenge_types(&m, true, true, true).unwrap(),
+            ["tls-alpn-01", "http-01", "dns-01"]
+        );
+        let e = challenge_types(&m, false, false, false).unwrap_err();
+        assert!(e.starts_with("None of the ACME challenge methods configured for this domain are suitable. The http: challenge 'http-01' is disabled because the server seems not reachable on public port 80. The https: challenge"), "{e}");
+        m.ca_challenges = vec!["dns-01".into()];
+        assert_eq!(
+            challenge_types(&m, false, false, false).unwrap(),
+            ["dns-01"]
+        );
+    }
+}

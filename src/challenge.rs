@@ -1,0 +1,252 @@
+//! Answers to the CA's challenges, by httpd itself: http-01 in
+//! post_read_request (spec §2.6) and tls-alpn-01 through the `acme-tls/1`
+//! protocol and mod_ssl's `ssl_answer_challenge` (§2.7).
+
+use crate::apr;
+use crate::conf;
+use crate::ffi;
+use crate::guard::guard;
+use crate::log::{self, Lvl};
+use md_engine::config::RenewMode;
+use md_engine::store::Group;
+use md_engine::vhost::domain_matches;
+use std::os::raw::{c_char, c_int, c_void};
+
+const OK: c_int = ffi::OK as c_int;
+const DECLINED: c_int = ffi::DECLINED;
+const DONE: c_int = ffi::DONE;
+const ACME_TLS_1: &std::ffi::CStr = c"acme-tls/1";
+const PREFIX: &str = "/.well-known/acme-challenge/";
+
+/// A host name we may use as a directory name in the store.
+fn safe_name(h: &str) -> bool {
+    !h.is_empty()
+        && h.len() < 256
+        && !h.starts_with('.')
+        && !h.contains("..")
+        && h.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.:*_[]".contains(&b))
+}
+
+/// http-01: `GET /.well-known/acme-challenge/<token>` (§2.6).
+pub unsafe extern "C" fn http_challenge(r: *mut ffi::request_rec) -> c_int {
+    guard("http-01 challenge", DECLINED, || {
+        // SAFETY: httpd passes a live request.
+        let Some(req) = (unsafe { r.as_mut() }) else {
+            return DECLINED;
+        };
+        // SAFETY: parsed_uri.path and hostname are request pool strings or NULL.
+        let (path, host) = unsafe {
+            (
+                apr::opt_str(req.parsed_uri.path),
+                apr::opt_str(req.hostname),
+            )
+        };
+        let Some(token) = path.as_deref().and_then(|p| p.strip_prefix(PREFIX)) else {
+            return DECLINED;
+        };
+        if token.is_empty() || token.contains('/') {
+            return DECLINED;
+        }
+        let Some(host) = host.filter(|h| safe_name(h)) else {
+            return DECLINED;
+        };
+        // SAFETY: the request's server belongs to this generation.
+        let Some(state) = (unsafe { conf::state(req.server) }) else {
+            return DECLINED;
+        };
+        let st = state.lock();
+        let Some(rt) = st.runtime.as_ref() else {
+            return DECLINED;
+        };
+        let md = rt
+            .mds
+            .iter()
+            .find(|m| m.domains.iter().any(|d| domain_matches(d, &host)));
+        if let Some(m) = md {
+            if !m.ca_challenges.is_empty() && !m.ca_challenges.iter().any(|c| c == "http-01") {
+                return DECLINED;
+            }
+        }
+        match rt
+            .store
+            .load_bytes(Group::Challenges, &host, "acme-http-01.txt")
+        {
+            Ok(Some(data)) => {
+                if req.method_number != ffi::M_GET as c_int {
+                    return ffi::HTTP_NOT_IMPLEMENTED as c_int;
+                }
+                // SAFETY: writing the body of this request.
+                unsafe {
+                    ffi::ap_set_content_length(r, data.len() as ffi::apr_off_t);
+                    ffi::ap_rwrite(data.as_ptr() as *const c_void, data.len() as c_int, r);
+                }
+                DONE
+            }
+            Ok(None) => match md {
+                None => DECLINED,
+                Some(m) if m.renew_mode == RenewMode::Manual || !m.cert_files.is_empty() => {
+                    DECLINED
+                }
+                Some(_) => ffi::HTTP_NOT_FOUND as c_int,
+            },
+            Err(e) => {
+                log::log(
+                    req.server,
+                    Lvl::Err,
+                    &format!("AH10081: loading challenge {host} from store: {e}"),
+                );
+                ffi::HTTP_INTERNAL_SERVER_ERROR as c_int
+            }
+        }
+    })
+}
+
+static SWITCHED: u8 = 1;
+
+/// The connection's slot of our module config: set once it switched to
+/// `acme-tls/1`.
+///
+/// # Safety
+/// `c` is a live connection.
+unsafe fn conn_slot(c: *const ffi::conn_rec) -> Option<*mut *mut c_void> {
+    // SAFETY: conn_config is an array indexed by module index (as
+    // ap_get_module_config does).
+    unsafe {
+        let idx = (*std::ptr::addr_of!(crate::module::md_module)).module_index;
+        let v = c.as_ref()?.conn_config as *mut *mut c_void;
+        if v.is_null() || idx < 0 {
+            return None;
+        }
+        Some(v.add(idx as usize))
+    }
+}
+
+unsafe fn is_switched(c: *const ffi::conn_rec) -> bool {
+    // SAFETY: see conn_slot.
+    unsafe { conn_slot(c).is_some_and(|p| *p == std::ptr::addr_of!(SWITCHED) as *mut c_void) }
+}
+
+pub unsafe extern "C" fn protocol_propose(
+    c: *mut ffi::conn_rec,
+    r: *mut ffi::request_rec,
+    _s: *mut ffi::server_rec,
+    offers: *const ffi::apr_array_header_t,
+    proposals: *mut ffi::apr_array_header_t,
+) -> c_int {
+    guard("protocol_propose", DECLINED, || {
+        // SAFETY: live connection and arrays of protocol names.
+        unsafe {
+            if !r.is_null() || ffi::ap_ssl_conn_is_ssl(c) == 0 {
+                return DECLINED;
+            }
+            if apr::str_array(offers).iter().any(|o| o == "acme-tls/1") {
+                let slot = ffi::apr_array_push(proposals) as *mut *const c_char;
+                *slot = ACME_TLS_1.as_ptr();
+                return OK;
+            }
+        }
+        DECLINED
+    })
+}
+
+pub unsafe extern "C" fn protocol_switch(
+    c: *mut ffi::conn_rec,
+    r: *mut ffi::request_rec,
+    _s: *mut ffi::server_rec,
+    protocol: *const c_char,
+) -> c_int {
+    guard("protocol_switch", DECLINED, || {
+        // SAFETY: live connection; protocol is a C string.
+        unsafe {
+            if !r.is_null() || apr::opt_str(protocol).as_deref() != Some("acme-tls/1") {
+                return DECLINED;
+            }
+            if let Some(slot) = conn_slot(c) {
+                *slot = std::ptr::addr_of!(SWITCHED) as *mut c_void;
+                (*c).keepalive = ffi::ap_conn_keepalive_e_AP_CONN_CLOSE;
+                return OK;
+            }
+        }
+        DECLINED
+    })
+}
+
+pub unsafe extern "C" fn protocol_get(c: *const ffi::conn_rec) -> *const c_char {
+    guard("protocol_get", std::ptr::null(), || {
+        // SAFETY: live connection.
+        if unsafe { is_switched(c) } {
+            ACME_TLS_1.as_ptr()
+        } else {
+            std::ptr::null()
+        }
+    })
+}
+
+/// mod_ssl asks for the certificate of an `acme-tls/1` handshake.
+pub unsafe extern "C" fn ssl_answer_challenge(
+    c: *mut ffi::conn_rec,
+    servername: *const c_char,
+    pcert: *mut *const c_char,
+    pkey: *mut *const c_char,
+) -> c_int {
+    guard("ssl_answer_challenge", DECLINED, || {
+        // SAFETY: live connection from mod_ssl.
+        if !unsafe { is_switched(c) } {
+            return DECLINED;
+        }
+        // SAFETY: C string or NULL.
+        let name = unsafe { apr::str_or_empty(servername) }.to_ascii_lowercase();
+        // SAFETY: the connection's base server is of this generation.
+        let base = unsafe { (*c).base_server };
+        let Some(state) = (unsafe { conf::state(base) }) else {
+            return DECLINED;
+        };
+        let st = state.lock();
+        let Some(rt) = st.runtime.as_ref() else {
+            return DECLINED;
+        };
+        if safe_name(&name) {
+            // Default/RSA first, then other key types.
+            let mut files = vec![String::new()];
+            for f in rt.store.names_in(Group::Challenges, &name) {
+                if let Some(sfx) = f
+                    .strip_prefix("acme-tls-alpn-01-pubcert")
+                    .and_then(|x| x.strip_suffix(".pem"))
+                {
+                    if !sfx.is_empty() {
+                        files.push(sfx.to_string());
+                    }
+                }
+            }
+            for sfx in files {
+                let cert = rt.store.load_bytes(
+                    Group::Challenges,
+                    &name,
+                    &format!("acme-tls-alpn-01-pubcert{sfx}.pem"),
+                );
+                let key = rt.store.load_bytes(
+                    Group::Challenges,
+                    &name,
+                    &format!("acme-tls-alpn-01-privkey{sfx}.pem"),
+                );
+                if let (Ok(Some(cert)), Ok(Some(key))) = (cert, key) {
+                    // SAFETY: strings copied into the connection pool, which
+                    // outlives the handshake.
+                    unsafe {
+                        let pool = (*c).pool;
+                        *pcert = apr::pstrdup(pool, &String::from_utf8_lossy(&cert));
+                        *pkey = apr::pstrdup(pool, &String::from_utf8_lossy(&key));
+                    }
+                    return OK;
+                }
+            }
+        }
+        log::log(
+            base,
+            Lvl::Info,
+            &format!("AH10080: {name}: unknown tls-alpn-01 challenge host"),
+        );
+        DECLINED
+    })
+}

@@ -1,0 +1,226 @@
+//! The renewal watchdog (spec §3.1): a mod_watchdog callback that runs in
+//! one child process, as httpd's `User`, and processes the jobs of the
+//! watched MDs with the engine.
+
+use crate::apr;
+use crate::conf::ModState;
+use crate::ffi;
+use crate::guard::guard;
+use crate::log::{self, Lvl};
+use md_engine::job::{self, CommandNotify, JobCtx};
+use md_engine::reg;
+use md_engine::time;
+use std::os::raw::{c_int, c_void};
+
+/// What the callback needs; owned by the configuration pool.
+pub struct Watchdog {
+    pub state: *const ModState,
+    pub main_server: *const ffi::server_rec,
+    pub wd: *mut ffi::ap_watchdog_t,
+    pub set_interval: ffi::apr_OFN_ap_watchdog_set_callback_interval_t,
+    pub user_agent: String,
+}
+
+const WD_NAME: &std::ffi::CStr = c"_md_renew_";
+
+/// Looks up one of mod_watchdog's optional functions.
+///
+/// # Safety
+/// `T` must be the `Option<fn>` type of the named function.
+unsafe fn optional_fn<T>(name: &std::ffi::CStr) -> Option<T> {
+    // SAFETY: apr_dynamic_fn_retrieve returns the registered function or
+    // NULL; an Option of a function pointer has the size of a pointer, so
+    // reinterpreting it as the caller's (matching) type is sound.
+    unsafe {
+        let f = ffi::apr_dynamic_fn_retrieve(name.as_ptr());
+        f.map(|f| std::mem::transmute_copy::<unsafe extern "C" fn(), T>(&f))
+    }
+}
+
+/// Registers the renewal watchdog (after-SSL, real run, parent). Returns
+/// false when mod_watchdog is missing.
+///
+/// # Safety
+/// `pconf` and `s` are the live configuration pool and main server.
+pub unsafe fn register(
+    pconf: *mut ffi::apr_pool_t,
+    s: *mut ffi::server_rec,
+    state: *const ModState,
+    initial_delay: i64,
+) -> bool {
+    type GetInstance = ffi::apr_OFN_ap_watchdog_get_instance_t;
+    type Register = ffi::apr_OFN_ap_watchdog_register_callback_t;
+    type SetInterval = ffi::apr_OFN_ap_watchdog_set_callback_interval_t;
+    // SAFETY: names and types match mod_watchdog.h.
+    let (get, reg, set) = unsafe {
+        (
+            optional_fn::<GetInstance>(c"ap_watchdog_get_instance").flatten(),
+            optional_fn::<Register>(c"ap_watchdog_register_callback").flatten(),
+            optional_fn::<SetInterval>(c"ap_watchdog_set_callback_interval"),
+        )
+    };
+    let (Some(get), Some(reg), Some(set)) = (get, reg, set) else {
+        log::log(s, Lvl::Crit, "AH10061: mod_watchdog is required");
+        return false;
+    };
+    let mut wd: *mut ffi::ap_watchdog_t = std::ptr::null_mut();
+    // SAFETY: a child-process (parent = 0) singleton instance from pconf.
+    let rv = unsafe { get(&mut wd, WD_NAME.as_ptr(), 0, 1, pconf) };
+    if rv != 0 || wd.is_null() {
+        log::log_status(
+            s,
+            Lvl::Crit,
+            rv,
+            "AH10066: create md renew watchdog(_md_renew_)",
+        );
+        return false;
+    }
+    // SAFETY: httpd's static server description string.
+    let desc = unsafe { apr::str_or_empty(ffi::ap_get_server_description()) };
+    let base = desc
+        .split_whitespace()
+        .next()
+        .unwrap_or("Apache/2.4")
+        .to_string();
+    let ctx = Watchdog {
+        state,
+        main_server: s,
+        wd,
+        set_interval: set,
+        user_agent: format!("{base} mod_md/{}", md_engine::MOD_MD_VERSION),
+    };
+    // SAFETY: the context lives as long as pconf, like the watchdog.
+    let data = unsafe { apr::pool_own(pconf, ctx) } as *const c_void;
+    let interval = if initial_delay > 0 {
+        initial_delay
+    } else {
+        100_000
+    };
+    // SAFETY: registering our callback with its pool-owned data.
+    let rv = unsafe { reg(wd, interval, data, Some(callback)) };
+    if rv != 0 {
+        log::log_status(
+            s,
+            Lvl::Crit,
+            rv,
+            "AH10067: register md renew watchdog(_md_renew_)",
+        );
+        return false;
+    }
+    log::log(
+        s,
+        Lvl::Debug,
+        "AH10067: register md renew watchdog(_md_renew_)",
+    );
+    true
+}
+
+unsafe extern "C" fn callback(
+    state: c_int,
+    data: *mut c_void,
+    _ptemp: *mut ffi::apr_pool_t,
+) -> ffi::apr_status_t {
+    guard("md renew watchdog", 0, || {
+        // SAFETY: `data` is the pool-owned Watchdog registered above.
+        let Some(wd) = (unsafe { (data as *const Watchdog).as_ref() }) else {
+            return 0;
+        };
+        let s = wd.main_server;
+        match state as u32 {
+            ffi::AP_WATCHDOG_STATE_STARTING => {
+                log::log(s, Lvl::Debug, "AH10054: md watchdog start, auto drive")
+            }
+            ffi::AP_WATCHDOG_STATE_RUNNING => {
+                let next = run(wd);
+                log::log(
+                    s,
+                    Lvl::Debug,
+                    &format!("AH10107: next run in {}", time::print_duration(next, false)),
+                );
+                if let Some(set) = wd.set_interval {
+                    // SAFETY: re-arming our own callback on our instance.
+                    unsafe { set(wd.wd, next, data, Some(callback)) };
+                }
+            }
+            ffi::AP_WATCHDOG_STATE_STOPPING => {
+                log::log(s, Lvl::Debug, "AH10058: md watchdog stopping")
+            }
+            _ => {}
+        }
+        0
+    })
+}
+
+/// One watchdog run: process every due job; returns the next interval.
+fn run(wd: &Watchdog) -> i64 {
+    // SAFETY: the state lives as long as the configuration pool.
+    let Some(state) = (unsafe { wd.state.as_ref() }) else {
+        return time::from_secs(3600);
+    };
+    // Take a snapshot and release the lock: a renewal may take minutes.
+    let (store, global, items) = {
+        let st = state.lock();
+        let Some(rt) = st.runtime.as_ref() else {
+            return time::from_secs(3600);
+        };
+        let items: Vec<_> = rt
+            .mds
+            .iter()
+            .zip(rt.md_rt.iter())
+            .filter(|(_, r)| r.watched)
+            .map(|(m, r)| {
+                (
+                    m.clone(),
+                    r.renew_at,
+                    reg::warn_at(m, &r.certs),
+                    m.state == reg::STATE_COMPLETE,
+                    r.challenges.clone(),
+                )
+            })
+            .collect();
+        (rt.store.clone(), st.config.global.clone(), items)
+    };
+    let s = wd.main_server;
+    log::log(
+        s,
+        Lvl::Debug,
+        &format!("AH10055: md watchdog run, auto drive {} mds", items.len()),
+    );
+    let now = time::now();
+    let mut next_runs = Vec::new();
+    for (md, renew_at, warn_at, complete, challenges) in &items {
+        log::log(
+            s,
+            Lvl::Debug,
+            &format!("AH10052: md({}): state={}, driving", md.name, md.state),
+        );
+        let ctx = JobCtx {
+            store: &store,
+            md,
+            global: &global,
+            renew_at: *renew_at,
+            warn_at: *warn_at,
+            complete: *complete,
+            challenges: challenges.clone(),
+            user_agent: wd.user_agent.clone(),
+        };
+        let mut notify = CommandNotify {
+            message_cmd: global.message_cmd.clone(),
+            notify_cmd: global.notify_cmd.clone(),
+            notes: Vec::new(),
+        };
+        let mut notes = Vec::new();
+        match job::process(&ctx, &mut notify, now, &mut notes) {
+            Ok((_, j)) => next_runs.push(j.next_run),
+            Err(e) => log::log(s, Lvl::Err, &format!("{}: renewal job: {e}", md.name)),
+        }
+        log::notes(s, &notes);
+        log::notes(s, &notify.notes);
+    }
+    job::next_interval(
+        global.check_interval,
+        &next_runs,
+        time::now(),
+        job::rand_byte(),
+    )
+}

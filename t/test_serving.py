@@ -1,0 +1,114 @@
+"""Certificates for mod_ssl (spec §2.4) and activation of staged sets
+(§3.6) with our module in a real httpd."""
+
+import json
+import os
+import socket
+import ssl
+import subprocess
+
+from responder import Responder
+from test_acme import a2md, drive  # noqa: F401  (fixture)
+
+
+def https_get(sb, host, path="/index.html"):
+    """GET over TLS with SNI `host`; returns (status, cert text)."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", sb.https_port), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname=host) as s:
+            der = s.getpeercert(binary_form=True)
+            s.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+            data = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+    status = int(data.split(b" ", 2)[1])
+    text = subprocess.run(["openssl", "x509", "-inform", "DER", "-noout", "-text"], input=der,
+                          capture_output=True, check=True).stdout.decode()
+    return status, text
+
+
+def ssl_md(sb, name, extra=""):
+    return f"""
+MDomain {name}
+<VirtualHost 127.0.0.1:{sb.https_port}>
+  ServerName {name}
+  SSLEngine on
+{extra}
+</VirtualHost>
+"""
+
+
+def test_fallback_until_a_certificate_exists(sb):
+    sb.start_httpd(ssl_md(sb, "f.example.org", "  ServerAlias www.f.example.org"))
+    status, text = https_get(sb, "f.example.org")
+    assert status == 503
+    assert "Subject: CN = Apache Managed Domain Fallback" in text
+    assert "DNS:f.example.org" in text
+    log = sb.error_log()
+    assert "AH10085" in log  # mod_ssl: will respond with 503 for now
+    md = os.path.join(sb.path("md"), "domains", "f.example.org")
+    assert os.stat(os.path.join(md, "fallback-privkey.pem")).st_mode & 0o077 == 0
+    # the alias joined the MD (member mode auto) and the MD needs a certificate
+    j = json.load(open(os.path.join(md, "md.json")))
+    assert j["domains"] == ["f.example.org", "www.f.example.org"]
+    assert j["state"] == 1 and j["state-descr"] == "certificate(rsa) is missing"
+
+
+def test_manual_members_warn(sb):
+    body = ssl_md(sb, "g.example.org", "  ServerAlias www.g.example.org")
+    sb.start_httpd(body.replace("MDomain g.example.org", "MDomain g.example.org manual"))
+    assert ("AH10040: Virtual Host g.example.org:0 matches Managed Domain 'g.example.org', but the "
+            "name/alias www.g.example.org itself is not managed.") in sb.error_log()
+    j = json.load(open(sb.path("md", "domains", "g.example.org", "md.json")))
+    assert j["domains"] == ["g.example.org"]
+
+
+def test_two_key_types_get_two_fallbacks(sb):
+    body = ssl_md(sb, "k.example.org").replace("MDomain k.example.org",
+                                               "<MDomain k.example.org>\n MDPrivateKeys RSA P-256\n</MDomain>")
+    sb.start_httpd(body)
+    d = sb.path("md", "domains", "k.example.org")
+    assert os.path.exists(os.path.join(d, "fallback-pubcert.pem"))
+    assert os.path.exists(os.path.join(d, "fallback-pubcert.p-256.pem"))
+
+
+def test_staged_set_is_activated_and_served(ca_sb, a2md):  # noqa: F811
+    name = "s.example.org"
+    r = Responder(ca_sb.path("md"), http_port=ca_sb.http_port)
+    try:
+        assert drive(ca_sb, a2md, [name], "--challenges", "http-01")["status"] == 0
+    finally:
+        r.stop()
+    ca_sb.start_httpd(ssl_md(ca_sb, name))
+    assert f"AH10068: {name}: staged set activated" in ca_sb.error_log()
+    status, text = https_get(ca_sb, name)
+    assert status == 200
+    assert "Pebble Intermediate" in text and f"DNS:{name}" in text
+    live = ca_sb.path("md", "domains", name)
+    j = json.load(open(os.path.join(live, "md.json")))
+    assert j["state"] == 2 and "state-descr" not in j
+    assert j["ca"]["account"] == "ACME-localhost-0000" and j["ca"]["url"] == ca_sb.ca_url
+    assert open(os.path.join(live, "privkey.pem")).read().startswith("-----BEGIN PRIVATE KEY-----")
+    assert os.stat(os.path.join(live, "privkey.pem")).st_mode & 0o077 == 0
+    assert sorted(os.listdir(ca_sb.path("md", "accounts"))) == ["ACME-localhost-0000"]
+    acct_key = ca_sb.path("md", "accounts", "ACME-localhost-0000", "account.pem")
+    assert open(acct_key).read().startswith("-----BEGIN ENCRYPTED PRIVATE KEY-----")
+
+
+def test_broken_staged_set_is_purged(sb):
+    name = "b.example.org"
+    d = sb.path("md", "staging", name)
+    os.makedirs(d)
+    with open(os.path.join(d, "md.json"), "w") as f:
+        json.dump({"name": name, "domains": [name], "ca": {"url": "https://ca.example/dir"}}, f)
+    with open(os.path.join(d, "pubcert.pem"), "w") as f:
+        f.write("not a certificate")
+    sb.start_httpd(ssl_md(sb, name))
+    assert f"AH10069: {name}: error loading staged set, purging it" in sb.error_log()
+    assert not os.path.exists(d)
+    assert https_get(sb, name)[0] == 503  # still the fallback, nothing lost
