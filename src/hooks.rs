@@ -172,11 +172,26 @@ unsafe fn before_ssl(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> c_
     for md in &mds {
         let mut notes = Vec::new();
         match reg::install_staged(&store, md, &mut notes) {
-            Ok(true) => log::log(
-                s,
-                Lvl::Info,
-                &format!("AH10068: {}: staged set activated", md.name),
-            ),
+            Ok(true) => {
+                log::log(
+                    s,
+                    Lvl::Info,
+                    &format!("AH10068: {}: staged set activated", md.name),
+                );
+                // `installed` runs as root, here in the parent (§7.1).
+                let mut job = md_engine::job::Job::load(&store, Group::Domains, &md.name)
+                    .unwrap_or_else(|_| md_engine::job::Job::new(&md.name));
+                job.name = md.name.clone();
+                let mut notify = md_engine::job::CommandNotify {
+                    message_cmd: global.message_cmd.clone(),
+                    notify_cmd: None,
+                    notes: Vec::new(),
+                };
+                let now = md_engine::time::now();
+                let _ = md_engine::job::fire(&mut job, &mut notify, "installed", now, &mut notes);
+                let _ = job.save(&store, Group::Domains);
+                notes.append(&mut notify.notes);
+            }
             Ok(false) => {}
             Err(e) => {
                 log::log(

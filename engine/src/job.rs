@@ -266,6 +266,11 @@ pub trait Notify {
     fn message(&mut self, event: &str, md: &str) -> Result<(), String>;
     /// Runs `MDNotifyCmd <md>` (for `renewed`).
     fn notify(&mut self, md: &str) -> Result<(), String>;
+    /// Whether an MDMessageCmd is configured (only then are events logged
+    /// in the job and rate limited, as the C module does).
+    fn has_message_cmd(&self) -> bool {
+        true
+    }
 }
 
 /// Runs MDMessageCmd / MDNotifyCmd as the spec says (§7.1, §7.2): split
@@ -326,6 +331,9 @@ impl Notify for CommandNotify {
             None => Ok(()),
         }
     }
+    fn has_message_cmd(&self) -> bool {
+        self.message_cmd.is_some()
+    }
 }
 
 /// Fires an event through the job (rate limits and job log, §7.1).
@@ -339,7 +347,7 @@ pub fn fire(
 ) -> Result<(), String> {
     let kind = format!("message-{event}");
     let limit = rate_limit(event);
-    if limit > 0 {
+    if limit > 0 && notify.has_message_cmd() {
         if let Some(e) = job.last_log(&kind) {
             if now - e.when < limit {
                 notes.push(Note::new(
@@ -370,6 +378,9 @@ pub fn fire(
                 job.name
             ),
         ));
+    }
+    if !notify.has_message_cmd() {
+        return Ok(());
     }
     match notify.message(event, &job.name) {
         Ok(()) => {

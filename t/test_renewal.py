@@ -1,0 +1,177 @@
+"""Renewal inside httpd (issue 4) with the real httpd and pebble: pebble's
+validation connects back to httpd, which answers the challenges itself."""
+
+import json
+import os
+import pwd
+import subprocess
+import sys
+import time
+
+import pytest
+
+from test_serving import https_get
+
+TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DNS01 = os.path.join(TOP, "t", "dns01_challtestsrv.py")
+# hooks run as httpd's User: use the system interpreter, not the caller's
+SYSTEM_PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+
+
+def wait_for(pred, timeout=60, step=0.2):
+    end = time.time() + timeout
+    while time.time() < end:
+        if pred():
+            return True
+        time.sleep(step)
+    return False
+
+
+def site(sb, name, aliases="", ssl_extra="", md=None, md_body=""):
+    md_line = md if md is not None else f"MDomain {name}"
+    if md_body:
+        md_line = f"<MDomain {name}>\n{md_body}\n</MDomain>"
+    alias = f"  ServerAlias {aliases}" if aliases else ""
+    return f"""
+{md_line}
+<VirtualHost 127.0.0.1:{sb.https_port}>
+  ServerName {name}
+{alias}
+  SSLEngine on
+{ssl_extra}
+</VirtualHost>
+<VirtualHost 127.0.0.1:{sb.http_port}>
+  ServerName {name}
+{alias}
+</VirtualHost>
+"""
+
+
+def staged_ok(sb, name, f="pubcert.pem"):
+    return os.path.exists(sb.path("md", "staging", name, f))
+
+
+def job(sb, name):
+    try:
+        with open(sb.path("md", "staging", name, "job.json")) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return {}
+
+
+def obtain(sb, name, timeout=60, f="pubcert.pem"):
+    assert wait_for(lambda: staged_ok(sb, name, f) and job(sb, name).get("notified-renewed"), timeout), \
+        sb.error_log()[-4000:]
+
+
+def test_first_certificate_http01(ca_sb):
+    name = "h.example.org"
+    ca_sb.start_httpd(site(ca_sb, name, aliases=f"www.{name}"))
+    assert https_get(ca_sb, name)[0] == 503
+    obtain(ca_sb, name)
+    j = job(ca_sb, name)
+    assert j["finished"] is True and j["errors"] == 0
+    assert [e["type"] for e in j["log"]["entries"]][-1] == "starting"
+    assert "AH10059: The Managed Domain h.example.org has been setup" in ca_sb.error_log()
+    # staged, not yet live: the fallback answers until the graceful restart
+    assert https_get(ca_sb, name)[0] == 503
+    ca_sb.start_httpd()  # graceful
+    assert wait_for(lambda: https_get(ca_sb, name)[0] == 200, 20)
+    status, text = https_get(ca_sb, name)
+    assert "Pebble Intermediate" in text
+    assert f"DNS:{name}" in text and f"DNS:www.{name}" in text  # the alias was added
+    # nothing left to answer challenges with
+    assert os.listdir(ca_sb.path("md", "challenges")) == []
+
+
+def test_first_certificate_tls_alpn01(ca_sb):
+    name = "alpn.example.org"
+    body = site(ca_sb, name, ssl_extra="  Protocols acme-tls/1 http/1.1",
+                md_body="  MDCAChallenges tls-alpn-01")
+    ca_sb.start_httpd(body)
+    obtain(ca_sb, name)
+    entries = [e.get("detail", "") for e in job(ca_sb, name)["log"]["entries"]]
+    assert any("tls-alpn-01" in d for d in entries), entries
+
+
+def test_rsa_and_ec_side_by_side(ca_sb):
+    name = "ec.example.org"
+    ca_sb.start_httpd(site(ca_sb, name, md_body="  MDPrivateKeys RSA P-256"))
+    obtain(ca_sb, name, f="pubcert.p-256.pem")
+    ca_sb.start_httpd()
+    assert wait_for(lambda: https_get(ca_sb, name)[0] == 200, 20)
+    # a client that only accepts ECDSA gets the EC certificate, others RSA
+    def served(sigalgs):
+        r = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{ca_sb.https_port}",
+                            "-servername", name, "-sigalgs", sigalgs, "-tls1_2"],
+                           input="", capture_output=True, text=True, timeout=20)
+        pem = r.stdout[r.stdout.find("-----BEGIN CERTIFICATE"):r.stdout.find("-----END CERTIFICATE-----") + 25]
+        return subprocess.run(["openssl", "x509", "-noout", "-text"], input=pem, capture_output=True,
+                              text=True).stdout
+    assert "id-ecPublicKey" in served("ECDSA+SHA256")
+    assert "rsaEncryption" in served("RSA+SHA256")
+
+
+def test_wildcard_via_dns01(ca_sb):
+    name = "wc.example.org"
+    cmd = f"{SYSTEM_PYTHON} {DNS01} 127.0.0.1:{ca_sb.chall_mgmt}"
+    body = site(ca_sb, name, md=f"MDomain {name} *.{name}\nMDChallengeDns01 {cmd}")
+    ca_sb.start_httpd(body)
+    obtain(ca_sb, name)
+    text = subprocess.run(["openssl", "x509", "-noout", "-text", "-in",
+                           ca_sb.path("md", "staging", name, "pubcert.pem")], capture_output=True,
+                          text=True).stdout
+    assert f"DNS:*.{name}" in text
+
+
+def test_events_recorded_by_message_cmd(ca_sb, tmp_path):
+    name = "ev.example.org"
+    rec = ca_sb.path("events.log")
+    script = ca_sb.path("record.sh")
+    with open(script, "w") as f:
+        f.write(f"#!/bin/sh\necho \"$(id -un) $*\" >> {rec}\n")
+    os.chmod(script, 0o755)
+    open(rec, "w").close()
+    os.chmod(rec, 0o666)
+    body = site(ca_sb, name) + f"\nMDMessageCmd {script} extra-arg\nMDNotifyCmd {script} notify\n"
+    ca_sb.start_httpd(body)
+    obtain(ca_sb, name)
+    lines = open(rec).read().splitlines()
+    assert lines[0] == f"www-data extra-arg renewing {name}", lines
+    assert any(l.startswith(f"www-data extra-arg challenge-setup:http-01:{name} {name}") for l in lines), lines
+    assert lines[-2:] == [f"www-data notify {name}", f"www-data extra-arg renewed {name}"], lines
+    # activation at the next restart runs as root
+    ca_sb.start_httpd()
+    assert wait_for(lambda: f"root extra-arg installed {name}" in open(rec).read(), 20), open(rec).read()
+
+
+def test_backoff_when_ca_is_down_and_recovery(ca_sb):
+    name = "down.example.org"
+    ca_sb.stop_ca()
+    body = site(ca_sb, name) + "\nMDRetryDelay 1s\n"
+    ca_sb.start_httpd(body)
+    assert wait_for(lambda: job(ca_sb, name).get("errors", 0) >= 2, 30), ca_sb.error_log()[-3000:]
+    j = job(ca_sb, name)
+    assert j["last"]["status"] in (111, 20014)
+    assert "Unsuccessful in contacting ACME server" in j["last"]["detail"]
+    assert "AH10056: processing down.example.org" in ca_sb.error_log()
+    assert "AH10057: down.example.org: encountered error for the" in ca_sb.error_log()
+    # the CA comes back on the same port: the next try succeeds
+    ca_sb.start_ca()
+    obtain(ca_sb, name, timeout=90)
+    assert job(ca_sb, name)["errors"] == 0
+
+
+def test_renewal_when_window_says_due(ca_sb):
+    name = "ren.example.org"
+    ca_sb.start_httpd(site(ca_sb, name))
+    obtain(ca_sb, name)
+    ca_sb.start_httpd()  # activate the first certificate
+    assert wait_for(lambda: https_get(ca_sb, name)[0] == 200, 20)
+    first = https_get(ca_sb, name)[1]
+    # a renew window longer than the certificate's life makes renewal due now
+    ca_sb.start_httpd(site(ca_sb, name, md_body="  MDRenewWindow 3000d"))
+    obtain(ca_sb, name)
+    ca_sb.start_httpd()
+    assert wait_for(lambda: https_get(ca_sb, name)[1] != first, 20)
+    assert os.path.isdir(ca_sb.path("md", "archive", f"{name}.1"))
