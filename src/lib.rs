@@ -23,6 +23,7 @@ mod cmds;
 mod conf;
 mod guard;
 mod hooks;
+mod https;
 mod log;
 mod module;
 mod renew;

@@ -5,6 +5,7 @@ use crate::cmds;
 use crate::conf;
 use crate::ffi;
 use crate::hooks;
+use crate::https;
 use md_engine::config::Directive;
 use std::os::raw::{c_char, c_int, c_ulong, c_void};
 use std::ptr::{null, null_mut};
@@ -226,6 +227,12 @@ unsafe extern "C" fn register_hooks(_pool: *mut ffi::apr_pool_t) {
             ffi::ap_hook_ssl_add_fallback_cert_files(
                 Some(hooks::ssl_add_fallback_cert_files),
                 null(),
+                null(),
+                middle,
+            );
+            ffi::ap_hook_post_read_request(
+                Some(https::require_https),
+                MOD_SSL.0.as_ptr(),
                 null(),
                 middle,
             );

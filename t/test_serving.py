@@ -112,3 +112,105 @@ def test_broken_staged_set_is_purged(sb):
     assert f"AH10069: {name}: error loading staged set, purging it" in sb.error_log()
     assert not os.path.exists(d)
     assert https_get(sb, name)[0] == 503  # still the fallback, nothing lost
+
+
+def http_req(sb, host, path, method="GET", https=False):
+    import http.client
+    if https:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        c = http.client.HTTPSConnection("127.0.0.1", sb.https_port, timeout=10, context=ctx)
+        c._server_hostname = host  # SNI
+        c.sock = ctx.wrap_socket(socket.create_connection(("127.0.0.1", sb.https_port)), server_hostname=host)
+    else:
+        c = http.client.HTTPConnection("127.0.0.1", sb.http_port, timeout=10)
+    c.putrequest(method, path, skip_host=True)
+    c.putheader("Host", host)
+    c.endheaders()
+    r = c.getresponse()
+    body = r.read()
+    c.close()
+    return r.status, dict(r.getheaders()), body
+
+
+def http_vhost(sb, name, md_body):
+    return f"""
+<MDomain {name}>
+{md_body}
+</MDomain>
+<VirtualHost 127.0.0.1:{sb.http_port}>
+  ServerName {name}
+</VirtualHost>
+"""
+
+
+def test_require_https_redirects(sb):
+    sb.start_httpd(http_vhost(sb, "p.example.org", "  MDRequireHttps permanent")
+                   + http_vhost(sb, "t.example.org", "  MDRequireHttps temporary"))
+    st, h, _ = http_req(sb, "p.example.org", "/a/b?x=1")
+    assert st == 301 and h["Location"] == "https://p.example.org/a/b?x=1"
+    st, h, _ = http_req(sb, "p.example.org", "/a", method="POST")
+    assert st == 308 and h["Location"] == "https://p.example.org/a"
+    st, h, _ = http_req(sb, "t.example.org", "/")
+    assert st == 302 and h["Location"] == "https://t.example.org/"
+    st, h, _ = http_req(sb, "t.example.org", "/", method="DELETE")
+    assert st == 307
+    # the CA must reach challenges over http
+    st, h, _ = http_req(sb, "p.example.org", "/.well-known/acme-challenge/x")
+    assert st == 404 and "Location" not in h
+
+
+def test_static_files_and_hsts(sb):
+    from conftest import openssl_selfsigned
+    name = "st.example.org"
+    crt, key = sb.path("ca", "st.pem"), sb.path("ca", "st.key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-keyout", key, "-out", crt, "-subj", f"/CN={name}",
+                    "-addext", f"subjectAltName=DNS:{name}"], check=True, capture_output=True)
+    sb.start_httpd(f"""
+<MDomain {name}>
+  MDCertificateFile {crt}
+  MDCertificateKeyFile {key}
+  MDRequireHttps permanent
+</MDomain>
+<VirtualHost 127.0.0.1:{sb.https_port}>
+  ServerName {name}
+  SSLEngine on
+</VirtualHost>
+""")
+    status, text = https_get(sb, name)
+    assert status == 200 and f"CN = {name}" in text and "Fallback" not in text
+    st, h, _ = http_req(sb, name, "/index.html", https=True)
+    assert st == 200 and h.get("Strict-Transport-Security") == "max-age=15768000"
+    j = json.load(open(sb.path("md", "domains", name, "md.json")))
+    assert j["state"] == 2 and j["cert-files"] == [crt] and j["renew-mode"] == 0
+
+
+def test_http01_answer_and_hostile_requests(sb):
+    name = "c.example.org"
+    sb.start_httpd(http_vhost(sb, name, ""))
+    d = sb.path("md", "challenges", name)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "acme-http-01.txt"), "w") as f:
+        f.write("token123.thumbprint")
+    os.chmod(d, 0o755)
+    with open(sb.path("md", "secret.txt"), "w") as f:
+        f.write("SECRET")
+    st, h, body = http_req(sb, name, "/.well-known/acme-challenge/token123")
+    assert st == 200 and body == b"token123.thumbprint"
+    assert h["Content-Length"] == str(len(body))
+    st, _, _ = http_req(sb, name, "/.well-known/acme-challenge/token123", method="POST")
+    assert st == 501
+    hostile = [
+        (name, "/.well-known/acme-challenge/../../secret.txt"),
+        (name, "/.well-known/acme-challenge/a/b"),
+        (name, "/.well-known/acme-challenge/"),
+        ("..", "/.well-known/acme-challenge/x"),
+        ("c.example.org/../..", "/.well-known/acme-challenge/x"),
+        ("md_store.json", "/.well-known/acme-challenge/x"),
+        ("unknown.example.org", "/.well-known/acme-challenge/x"),
+    ]
+    for host, path in hostile:
+        st, _, body = http_req(sb, host, path)
+        assert b"SECRET" not in body and b"key" not in body and st in (400, 404), (host, path, st)

@@ -1,0 +1,80 @@
+//! `MDRequireHttps` in post_read_request (spec §2.5).
+
+use crate::apr;
+use crate::conf;
+use crate::ffi;
+use crate::guard::guard;
+use md_engine::redirect::{self, Action};
+use std::os::raw::c_int;
+
+const DECLINED: c_int = ffi::DECLINED;
+
+pub unsafe extern "C" fn require_https(r: *mut ffi::request_rec) -> c_int {
+    guard("require_https", DECLINED, || {
+        // SAFETY: httpd passes a live request.
+        let Some(req) = (unsafe { r.as_mut() }) else {
+            return DECLINED;
+        };
+        // SAFETY: the request's server belongs to this generation.
+        let Some(state) = (unsafe { conf::state(req.server) }) else {
+            return DECLINED;
+        };
+        // SAFETY: request strings live in the request pool.
+        let (path, query, fragment, host) = unsafe {
+            (
+                apr::str_or_empty(req.parsed_uri.path),
+                apr::opt_str(req.parsed_uri.query),
+                apr::opt_str(req.parsed_uri.fragment),
+                apr::str_or_empty(ffi::ap_get_server_name_for_url(r)),
+            )
+        };
+        let st = state.lock();
+        let Some(rt) = st.runtime.as_ref() else {
+            return DECLINED;
+        };
+        let Some(vi) = rt.vhost_index(req.server) else {
+            return DECLINED;
+        };
+        let Some(md) = rt.assigned[vi].iter().map(|&i| &rt.mds[i]).find(|m| {
+            m.domains
+                .iter()
+                .any(|d| md_engine::vhost::domain_matches(d, &host))
+        }) else {
+            return DECLINED;
+        };
+        // SAFETY: the request's connection is live.
+        let is_https = unsafe { ffi::ap_ssl_conn_is_ssl(req.connection) } != 0;
+        let get_or_head = req.method_number == ffi::M_GET as c_int;
+        match redirect::decide(
+            md.require_https,
+            is_https,
+            &path,
+            get_or_head,
+            &host,
+            query.as_deref(),
+            fragment.as_deref(),
+        ) {
+            Action::Nothing => DECLINED,
+            Action::Hsts => {
+                // SAFETY: headers_out is the request's table; values are
+                // copied into the request pool.
+                unsafe {
+                    let name = c"Strict-Transport-Security";
+                    if ffi::apr_table_get(req.headers_out, name.as_ptr()).is_null() {
+                        let v = apr::pstrdup(req.pool, redirect::HSTS_VALUE);
+                        ffi::apr_table_setn(req.headers_out, name.as_ptr(), v);
+                    }
+                }
+                DECLINED
+            }
+            Action::Redirect(status, url) => {
+                // SAFETY: as above.
+                unsafe {
+                    let v = apr::pstrdup(req.pool, &url);
+                    ffi::apr_table_setn(req.headers_out, c"Location".as_ptr(), v);
+                }
+                c_int::from(status)
+            }
+        }
+    })
+}
