@@ -175,3 +175,30 @@ def test_renewal_when_window_says_due(ca_sb):
     ca_sb.start_httpd()
     assert wait_for(lambda: https_get(ca_sb, name)[1] != first, 20)
     assert os.path.isdir(ca_sb.path("md", "archive", f"{name}.1"))
+
+
+def test_failover_to_the_next_ca(ca_sb):
+    name = "fo.example.org"
+    dead = f"https://localhost:{ca_sb.dns_port}/no-acme-here"
+    body = site(ca_sb, name, md_body=f"  MDCertificateAuthority {dead} {ca_sb.ca_url}") \
+        + "\nMDRetryDelay 1s\nMDRetryFailover 1\n"
+    ca_sb.start_httpd(body)
+    obtain(ca_sb, name, timeout=90)
+    md = json.load(open(ca_sb.path("md", "staging", name, "md.json")))
+    assert md["ca"]["url"] == ca_sb.ca_url
+    assert "failing over to CA " + ca_sb.ca_url in ca_sb.error_log()
+
+
+def test_renewing_event_vetoes(ca_sb):
+    name = "veto.example.org"
+    script = ca_sb.path("veto.sh")
+    with open(script, "w") as f:
+        f.write("#!/bin/sh\n[ \"$1\" = renewing ] && { echo 'not now' >&2; exit 3; }\nexit 0\n")
+    os.chmod(script, 0o755)
+    ca_sb.start_httpd(site(ca_sb, name) + f"\nMDMessageCmd {script}\n", log_level="warn md:info")
+    assert wait_for(lambda: "AH10060" in ca_sb.error_log(), 20), ca_sb.error_log()[-2000:]
+    log = ca_sb.error_log()
+    assert f"AH10060: {name}: event-handler for 'renewing' returned" in log
+    assert f"cmd({script}) stderr: not now" in log
+    time.sleep(1)
+    assert not staged_ok(ca_sb, name)

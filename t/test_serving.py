@@ -108,6 +108,8 @@ def test_broken_staged_set_is_purged(sb):
         json.dump({"name": name, "domains": [name], "ca": {"url": "https://ca.example/dir"}}, f)
     with open(os.path.join(d, "pubcert.pem"), "w") as f:
         f.write("not a certificate")
+    with open(os.path.join(d, "privkey.pem"), "w") as f:
+        f.write("not a key")
     sb.start_httpd(ssl_md(sb, name))
     assert f"AH10069: {name}: error loading staged set, purging it" in sb.error_log()
     assert not os.path.exists(d)

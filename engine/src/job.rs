@@ -567,6 +567,13 @@ fn run(
             ));
             crate::reg::purge_staging(ctx.store, md);
         }
+        // Record the CA of this run first: the next run fails over from it
+        // even when this one cannot reach it at all.
+        let mut staged_md = md.clone();
+        staged_md.ca_url = Some(ca_url.clone());
+        ctx.store
+            .save_json(Group::Staging, &md.name, "md.json", &staged_md.to_json())
+            .map_err(|e| AcmeError::new(status::EGENERAL, e.msg))?;
         let mut http = Client::new(ctx.user_agent.clone());
         http.ca_file = md.ca_certs.clone().or_else(|| ctx.global.ca_certs.clone());
         http.proxy = md

@@ -290,6 +290,19 @@ pub fn install_staged(store: &Store, md: &Md, notes: &mut Vec<Note>) -> Result<b
         .and_then(Value::as_str)
         .ok_or("staged md.json has no CA url")?
         .to_string();
+    // An unfinished run (keys or chains missing) has staged nothing yet.
+    let complete = md.effective_specs().iter().all(|spec| {
+        let sfx = spec.file_suffix();
+        store
+            .path(Group::Staging, &md.name, &format!("privkey{sfx}.pem"))
+            .exists()
+            && store
+                .path(Group::Staging, &md.name, &format!("pubcert{sfx}.pem"))
+                .exists()
+    });
+    if !complete {
+        return Ok(false);
+    }
     let mut pairs = Vec::new();
     for spec in md.effective_specs() {
         let sfx = spec.file_suffix();
@@ -503,6 +516,13 @@ mod tests {
             .join("a.org.1")
             .join("pubcert.pem")
             .exists());
+        // an unfinished run: nothing staged, nothing purged
+        let mut sm = m.clone();
+        sm.ca_url = Some("https://ca.example/x".into());
+        s.save_json(Group::Staging, "a.org", "md.json", &sm.to_json())
+            .unwrap();
+        assert!(!install_staged(&s, &m, &mut vec![]).unwrap());
+        assert!(s.path(Group::Staging, "a.org", "md.json").exists());
         // a key that does not match: error, the caller purges
         let k = Key::generate(&KeySpec::Rsa(2048)).unwrap();
         stage("three");
