@@ -27,5 +27,6 @@ mod https;
 mod log;
 mod module;
 mod renew;
+mod status;
 
 pub use module::md_module;

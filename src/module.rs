@@ -6,6 +6,7 @@ use crate::conf;
 use crate::ffi;
 use crate::hooks;
 use crate::https;
+use crate::status;
 use md_engine::config::Directive;
 use std::os::raw::{c_char, c_int, c_ulong, c_void};
 use std::ptr::{null, null_mut};
@@ -245,6 +246,7 @@ unsafe extern "C" fn register_hooks(_pool: *mut ffi::apr_pool_t) {
             );
             ffi::ap_hook_protocol_switch(Some(challenge::protocol_switch), null(), null(), middle);
             ffi::ap_hook_protocol_get(Some(challenge::protocol_get), null(), null(), middle);
+            ffi::ap_hook_handler(Some(status::handler), null(), null(), middle);
             ffi::ap_hook_ssl_answer_challenge(
                 Some(challenge::ssl_answer_challenge),
                 null(),

@@ -327,18 +327,40 @@ DEMO_BODY = """
 MDomain demo.example.org www.demo.example.org
 <MDomain other.example.org>
   MDPrivateKeys RSA 3072 secp384r1
-  MDRenewWindow 40%
 </MDomain>
 <VirtualHost 127.0.0.1:{https}>
   ServerName demo.example.org
+  ServerAlias www.demo.example.org
   SSLEngine on
-  SSLCertificateFile {root}/ca/pebble-tls.pem
-  SSLCertificateKeyFile {root}/ca/pebble-tls.key
+</VirtualHost>
+<VirtualHost 127.0.0.1:{https}>
+  ServerName other.example.org
+  SSLEngine on
 </VirtualHost>
 <VirtualHost 127.0.0.1:{http}>
-  ServerName other.example.org
+  ServerName demo.example.org
+  ServerAlias www.demo.example.org other.example.org
 </VirtualHost>
+<Location /md-status>
+  SetHandler md-status
+</Location>
 """
+
+
+def _https_status(sb, host):
+    """(HTTP status, subject, issuer) of a GET over TLS with SNI `host`."""
+    import ssl as _ssl
+    ctx = _ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = _ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", sb.https_port), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname=host) as c:
+            der = c.getpeercert(binary_form=True)
+            c.sendall(f"GET /index.html HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+            head = c.recv(64).split(b" ")
+    out = subprocess.run(["openssl", "x509", "-inform", "DER", "-noout", "-subject", "-issuer"],
+                         input=der, capture_output=True).stdout.decode().split("\n")
+    return int(head[1]), out[0], out[1]
 
 
 def demo():
@@ -350,27 +372,33 @@ def demo():
         sb.start_ca()
         print(f"== pebble (ACME CA) at {sb.ca_url}, fake DNS on 127.0.0.1:{sb.dns_port}")
         body = DEMO_BODY.format(root=sb.root, http=sb.http_port, https=sb.https_port)
-        sb.start_httpd(body, log_level="warn md:trace1")
+        sb.start_httpd(body, log_level="warn md:info")
         print(f"== httpd with mod_md (Rust) on 127.0.0.1:{sb.http_port} (http) / :{sb.https_port} (https)")
-        time.sleep(0.5)
-        log = sb.error_log()
-        # httpd runs post_config twice at start (a dry run, then the real
-        # one, which logs AH10071): show the real one.
-        log = log[log.rfind("AH10071"):]
-        with urllib.request.urlopen(f"http://127.0.0.1:{sb.http_port}/index.html", timeout=5) as r:
-            print(f"== httpd answers: HTTP {r.status}")
-        print("== managed domains, as the module sees them (error log, LogLevel md:trace1):")
-        for line in log.splitlines():
-            if "AH10039" in line or "effective configuration" in line or "AH10041" in line:
-                print("  ", line.split("] ", 3)[-1])
-        print("== store:")
-        for dirpath, dirs, files in sorted(os.walk(sb.path("md"))):
-            for n in sorted(dirs + files):
-                p = os.path.join(dirpath, n)
-                st = os.stat(p)
-                import pwd
-                print(f"   {oct(st.st_mode & 0o777)} {pwd.getpwuid(st.st_uid).pw_name:9} "
-                      f"{os.path.relpath(p, sb.root)}")
+        for host in ("demo.example.org", "other.example.org"):
+            st, subj, _ = _https_status(sb, host)
+            print(f"   https://{host}/ -> {st} ({subj})")
+        print("== the module obtains certificates from the CA (http-01, answered by httpd)...")
+        t0 = time.time()
+        def ready(name):
+            try:
+                with open(sb.path("md", "staging", name, "job.json")) as f:
+                    return json.load(f).get("notified-renewed")
+            except (OSError, ValueError):
+                return False
+        while time.time() - t0 < 120 and not all(ready(n) for n in ("demo.example.org", "other.example.org")):
+            time.sleep(0.2)
+        if not all(ready(n) for n in ("demo.example.org", "other.example.org")):
+            print(sb.error_log()[-3000:])
+            raise SystemExit("demo: no certificates after 120 s")
+        print(f"   staged after {time.time() - t0:.1f} s; graceful restart activates them")
+        sb.start_httpd()
+        time.sleep(1)
+        for host in ("demo.example.org", "other.example.org"):
+            st, subj, iss = _https_status(sb, host)
+            print(f"   https://{host}/ -> {st} ({subj}, {iss})")
+        print("== md-status (GET /md-status):")
+        with urllib.request.urlopen(f"http://127.0.0.1:{sb.http_port}/md-status", timeout=10) as r:
+            print(r.read().decode())
     print("== stopped everything")
 
 

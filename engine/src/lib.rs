@@ -15,6 +15,7 @@ pub mod keyspec;
 pub mod log;
 pub mod redirect;
 pub mod reg;
+pub mod status;
 pub mod store;
 pub mod time;
 pub mod uri;
