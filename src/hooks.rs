@@ -482,6 +482,21 @@ unsafe fn after_ssl(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> c_i
     log::notes(s, &rt.store.purge_group_except(Group::Challenges, &names));
     for (mi, md) in rt.mds.iter().enumerate() {
         let used = rt.assigned.iter().any(|a| a.contains(&mi));
+        let ssl_used = rt
+            .assigned
+            .iter()
+            .enumerate()
+            .any(|(vi, a)| a.contains(&mi) && ssl_servers.contains(&rt.servers[vi]));
+        if md.require_https != md_engine::config::RequireHttps::Off && !ssl_used {
+            log::log(
+                s,
+                Lvl::Warn,
+                &format!(
+                    "AH10105: MD {} does not match any VirtualHost with 'SSLEngine on', but is configured to require https. This cannot work.",
+                    md.name
+                ),
+            );
+        }
         if !used && md.renew_mode != RenewMode::Always {
             log::log(
                 s,

@@ -150,6 +150,7 @@ def http_vhost(sb, name, md_body):
 def test_require_https_redirects(sb):
     sb.start_httpd(http_vhost(sb, "p.example.org", "  MDRequireHttps permanent")
                    + http_vhost(sb, "t.example.org", "  MDRequireHttps temporary"))
+    assert "AH10105: MD p.example.org does not match any VirtualHost with 'SSLEngine on'" in sb.error_log()
     st, h, _ = http_req(sb, "p.example.org", "/a/b?x=1")
     assert st == 301 and h["Location"] == "https://p.example.org/a/b?x=1"
     st, h, _ = http_req(sb, "p.example.org", "/a", method="POST")
