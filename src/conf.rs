@@ -13,7 +13,7 @@ use md_engine::store::Store;
 use md_engine::vhost::VHost;
 use std::collections::HashSet;
 use std::os::raw::c_void;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// What the module keeps per server.
 pub struct SrvConf {
@@ -31,6 +31,11 @@ pub struct MdRuntime {
     pub challenges: Result<Vec<String>, String>,
     /// Whether the renewal job watches this MD.
     pub watched: bool,
+    /// md-status `cert` object of the live certificates (frozen).
+    pub cert_json: md_engine::serde_json::Value,
+    /// When the last successful renewal finished (from the live job.json,
+    /// which only root can read).
+    pub last_success: i64,
 }
 
 impl Default for MdRuntime {
@@ -40,6 +45,8 @@ impl Default for MdRuntime {
             renew_at: 0,
             challenges: Ok(Vec::new()),
             watched: false,
+            cert_json: md_engine::serde_json::Value::Null,
+            last_success: 0,
         }
     }
 }
@@ -67,7 +74,9 @@ impl Runtime {
 #[derive(Default)]
 pub struct StateInner {
     pub config: ModConfig,
-    pub runtime: Option<Runtime>,
+    /// Built by post_config; after it, only read (request handlers take a
+    /// cheap `Arc` clone and release the lock at once).
+    pub runtime: Option<Arc<Runtime>>,
     /// Servers that mod_ssl asked for certificates (SSL vhosts).
     pub ssl_servers: HashSet<usize>,
     /// This generation is httpd's configuration dry run.
@@ -81,6 +90,11 @@ pub struct ModState {
 }
 
 impl ModState {
+    /// The runtime snapshot, if post_config built one.
+    pub fn runtime(&self) -> Option<Arc<Runtime>> {
+        self.lock().runtime.clone()
+    }
+
     /// Locks the state; a poisoned lock (a panic while holding it, caught by
     /// the guard) is recovered, the data stays usable.
     pub fn lock(&self) -> MutexGuard<'_, StateInner> {

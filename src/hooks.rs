@@ -275,7 +275,7 @@ unsafe fn before_ssl(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> c_
         );
     }
     let md_rt = mds.iter().map(|_| MdRuntime::default()).collect();
-    st.runtime = Some(Runtime {
+    st.runtime = Some(std::sync::Arc::new(Runtime {
         store,
         mds,
         md_rt,
@@ -284,7 +284,7 @@ unsafe fn before_ssl(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> c_
         servers,
         vhosts,
         assigned,
-    });
+    }));
     OK
 }
 
@@ -361,7 +361,8 @@ unsafe fn after_ssl(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> c_i
     let mut st = state.lock();
     let ssl_servers = st.ssl_servers.clone();
     let global = st.config.global.clone();
-    let Some(rt) = st.runtime.as_mut() else {
+    // The runtime is still only ours here: nothing else holds a clone yet.
+    let Some(rt) = st.runtime.as_mut().and_then(std::sync::Arc::get_mut) else {
         return OK;
     };
     for (vi, a) in rt.assigned.iter().enumerate() {
@@ -467,6 +468,10 @@ unsafe fn after_ssl(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> c_i
         }
         rt.md_rt[mi] = MdRuntime {
             renew_at: reg::renew_at(md, state, &certs, now),
+            cert_json: md_engine::status::certs_json(&certs),
+            last_success: md_engine::job::Job::load(&rt.store, Group::Domains, &md.name)
+                .map(|j| md_engine::status::last_finished(&j))
+                .unwrap_or(0),
             certs,
             challenges,
             watched,

@@ -198,6 +198,22 @@ pub static MOD_SSL: Table<*const c_char, 3> =
     Table([c"mod_ssl.c".as_ptr(), c"mod_tls.c".as_ptr(), null()]);
 pub static MOD_WATCHDOG: Table<*const c_char, 2> = Table([c"mod_watchdog.c".as_ptr(), null()]);
 
+type StatusHook = unsafe extern "C" fn(*mut ffi::request_rec, c_int) -> c_int;
+
+/// Adds `f` to mod_status's optional `status_hook`.
+///
+/// # Safety
+/// Only during register_hooks.
+unsafe fn add_status_hook(f: StatusHook, order: c_int) {
+    // SAFETY: APR's optional hooks store functions type-erased as `void
+    // (*)(void)`; mod_status calls them back with the status_hook signature,
+    // which is `f`'s.
+    unsafe {
+        let erased = std::mem::transmute::<StatusHook, unsafe extern "C" fn()>(f);
+        ffi::apr_optional_hook_add(c"status_hook".as_ptr(), Some(erased), null(), null(), order);
+    }
+}
+
 unsafe extern "C" fn register_hooks(_pool: *mut ffi::apr_pool_t) {
     crate::guard::guard("register_hooks", (), || {
         let first = ffi::APR_HOOK_FIRST as c_int;
@@ -247,6 +263,15 @@ unsafe extern "C" fn register_hooks(_pool: *mut ffi::apr_pool_t) {
             ffi::ap_hook_protocol_switch(Some(challenge::protocol_switch), null(), null(), middle);
             ffi::ap_hook_protocol_get(Some(challenge::protocol_get), null(), null(), middle);
             ffi::ap_hook_handler(Some(status::handler), null(), null(), middle);
+            ffi::ap_hook_post_read_request(
+                Some(status::certificate_status),
+                null(),
+                MOD_SSL.0.as_ptr(),
+                middle,
+            );
+            // mod_status's optional hook, by name (mod_status may be absent).
+            add_status_hook(status::status_hook, middle);
+            add_status_hook(status::stapling_status_hook, middle);
             ffi::ap_hook_ssl_answer_challenge(
                 Some(challenge::ssl_answer_challenge),
                 null(),

@@ -158,9 +158,9 @@ fn run(wd: &Watchdog) -> i64 {
         return time::from_secs(3600);
     };
     // Take a snapshot and release the lock: a renewal may take minutes.
-    let (store, global, items) = {
-        let st = state.lock();
-        let Some(rt) = st.runtime.as_ref() else {
+    let global = state.lock().config.global.clone();
+    let (store, items) = {
+        let Some(rt) = state.runtime() else {
             return time::from_secs(3600);
         };
         let items: Vec<_> = rt
@@ -178,7 +178,7 @@ fn run(wd: &Watchdog) -> i64 {
                 )
             })
             .collect();
-        (rt.store.clone(), st.config.global.clone(), items)
+        (rt.store.clone(), items)
     };
     let s = wd.main_server;
     log::log(

@@ -5,6 +5,7 @@ use crate::conf;
 use crate::ffi;
 use crate::guard::guard;
 use md_engine::status;
+use md_engine::store::Group;
 use std::os::raw::{c_int, c_void};
 
 const DECLINED: c_int = ffi::DECLINED;
@@ -19,9 +20,11 @@ pub unsafe extern "C" fn handler(r: *mut ffi::request_rec) -> c_int {
         // SAFETY: request strings live in the request pool.
         let (handler, path_info) =
             unsafe { (apr::opt_str(req.handler), apr::opt_str(req.path_info)) };
-        if handler.as_deref() != Some("md-status") {
-            return DECLINED;
-        }
+        let metrics = match handler.as_deref() {
+            Some("md-status") => false,
+            Some("md-metrics") => true,
+            _ => return DECLINED,
+        };
         if req.method_number != ffi::M_GET as c_int {
             return ffi::HTTP_NOT_IMPLEMENTED as c_int;
         }
@@ -29,20 +32,31 @@ pub unsafe extern "C" fn handler(r: *mut ffi::request_rec) -> c_int {
         let Some(state) = (unsafe { conf::state(req.server) }) else {
             return DECLINED;
         };
-        // Snapshot under the lock; render without it.
-        let (store, items) = {
-            let st = state.lock();
-            let Some(rt) = st.runtime.as_ref() else {
-                return ffi::HTTP_SERVICE_UNAVAILABLE as c_int;
-            };
-            let items: Vec<_> = rt
-                .mds
-                .iter()
-                .zip(rt.md_rt.iter())
-                .map(|(m, x)| (m.clone(), x.certs.clone(), x.renew_at, x.watched))
-                .collect();
-            (rt.store.clone(), items)
+        // The frozen registry (an Arc snapshot; no lock held while rendering).
+        let Some(rt) = state.runtime() else {
+            return ffi::HTTP_SERVICE_UNAVAILABLE as c_int;
         };
+        let store = &rt.store;
+        if metrics {
+            let now = md_engine::time::now();
+            let text = status::metrics(&views(&rt), now);
+            // SAFETY: as below.
+            unsafe {
+                write(
+                    r,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                    &text,
+                    req.header_only != 0,
+                )
+            };
+            return OK;
+        }
+        let items: Vec<_> = rt
+            .mds
+            .iter()
+            .zip(rt.md_rt.iter())
+            .map(|(m, x)| (m, &x.cert_json, x.renew_at, x.watched))
+            .collect();
         let now = md_engine::time::now();
         let want = path_info
             .filter(|p| p.len() > 1)
@@ -55,28 +69,168 @@ pub unsafe extern "C" fn handler(r: *mut ffi::request_rec) -> c_int {
                     .find(|(m, ..)| m.name == name)
                     .or_else(|| items.iter().find(|(m, ..)| m.contains(&name)));
                 match found {
-                    Some((m, certs, at, w)) => {
-                        status::md_json(&store, m, certs, *at, *w, true, now)
-                    }
+                    Some((m, certs, at, w)) => status::md_json(store, m, certs, *at, *w, true, now),
                     None => return ffi::HTTP_NOT_FOUND as c_int,
                 }
             }
             None => status::overview(
                 items
                     .iter()
-                    .map(|(m, certs, at, w)| status::md_json(&store, m, certs, *at, *w, false, now))
+                    .map(|(m, certs, at, w)| status::md_json(store, m, certs, *at, *w, false, now))
                     .collect(),
             ),
         };
         let text = md_engine::util::json_pretty(&body);
-        // SAFETY: setting the response type and writing the body of `r`.
-        unsafe {
-            ffi::ap_set_content_type(r, c"application/json".as_ptr());
-            ffi::ap_set_content_length(r, text.len() as ffi::apr_off_t);
-            if req.header_only == 0 {
-                ffi::ap_rwrite(text.as_ptr() as *const c_void, text.len() as c_int, r);
-            }
+        // SAFETY: writing the response of `r`.
+        unsafe { write(r, "application/json", &text, req.header_only != 0) };
+        OK
+    })
+}
+
+/// Sets type and length and writes `body` (not for HEAD).
+///
+/// # Safety
+/// `r` is the live request being answered.
+unsafe fn write(r: *mut ffi::request_rec, ctype: &str, body: &str, header_only: bool) {
+    // SAFETY: the type string is copied into the request pool; the body is
+    // written through httpd's output filters.
+    unsafe {
+        ffi::ap_set_content_type(r, apr::pstrdup((*r).pool, ctype));
+        ffi::ap_set_content_length(r, body.len() as ffi::apr_off_t);
+        if !header_only {
+            ffi::ap_rwrite(body.as_ptr() as *const c_void, body.len() as c_int, r);
         }
+    }
+}
+
+/// The status views of all MDs, with the staging jobs read live.
+fn views(rt: &conf::Runtime) -> Vec<status::MdView<'_>> {
+    rt.mds
+        .iter()
+        .zip(rt.md_rt.iter())
+        .map(|(m, x)| {
+            let job = match rt.store.load_json(Group::Staging, &m.name, "job.json") {
+                Ok(Some(j)) => Some(md_engine::job::Job::from_json(&j)),
+                _ => None,
+            };
+            let last = job
+                .as_ref()
+                .map_or(0, status::last_finished)
+                .max(x.last_success);
+            status::MdView {
+                md: m,
+                certs: &x.certs,
+                renew_at: x.renew_at,
+                job,
+                last_success: last,
+            }
+        })
+        .collect()
+}
+
+/// `/.httpd/certificate-status` (§6.2), in post_read_request.
+pub unsafe extern "C" fn certificate_status(r: *mut ffi::request_rec) -> c_int {
+    guard("certificate-status", DECLINED, || {
+        // SAFETY: httpd passes a live request.
+        let Some(req) = (unsafe { r.as_mut() }) else {
+            return DECLINED;
+        };
+        // SAFETY: request strings live in the request pool.
+        let (path, host) = unsafe {
+            (
+                apr::opt_str(req.parsed_uri.path),
+                apr::opt_str(req.hostname),
+            )
+        };
+        if path.as_deref() != Some("/.httpd/certificate-status") {
+            return DECLINED;
+        }
+        // SAFETY: the request's server belongs to this generation.
+        let Some(state) = (unsafe { conf::state(req.server) }) else {
+            return DECLINED;
+        };
+        if !state.lock().config.global.certificate_status {
+            return DECLINED;
+        }
+        let Some(rt) = state.runtime() else {
+            return DECLINED;
+        };
+        let Some(host) = host else { return DECLINED };
+        let Some(mi) = rt.mds.iter().position(|m| {
+            m.domains
+                .iter()
+                .any(|d| md_engine::vhost::domain_matches(d, &host))
+        }) else {
+            return DECLINED;
+        };
+        if req.method_number != ffi::M_GET as c_int {
+            return ffi::HTTP_NOT_IMPLEMENTED as c_int;
+        }
+        let x = &rt.md_rt[mi];
+        let body = status::certificate_status(
+            &rt.store,
+            &rt.mds[mi],
+            &x.certs,
+            x.renew_at,
+            md_engine::time::now(),
+        );
+        let text = md_engine::util::json_pretty(&body);
+        // SAFETY: answering `r` from post_read_request (DONE ends it).
+        unsafe { write(r, "application/json", &text, req.header_only != 0) };
+        ffi::DONE
+    })
+}
+
+/// mod_status: the managed certificates section (§6.3).
+pub unsafe extern "C" fn status_hook(r: *mut ffi::request_rec, flags: c_int) -> c_int {
+    guard("status_hook", DECLINED, || {
+        // SAFETY: httpd passes a live request.
+        let Some(req) = (unsafe { r.as_mut() }) else {
+            return DECLINED;
+        };
+        // SAFETY: the request's server belongs to this generation.
+        let Some(state) = (unsafe { conf::state(req.server) }) else {
+            return DECLINED;
+        };
+        let global = state.lock().config.global.clone();
+        if !global.server_status {
+            return DECLINED;
+        }
+        let Some(rt) = state.runtime() else {
+            return DECLINED;
+        };
+        let now = md_engine::time::now();
+        let v = views(&rt);
+        let text = if flags & ffi::AP_STATUS_SHORT as c_int != 0 {
+            status::server_status_text(&v, &global.cert_check_name, &global.cert_check_url, now)
+        } else {
+            status::server_status_html(&v, &global.cert_check_name, &global.cert_check_url, now)
+        };
+        // SAFETY: appending to the status page being generated.
+        unsafe { ffi::ap_rwrite(text.as_ptr() as *const c_void, text.len() as c_int, r) };
+        OK
+    })
+}
+
+/// mod_status: the managed staplings section. OCSP stapling is not
+/// implemented yet: the `?auto` summary still reports zero, as scripts
+/// written for the C module expect the lines.
+pub unsafe extern "C" fn stapling_status_hook(r: *mut ffi::request_rec, flags: c_int) -> c_int {
+    guard("status_hook", DECLINED, || {
+        // SAFETY: httpd passes a live request.
+        let Some(req) = (unsafe { r.as_mut() }) else {
+            return DECLINED;
+        };
+        // SAFETY: the request's server belongs to this generation.
+        let Some(state) = (unsafe { conf::state(req.server) }) else {
+            return DECLINED;
+        };
+        if !state.lock().config.global.server_status || flags & ffi::AP_STATUS_SHORT as c_int == 0 {
+            return DECLINED;
+        }
+        let text = "ManagedStaplingsTotal: 0\nManagedStaplingsOK: 0\nManagedStaplingsRenew: 0\nManagedStaplingsErrored: 0\n";
+        // SAFETY: appending to the status page being generated.
+        unsafe { ffi::ap_rwrite(text.as_ptr() as *const c_void, text.len() as c_int, r) };
         OK
     })
 }

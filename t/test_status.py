@@ -96,3 +96,102 @@ def test_md_status_same_shape_as_c_module(eab_sb, c_module):
     assert shape(o) == shape(t), json.dumps({"ours": shape(o), "c": shape(t)}, indent=1)
     assert o["cert"]["rsa"]["sha256-fingerprint"] == t["cert"]["rsa"]["sha256-fingerprint"]
     assert o["renew-at"] == t["renew-at"]
+
+
+SERVER_STATUS = """
+<Location /server-status>
+  SetHandler server-status
+</Location>
+<Location /md-metrics>
+  SetHandler md-metrics
+</Location>
+"""
+
+
+def req(sb, host, path, method="GET"):
+    from test_serving import http_req
+    return http_req(sb, host, path, method=method)
+
+
+def test_certificate_status(ca_sb):
+    name = "cs.example.org"
+    ca_sb.start_httpd(site(ca_sb, name, md_body="  MDPrivateKeys RSA secp384r1"))
+    st, h, body = req(ca_sb, name, "/.httpd/certificate-status")
+    assert st == 200 and h["Content-Type"] == "application/json"
+    j = json.loads(body)
+    assert j["rsa"] == {} and j["secp384r1"] == {} and "valid" not in j
+    obtain(ca_sb, name, f="pubcert.secp384r1.pem")
+    j = json.loads(req(ca_sb, name, "/.httpd/certificate-status")[2])
+    staged = j["renewal"]["cert"]
+    assert set(staged) == {"valid", "rsa", "secp384r1"}
+    assert set(staged["rsa"]) == {"valid", "serial", "sha256-fingerprint"}  # public data only
+    ca_sb.start_httpd()
+    j = json.loads(req(ca_sb, name, "/.httpd/certificate-status")[2])
+    assert set(j) == {"valid", "rsa", "secp384r1"} and "renewal" not in j
+    assert req(ca_sb, name, "/.httpd/certificate-status", method="POST")[0] == 501
+    assert req(ca_sb, "other.example.org", "/.httpd/certificate-status")[0] == 404
+    ca_sb.start_httpd(site(ca_sb, name, md_body="  MDPrivateKeys RSA secp384r1") + "\nMDCertificateStatus off\n")
+    assert req(ca_sb, name, "/.httpd/certificate-status")[0] == 404
+
+
+def auto_names(text):
+    import re
+    return sorted({re.sub(r"\[\d+\]", "[i]", line.split(":", 1)[0]) for line in text.splitlines()
+                   if line.startswith("Managed")})
+
+
+def test_server_status_section(ca_sb, c_module):
+    name = "ss.example.org"
+    body = site(ca_sb, name) + SERVER_STATUS
+    ca_sb.start_httpd(body)
+    # default off, as in httpd 2.4.71
+    assert b"Managed" not in req(ca_sb, "localhost", "/server-status?auto")[2]
+    ca_sb.start_httpd(body + "MDServerStatus on\n")
+    obtain(ca_sb, name)
+    ca_sb.start_httpd()
+    time.sleep(0.5)
+    text = req(ca_sb, "localhost", "/server-status?auto")[2].decode()
+    assert "ManagedCertificatesTotal: 1" in text and f"ManagedDomain[0]Domain: {name}" in text
+    assert "ManagedDomain[0]Status: good" in text and "ManagedDomain[0]CheckAtName: crt.sh" in text
+    html = req(ca_sb, "localhost", "/server-status")[2].decode()
+    assert "<h3>Managed Certificates</h3>" in html and f"<td>{name}</td>" in html
+    ours = auto_names(text)
+    ca_sb.stop_httpd()
+    ca_sb.write_conf(body + "MDServerStatus on\n", module=c_module)
+    ca_sb.start_httpd()
+    time.sleep(0.5)
+    theirs = auto_names(req(ca_sb, "localhost", "/server-status?auto")[2].decode())
+    assert ours == theirs, (ours, theirs)
+
+
+def test_metrics_parse(ca_sb):
+    from prometheus_client.parser import text_string_to_metric_families
+    name = "m.example.org"
+    ca_sb.start_httpd(site(ca_sb, name) + site(ca_sb, "m2.example.org") + SERVER_STATUS)
+    obtain(ca_sb, name)
+    ca_sb.start_httpd()
+    time.sleep(0.5)
+    st, h, body = req(ca_sb, "localhost", "/md-metrics")
+    assert st == 200 and h["Content-Type"].startswith("text/plain; version=0.0.4")
+    fams = {f.name: f for f in text_string_to_metric_families(body.decode())}
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value for f in fams.values() for s in f.samples}
+    assert samples[("md_domain_state", (("md", name),))] == 2
+    expiry = samples[("md_certificate_expiry_timestamp_seconds", (("key", "rsa"), ("md", name)))]
+    assert expiry > time.time() + 86400
+    assert samples[("md_domains", (("state", "complete"),))] >= 1
+    assert samples[("md_domain_last_renewal_timestamp_seconds", (("md", name),))] > time.time() - 600
+    assert ("md_domain_renewal_errors", (("md", "m2.example.org"),)) in samples
+
+
+def test_broken_job_json_is_an_md_error(ca_sb):
+    name = "bj.example.org"
+    ca_sb.stop_ca()  # keep the job from rewriting the file
+    ca_sb.start_httpd(site(ca_sb, name) + STATUS + "\nMDInitialDelay 1h\n")
+    d = ca_sb.path("md", "staging", name)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "job.json"), "w") as f:
+        f.write('{"name": "bj.exa')
+    st, _, body = get(ca_sb, "/md-status")
+    assert st == 200
+    md = json.loads(body)["managed-domains"][0]
+    assert md["error"] == 22 and "job.json is not valid JSON" in md["error-description"]

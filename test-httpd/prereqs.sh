@@ -22,5 +22,5 @@ if command -v rustup >/dev/null 2>&1; then
     cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
     cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
 fi
-python3 -c "import pytest" 2>/dev/null || python3 -m pip install -q pytest
+python3 -c "import pytest, prometheus_client" 2>/dev/null || python3 -m pip install -q pytest prometheus-client
 getent passwd www-data >/dev/null || { echo "prereqs: user www-data is missing" >&2; exit 1; }

@@ -115,12 +115,13 @@ pub fn staged_certs(store: &Store, md: &Md) -> Vec<Option<CertInfo>> {
         .collect()
 }
 
-/// The md-status object of one MD. `certs`/`renew_at`/`watched` are what
+/// The md-status object of one MD. `live_certs` (see [`certs_json`]),
+/// `renew_at` and `watched` are what
 /// post_config froze; the staging job is read live.
 pub fn md_json(
     store: &Store,
     md: &Md,
-    certs: &[Option<CertInfo>],
+    live_certs: &Value,
     renew_at: Micros,
     watched: bool,
     with_logs: bool,
@@ -131,16 +132,28 @@ pub fn md_json(
         *h = json!("***");
     }
     let o = j.as_object_mut().expect("md json is an object");
-    o.insert("cert".into(), certs_json(certs));
+    o.insert(
+        "cert".into(),
+        if live_certs.is_object() {
+            live_certs.clone()
+        } else {
+            json!({})
+        },
+    );
     if renew_at > 0 {
         o.insert("renew-at".into(), json!(time::rfc822(renew_at)));
     }
     o.insert("stapling".into(), json!(md.stapling));
     o.insert("watched".into(), json!(watched));
-    let job = store
-        .load_json(Group::Staging, &md.name, "job.json")
-        .ok()
-        .flatten();
+    let job = match store.load_json(Group::Staging, &md.name, "job.json") {
+        Ok(j) => j,
+        Err(e) => {
+            // a broken job.json: an error for this MD, not for the page
+            o.insert("error".into(), json!(crate::acme::status::EINVAL));
+            o.insert("error-description".into(), json!(e.msg));
+            None
+        }
+    };
     // A job claiming a finished, notified renewal without staged results is stale (§3.6).
     let job = job.filter(|jj| {
         let parsed = Job::from_json(jj);
@@ -185,6 +198,71 @@ mod tests {
     use crate::keyspec::KeySpec;
 
     #[test]
+    fn status_texts_and_metrics() {
+        use crate::config::{MdDef, Settings};
+        let def = MdDef {
+            domains: vec!["a.org".into(), "www.a.org".into()],
+            transitive: None,
+            settings: Settings::default(),
+            cert_files: vec![],
+            key_files: vec![],
+            defn: None,
+        };
+        let mut md = Md::from_def(&def, &Settings::default(), None);
+        md.ca_urls = vec![crate::config::LETSENCRYPT_URL.into()];
+        md.state = crate::reg::STATE_COMPLETE;
+        let k = Key::generate(&KeySpec::Ec("P-256".into())).unwrap();
+        let c = crypto::fallback_cert(&k, &md.domains).unwrap();
+        let info = CertInfo::from_pem("rsa", &c.to_pem().unwrap()).unwrap();
+        let certs = vec![Some(info.clone())];
+        let now = info.not_before + time::from_secs(60);
+        let v = MdView {
+            md: &md,
+            certs: &certs,
+            renew_at: now + time::from_secs(100),
+            job: None,
+            last_success: 0,
+        };
+        let t = server_status_text(&[v], "crt.sh", "https://crt.sh?q=", now);
+        assert!(t.starts_with("ManagedCertificatesTotal: 1\nManagedCertificatesOK: 1\nManagedCertificatesRenew: 0\n"), "{t}");
+        assert!(t.contains("ManagedDomain[0]Names[1]: www.a.org\n"));
+        assert!(t.contains("ManagedDomain[0]Status: good\n"));
+        assert!(t.contains("ManagedDomain[0]CAName: LetsEncrypt\n"));
+        assert!(t.contains("ManagedDomain[0]CheckAtURL: https://crt.sh?q="));
+        assert!(t.contains("ManagedDomain[0]ActivityRenew: 100\n"));
+        let v = MdView {
+            md: &md,
+            certs: &certs,
+            renew_at: now,
+            job: None,
+            last_success: 0,
+        };
+        let h = server_status_html(&[v], "crt.sh", "https://crt.sh?q=", now);
+        assert!(
+            h.contains("<h3>Managed Certificates</h3>")
+                && h.contains("<td>good</td>")
+                && h.contains("Pending")
+        );
+        let v = MdView {
+            md: &md,
+            certs: &certs,
+            renew_at: now,
+            job: None,
+            last_success: 0,
+        };
+        let m = metrics(&[v], now);
+        assert!(m.contains("md_domain_state{md=\"a.org\"} 2\n"), "{m}");
+        assert!(m.contains("md_domains{state=\"complete\"} 1\n"));
+        assert!(m.contains("md_certificate_expiry_timestamp_seconds{md=\"a.org\",key=\"rsa\"}"));
+        let cs = certificate_status_for_test(&md, &certs);
+        assert!(cs["rsa"]["sha256-fingerprint"].is_string() && cs["valid"].is_object());
+    }
+
+    fn certificate_status_for_test(md: &Md, certs: &[Option<CertInfo>]) -> Value {
+        Value::Object(public_certs(md, certs, true))
+    }
+
+    #[test]
     fn cert_objects() {
         let k = Key::generate(&KeySpec::Ec("P-256".into())).unwrap();
         let c = crypto::fallback_cert(&k, &["a.org".into()]).unwrap();
@@ -202,4 +280,528 @@ mod tests {
         assert_eq!(all["valid"]["until"], j["valid"]["until"]);
         assert_eq!(certs_json(&[None]), json!({}));
     }
+}
+
+/// The public view of one certificate (`/.httpd/certificate-status`).
+fn public_cert(info: &CertInfo) -> Option<Value> {
+    let c = info.leaf()?;
+    let serial = c
+        .serial_number()
+        .to_bn()
+        .ok()?
+        .to_hex_str()
+        .ok()?
+        .to_string();
+    let fp = c.digest(MessageDigest::sha256()).ok()?;
+    Some(json!({
+        "valid": {"from": time::rfc822(info.not_before), "until": time::rfc822(info.not_after)},
+        "serial": serial.trim_start_matches('0'),
+        "sha256-fingerprint": hex(&fp),
+    }))
+}
+
+fn public_certs(md: &Md, certs: &[Option<CertInfo>], with_empty: bool) -> Map<String, Value> {
+    let mut o = Map::new();
+    let (mut from, mut until): (Micros, Micros) = (0, 0);
+    let mut any = false;
+    for (spec, info) in md
+        .effective_specs()
+        .iter()
+        .zip(certs.iter().chain(std::iter::repeat(&None)))
+    {
+        match info.as_ref().and_then(|i| public_cert(i).map(|j| (i, j))) {
+            Some((i, j)) => {
+                any = true;
+                from = from.max(i.not_before);
+                until = if until == 0 {
+                    i.not_after
+                } else {
+                    until.min(i.not_after)
+                };
+                o.insert(spec.name(), j);
+            }
+            None if with_empty => {
+                o.insert(spec.name(), json!({}));
+            }
+            None => {}
+        }
+    }
+    if any {
+        let mut out = Map::new();
+        out.insert(
+            "valid".into(),
+            json!({"from": time::rfc822(from), "until": time::rfc822(until)}),
+        );
+        out.extend(o);
+        return out;
+    }
+    o
+}
+
+/// `/.httpd/certificate-status` (§6.2): public data only.
+pub fn certificate_status(
+    store: &Store,
+    md: &Md,
+    certs: &[Option<CertInfo>],
+    renew_at: Micros,
+    now: Micros,
+) -> Value {
+    let mut o = public_certs(md, certs, true);
+    let has_job = store.path(Group::Staging, &md.name, "job.json").exists();
+    if has_job || renew_at <= now {
+        let staged = staged_certs(store, md);
+        o.insert(
+            "renewal".into(),
+            json!({"cert": Value::Object(public_certs(md, &staged, false))}),
+        );
+    }
+    Value::Object(o)
+}
+
+/// What the server-status section and the metrics show about one MD.
+pub struct MdView<'a> {
+    pub md: &'a Md,
+    pub certs: &'a [Option<CertInfo>],
+    pub renew_at: Micros,
+    /// The staging job, read live (None: no job).
+    pub job: Option<Job>,
+    /// Newest successful renewal known (µs), 0 if none.
+    pub last_success: Micros,
+}
+
+fn ca_name(url: &str) -> String {
+    crate::config::KNOWN_CAS
+        .iter()
+        .find(|(_, u)| *u == url)
+        .map(|(n, _)| n.to_string())
+        .unwrap_or_else(|| crate::uri::host_of(url).unwrap_or(url).to_string())
+}
+
+fn ymd(t: Micros) -> String {
+    // "Sun, 29 Nov 2026 11:01:12 GMT" -> 2026-11-29
+    let s = time::rfc822(t);
+    let p: Vec<&str> = s.split_whitespace().collect();
+    let m = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ]
+    .iter()
+    .position(|x| *x == p[2])
+    .unwrap_or(0)
+        + 1;
+    format!("{}-{m:02}-{}", p[3], p[1])
+}
+
+fn status_word(v: &MdView<'_>, now: Micros) -> String {
+    match v.md.state {
+        crate::reg::STATE_INCOMPLETE => match &v.md.state_descr {
+            Some(d) => format!("incomplete: {d}"),
+            None => "incomplete".into(),
+        },
+        crate::reg::STATE_COMPLETE => {
+            let until = v
+                .certs
+                .iter()
+                .flatten()
+                .map(|c| c.not_after)
+                .min()
+                .unwrap_or(0);
+            if until > 0 && until < now {
+                "expired".into()
+            } else {
+                "good".into()
+            }
+        }
+        crate::reg::STATE_ERROR => "error".into(),
+        5 => "missing information".into(),
+        _ => "unknown".into(),
+    }
+}
+
+fn validity(certs: &[Option<CertInfo>]) -> Option<(Micros, Micros)> {
+    let v: Vec<&CertInfo> = certs.iter().flatten().collect();
+    if v.is_empty() {
+        return None;
+    }
+    Some((
+        v.iter().map(|c| c.not_before).max()?,
+        v.iter().map(|c| c.not_after).min()?,
+    ))
+}
+
+fn due(v: &MdView<'_>, now: Micros) -> bool {
+    v.renew_at > 0 && v.renew_at <= now
+}
+
+fn job_failed(j: &Job) -> bool {
+    j.errors > 0 || j.last.as_ref().is_some_and(|l| l.status != 0)
+}
+
+/// mod_status `?auto` lines (§6.3).
+pub fn server_status_text(
+    views: &[MdView<'_>],
+    check_name: &str,
+    check_url: &str,
+    now: Micros,
+) -> String {
+    let mut out = String::new();
+    let ok = views
+        .iter()
+        .filter(|v| v.md.state == crate::reg::STATE_COMPLETE)
+        .count();
+    let renew = views.iter().filter(|v| due(v, now)).count();
+    let errored = views
+        .iter()
+        .filter(|v| {
+            (due(v, now) && v.job.as_ref().is_some_and(job_failed))
+                || !matches!(
+                    v.md.state,
+                    crate::reg::STATE_COMPLETE | crate::reg::STATE_INCOMPLETE
+                )
+        })
+        .count();
+    let ready = views
+        .iter()
+        .filter(|v| due(v, now) && v.job.as_ref().is_some_and(|j| j.finished))
+        .count();
+    out.push_str(&format!("ManagedCertificatesTotal: {}\n", views.len()));
+    out.push_str(&format!("ManagedCertificatesOK: {ok}\n"));
+    out.push_str(&format!("ManagedCertificatesRenew: {renew}\n"));
+    out.push_str(&format!("ManagedCertificatesErrored: {errored}\n"));
+    out.push_str(&format!("ManagedCertificatesReady: {ready}\n"));
+    for (i, v) in views.iter().enumerate() {
+        let p = format!("ManagedDomain[{i}]");
+        out.push_str(&format!("{p}Domain: {}\n", v.md.name));
+        for (k, d) in v.md.domains.iter().enumerate() {
+            out.push_str(&format!("{p}Names[{k}]: {d}\n"));
+        }
+        out.push_str(&format!("{p}Status: {}\n", status_word(v, now)));
+        if let Some((from, until)) = validity(v.certs) {
+            if from > now {
+                out.push_str(&format!("{p}ValidFrom: {}\n", ymd(from)));
+            }
+            out.push_str(&format!("{p}ValidUntil: {}\n", ymd(until)));
+        }
+        let urls: Vec<String> = match &v.md.ca_url {
+            Some(u) => vec![u.clone()],
+            None => v.md.ca_urls.clone(),
+        };
+        for (k, u) in urls.iter().enumerate() {
+            let n = if k == 0 { String::new() } else { k.to_string() };
+            out.push_str(&format!("{p}CAName{n}: {}\n", ca_name(u)));
+            out.push_str(&format!("{p}CAURL{n}: {u}\n"));
+        }
+        if v.md.stapling {
+            out.push_str(&format!("{p}Stapling: on\n"));
+        }
+        for info in v.certs.iter().flatten() {
+            if let Some(c) = info.leaf() {
+                if let Ok(fp) = c.digest(MessageDigest::sha256()) {
+                    let fp = hex(&fp);
+                    out.push_str(&format!("{p}CheckAtType: {}\n", info.key_name));
+                    out.push_str(&format!("{p}CheckAtName: {check_name}\n"));
+                    out.push_str(&format!("{p}CheckAtURL: {check_url}{fp}\n"));
+                    out.push_str(&format!("{p}CheckAtFingerprint: {fp}\n"));
+                }
+            }
+        }
+        match &v.job {
+            Some(j) => {
+                if let Some(l) = j.last.as_ref().filter(|l| l.status != 0) {
+                    out.push_str(&format!(
+                        "{p}ActivityLastStatus: {}\n",
+                        crate::acme::status::describe(l.status)
+                    ));
+                    out.push_str(&format!(
+                        "{p}ActivityLastProblem: {}\n",
+                        l.problem.as_deref().unwrap_or("(null)")
+                    ));
+                }
+                out.push_str(&format!(
+                    "{p}ActivityFinished: {}\n",
+                    if j.finished { "yes" } else { "no" }
+                ));
+                if j.finished {
+                    let n = v.md.effective_specs().len();
+                    out.push_str(&format!("{p}ActivityNewStaged: {n}\n"));
+                } else if let Some(d) = j.last.as_ref().and_then(|l| l.detail.as_ref()) {
+                    out.push_str(&format!("{p}ActivityLastDetail: {d}\n"));
+                }
+                if j.next_run > now && !j.finished {
+                    out.push_str(&format!(
+                        "{p}ActivityNextRun: {}\n",
+                        time::secs(j.next_run - now)
+                    ));
+                }
+            }
+            None if v.md.renew_mode == crate::config::RenewMode::Manual => {
+                out.push_str(&format!("{p}Activity: Manual renew\n"))
+            }
+            None if due(v, now) => out.push_str(&format!("{p}Activity: Pending\n")),
+            None => out.push_str(&format!(
+                "{p}ActivityRenew: {}\n",
+                time::secs(v.renew_at - now)
+            )),
+        }
+    }
+    out
+}
+
+fn html_time(t: Micros, now: Micros) -> String {
+    let d = t - now;
+    if d.abs() >= time::from_secs(4 * time::SECS_PER_DAY) {
+        format!(
+            "<span title='{}' style='white-space: nowrap;'>{}</span>",
+            time::rfc822(t),
+            ymd(t)
+        )
+    } else if d >= 0 {
+        format!(
+            "<span title='{}'>in {}</span>",
+            time::rfc822(t),
+            time::print_duration(d, true)
+        )
+    } else {
+        format!(
+            "<span title='{}'>{} ago</span>",
+            time::rfc822(t),
+            time::print_duration(-d, true)
+        )
+    }
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('\'', "&#39;")
+        .replace('"', "&quot;")
+}
+
+/// mod_status HTML section (§6.3).
+pub fn server_status_html(
+    views: &[MdView<'_>],
+    check_name: &str,
+    check_url: &str,
+    now: Micros,
+) -> String {
+    if views.is_empty() {
+        return String::new();
+    }
+    let mut out =
+        String::from("<hr>\n<h3>Managed Certificates</h3>\n<table class='md_status'><thead><tr>\n");
+    for h in [
+        "Domain", "Names", "Status", "Valid", "CA", "Stapling", "CheckAt", "Activity",
+    ] {
+        out.push_str(&format!("<th class=\"{h}\">{h}</th>"));
+    }
+    out.push_str("</tr>\n</thead><tbody>");
+    for (i, v) in views.iter().enumerate() {
+        out.push_str(&format!(
+            "<tr class=\"{}\">",
+            if i % 2 == 0 { "even" } else { "odd" }
+        ));
+        out.push_str(&format!("<td>{}</td>", html_escape(&v.md.name)));
+        out.push_str(&format!(
+            "<td><div style=\"max-width:400px;\">{}</div></td>",
+            html_escape(&v.md.domains.join(" "))
+        ));
+        out.push_str(&format!("<td>{}</td>", html_escape(&status_word(v, now))));
+        out.push_str("<td>");
+        if let Some((from, until)) = validity(v.certs) {
+            if from > now {
+                out.push_str(&format!("from {} ", html_time(from, now)));
+            }
+            out.push_str(&format!(
+                "until <span title='{} - {}' style='white-space: nowrap;'>{}</span>",
+                time::rfc822(from),
+                time::rfc822(until),
+                ymd(until)
+            ));
+        }
+        out.push_str("</td><td>");
+        let urls: Vec<String> = match &v.md.ca_url {
+            Some(u) => vec![u.clone()],
+            None => v.md.ca_urls.clone(),
+        };
+        let links: Vec<String> = urls
+            .iter()
+            .map(|u| {
+                format!(
+                    "<a href='{}'>{}</a>",
+                    html_escape(u),
+                    html_escape(&ca_name(u))
+                )
+            })
+            .collect();
+        out.push_str(&links.join(" "));
+        out.push_str(&format!(
+            "</td><td>{}</td><td>",
+            if v.md.stapling { "on" } else { "" }
+        ));
+        for info in v.certs.iter().flatten() {
+            if let Some(fp) = info
+                .leaf()
+                .and_then(|c| c.digest(MessageDigest::sha256()).ok())
+            {
+                out.push_str(&format!(
+                    "<a href=\"{}{}\">{}[{}]</a><br>",
+                    html_escape(check_url),
+                    hex(&fp),
+                    html_escape(check_name),
+                    html_escape(&info.key_name)
+                ));
+            }
+        }
+        out.push_str("</td><td>");
+        match &v.job {
+            Some(j) => {
+                if let Some(l) = j.last.as_ref().filter(|l| l.status != 0) {
+                    out.push_str(&format!(
+                        " Error[{}]: {}",
+                        crate::acme::status::describe(l.status),
+                        html_escape(l.problem.as_deref().unwrap_or(""))
+                    ));
+                }
+                if j.finished {
+                    out.push_str(&format!(
+                        "  finished, {} new certificate{} staged.",
+                        v.md.effective_specs().len(),
+                        if v.md.effective_specs().len() == 1 {
+                            ""
+                        } else {
+                            "s"
+                        }
+                    ));
+                } else if let Some(d) = j.last.as_ref().and_then(|l| l.detail.as_ref()) {
+                    out.push_str(&format!(" {}", html_escape(d)));
+                }
+                if j.next_run > now && !j.finished {
+                    out.push_str(&format!("\nNext run {}", html_time(j.next_run, now)));
+                } else {
+                    out.push_str("\nOngoing...");
+                }
+            }
+            None if v.md.renew_mode == crate::config::RenewMode::Manual => {
+                out.push_str("Manual renew")
+            }
+            None if due(v, now) => out.push_str("Pending"),
+            None => out.push_str(&format!("Renew {}", html_time(v.renew_at, now))),
+        }
+        out.push_str("</td></tr>\n");
+    }
+    out.push_str("</td></tr>\n</tbody>\n</table>\n");
+    out
+}
+
+fn label(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Prometheus text exposition (version 0.0.4) of the managed domains.
+pub fn metrics(views: &[MdView<'_>], now: Micros) -> String {
+    let mut out = String::new();
+    let secs = |t: Micros| t as f64 / 1e6;
+    let mut family = |name: &str, help: &str, kind: &str, rows: Vec<(String, f64)>| {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+        for (labels, v) in rows {
+            out.push_str(&format!("{name}{labels} {v}\n"));
+        }
+    };
+    let mut expiry = Vec::new();
+    let mut renewal = Vec::new();
+    for v in views {
+        for info in v.certs.iter().flatten() {
+            let l = format!(
+                "{{md=\"{}\",key=\"{}\"}}",
+                label(&v.md.name),
+                label(&info.key_name)
+            );
+            expiry.push((l.clone(), secs(info.not_after)));
+            renewal.push((
+                l,
+                secs(
+                    info.not_after
+                        - v.md
+                            .renew_window
+                            .length_within(info.not_after - info.not_before),
+                ),
+            ));
+        }
+    }
+    family(
+        "md_certificate_expiry_timestamp_seconds",
+        "When the certificate expires (Unix time).",
+        "gauge",
+        expiry,
+    );
+    family(
+        "md_certificate_renewal_timestamp_seconds",
+        "When the renewal window of the certificate starts (Unix time).",
+        "gauge",
+        renewal,
+    );
+    let per_md = |f: &dyn Fn(&MdView<'_>) -> f64| -> Vec<(String, f64)> {
+        views
+            .iter()
+            .map(|v| (format!("{{md=\"{}\"}}", label(&v.md.name)), f(v)))
+            .collect()
+    };
+    family(
+        "md_domain_state",
+        "State of the managed domain: 0 unknown, 1 incomplete, 2 complete, 4 error.",
+        "gauge",
+        per_md(&|v| v.md.state as f64),
+    );
+    family(
+        "md_domain_renewal_errors",
+        "Consecutive failed renewal attempts.",
+        "gauge",
+        per_md(&|v| v.job.as_ref().map_or(0, |j| j.errors) as f64),
+    );
+    family(
+        "md_domain_renewal_due",
+        "1 when the renewal of the managed domain is due.",
+        "gauge",
+        per_md(&|v| f64::from(u8::from(due(v, now)))),
+    );
+    family(
+        "md_domain_last_renewal_timestamp_seconds",
+        "When the last successful renewal finished (Unix time, 0 if none is known).",
+        "gauge",
+        per_md(&|v| secs(v.last_success)),
+    );
+    let mut by_state: std::collections::BTreeMap<&str, usize> = [
+        ("unknown", 0),
+        ("incomplete", 0),
+        ("complete", 0),
+        ("error", 0),
+    ]
+    .into_iter()
+    .collect();
+    for v in views {
+        let k = match v.md.state {
+            crate::reg::STATE_INCOMPLETE => "incomplete",
+            crate::reg::STATE_COMPLETE => "complete",
+            crate::reg::STATE_ERROR => "error",
+            _ => "unknown",
+        };
+        *by_state.entry(k).or_default() += 1;
+    }
+    family(
+        "md_domains",
+        "Number of managed domains by state.",
+        "gauge",
+        by_state
+            .into_iter()
+            .map(|(k, n)| (format!("{{state=\"{k}\"}}"), n as f64))
+            .collect(),
+    );
+    out
+}
+
+/// Newest `finished` entry of a job log (µs), 0 if none.
+pub fn last_finished(job: &Job) -> Micros {
+    job.last_log("finished").map_or(0, |e| e.when)
 }
