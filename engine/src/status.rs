@@ -191,97 +191,6 @@ pub fn overview(items: Vec<Value>) -> Value {
     json!({"version": crate::MOD_MD_VERSION, "managed-domains": items})
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::crypto::{self, Key};
-    use crate::keyspec::KeySpec;
-
-    #[test]
-    fn status_texts_and_metrics() {
-        use crate::config::{MdDef, Settings};
-        let def = MdDef {
-            domains: vec!["a.org".into(), "www.a.org".into()],
-            transitive: None,
-            settings: Settings::default(),
-            cert_files: vec![],
-            key_files: vec![],
-            defn: None,
-        };
-        let mut md = Md::from_def(&def, &Settings::default(), None);
-        md.ca_urls = vec![crate::config::LETSENCRYPT_URL.into()];
-        md.state = crate::reg::STATE_COMPLETE;
-        let k = Key::generate(&KeySpec::Ec("P-256".into())).unwrap();
-        let c = crypto::fallback_cert(&k, &md.domains).unwrap();
-        let info = CertInfo::from_pem("rsa", &c.to_pem().unwrap()).unwrap();
-        let certs = vec![Some(info.clone())];
-        let now = info.not_before + time::from_secs(60);
-        let v = MdView {
-            md: &md,
-            certs: &certs,
-            renew_at: now + time::from_secs(100),
-            job: None,
-            last_success: 0,
-        };
-        let t = server_status_text(&[v], "crt.sh", "https://crt.sh?q=", now);
-        assert!(t.starts_with("ManagedCertificatesTotal: 1\nManagedCertificatesOK: 1\nManagedCertificatesRenew: 0\n"), "{t}");
-        assert!(t.contains("ManagedDomain[0]Names[1]: www.a.org\n"));
-        assert!(t.contains("ManagedDomain[0]Status: good\n"));
-        assert!(t.contains("ManagedDomain[0]CAName: LetsEncrypt\n"));
-        assert!(t.contains("ManagedDomain[0]CheckAtURL: https://crt.sh?q="));
-        assert!(t.contains("ManagedDomain[0]ActivityRenew: 100\n"));
-        let v = MdView {
-            md: &md,
-            certs: &certs,
-            renew_at: now,
-            job: None,
-            last_success: 0,
-        };
-        let h = server_status_html(&[v], "crt.sh", "https://crt.sh?q=", now);
-        assert!(
-            h.contains("<h3>Managed Certificates</h3>")
-                && h.contains("<td>good</td>")
-                && h.contains("Pending")
-        );
-        let v = MdView {
-            md: &md,
-            certs: &certs,
-            renew_at: now,
-            job: None,
-            last_success: 0,
-        };
-        let m = metrics(&[v], now);
-        assert!(m.contains("md_domain_state{md=\"a.org\"} 2\n"), "{m}");
-        assert!(m.contains("md_domains{state=\"complete\"} 1\n"));
-        assert!(m.contains("md_certificate_expiry_timestamp_seconds{md=\"a.org\",key=\"rsa\"}"));
-        let cs = certificate_status_for_test(&md, &certs);
-        assert!(cs["rsa"]["sha256-fingerprint"].is_string() && cs["valid"].is_object());
-    }
-
-    fn certificate_status_for_test(md: &Md, certs: &[Option<CertInfo>]) -> Value {
-        Value::Object(public_certs(md, certs, true))
-    }
-
-    #[test]
-    fn cert_objects() {
-        let k = Key::generate(&KeySpec::Ec("P-256".into())).unwrap();
-        let c = crypto::fallback_cert(&k, &["a.org".into()]).unwrap();
-        let info = CertInfo::from_pem("rsa", &c.to_pem().unwrap()).unwrap();
-        let j = cert_json(&info).unwrap();
-        assert_eq!(j["issuer-name"], "/CN=Apache Managed Domain Fallback");
-        let fp = j["sha256-fingerprint"].as_str().unwrap();
-        assert_eq!(fp.len(), 64);
-        assert_eq!(fp, fp.to_lowercase());
-        let serial = j["serial"].as_str().unwrap();
-        assert_eq!(serial, serial.to_uppercase());
-        assert!(!serial.starts_with('0'));
-        let all = certs_json(&[Some(info.clone()), None]);
-        assert!(all["rsa"].is_object());
-        assert_eq!(all["valid"]["until"], j["valid"]["until"]);
-        assert_eq!(certs_json(&[None]), json!({}));
-    }
-}
-
 /// The public view of one certificate (`/.httpd/certificate-status`).
 fn public_cert(info: &CertInfo) -> Option<Value> {
     let c = info.leaf()?;
@@ -804,4 +713,95 @@ pub fn metrics(views: &[MdView<'_>], now: Micros) -> String {
 /// Newest `finished` entry of a job log (µs), 0 if none.
 pub fn last_finished(job: &Job) -> Micros {
     job.last_log("finished").map_or(0, |e| e.when)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::{self, Key};
+    use crate::keyspec::KeySpec;
+
+    #[test]
+    fn status_texts_and_metrics() {
+        use crate::config::{MdDef, Settings};
+        let def = MdDef {
+            domains: vec!["a.org".into(), "www.a.org".into()],
+            transitive: None,
+            settings: Settings::default(),
+            cert_files: vec![],
+            key_files: vec![],
+            defn: None,
+        };
+        let mut md = Md::from_def(&def, &Settings::default(), None);
+        md.ca_urls = vec![crate::config::LETSENCRYPT_URL.into()];
+        md.state = crate::reg::STATE_COMPLETE;
+        let k = Key::generate(&KeySpec::Ec("P-256".into())).unwrap();
+        let c = crypto::fallback_cert(&k, &md.domains).unwrap();
+        let info = CertInfo::from_pem("rsa", &c.to_pem().unwrap()).unwrap();
+        let certs = vec![Some(info.clone())];
+        let now = info.not_before + time::from_secs(60);
+        let v = MdView {
+            md: &md,
+            certs: &certs,
+            renew_at: now + time::from_secs(100),
+            job: None,
+            last_success: 0,
+        };
+        let t = server_status_text(&[v], "crt.sh", "https://crt.sh?q=", now);
+        assert!(t.starts_with("ManagedCertificatesTotal: 1\nManagedCertificatesOK: 1\nManagedCertificatesRenew: 0\n"), "{t}");
+        assert!(t.contains("ManagedDomain[0]Names[1]: www.a.org\n"));
+        assert!(t.contains("ManagedDomain[0]Status: good\n"));
+        assert!(t.contains("ManagedDomain[0]CAName: LetsEncrypt\n"));
+        assert!(t.contains("ManagedDomain[0]CheckAtURL: https://crt.sh?q="));
+        assert!(t.contains("ManagedDomain[0]ActivityRenew: 100\n"));
+        let v = MdView {
+            md: &md,
+            certs: &certs,
+            renew_at: now,
+            job: None,
+            last_success: 0,
+        };
+        let h = server_status_html(&[v], "crt.sh", "https://crt.sh?q=", now);
+        assert!(
+            h.contains("<h3>Managed Certificates</h3>")
+                && h.contains("<td>good</td>")
+                && h.contains("Pending")
+        );
+        let v = MdView {
+            md: &md,
+            certs: &certs,
+            renew_at: now,
+            job: None,
+            last_success: 0,
+        };
+        let m = metrics(&[v], now);
+        assert!(m.contains("md_domain_state{md=\"a.org\"} 2\n"), "{m}");
+        assert!(m.contains("md_domains{state=\"complete\"} 1\n"));
+        assert!(m.contains("md_certificate_expiry_timestamp_seconds{md=\"a.org\",key=\"rsa\"}"));
+        let cs = certificate_status_for_test(&md, &certs);
+        assert!(cs["rsa"]["sha256-fingerprint"].is_string() && cs["valid"].is_object());
+    }
+
+    fn certificate_status_for_test(md: &Md, certs: &[Option<CertInfo>]) -> Value {
+        Value::Object(public_certs(md, certs, true))
+    }
+
+    #[test]
+    fn cert_objects() {
+        let k = Key::generate(&KeySpec::Ec("P-256".into())).unwrap();
+        let c = crypto::fallback_cert(&k, &["a.org".into()]).unwrap();
+        let info = CertInfo::from_pem("rsa", &c.to_pem().unwrap()).unwrap();
+        let j = cert_json(&info).unwrap();
+        assert_eq!(j["issuer-name"], "/CN=Apache Managed Domain Fallback");
+        let fp = j["sha256-fingerprint"].as_str().unwrap();
+        assert_eq!(fp.len(), 64);
+        assert_eq!(fp, fp.to_lowercase());
+        let serial = j["serial"].as_str().unwrap();
+        assert_eq!(serial, serial.to_uppercase());
+        assert!(!serial.starts_with('0'));
+        let all = certs_json(&[Some(info.clone()), None]);
+        assert!(all["rsa"].is_object());
+        assert_eq!(all["valid"]["until"], j["valid"]["until"]);
+        assert_eq!(certs_json(&[None]), json!({}));
+    }
 }
