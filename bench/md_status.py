@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+"""Benchmark: md-status with 50 managed domains under load, ours vs the C
+module, in the same run (issue 6, point 7; target: ours >= 2x the C module).
+
+Each module gets the same sandbox configuration (50 MDs, one vhost each,
+`/md-status` on the http port, the CA stopped so no renewal runs while
+measuring). wrk drives GET /md-status for DURATION seconds per round; the
+modules alternate for ROUNDS rounds; medians and the ratio ours/C are
+printed. Usage: bench/md_status.py [rounds] [duration-seconds]
+"""
+
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOP = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(TOP, "test-httpd"))
+
+from sandbox import C_MODULE, Sandbox  # noqa: E402
+
+N = 50
+
+
+def config(sb):
+    parts = [f"MDomain md{i}.example.org" for i in range(N)]
+    parts += [f"""<VirtualHost 127.0.0.1:{sb.http_port}>
+  ServerName md{i}.example.org
+</VirtualHost>""" for i in range(N)]
+    parts.append("<Location /md-status>\n  SetHandler md-status\n</Location>")
+    parts.append("MDInitialDelay 1h")  # measure the handler, not a renewal
+    return "\n".join(parts)
+
+
+def wrk(sb, seconds):
+    r = subprocess.run(["wrk", "-t2", "-c16", f"-d{seconds}s", f"http://127.0.0.1:{sb.http_port}/md-status"],
+                       capture_output=True, text=True, check=True)
+    m = re.search(r"Requests/sec:\s+([\d.]+)", r.stdout)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", r.stdout)
+    if non2xx:
+        raise SystemExit(f"errors during the benchmark: {r.stdout}")
+    return float(m.group(1))
+
+
+def main():
+    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 3
+    seconds = int(sys.argv[2]) if len(sys.argv) > 2 else 5
+    if not shutil.which("wrk"):
+        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True)
+    ours = os.path.join(TOP, "target", "release", "libmod_md.so")
+    subprocess.run(["cargo", "build", "--release", "-q"], cwd=TOP, check=True)
+    results = {"ours": [], "c": []}
+    with Sandbox(module=ours) as sb:
+        body = config(sb)
+        for _ in range(rounds):
+            for label, mod in (("ours", ours), ("c", C_MODULE)):
+                sb.stop_httpd()
+                sb.write_conf(body, module=mod, log_level="warn")
+                sb.start_httpd()
+                wrk(sb, 1)  # warm up
+                results[label].append(wrk(sb, seconds))
+        sb.stop_httpd()
+    o, c = statistics.median(results["ours"]), statistics.median(results["c"])
+    print(f"md-status, {N} MDs, wrk -t2 -c16, {rounds} rounds x {seconds}s")
+    print(f"  ours: median {o:.0f} req/s  {results['ours']}")
+    print(f"  C:    median {c:.0f} req/s  {results['c']}")
+    print(f"  ratio ours/C: {o / c:.2f}  (target >= 2.0)")
+
+
+if __name__ == "__main__":
+    main()
