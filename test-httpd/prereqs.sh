@@ -3,7 +3,7 @@
 # packages (httpd + headers, pebble, libclang for bindgen, libcurl/OpenSSL
 # headers), the Rust tool chain's rustfmt/clippy, and pytest.
 set -euo pipefail
-pkgs=(apache2 apache2-dev pebble libclang-dev clang libcurl4-openssl-dev libssl-dev pkg-config openssl)
+pkgs=(apache2 apache2-dev pebble libclang-dev clang libcurl4-openssl-dev libssl-dev pkg-config openssl python3 wrk)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
