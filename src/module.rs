@@ -93,6 +93,7 @@ macro_rules! cmd {
     (@name ProfileMandatory) => { c"MDProfileMandatory".as_ptr() };
     (@name RenewViaAri) => { c"MDRenewViaARI".as_ptr() };
     (@name CertificateMonitor) => { c"MDCertificateMonitor".as_ptr() };
+    (@name ParallelRenewals) => { c"MDParallelRenewals".as_ptr() };
 }
 
 const fn directive_index(d: Directive) -> usize {
@@ -106,7 +107,7 @@ const fn directive_index(d: Directive) -> usize {
     usize::MAX
 }
 
-const NCMDS: usize = 49;
+const NCMDS: usize = 50;
 
 /// The command table: order, argument forms, override bits and help texts
 /// as in the C module (read from its binary), plus `MDCertificateMonitor`.
@@ -159,6 +160,7 @@ pub static CMDS: Table<ffi::command_rec, NCMDS> = Table([
     cmd!(TAKE1, ProfileMandatory, RSRC, c"Determines if a configured CA profile is mandatory."),
     cmd!(TAKE1, RenewViaAri, RSRC, c"Enable/Disable ACME ARI (RFC 9773) to trigger renewals."),
     cmd!(TAKE2, CertificateMonitor, RSRC, c"Set name and URL pattern for a certificate monitoring site (same as MDCertificateCheck)."),
+    cmd!(TAKE1, ParallelRenewals, RSRC, c"How many Managed Domains may renew at the same time (default 8)."),
     ffi::command_rec {
         name: null(),
         func: ffi::cmd_func { no_args: None },

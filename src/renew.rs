@@ -11,6 +11,7 @@ use md_engine::job::{self, CommandNotify, JobCtx};
 use md_engine::reg;
 use md_engine::time;
 use std::os::raw::{c_int, c_void};
+use std::sync::{Arc, Mutex};
 
 /// What the callback needs; owned by the configuration pool.
 pub struct Watchdog {
@@ -151,6 +152,110 @@ unsafe extern "C" fn callback(
     })
 }
 
+type Item = (
+    md_engine::config::Md,
+    i64,
+    Option<i64>,
+    bool,
+    Result<Vec<String>, String>,
+);
+
+/// Processes the job of one MD; returns its wanted next run (0 = none).
+fn process_one(
+    s: *const ffi::server_rec,
+    store: &md_engine::store::Store,
+    global: &md_engine::config::Global,
+    user_agent: &str,
+    item: &Item,
+    now: i64,
+) -> i64 {
+    let (md, renew_at, warn_at, complete, challenges) = item;
+    log::log(
+        s,
+        Lvl::Debug,
+        &format!("AH10052: md({}): state={}, driving", md.name, md.state),
+    );
+    let ctx = JobCtx {
+        store,
+        md,
+        global,
+        renew_at: *renew_at,
+        warn_at: *warn_at,
+        complete: *complete,
+        challenges: challenges.clone(),
+        user_agent: user_agent.to_string(),
+    };
+    let mut notify = CommandNotify {
+        message_cmd: global.message_cmd.clone(),
+        notify_cmd: global.notify_cmd.clone(),
+        notes: Vec::new(),
+    };
+    let mut notes = Vec::new();
+    let next = match job::process(&ctx, &mut notify, now, &mut notes) {
+        Ok((_, j)) => j.next_run,
+        Err(e) => {
+            log::log(s, Lvl::Err, &format!("{}: renewal job: {e}", md.name));
+            0
+        }
+    };
+    log::notes(s, &notes);
+    log::notes(s, &notify.notes);
+    next
+}
+
+/// The renewal workers of this process.
+#[derive(Default)]
+struct Pool {
+    queue: std::collections::VecDeque<Item>,
+    /// MDs queued or being processed.
+    busy: std::collections::HashSet<String>,
+    workers: usize,
+    /// Next run each MD's job asked for.
+    next_runs: std::collections::HashMap<String, i64>,
+}
+
+static POOL: std::sync::LazyLock<Mutex<Pool>> =
+    std::sync::LazyLock::new(|| Mutex::new(Pool::default()));
+
+struct WorkerCtx {
+    /// The main server_rec (lives as long as this child's configuration).
+    server: usize,
+    store: md_engine::store::Store,
+    global: md_engine::config::Global,
+    user_agent: String,
+}
+
+/// A worker: takes queued MDs until the queue is empty.
+fn worker(ctx: Arc<WorkerCtx>) {
+    let s = ctx.server as *const ffi::server_rec;
+    loop {
+        let item = {
+            let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+            match pool.queue.pop_front() {
+                Some(i) => i,
+                None => {
+                    pool.workers -= 1;
+                    return;
+                }
+            }
+        };
+        // A panic in one job must not take the others down.
+        let next = crate::guard::guard("renewal job", 0, || {
+            process_one(
+                s,
+                &ctx.store,
+                &ctx.global,
+                &ctx.user_agent,
+                &item,
+                time::now(),
+            )
+        });
+        let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+        pool.busy.remove(&item.0.name);
+        pool.next_runs.insert(item.0.name.clone(), next);
+    }
+}
+
 /// One watchdog run: process every due job; returns the next interval.
 fn run(wd: &Watchdog) -> i64 {
     // SAFETY: the state lives as long as the configuration pool.
@@ -163,7 +268,7 @@ fn run(wd: &Watchdog) -> i64 {
         let Some(rt) = state.runtime() else {
             return time::from_secs(3600);
         };
-        let items: Vec<_> = rt
+        let items: Vec<Item> = rt
             .mds
             .iter()
             .zip(rt.md_rt.iter())
@@ -187,35 +292,50 @@ fn run(wd: &Watchdog) -> i64 {
         &format!("AH10055: md watchdog run, auto drive {} mds", items.len()),
     );
     let now = time::now();
-    let mut next_runs = Vec::new();
-    for (md, renew_at, warn_at, complete, challenges) in &items {
-        log::log(
-            s,
-            Lvl::Debug,
-            &format!("AH10052: md({}): state={}, driving", md.name, md.state),
-        );
-        let ctx = JobCtx {
-            store: &store,
-            md,
-            global: &global,
-            renew_at: *renew_at,
-            warn_at: *warn_at,
-            complete: *complete,
-            challenges: challenges.clone(),
-            user_agent: wd.user_agent.clone(),
-        };
-        let mut notify = CommandNotify {
-            message_cmd: global.message_cmd.clone(),
-            notify_cmd: global.notify_cmd.clone(),
-            notes: Vec::new(),
-        };
-        let mut notes = Vec::new();
-        match job::process(&ctx, &mut notify, now, &mut notes) {
-            Ok((_, j)) => next_runs.push(j.next_run),
-            Err(e) => log::log(s, Lvl::Err, &format!("{}: renewal job: {e}", md.name)),
+    // Jobs run on detached workers, at most MDParallelRenewals at once: a
+    // slow or failing CA for one MD holds up neither the other MDs nor this
+    // callback. An MD is queued once; its job.json has one writer at a time.
+    let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+    for item in items {
+        if !pool.busy.contains(&item.0.name) {
+            pool.busy.insert(item.0.name.clone());
+            pool.queue.push_back(item);
         }
-        log::notes(s, &notes);
-        log::notes(s, &notify.notes);
+    }
+    let ctx = Arc::new(WorkerCtx {
+        server: s as usize,
+        store,
+        global: global.clone(),
+        user_agent: wd.user_agent.clone(),
+    });
+    while pool.workers < global.parallel_renewals.max(1) && !pool.queue.is_empty() {
+        pool.workers += 1;
+        let ctx = ctx.clone();
+        if std::thread::Builder::new()
+            .name("md-renew".into())
+            .spawn(move || worker(ctx))
+            .is_err()
+        {
+            pool.workers -= 1;
+            log::log(
+                s,
+                Lvl::Err,
+                "cannot start a renewal worker thread; retrying at the next run",
+            );
+            break;
+        }
+    }
+    let busy = !pool.busy.is_empty();
+    let next_runs: Vec<i64> = pool
+        .next_runs
+        .values()
+        .copied()
+        .filter(|t| *t > now)
+        .collect();
+    drop(pool);
+    if busy {
+        // come back soon: finished jobs may want to notify or run again
+        return time::from_secs(1);
     }
     job::next_interval(
         global.check_interval,

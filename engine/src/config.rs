@@ -106,6 +106,7 @@ directives! {
     ProfileMandatory => "MDProfileMandatory", Take1, All;
     RenewViaAri => "MDRenewViaARI", Take1, All;
     CertificateMonitor => "MDCertificateMonitor", Take2, All;
+    ParallelRenewals => "MDParallelRenewals", Take1, NotMd;
 }
 
 impl Directive {
@@ -265,7 +266,12 @@ pub struct Global {
     pub proxy_url: Option<String>,
     pub ca_certs: Option<String>,
     pub proxy_ca_certs: Option<String>,
+    /// `MDParallelRenewals`: renewals in flight at once.
+    pub parallel_renewals: usize,
 }
+
+/// Default of `MDParallelRenewals`.
+pub const DEFAULT_PARALLEL_RENEWALS: usize = 8;
 
 impl Default for Global {
     fn default() -> Self {
@@ -297,6 +303,7 @@ impl Default for Global {
             proxy_url: None,
             ca_certs: None,
             proxy_ca_certs: None,
+            parallel_renewals: DEFAULT_PARALLEL_RENEWALS,
         }
     }
 }
@@ -790,6 +797,13 @@ impl ModConfig {
                 }
                 g.check_interval = v;
             }
+            D::ParallelRenewals => {
+                let n = atoi(arg);
+                if n <= 0 || n > 1024 || !arg.trim().chars().all(|c| c.is_ascii_digit()) {
+                    return Err("MDParallelRenewals needs a number between 1 and 1024".into());
+                }
+                g.parallel_renewals = n as usize;
+            }
             D::Profile => self.target(srv).profile = Some(arg.into()),
             D::ProfileMandatory => self.target(srv).profile_mandatory = Some(on_off(arg)?),
             D::RenewViaAri => self.target(srv).ari = Some(on_off(arg)?),
@@ -1158,7 +1172,7 @@ mod tests {
 
     #[test]
     fn table() {
-        assert_eq!(Directive::ALL.len(), 48);
+        assert_eq!(Directive::ALL.len(), 49);
         assert_eq!(
             Directive::from_name("mdstoredir"),
             Some(Directive::StoreDir)

@@ -827,9 +827,16 @@ fn obtain(acme: &mut Acme, md: &Md, env: &mut RunEnv<'_>, spec: &KeySpec) -> ARe
 /// account, obtains a certificate for every key spec that lacks one in
 /// staging, and writes the staged `md.json`. Challenge data is removed at
 /// the end, on success and on failure.
+/// Account selection and registration happen one MD at a time, so that
+/// MDs renewing in parallel for the first time share one new account.
+static ACCOUNT_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 pub fn stage(acme: &mut Acme, md: &Md, env: &mut RunEnv<'_>) -> AResult<Staged> {
     let store = env.store;
-    let source = account::select(acme, store, md, &mut env.notes)?;
+    let source = {
+        let _one_at_a_time = ACCOUNT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        account::select(acme, store, md, &mut env.notes)?
+    };
     let mut staged_md = md.clone();
     staged_md.ca_url = Some(acme.dir.url.clone());
     if let account::Source::Stored(id) = &source {
