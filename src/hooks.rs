@@ -482,6 +482,7 @@ unsafe fn after_ssl(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> c_i
             &format!("md[{}]: effective configuration {}", md.name, md.to_json()),
         );
     }
+    crate::hot::prepare(rt, &ssl_servers, global.hot_activation);
     // Challenge data of MDs that are no longer configured is stale.
     let names: Vec<&str> = rt.mds.iter().map(|m| m.name.as_str()).collect();
     log::notes(s, &rt.store.purge_group_except(Group::Challenges, &names));

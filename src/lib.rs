@@ -23,6 +23,7 @@ mod cmds;
 mod conf;
 mod guard;
 mod hooks;
+mod hot;
 mod https;
 mod log;
 mod module;

@@ -94,6 +94,7 @@ macro_rules! cmd {
     (@name RenewViaAri) => { c"MDRenewViaARI".as_ptr() };
     (@name CertificateMonitor) => { c"MDCertificateMonitor".as_ptr() };
     (@name ParallelRenewals) => { c"MDParallelRenewals".as_ptr() };
+    (@name HotActivation) => { c"MDHotActivation".as_ptr() };
 }
 
 const fn directive_index(d: Directive) -> usize {
@@ -107,7 +108,7 @@ const fn directive_index(d: Directive) -> usize {
     usize::MAX
 }
 
-const NCMDS: usize = 50;
+const NCMDS: usize = 51;
 
 /// The command table: order, argument forms, override bits and help texts
 /// as in the C module (read from its binary), plus `MDCertificateMonitor`.
@@ -161,6 +162,7 @@ pub static CMDS: Table<ffi::command_rec, NCMDS> = Table([
     cmd!(TAKE1, RenewViaAri, RSRC, c"Enable/Disable ACME ARI (RFC 9773) to trigger renewals."),
     cmd!(TAKE2, CertificateMonitor, RSRC, c"Set name and URL pattern for a certificate monitoring site (same as MDCertificateCheck)."),
     cmd!(TAKE1, ParallelRenewals, RSRC, c"How many Managed Domains may renew at the same time (default 8)."),
+    cmd!(TAKE1, HotActivation, RSRC, c"On to serve renewed certificates without a restart (default on)."),
     ffi::command_rec {
         name: null(),
         func: ffi::cmd_func { no_args: None },
@@ -274,6 +276,24 @@ unsafe extern "C" fn register_hooks(_pool: *mut ffi::apr_pool_t) {
             // mod_status's optional hook, by name (mod_status may be absent).
             add_status_hook(status::status_hook, middle);
             add_status_hook(status::stapling_status_hook, middle);
+            // mod_ssl's optional init_server hook (hot activation).
+            type InitServer = unsafe extern "C" fn(
+                *mut ffi::server_rec,
+                *mut ffi::apr_pool_t,
+                c_int,
+                *mut c_void,
+            ) -> c_int;
+            let f: InitServer = crate::hot::init_server;
+            // SAFETY: type-erased like every APR optional hook; mod_ssl calls
+            // it with the init_server signature.
+            let erased = std::mem::transmute::<InitServer, unsafe extern "C" fn()>(f);
+            ffi::apr_optional_hook_add(
+                c"init_server".as_ptr(),
+                Some(erased),
+                null(),
+                null(),
+                middle,
+            );
             ffi::ap_hook_ssl_answer_challenge(
                 Some(challenge::ssl_answer_challenge),
                 null(),

@@ -69,14 +69,24 @@ pub unsafe extern "C" fn handler(r: *mut ffi::request_rec) -> c_int {
                     .find(|(m, ..)| m.name == name)
                     .or_else(|| items.iter().find(|(m, ..)| m.contains(&name)));
                 match found {
-                    Some((m, certs, at, w)) => status::md_json(store, m, certs, *at, *w, true, now),
+                    Some((m, certs, at, w)) => with_live(
+                        status::md_json(store, m, certs, *at, *w, true, now),
+                        m,
+                        certs,
+                    ),
                     None => return ffi::HTTP_NOT_FOUND as c_int,
                 }
             }
             None => status::overview(
                 items
                     .iter()
-                    .map(|(m, certs, at, w)| status::md_json(store, m, certs, *at, *w, false, now))
+                    .map(|(m, certs, at, w)| {
+                        with_live(
+                            status::md_json(store, m, certs, *at, *w, false, now),
+                            m,
+                            certs,
+                        )
+                    })
                     .collect(),
             ),
         };
@@ -85,6 +95,27 @@ pub unsafe extern "C" fn handler(r: *mut ffi::request_rec) -> c_int {
         unsafe { write(r, "application/json", &text, req.header_only != 0) };
         OK
     })
+}
+
+/// Adds `live`: which certificate new connections get (our addition to
+/// the C module's JSON): `staging` when hot activation serves a renewed
+/// set, `domains` for the installed one, `none` before the first.
+fn with_live(
+    mut j: md_engine::serde_json::Value,
+    md: &md_engine::config::Md,
+    certs: &md_engine::serde_json::Value,
+) -> md_engine::serde_json::Value {
+    let live = if crate::hot::serving_staged(&md.name) {
+        "staging"
+    } else if certs.as_object().is_some_and(|o| !o.is_empty()) {
+        "domains"
+    } else {
+        "none"
+    };
+    if let Some(o) = j.as_object_mut() {
+        o.insert("live".into(), md_engine::serde_json::json!(live));
+    }
+    j
 }
 
 /// Sets type and length and writes `body` (not for HEAD).

@@ -210,12 +210,15 @@ BAD = [
 OURS_ONLY_GOOD = [
     "MDCertificateMonitor crt.sh https://crt.sh?q=",
     "MDParallelRenewals 1", "MDParallelRenewals 32",
+    "MDHotActivation on", "MDHotActivation off",
     section("MDCertificateProtocol tailscale",
             "MDCertificateAuthority file://localhost/var/run/tailscale/tailscaled.sock",
             names="host.tail1234.ts.net"),
 ]
 OURS_ONLY_BAD = [
     ("MDParallelRenewals 0", "MDParallelRenewals needs a number between 1 and 1024"),
+    ("MDHotActivation x", "unknown 'x', supported parameter values are 'on' and 'off'"),
+    (section("MDHotActivation on"), "MDHotActivation is not allowed inside an '<MDomainSet' context"),
     ("MDParallelRenewals x", "MDParallelRenewals needs a number between 1 and 1024"),
     (section("MDParallelRenewals 2"), "MDParallelRenewals is not allowed inside an '<MDomainSet' context"),
     ("MDCertificateMonitor a",
@@ -322,7 +325,7 @@ def test_directive_table_matches_c_module(cfg, module, c_module):
     ours = _directive_list(cfg, module)
     theirs = _directive_list(cfg, c_module)
     assert len(theirs) == 47
-    ours_only = ["MDCertificateMonitor", "MDParallelRenewals"]
+    ours_only = ["MDCertificateMonitor", "MDParallelRenewals", "MDHotActivation"]
     assert [e for e in ours if e[0] not in ours_only] == theirs
     assert [e[0] for e in ours[-len(ours_only):]] == ours_only
 

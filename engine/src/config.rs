@@ -107,6 +107,7 @@ directives! {
     RenewViaAri => "MDRenewViaARI", Take1, All;
     CertificateMonitor => "MDCertificateMonitor", Take2, All;
     ParallelRenewals => "MDParallelRenewals", Take1, NotMd;
+    HotActivation => "MDHotActivation", Take1, NotMd;
 }
 
 impl Directive {
@@ -268,6 +269,8 @@ pub struct Global {
     pub proxy_ca_certs: Option<String>,
     /// `MDParallelRenewals`: renewals in flight at once.
     pub parallel_renewals: usize,
+    /// `MDHotActivation`: renewed certificates go live without a restart.
+    pub hot_activation: bool,
 }
 
 /// Default of `MDParallelRenewals`.
@@ -304,6 +307,7 @@ impl Default for Global {
             ca_certs: None,
             proxy_ca_certs: None,
             parallel_renewals: DEFAULT_PARALLEL_RENEWALS,
+            hot_activation: true,
         }
     }
 }
@@ -804,6 +808,7 @@ impl ModConfig {
                 }
                 g.parallel_renewals = n as usize;
             }
+            D::HotActivation => g.hot_activation = on_off(arg)?,
             D::Profile => self.target(srv).profile = Some(arg.into()),
             D::ProfileMandatory => self.target(srv).profile_mandatory = Some(on_off(arg)?),
             D::RenewViaAri => self.target(srv).ari = Some(on_off(arg)?),
@@ -1172,7 +1177,7 @@ mod tests {
 
     #[test]
     fn table() {
-        assert_eq!(Directive::ALL.len(), 49);
+        assert_eq!(Directive::ALL.len(), 50);
         assert_eq!(
             Directive::from_name("mdstoredir"),
             Some(Directive::StoreDir)

@@ -604,3 +604,61 @@ mod challenge_tests {
         );
     }
 }
+
+/// A staged certificate set that may go live without a restart (hot
+/// activation): per key spec the private key (PKCS#8 DER) and the chain
+/// (DER, leaf first).
+#[derive(Debug, Clone)]
+pub struct HotSet {
+    pub pairs: Vec<(Vec<u8>, Vec<Vec<u8>>)>,
+    /// When the set became ready (the job's `valid-from`).
+    pub valid_from: Micros,
+    /// SHA-256 fingerprints of the leaves (for status and logs).
+    pub fingerprints: Vec<String>,
+}
+
+/// The staged set of `md` if its renewal finished and its activation time
+/// has come (`valid-from` ≤ now), with every key and chain present and
+/// matching. Reads as the child user can: staging is its own.
+pub fn hot_set(store: &Store, md: &Md, now: Micros) -> Option<HotSet> {
+    let job = crate::job::Job::load(store, Group::Staging, &md.name).ok()?;
+    if !job.finished || job.valid_from > now {
+        return None;
+    }
+    let mut pairs = Vec::new();
+    let mut fingerprints = Vec::new();
+    for spec in md.effective_specs() {
+        let sfx = spec.file_suffix();
+        let key = store
+            .load_key(Group::Staging, &md.name, &format!("privkey{sfx}.pem"))
+            .ok()??;
+        let pem = store
+            .load_bytes(Group::Staging, &md.name, &format!("pubcert{sfx}.pem"))
+            .ok()??;
+        let chain = crypto::chain_from_pem(&pem).ok()?;
+        let leaf = chain.first()?;
+        if !key.matches(leaf)
+            || !md.domains.iter().all(|d| {
+                crypto::cert_names(leaf)
+                    .iter()
+                    .any(|n| crate::vhost::domain_matches(n, d) || n.eq_ignore_ascii_case(d))
+            })
+        {
+            return None;
+        }
+        let fp = leaf.digest(openssl::hash::MessageDigest::sha256()).ok()?;
+        fingerprints.push(fp.iter().map(|b| format!("{b:02x}")).collect());
+        let key_der = key.pkey().private_key_to_pkcs8().ok()?;
+        let chain_der = chain
+            .iter()
+            .map(|c| c.to_der())
+            .collect::<Result<Vec<_>, _>>()
+            .ok()?;
+        pairs.push((key_der, chain_der));
+    }
+    Some(HotSet {
+        pairs,
+        valid_from: job.valid_from,
+        fingerprints,
+    })
+}

@@ -1,0 +1,91 @@
+"""Hot activation (issue 5, points 1, 3, 5): a renewed certificate reaches
+new handshakes without a restart, while a client keeps connecting."""
+
+import json
+import socket
+import ssl
+import subprocess
+import threading
+import time
+import urllib.request
+
+from test_renewal import obtain, site, wait_for
+from test_serving import https_get
+
+STATUS = "<Location /md-status>\n  SetHandler md-status\n</Location>\n"
+
+
+def fingerprint(sb, host):
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", sb.https_port), timeout=5) as raw:
+        with ctx.wrap_socket(raw, server_hostname=host) as s:
+            der = s.getpeercert(binary_form=True)
+            s.sendall(f"GET /index.html HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+            status = int(s.recv(64).split(b" ")[1])
+    import hashlib
+    return hashlib.sha256(der).hexdigest(), status
+
+
+def md_status(sb, name):
+    with urllib.request.urlopen(f"http://127.0.0.1:{sb.http_port}/md-status/{name}", timeout=5) as r:
+        return json.load(r)
+
+
+def test_renewed_certificate_goes_live_without_restart(ca_sb):
+    name = "hot.example.org"
+    ca_sb.start_httpd(site(ca_sb, name) + STATUS)
+    obtain(ca_sb, name)
+    ca_sb.start_httpd()  # certificate A installed
+    assert wait_for(lambda: fingerprint(ca_sb, name)[1] == 200, 20)
+    a, _ = fingerprint(ca_sb, name)
+    pid = ca_sb.pid()
+    # renewal becomes due with this configuration (the restart keeps A live)
+    ca_sb.start_httpd(site(ca_sb, name, md_body="  MDRenewWindow 3000d") + STATUS)
+    assert wait_for(lambda: fingerprint(ca_sb, name)[1] == 200, 20)
+    assert fingerprint(ca_sb, name)[0] == a
+    seen, failures, stop = [], [], threading.Event()
+
+    def client():
+        while not stop.is_set():
+            try:
+                fp, st = fingerprint(ca_sb, name)
+                seen.append((fp, st, time.time()))
+            except (OSError, ssl.SSLError) as e:
+                failures.append(repr(e))
+            time.sleep(0.02)
+    t = threading.Thread(target=client)
+    t.start()
+    try:
+        ok = wait_for(lambda: any(fp != a for fp, _, _ in seen), 60)
+        time.sleep(8)  # every child process looks again within 5 s
+    finally:
+        stop.set()
+        t.join()
+    assert ok, ca_sb.error_log()[-3000:]
+    assert failures == [], failures[:3]
+    assert all(st == 200 for _, st, _ in seen)
+    b, _, t_b = next(x for x in seen if x[0] != a)
+    assert {fp for fp, _, _ in seen} == {a, b}
+    # within a few seconds of the first B every child serves B
+    assert all(fp == b for fp, _, t in seen if t > t_b + 6), \
+        [(fp[:8], round(t - t_b, 1)) for fp, _, t in seen if t > t_b and fp != b]
+    assert ca_sb.pid() == pid  # no restart happened
+    assert "renewed certificate is live for new connections (hot activation" in ca_sb.error_log()
+    assert md_status(ca_sb, name)["live"] == "staging"
+    # the next restart installs B into domains/ as usual, and B stays live
+    ca_sb.start_httpd()
+    assert wait_for(lambda: fingerprint(ca_sb, name)[0] == b, 20)
+    assert md_status(ca_sb, name)["live"] == "domains"
+
+
+def test_hot_activation_off_keeps_the_c_behaviour(ca_sb):
+    name = "cold.example.org"
+    ca_sb.start_httpd(site(ca_sb, name) + STATUS + "MDHotActivation off\n")
+    obtain(ca_sb, name)
+    time.sleep(6)  # longer than the hot check interval
+    assert https_get(ca_sb, name)[0] == 503  # still the fallback until a restart
+    assert md_status(ca_sb, name)["live"] == "none"
+    ca_sb.start_httpd()
+    assert wait_for(lambda: https_get(ca_sb, name)[0] == 200, 20)
