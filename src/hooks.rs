@@ -543,6 +543,11 @@ unsafe fn after_ssl(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> c_i
     } else {
         log::log(s, Lvl::Debug, "AH10075: no mds to supervise");
     }
+    if global.graceful_restart {
+        if let Some(rt) = state.runtime() {
+            crate::renew::start_restarter(s, rt, global.check_interval);
+        }
+    }
     OK
 }
 

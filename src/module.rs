@@ -95,6 +95,7 @@ macro_rules! cmd {
     (@name CertificateMonitor) => { c"MDCertificateMonitor".as_ptr() };
     (@name ParallelRenewals) => { c"MDParallelRenewals".as_ptr() };
     (@name HotActivation) => { c"MDHotActivation".as_ptr() };
+    (@name GracefulRestart) => { c"MDGracefulRestart".as_ptr() };
 }
 
 const fn directive_index(d: Directive) -> usize {
@@ -108,7 +109,7 @@ const fn directive_index(d: Directive) -> usize {
     usize::MAX
 }
 
-const NCMDS: usize = 51;
+const NCMDS: usize = 52;
 
 /// The command table: order, argument forms, override bits and help texts
 /// as in the C module (read from its binary), plus `MDCertificateMonitor`.
@@ -163,6 +164,7 @@ pub static CMDS: Table<ffi::command_rec, NCMDS> = Table([
     cmd!(TAKE2, CertificateMonitor, RSRC, c"Set name and URL pattern for a certificate monitoring site (same as MDCertificateCheck)."),
     cmd!(TAKE1, ParallelRenewals, RSRC, c"How many Managed Domains may renew at the same time (default 8)."),
     cmd!(TAKE1, HotActivation, RSRC, c"On to serve renewed certificates without a restart (default on)."),
+    cmd!(TAKE1, GracefulRestart, RSRC, c"On to let the module restart the server gracefully when renewed certificates are ready (default off)."),
     ffi::command_rec {
         name: null(),
         func: ffi::cmd_func { no_args: None },

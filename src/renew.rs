@@ -344,3 +344,57 @@ fn run(wd: &Watchdog) -> i64 {
         job::rand_byte(),
     )
 }
+
+/// `MDGracefulRestart`: a thread in the parent (root) process asks httpd
+/// for a graceful restart once renewed certificates are ready, at most once
+/// per `MDCheckInterval`; the restart installs them (§3.6).
+///
+/// mod_watchdog has no parent-process watchdogs under forked MPMs, and a
+/// child (running as `User`) may not signal the root parent, hence a thread.
+/// It is fork-safe: it takes no lock that children use (it owns its
+/// snapshot of the registry), and it ends when a new generation starts one.
+static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// When this parent process last asked for a restart (µs).
+static LAST_RESTART: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+/// Starts the restart checker of this configuration generation.
+pub fn start_restarter(s: *const ffi::server_rec, rt: Arc<crate::conf::Runtime>, interval: i64) {
+    use std::sync::atomic::Ordering;
+    let generation = GENERATION.fetch_add(1, Ordering::SeqCst) + 1;
+    let server = s as usize;
+    let spawned = std::thread::Builder::new().name("md-restart".into()).spawn(move || loop {
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        if GENERATION.load(Ordering::SeqCst) != generation {
+            return; // a newer configuration took over
+        }
+        guard("md restart check", (), || {
+            let now = time::now();
+            let last = LAST_RESTART.load(Ordering::SeqCst);
+            if last != 0 && now - last < interval {
+                return;
+            }
+            if let Some(md) = rt.mds.iter().find(|m| reg::staged_ready(&rt.store, m, now)) {
+                LAST_RESTART.store(now, Ordering::SeqCst);
+                GENERATION.fetch_add(1, Ordering::SeqCst);
+                log::log(
+                    server as *const ffi::server_rec,
+                    Lvl::Notice,
+                    &format!(
+                        "{}: renewed certificates are ready, restarting the server gracefully (MDGracefulRestart on)",
+                        md.name
+                    ),
+                );
+                // SAFETY: signalling our own (parent) process: httpd's
+                // SIGUSR1 handler starts a graceful restart.
+                unsafe { libc::kill(libc::getpid(), libc::SIGUSR1) };
+            }
+        })
+    });
+    if spawned.is_err() {
+        log::log(
+            s,
+            Lvl::Err,
+            "MDGracefulRestart: cannot start the restart checker thread",
+        );
+    }
+}

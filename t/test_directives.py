@@ -211,6 +211,7 @@ OURS_ONLY_GOOD = [
     "MDCertificateMonitor crt.sh https://crt.sh?q=",
     "MDParallelRenewals 1", "MDParallelRenewals 32",
     "MDHotActivation on", "MDHotActivation off",
+    "MDGracefulRestart on", "MDGracefulRestart off",
     section("MDCertificateProtocol tailscale",
             "MDCertificateAuthority file://localhost/var/run/tailscale/tailscaled.sock",
             names="host.tail1234.ts.net"),
@@ -219,6 +220,7 @@ OURS_ONLY_BAD = [
     ("MDParallelRenewals 0", "MDParallelRenewals needs a number between 1 and 1024"),
     ("MDHotActivation x", "unknown 'x', supported parameter values are 'on' and 'off'"),
     (section("MDHotActivation on"), "MDHotActivation is not allowed inside an '<MDomainSet' context"),
+    ("MDGracefulRestart maybe", "unknown 'maybe', supported parameter values are 'on' and 'off'"),
     ("MDParallelRenewals x", "MDParallelRenewals needs a number between 1 and 1024"),
     (section("MDParallelRenewals 2"), "MDParallelRenewals is not allowed inside an '<MDomainSet' context"),
     ("MDCertificateMonitor a",
@@ -325,7 +327,7 @@ def test_directive_table_matches_c_module(cfg, module, c_module):
     ours = _directive_list(cfg, module)
     theirs = _directive_list(cfg, c_module)
     assert len(theirs) == 47
-    ours_only = ["MDCertificateMonitor", "MDParallelRenewals", "MDHotActivation"]
+    ours_only = ["MDCertificateMonitor", "MDParallelRenewals", "MDHotActivation", "MDGracefulRestart"]
     assert [e for e in ours if e[0] not in ours_only] == theirs
     assert [e[0] for e in ours[-len(ours_only):]] == ours_only
 

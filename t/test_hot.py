@@ -89,3 +89,19 @@ def test_hot_activation_off_keeps_the_c_behaviour(ca_sb):
     assert md_status(ca_sb, name)["live"] == "none"
     ca_sb.start_httpd()
     assert wait_for(lambda: https_get(ca_sb, name)[0] == 200, 20)
+
+
+def test_module_restarts_gracefully_when_asked(ca_sb):
+    name = "auto.example.org"
+    body = site(ca_sb, name) + STATUS + "MDHotActivation off\nMDGracefulRestart on\n"
+    ca_sb.start_httpd(body)
+    pid = ca_sb.pid()
+    assert https_get(ca_sb, name)[0] == 503
+    # nobody restarts httpd here: the module does, once the certificate is staged
+    assert wait_for(lambda: https_get(ca_sb, name)[0] == 200, 60), ca_sb.error_log()[-3000:]
+    log = ca_sb.error_log()
+    assert f"{name}: renewed certificates are ready, restarting the server gracefully" in log
+    assert "SIGUSR1 received.  Doing graceful restart" in log
+    assert f"AH10068: {name}: staged set activated" in log
+    assert ca_sb.pid() == pid
+    assert md_status(ca_sb, name)["live"] == "domains"

@@ -108,6 +108,7 @@ directives! {
     CertificateMonitor => "MDCertificateMonitor", Take2, All;
     ParallelRenewals => "MDParallelRenewals", Take1, NotMd;
     HotActivation => "MDHotActivation", Take1, NotMd;
+    GracefulRestart => "MDGracefulRestart", Take1, NotMd;
 }
 
 impl Directive {
@@ -271,6 +272,9 @@ pub struct Global {
     pub parallel_renewals: usize,
     /// `MDHotActivation`: renewed certificates go live without a restart.
     pub hot_activation: bool,
+    /// `MDGracefulRestart`: the module restarts httpd gracefully itself when
+    /// renewed certificates are ready.
+    pub graceful_restart: bool,
 }
 
 /// Default of `MDParallelRenewals`.
@@ -308,6 +312,7 @@ impl Default for Global {
             proxy_ca_certs: None,
             parallel_renewals: DEFAULT_PARALLEL_RENEWALS,
             hot_activation: true,
+            graceful_restart: false,
         }
     }
 }
@@ -809,6 +814,7 @@ impl ModConfig {
                 g.parallel_renewals = n as usize;
             }
             D::HotActivation => g.hot_activation = on_off(arg)?,
+            D::GracefulRestart => g.graceful_restart = on_off(arg)?,
             D::Profile => self.target(srv).profile = Some(arg.into()),
             D::ProfileMandatory => self.target(srv).profile_mandatory = Some(on_off(arg)?),
             D::RenewViaAri => self.target(srv).ari = Some(on_off(arg)?),
@@ -1177,7 +1183,7 @@ mod tests {
 
     #[test]
     fn table() {
-        assert_eq!(Directive::ALL.len(), 50);
+        assert_eq!(Directive::ALL.len(), 51);
         assert_eq!(
             Directive::from_name("mdstoredir"),
             Some(Directive::StoreDir)

@@ -662,3 +662,23 @@ pub fn hot_set(store: &Store, md: &Md, now: Micros) -> Option<HotSet> {
         fingerprints,
     })
 }
+
+/// Whether the staged set of `md` is complete and its activation time has
+/// come (what a restart would install now).
+pub fn staged_ready(store: &Store, md: &Md, now: Micros) -> bool {
+    let Ok(job) = crate::job::Job::load(store, Group::Staging, &md.name) else {
+        return false;
+    };
+    job.finished
+        && job.valid_from <= now
+        && store.path(Group::Staging, &md.name, "md.json").exists()
+        && md.effective_specs().iter().all(|spec| {
+            let sfx = spec.file_suffix();
+            store
+                .path(Group::Staging, &md.name, &format!("privkey{sfx}.pem"))
+                .exists()
+                && store
+                    .path(Group::Staging, &md.name, &format!("pubcert{sfx}.pem"))
+                    .exists()
+        })
+}
