@@ -208,9 +208,17 @@ pub fn sync_md_json(store: &Store, md: &Md) -> Result<bool, String> {
     if old.as_ref() == Some(&new) {
         return Ok(false);
     }
-    store
-        .save_json(Group::Domains, &md.name, "md.json", &new)
+    // Derived from the configuration at every start: atomic, but no fsync
+    // (a crash leaves the old or the new file; the next start rewrites it).
+    let dir = store
+        .ensure_name_dir(Group::Domains, &md.name)
         .map_err(|e| e.msg)?;
+    crate::util::write_atomic_nosync(
+        &dir.join("md.json"),
+        crate::util::json_pretty(&new).as_bytes(),
+        crate::store::file_mode(Group::Domains, false),
+    )
+    .map_err(|e| format!("cannot write {}/md.json: {e}", dir.display()))?;
     Ok(true)
 }
 

@@ -59,6 +59,10 @@ fn tmp_name(path: &Path) -> PathBuf {
 }
 
 fn write_tmp(path: &Path, data: &[u8], mode: u32) -> io::Result<PathBuf> {
+    write_tmp_sync(path, data, mode, true)
+}
+
+fn write_tmp_sync(path: &Path, data: &[u8], mode: u32, sync: bool) -> io::Result<PathBuf> {
     let tmp = tmp_name(path);
     let _ = fs::remove_file(&tmp);
     let mut f = OpenOptions::new()
@@ -70,7 +74,10 @@ fn write_tmp(path: &Path, data: &[u8], mode: u32) -> io::Result<PathBuf> {
         f.write_all(data)?;
         // the umask may have narrowed the mode; set it exactly
         f.set_permissions(fs::Permissions::from_mode(mode))?;
-        f.sync_all()
+        if sync {
+            f.sync_all()?;
+        }
+        Ok(())
     })();
     if let Err(e) = res {
         let _ = fs::remove_file(&tmp);
@@ -96,6 +103,18 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
         return Err(e);
     }
     sync_dir(path);
+    Ok(())
+}
+
+/// Like [`write_atomic`] without the fsyncs: for derived data that is
+/// rebuilt at every start (a crash leaves the old or the new file, and at
+/// worst an outdated copy that the next start rewrites).
+pub fn write_atomic_nosync(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
+    let tmp = write_tmp_sync(path, data, mode, false)?;
+    if let Err(e) = fs::rename(&tmp, path) {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
     Ok(())
 }
 

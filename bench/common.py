@@ -1,0 +1,43 @@
+"""Shared helpers of the benchmarks: build, sandbox, alternate modules."""
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOP = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(TOP, "test-httpd"))
+
+from sandbox import C_MODULE, Sandbox  # noqa: E402,F401
+
+OURS = os.path.join(TOP, "target", "release", "libmod_md.so")
+MODULES = (("ours", OURS), ("c", C_MODULE))
+
+
+def build():
+    subprocess.run(["cargo", "build", "--release", "-q"], cwd=TOP, check=True)
+
+
+def fresh_store(sb):
+    shutil.rmtree(sb.path("md"), ignore_errors=True)
+
+
+def wait_for(pred, timeout, step=0.05):
+    end = time.time() + timeout
+    while time.time() < end:
+        if pred():
+            return True
+        time.sleep(step)
+    return False
+
+
+def report(title, results, target):
+    o, c = statistics.median(results["ours"]), statistics.median(results["c"])
+    print(f"{title}")
+    print(f"  ours: median {o:.3f}  {[round(x, 3) for x in results['ours']]}")
+    print(f"  C:    median {c:.3f}  {[round(x, 3) for x in results['c']]}")
+    print(f"  ratio ours/C: {o / c:.2f}  (target {target})")
+    return o / c
