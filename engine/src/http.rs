@@ -14,7 +14,7 @@ pub fn global_init() {
 }
 
 /// Settings of one client.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Client {
     pub user_agent: String,
     /// `MDCACertificateFile`: PEM file to verify the server with.
@@ -29,6 +29,27 @@ pub struct Client {
     /// Abort when slower than `low_speed_bytes` per second for `low_speed_time`.
     pub low_speed_bytes: u32,
     pub low_speed_time: Duration,
+    /// One curl handle kept between requests: its connection cache keeps
+    /// the connection to the CA open (one TLS handshake per run instead of
+    /// one per request).
+    handle: std::sync::Mutex<Option<curl::easy::Easy>>,
+}
+
+impl Clone for Client {
+    fn clone(&self) -> Client {
+        Client {
+            user_agent: self.user_agent.clone(),
+            ca_file: self.ca_file.clone(),
+            proxy: self.proxy.clone(),
+            proxy_ca_file: self.proxy_ca_file.clone(),
+            body_limit: self.body_limit,
+            timeout: self.timeout,
+            connect_timeout: self.connect_timeout,
+            low_speed_bytes: self.low_speed_bytes,
+            low_speed_time: self.low_speed_time,
+            handle: std::sync::Mutex::new(None),
+        }
+    }
 }
 
 impl Client {
@@ -43,6 +64,7 @@ impl Client {
             connect_timeout: Duration::from_secs(30),
             low_speed_bytes: 10,
             low_speed_time: Duration::from_secs(30),
+            handle: std::sync::Mutex::new(None),
         }
     }
 }
@@ -135,7 +157,17 @@ impl Client {
         body: Option<(&[u8], &str)>,
     ) -> Result<Response, HttpError> {
         let t = transport;
-        let mut easy = curl::easy::Easy::new();
+        // Reuse the handle (and its open connection); options are reset.
+        let mut easy = self
+            .handle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .map(|mut e| {
+                e.reset();
+                e
+            })
+            .unwrap_or_else(curl::easy::Easy::new);
         easy.url(url).map_err(t)?;
         easy.useragent(&self.user_agent).map_err(t)?;
         easy.timeout(self.timeout).map_err(t)?;
@@ -207,6 +239,7 @@ impl Client {
             res.map_err(t)?;
         }
         resp.status = easy.response_code().map_err(t)?;
+        *self.handle.lock().unwrap_or_else(|e| e.into_inner()) = Some(easy);
         Ok(resp)
     }
 

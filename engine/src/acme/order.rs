@@ -833,10 +833,40 @@ static ACCOUNT_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 pub fn stage(acme: &mut Acme, md: &Md, env: &mut RunEnv<'_>) -> AResult<Staged> {
     let store = env.store;
-    let source = {
+    // New domain keys are generated meanwhile on another core: key
+    // generation is the largest CPU cost of a run and needs no CA.
+    let missing: Vec<KeySpec> = md
+        .effective_specs()
+        .into_iter()
+        .filter(|s| {
+            !store
+                .path(
+                    Group::Staging,
+                    &md.name,
+                    &format!("privkey{}.pem", s.file_suffix()),
+                )
+                .exists()
+        })
+        .collect();
+    let keygen = std::thread::spawn(move || {
+        missing
+            .into_iter()
+            .map(|s| Key::generate(&s).map(|k| (s, k)))
+            .collect::<Vec<_>>()
+    });
+    let selected = {
         let _one_at_a_time = ACCOUNT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-        account::select(acme, store, md, &mut env.notes)?
+        account::select(acme, store, md, &mut env.notes)
     };
+    for (spec, key) in keygen.join().unwrap_or_default().into_iter().flatten() {
+        let file = format!("privkey{}.pem", spec.file_suffix());
+        if !store.path(Group::Staging, &md.name, &file).exists() {
+            store
+                .save_key(Group::Staging, &md.name, &file, &key)
+                .map_err(|e| AcmeError::new(status::EGENERAL, e.msg))?;
+        }
+    }
+    let source = selected?;
     let mut staged_md = md.clone();
     staged_md.ca_url = Some(acme.dir.url.clone());
     if let account::Source::Stored(id) = &source {
