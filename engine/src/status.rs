@@ -52,20 +52,7 @@ pub fn cert_json(info: &CertInfo) -> Option<Value> {
             o.insert("issuer-uri".into(), json!(uri));
         }
     }
-    o.insert(
-        "valid".into(),
-        json!({"from": time::rfc822(info.not_before), "until": time::rfc822(info.not_after)}),
-    );
-    let serial = c
-        .serial_number()
-        .to_bn()
-        .ok()?
-        .to_hex_str()
-        .ok()?
-        .to_string();
-    o.insert("serial".into(), json!(serial.trim_start_matches('0')));
-    let fp = c.digest(MessageDigest::sha256()).ok()?;
-    o.insert("sha256-fingerprint".into(), json!(hex(&fp)));
+    o.extend(validity_serial_fingerprint(info, &c)?);
     if let Some(id) = ari_cert_id(&c) {
         o.insert("ari-cert-id".into(), json!(id));
     }
@@ -191,9 +178,9 @@ pub fn overview(items: Vec<Value>) -> Value {
     json!({"version": crate::MOD_MD_VERSION, "managed-domains": items})
 }
 
-/// The public view of one certificate (`/.httpd/certificate-status`).
-fn public_cert(info: &CertInfo) -> Option<Value> {
-    let c = info.leaf()?;
+/// `valid`, `serial` (upper-case hex, no leading zeros) and
+/// `sha256-fingerprint` (lower-case hex) of a certificate.
+fn validity_serial_fingerprint(info: &CertInfo, c: &X509) -> Option<Map<String, Value>> {
     let serial = c
         .serial_number()
         .to_bn()
@@ -202,11 +189,22 @@ fn public_cert(info: &CertInfo) -> Option<Value> {
         .ok()?
         .to_string();
     let fp = c.digest(MessageDigest::sha256()).ok()?;
-    Some(json!({
-        "valid": {"from": time::rfc822(info.not_before), "until": time::rfc822(info.not_after)},
-        "serial": serial.trim_start_matches('0'),
-        "sha256-fingerprint": hex(&fp),
-    }))
+    let mut o = Map::new();
+    o.insert(
+        "valid".into(),
+        json!({"from": time::rfc822(info.not_before), "until": time::rfc822(info.not_after)}),
+    );
+    o.insert("serial".into(), json!(serial.trim_start_matches('0')));
+    o.insert("sha256-fingerprint".into(), json!(hex(&fp)));
+    Some(o)
+}
+
+/// The public view of one certificate (`/.httpd/certificate-status`).
+fn public_cert(info: &CertInfo) -> Option<Value> {
+    Some(Value::Object(validity_serial_fingerprint(
+        info,
+        &info.leaf()?,
+    )?))
 }
 
 fn public_certs(md: &Md, certs: &[Option<CertInfo>], with_empty: bool) -> Map<String, Value> {

@@ -602,6 +602,18 @@ fn staged_complete(store: &Store, md: &Md, spec: &KeySpec) -> bool {
     }
 }
 
+/// Removes an order: its challenges are torn down and `order.json` goes.
+fn discard_order(store: &Store, md: &Md, env: &mut RunEnv<'_>, o: &Order) {
+    teardown(
+        store,
+        md,
+        &env.challenges,
+        &o.challenge_setups,
+        &mut env.notes,
+    );
+    store.remove(Group::Staging, &md.name, "order.json");
+}
+
 /// Obtains one certificate for `spec`.
 fn obtain(acme: &mut Acme, md: &Md, env: &mut RunEnv<'_>, spec: &KeySpec) -> AResult<X509> {
     let store = env.store;
@@ -689,14 +701,7 @@ fn obtain(acme: &mut Acme, md: &Md, env: &mut RunEnv<'_>, spec: &KeySpec) -> ARe
             if !retried {
                 // an old order with a failed authorization: once more, fresh
                 retried = true;
-                teardown(
-                    store,
-                    md,
-                    &env.challenges,
-                    &o.challenge_setups,
-                    &mut env.notes,
-                );
-                store.remove(Group::Staging, &md.name, "order.json");
+                discard_order(store, md, env, &o);
                 continue;
             }
             let d = authz
@@ -787,14 +792,7 @@ fn obtain(acme: &mut Acme, md: &Md, env: &mut RunEnv<'_>, spec: &KeySpec) -> ARe
         env.events.progress("Retrieving certificate chain");
         let chain = download_chain(acme, &cert_url)?;
         if !key.matches(&chain[0]) {
-            teardown(
-                store,
-                md,
-                &env.challenges,
-                &o.challenge_setups,
-                &mut env.notes,
-            );
-            store.remove(Group::Staging, &md.name, "order.json");
+            discard_order(store, md, env, &o);
             return Err(AcmeError::new(
                 status::EINVAL,
                 "certificate and private key do not match",
@@ -811,14 +809,7 @@ fn obtain(acme: &mut Acme, md: &Md, env: &mut RunEnv<'_>, spec: &KeySpec) -> ARe
                 false,
             )
             .map_err(serr)?;
-        teardown(
-            store,
-            md,
-            &env.challenges,
-            &o.challenge_setups,
-            &mut env.notes,
-        );
-        store.remove(Group::Staging, &md.name, "order.json");
+        discard_order(store, md, env, &o);
         return Ok(chain.into_iter().next().expect("non-empty chain"));
     }
 }
