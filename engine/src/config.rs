@@ -334,6 +334,18 @@ pub struct MdDef {
 }
 
 impl MdDef {
+    /// A definition with these names and nothing else set.
+    pub fn new(domains: Vec<String>) -> MdDef {
+        MdDef {
+            domains,
+            transitive: None,
+            settings: Settings::default(),
+            cert_files: Vec::new(),
+            key_files: Vec::new(),
+            defn: None,
+        }
+    }
+
     pub fn name(&self) -> &str {
         self.domains.first().map_or("", String::as_str)
     }
@@ -1376,14 +1388,7 @@ mod tests {
 
     #[test]
     fn md_json_shape() {
-        let def = MdDef {
-            domains: vec!["a.org".into()],
-            transitive: None,
-            settings: Settings::default(),
-            cert_files: vec![],
-            key_files: vec![],
-            defn: None,
-        };
+        let def = MdDef::new(vec!["a.org".into()]);
         let md = Md::from_def(&def, &Settings::default(), None);
         let keys: Vec<String> = md.to_json().as_object().unwrap().keys().cloned().collect();
         assert_eq!(

@@ -428,14 +428,7 @@ mod tests {
     use crate::config::{MdDef, Settings};
 
     fn md(domains: &[&str]) -> Md {
-        let def = MdDef {
-            domains: domains.iter().map(|s| s.to_string()).collect(),
-            transitive: None,
-            settings: Settings::default(),
-            cert_files: vec![],
-            key_files: vec![],
-            defn: None,
-        };
+        let def = MdDef::new(domains.iter().map(|s| s.to_string()).collect());
         Md::from_def(&def, &Settings::default(), None)
     }
 
@@ -588,14 +581,7 @@ mod challenge_tests {
 
     #[test]
     fn selection() {
-        let def = MdDef {
-            domains: vec!["a.org".into()],
-            transitive: None,
-            settings: Settings::default(),
-            cert_files: vec![],
-            key_files: vec![],
-            defn: None,
-        };
+        let def = MdDef::new(vec!["a.org".into()]);
         let mut m = Md::from_def(&def, &Settings::default(), None);
         assert_eq!(challenge_types(&m, true, true, false).unwrap(), ["http-01"]);
         m.acme_tls_1_domains = vec!["a.org".into()];

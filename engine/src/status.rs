@@ -722,14 +722,7 @@ mod tests {
     #[test]
     fn status_texts_and_metrics() {
         use crate::config::{MdDef, Settings};
-        let def = MdDef {
-            domains: vec!["a.org".into(), "www.a.org".into()],
-            transitive: None,
-            settings: Settings::default(),
-            cert_files: vec![],
-            key_files: vec![],
-            defn: None,
-        };
+        let def = MdDef::new(vec!["a.org".into(), "www.a.org".into()]);
         let mut md = Md::from_def(&def, &Settings::default(), None);
         md.ca_urls = vec![crate::config::LETSENCRYPT_URL.into()];
         md.state = crate::reg::STATE_COMPLETE;

@@ -164,14 +164,7 @@ mod tests {
     use crate::config::{MdDef, Settings};
 
     fn md(domains: &[&str]) -> Md {
-        let def = MdDef {
-            domains: domains.iter().map(|s| s.to_string()).collect(),
-            transitive: None,
-            settings: Settings::default(),
-            cert_files: vec![],
-            key_files: vec![],
-            defn: None,
-        };
+        let def = MdDef::new(domains.iter().map(|s| s.to_string()).collect());
         Md::from_def(&def, &Settings::default(), None)
     }
 
