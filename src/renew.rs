@@ -92,10 +92,11 @@ pub unsafe fn register(
     };
     // SAFETY: the context lives as long as pconf, like the watchdog.
     let data = unsafe { apr::pool_own(pconf, ctx) } as *const c_void;
+    // MDInitialDelay 0: the first run follows right away (10 ms).
     let interval = if initial_delay > 0 {
         initial_delay
     } else {
-        100_000
+        10_000
     };
     // SAFETY: registering our callback with its pool-owned data.
     let rv = unsafe { reg(wd, interval, data, Some(callback)) };

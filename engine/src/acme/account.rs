@@ -145,9 +145,34 @@ fn save(store: &Store, src: &Source, acct: &Account) {
     let _ = store.save_json(g, name, "account.json", &acct.to_json());
 }
 
+/// Accounts this process validated recently (URL → when): MDs renewing
+/// together do not ask the CA about the same account again and again.
+static VALIDATED: std::sync::LazyLock<
+    std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+> = std::sync::LazyLock::new(Default::default);
+const VALIDATED_FOR: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// Asks the CA whether the account still works (§4.3): POST-as-GET to its
-/// URL, with a ToS agreement retry when the CA wants one.
+/// URL, with a ToS agreement retry when the CA wants one. An account this
+/// process validated within the last minutes counts as valid.
 fn validate(acme: &mut Acme, acct: &mut Account) -> AResult<()> {
+    let recent = VALIDATED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&acct.url)
+        .is_some_and(|t| t.elapsed() < VALIDATED_FOR);
+    if recent && acct.is_valid() {
+        return Ok(());
+    }
+    validate_at_ca(acme, acct)?;
+    VALIDATED
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(acct.url.clone(), std::time::Instant::now());
+    Ok(())
+}
+
+fn validate_at_ca(acme: &mut Acme, acct: &mut Account) -> AResult<()> {
     let mut r = acme.post_as_get(&acct.url);
     if let Err(e) = &r {
         if e.status == status::EINVAL

@@ -773,13 +773,16 @@ fn obtain(acme: &mut Acme, md: &Md, env: &mut RunEnv<'_>, spec: &KeySpec) -> ARe
                 o.update(&j);
             }
         }
-        poll(ORDER_TIMEOUT, "order valid", || {
-            let hint = refresh(acme, &mut o)?;
-            if o.status == "invalid" {
-                return Err(AcmeError::new(status::EINVAL, "order became invalid"));
-            }
-            Ok(((o.status == "valid").then_some(()), hint))
-        })?;
+        // The finalize response often says `valid` already: no poll then.
+        if !(o.status == "valid" && o.certificate.is_some()) {
+            poll(ORDER_TIMEOUT, "order valid", || {
+                let hint = refresh(acme, &mut o)?;
+                if o.status == "invalid" {
+                    return Err(AcmeError::new(status::EINVAL, "order became invalid"));
+                }
+                Ok(((o.status == "valid").then_some(()), hint))
+            })?;
+        }
         let cert_url = o.certificate.clone().ok_or_else(|| {
             AcmeError::new(
                 status::EINVAL,
