@@ -362,7 +362,6 @@ static LAST_RESTART: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64
 pub fn start_restarter(s: *const ffi::server_rec, rt: Arc<crate::conf::Runtime>, interval: i64) {
     use std::sync::atomic::Ordering;
     let generation = GENERATION.fetch_add(1, Ordering::SeqCst) + 1;
-    let server = s as usize;
     let spawned = std::thread::Builder::new().name("md-restart".into()).spawn(move || loop {
         std::thread::sleep(std::time::Duration::from_secs(2));
         if GENERATION.load(Ordering::SeqCst) != generation {
@@ -377,8 +376,10 @@ pub fn start_restarter(s: *const ffi::server_rec, rt: Arc<crate::conf::Runtime>,
             if let Some(md) = rt.mds.iter().find(|m| reg::staged_ready(&rt.store, m, now)) {
                 LAST_RESTART.store(now, Ordering::SeqCst);
                 GENERATION.fetch_add(1, Ordering::SeqCst);
+                // NULL: the main error log. This thread outlives the
+                // configuration whose server_rec it was started with.
                 log::log(
-                    server as *const ffi::server_rec,
+                    std::ptr::null(),
                     Lvl::Notice,
                     &format!(
                         "{}: renewed certificates are ready, restarting the server gracefully (MDGracefulRestart on)",
