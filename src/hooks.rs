@@ -168,8 +168,30 @@ unsafe fn before_ssl(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> c_
     if let Err(f) = config::check_mds(&mds, global.match_mode) {
         return fatal(s, &f);
     }
+    // With MDStoreLocks, installation happens under the store lock (§5.6).
+    let lock = match global.store_locks {
+        None => Ok(None),
+        Some(wait) => store
+            .lock(std::time::Duration::from_micros(
+                u64::try_from(wait).unwrap_or(0),
+            ))
+            .map(Some),
+    };
+    let installing = match &lock {
+        Ok(_) => mds.as_slice(),
+        Err(e) => {
+            log::log(
+                s,
+                Lvl::Err,
+                &format!(
+                    "AH10398: unable to obtain global registry lock, renewed certificates may remain inactive on this httpd instance! ({e})"
+                ),
+            );
+            &[]
+        }
+    };
     // Staged sets become live here, as root, in the dry run too (§3.6).
-    for md in &mds {
+    for md in installing {
         let mut notes = Vec::new();
         match reg::install_staged(&store, md, &mut notes) {
             Ok(true) => {
@@ -207,6 +229,7 @@ unsafe fn before_ssl(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> c_
         }
         log::notes(s, &notes);
     }
+    drop(lock);
     for md in &mds {
         log::log(
             s,

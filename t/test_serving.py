@@ -217,3 +217,26 @@ def test_http01_answer_and_hostile_requests(sb):
     for host, path in hostile:
         st, _, body = http_req(sb, host, path)
         assert b"SECRET" not in body and b"key" not in body and st in (400, 404), (host, path, st)
+
+
+def test_store_lock_held_elsewhere(ca_sb, a2md):  # noqa: F811
+    """MDStoreLocks: while another process holds store.lock, staged sets are
+    not installed (AH10398); once it is free, they are."""
+    import fcntl
+    name = "lk.example.org"
+    r = Responder(ca_sb.path("md"), http_port=ca_sb.http_port)
+    try:
+        assert drive(ca_sb, a2md, [name], "--challenges", "http-01")["status"] == 0
+    finally:
+        r.stop()
+    body = ssl_md(ca_sb, name) + "\nMDStoreLocks 1s\n"
+    with open(ca_sb.path("md", "store.lock"), "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        ca_sb.start_httpd(body)
+        assert "AH10398: unable to obtain global registry lock" in ca_sb.error_log()
+        assert https_get(ca_sb, name)[0] == 503
+        assert os.path.exists(ca_sb.path("md", "staging", name, "pubcert.pem"))
+    ca_sb.start_httpd()  # lock released: the graceful restart installs it
+    from test_renewal import wait_for
+    assert wait_for(lambda: https_get(ca_sb, name)[0] == 200, 20)
+    assert f"AH10068: {name}: staged set activated" in ca_sb.error_log()

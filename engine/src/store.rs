@@ -465,6 +465,45 @@ impl Store {
     }
 }
 
+/// The global store lock (§5.6); released when dropped.
+#[derive(Debug)]
+pub struct StoreLock {
+    _file: fs::File,
+}
+
+impl Store {
+    /// Takes `<root>/store.lock` (flock, exclusive), retrying every 100 ms
+    /// for at most `wait`. Used around the start-up installation when
+    /// `MDStoreLocks` is on, so that several httpd sharing a store do not
+    /// install the same staged set at once.
+    pub fn lock(&self, wait: std::time::Duration) -> Result<StoreLock, String> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = self.root.join("store.lock");
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o640)
+            .open(&path)
+            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        let start = std::time::Instant::now();
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(StoreLock { _file: file }),
+                Err(fs::TryLockError::WouldBlock) if start.elapsed() < wait => {
+                    std::thread::sleep(std::time::Duration::from_millis(100))
+                }
+                Err(fs::TryLockError::WouldBlock) => {
+                    return Err(format!("{} is locked by another process", path.display()))
+                }
+                Err(fs::TryLockError::Error(e)) => {
+                    return Err(format!("cannot lock {}: {e}", path.display()))
+                }
+            }
+        }
+    }
+}
+
 /// v1 → v2: `pkey.pem` becomes `privkey.pem`, `cert.pem` + `chain.pem`
 /// become `pubcert.pem` in `domains` and `archive`.
 fn migrate_v1(root: &Path, notes: &mut Vec<Note>) {
@@ -604,6 +643,21 @@ mod tests {
         assert_eq!(s.names(Group::Staging), ["a.org"]);
         s.purge(Group::Staging, "a.org");
         assert!(s.names(Group::Staging).is_empty());
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn store_lock() {
+        let root = tmpdir("lock");
+        let s = Store::open(&root, None, &mut Vec::new()).unwrap();
+        let held = s.lock(std::time::Duration::from_millis(0)).unwrap();
+        assert_eq!(mode(&root.join("store.lock")), 0o640);
+        let t = std::time::Instant::now();
+        let e = s.lock(std::time::Duration::from_millis(300)).unwrap_err();
+        assert!(e.contains("locked by another process"), "{e}");
+        assert!(t.elapsed() >= std::time::Duration::from_millis(300));
+        drop(held);
+        assert!(s.lock(std::time::Duration::from_millis(0)).is_ok());
         fs::remove_dir_all(&root).unwrap();
     }
 
