@@ -104,7 +104,9 @@ unsafe fn handle(cmd: *mut ffi::cmd_parms, args: Vec<String>) -> *const c_char {
                 .map_or(std::ptr::null_mut(), |x| x.first_child);
             ffi::ap_walk_config(first, cmd, cmdr.context)
         };
-        state.lock().config.end_section(walk_err.is_null());
+        if let Err(e) = state.lock().config.end_section(walk_err.is_null()) {
+            return error(cmdr, &e);
+        }
         return walk_err;
     }
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();

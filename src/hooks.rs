@@ -482,7 +482,11 @@ unsafe fn after_ssl(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> c_i
             return FAILED;
         }
         let used = rt.assigned.iter().any(|a| a.contains(&mi));
-        let challenges = reg::challenge_types(md, http_ok, https_ok, global.dns01_cmd.is_some());
+        let challenges = if md_engine::tailscale::is_tailscale(md) {
+            Ok(Vec::new()) // no ACME challenges: tailscaled has the certificate
+        } else {
+            reg::challenge_types(md, http_ok, https_ok, global.dns01_cmd.is_some())
+        };
         let watched = state != reg::STATE_ERROR && (used || md.renew_mode == RenewMode::Always);
         if watched && md.renew_mode != RenewMode::Manual {
             if let Err(e) = &challenges {

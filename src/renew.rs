@@ -185,6 +185,8 @@ fn process_one(
         complete: *complete,
         challenges: challenges.clone(),
         user_agent: user_agent.to_string(),
+        // SAFETY: httpd's unixd configuration, set before the children start.
+        run_user: unsafe { apr::str_or_empty(ffi::ap_unixd_config.user_name) },
     };
     let mut notify = CommandNotify {
         message_cmd: global.message_cmd.clone(),

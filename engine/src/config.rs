@@ -877,8 +877,19 @@ impl ModConfig {
     }
 
     /// Ends the open section; the MD is kept only when its body was fine.
-    pub fn end_section(&mut self, ok: bool) {
+    /// A tailscale MD must name the daemon's socket (§9).
+    pub fn end_section(&mut self, ok: bool) -> Result<(), String> {
         if let Some(mut md) = self.current.take() {
+            let tailscale = md
+                .settings
+                .ca_proto
+                .as_deref()
+                .is_some_and(|p| p.eq_ignore_ascii_case("tailscale"));
+            if ok && tailscale {
+                if let Some(urls) = &md.settings.ca_urls {
+                    crate::tailscale::check_md_urls(urls)?;
+                }
+            }
             if ok {
                 if let Some(t) = md.settings.transitive.take() {
                     md.transitive = Some(t);
@@ -886,6 +897,7 @@ impl ModConfig {
                 self.mds.push(md);
             }
         }
+        Ok(())
     }
 }
 
@@ -1316,11 +1328,11 @@ mod tests {
             apply(&mut mc, &mut main, "MDStoreDir x", true).unwrap_err(),
             "MDStoreDir is not allowed inside an '<MDomainSet' context"
         );
-        mc.end_section(true);
+        mc.end_section(true).unwrap();
         // a section whose body failed is dropped
         mc.begin_section(Directive::Section, "c.org>", false, &ctx)
             .unwrap();
-        mc.end_section(false);
+        mc.end_section(false).unwrap();
         assert_eq!(mc.mds.len(), 2);
         let a = Md::from_def(&mc.mds[0], &main, Some(NO_SERVER_ADMIN));
         let b = Md::from_def(&mc.mds[1], &main, Some("webmaster@b.org"));

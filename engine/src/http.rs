@@ -23,6 +23,10 @@ pub struct Client {
     pub proxy: Option<String>,
     /// `MDHttpProxyCACertificateFile`.
     pub proxy_ca_file: Option<String>,
+    /// Talk HTTP over this unix socket instead of TCP (tailscaled).
+    pub unix_socket: Option<String>,
+    /// Extra request headers (`Name: value`).
+    pub extra_headers: Vec<String>,
     pub body_limit: usize,
     pub timeout: Duration,
     pub connect_timeout: Duration,
@@ -42,6 +46,8 @@ impl Clone for Client {
             ca_file: self.ca_file.clone(),
             proxy: self.proxy.clone(),
             proxy_ca_file: self.proxy_ca_file.clone(),
+            unix_socket: self.unix_socket.clone(),
+            extra_headers: self.extra_headers.clone(),
             body_limit: self.body_limit,
             timeout: self.timeout,
             connect_timeout: self.connect_timeout,
@@ -59,6 +65,8 @@ impl Client {
             ca_file: None,
             proxy: None,
             proxy_ca_file: None,
+            unix_socket: None,
+            extra_headers: Vec::new(),
             body_limit: ACME_BODY_LIMIT,
             timeout: Duration::from_secs(600),
             connect_timeout: Duration::from_secs(30),
@@ -189,7 +197,13 @@ impl Client {
         if let Some(pca) = &self.proxy_ca_file {
             easy.proxy_cainfo(pca).map_err(t)?;
         }
+        if let Some(sock) = &self.unix_socket {
+            easy.unix_socket(sock).map_err(t)?;
+        }
         let mut list = curl::easy::List::new();
+        for h in &self.extra_headers {
+            list.append(h).map_err(t)?;
+        }
         match method {
             "HEAD" => easy.nobody(true).map_err(t)?,
             "GET" => easy.get(true).map_err(t)?,

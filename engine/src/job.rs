@@ -411,6 +411,8 @@ pub struct JobCtx<'a> {
     pub complete: bool,
     pub challenges: Result<Vec<String>, String>,
     pub user_agent: String,
+    /// httpd's `User` (named in hints about permissions).
+    pub run_user: String,
 }
 
 struct ProgressToJob<'a> {
@@ -554,7 +556,20 @@ fn run(
     let md = ctx.md;
     job.last_run = now;
     job.add_log(now, "starting", None, None);
-    let result: Result<order::Staged, AcmeError> = (|| {
+    let result: Result<i64, AcmeError> = (|| {
+        if crate::tailscale::is_tailscale(md) {
+            let mut progress = ProgressToJob {
+                job,
+                notify,
+                notes,
+                last: None,
+            };
+            progress.progress(&format!(
+                "Fetching the certificate of {} from tailscaled",
+                md.name
+            ));
+            return crate::tailscale::fetch(ctx.store, md, &ctx.user_agent, &ctx.run_user);
+        }
         let types = ctx
             .challenges
             .clone()
@@ -609,17 +624,13 @@ fn run(
         let more = std::mem::take(&mut env.notes);
         drop(env);
         progress.notes.extend(more);
-        r
+        r.map(|staged| staged.valid_from)
     })();
     match result {
-        Ok(staged) => {
+        Ok(valid_from) => {
             // ready when the newest certificate is valid; a live MD waits
             // MDActivationDelay more (§4.11)
-            let mut ready = if staged.valid_from > 0 {
-                staged.valid_from
-            } else {
-                now
-            };
+            let mut ready = if valid_from > 0 { valid_from } else { now };
             if ctx.complete && ctx.global.activation_delay != 0 {
                 ready += ctx.global.activation_delay;
             }

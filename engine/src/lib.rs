@@ -17,6 +17,7 @@ pub mod redirect;
 pub mod reg;
 pub mod status;
 pub mod store;
+pub mod tailscale;
 pub mod time;
 pub mod uri;
 pub mod util;

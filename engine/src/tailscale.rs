@@ -1,0 +1,113 @@
+//! Certificates from the local tailscale daemon (spec §9): the C module
+//! dropped this in 2.6.0; this module speaks the current LocalAPI.
+
+use crate::acme::{status, AcmeError};
+use crate::config::{Md, TAILSCALE_DEFAULT_URL};
+use crate::crypto::{self, Key};
+use crate::http::{Client, HttpError};
+use crate::store::{Group, Store};
+
+/// Whether an MD gets its certificates from tailscale.
+pub fn is_tailscale(md: &Md) -> bool {
+    md.ca_proto.eq_ignore_ascii_case("tailscale")
+}
+
+/// The daemon's socket path from `file://localhost/<path>`.
+pub fn socket_path(url: &str) -> Result<String, String> {
+    match url.strip_prefix("file://localhost/") {
+        Some(p) if !p.is_empty() => Ok(format!("/{p}")),
+        _ => Err(format!(
+            "MDCertificateAuthority for MDCertificateProtocol tailscale must be \
+             file://localhost/<path of tailscaled's socket> (default {TAILSCALE_DEFAULT_URL}), not '{url}'"
+        )),
+    }
+}
+
+/// Checks the CA URLs of a tailscale MD (config time).
+pub fn check_md_urls(urls: &[String]) -> Result<(), String> {
+    urls.iter().try_for_each(|u| socket_path(u).map(|_| ()))
+}
+
+/// Fetches key and certificate chain of `md` from tailscaled and stages
+/// them as a renewal would (`staging/<md>/privkey.pem`, `pubcert.pem`,
+/// `md.json`). Returns the notBefore of the certificate. `run_user` is
+/// named in the error when the socket is not accessible.
+pub fn fetch(store: &Store, md: &Md, user_agent: &str, run_user: &str) -> Result<i64, AcmeError> {
+    let url = md
+        .ca_urls
+        .first()
+        .map_or(TAILSCALE_DEFAULT_URL, String::as_str);
+    let sock = socket_path(url).map_err(|e| AcmeError::new(status::EINVAL, e))?;
+    if let Err(e) = std::os::unix::net::UnixStream::connect(&sock) {
+        let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {
+            format!(
+                " The renewal runs as '{run_user}': allow it with 'tailscale set --operator={run_user}' \
+                 (or make the socket accessible to that user)."
+            )
+        } else {
+            " Is tailscaled running?".to_string()
+        };
+        return Err(AcmeError::new(
+            if e.kind() == std::io::ErrorKind::PermissionDenied {
+                status::EACCES
+            } else {
+                status::ECONNREFUSED
+            },
+            format!("cannot connect to tailscaled at {sock}: {e}.{hint}"),
+        ));
+    }
+    let mut http = Client::new(user_agent);
+    http.unix_socket = Some(sock.clone());
+    http.extra_headers = vec!["Sec-Tailscale: localapi".into()];
+    let domain = &md.name;
+    let r = http
+        .get(&format!(
+            "http://local-tailscaled.sock/localapi/v0/cert/{domain}?type=pair"
+        ))
+        .map_err(|e| {
+            let msg = match e {
+                HttpError::Transport(_, m) => m,
+                other => other.to_string(),
+            };
+            AcmeError::new(status::ECONNREFUSED, format!("tailscaled at {sock}: {msg}"))
+        })?;
+    if r.status != 200 {
+        return Err(AcmeError::new(
+            status::EGENERAL,
+            format!(
+                "tailscaled refused the certificate for {domain} (HTTP {}): {}",
+                r.status,
+                String::from_utf8_lossy(&r.body).trim()
+            ),
+        ));
+    }
+    let bad = |what: &str| {
+        AcmeError::new(
+            status::EINVAL,
+            format!("tailscaled answered for {domain} without a usable {what}"),
+        )
+    };
+    let key = Key::from_pem(&r.body, None).map_err(|_| bad("private key"))?;
+    let chain = crypto::chain_from_pem(&r.body).map_err(|_| bad("certificate"))?;
+    let leaf = chain.first().ok_or_else(|| bad("certificate"))?;
+    if !key.matches(leaf) {
+        return Err(AcmeError::new(
+            status::EINVAL,
+            format!("tailscaled's key and certificate for {domain} do not match"),
+        ));
+    }
+    let serr = |e: crate::store::StoreError| AcmeError::new(status::EGENERAL, e.msg);
+    let pem = crypto::chain_to_pem(&chain).map_err(|e| AcmeError::new(status::EGENERAL, e.0))?;
+    store
+        .save_key(Group::Staging, &md.name, "privkey.pem", &key)
+        .map_err(serr)?;
+    store
+        .save_bytes(Group::Staging, &md.name, "pubcert.pem", &pem, false)
+        .map_err(serr)?;
+    let mut staged = md.clone();
+    staged.ca_url = Some(url.to_string());
+    store
+        .save_json(Group::Staging, &md.name, "md.json", &staged.to_json())
+        .map_err(serr)?;
+    Ok(crate::reg::asn1_micros(leaf.not_before()))
+}
