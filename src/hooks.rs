@@ -94,6 +94,7 @@ pub unsafe extern "C" fn post_config_before_ssl(
 }
 
 unsafe fn before_ssl(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> c_int {
+    crate::guard::test_panic("post_config");
     // SAFETY: s is the main server during post_config.
     let dry_run = unsafe { is_dry_run(s) };
     if dry_run {

@@ -171,6 +171,7 @@ fn process_one(
     now: i64,
 ) -> i64 {
     let (md, renew_at, warn_at, complete, challenges) = item;
+    crate::guard::test_panic("renewal-job");
     log::log(
         s,
         Lvl::Debug,

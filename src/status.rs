@@ -28,6 +28,7 @@ pub unsafe extern "C" fn handler(r: *mut ffi::request_rec) -> c_int {
         if req.method_number != ffi::M_GET as c_int {
             return ffi::HTTP_NOT_IMPLEMENTED as c_int;
         }
+        crate::guard::test_panic("md-status");
         // SAFETY: the request's server belongs to this generation.
         let Some(state) = (unsafe { conf::state(req.server) }) else {
             return DECLINED;

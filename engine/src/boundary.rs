@@ -15,6 +15,15 @@ pub fn panic_text(p: &(dyn Any + Send)) -> &str {
     }
 }
 
+/// The log message for a panic caught at entry point `what`.
+pub fn report_text(what: &str, payload: &(dyn Any + Send)) -> String {
+    format!(
+        "internal error in {what}: {}. This is a bug in mod_md (Rust); please report it \
+         with this log line.",
+        panic_text(payload)
+    )
+}
+
 /// Runs `f`. If it panics, calls `report` with a message naming `what` and
 /// returns `fallback`. A panic inside `report` is swallowed too: nothing
 /// unwinds out of this function.
@@ -22,11 +31,7 @@ pub fn guard<R>(what: &str, fallback: R, report: impl FnOnce(&str), f: impl FnOn
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(r) => r,
         Err(p) => {
-            let msg = format!(
-                "internal error in {what}: {}. This is a bug in mod_md (Rust); please report it \
-                 with this log line.",
-                panic_text(p.as_ref())
-            );
+            let msg = report_text(what, p.as_ref());
             let _ = catch_unwind(AssertUnwindSafe(|| report(&msg)));
             fallback
         }
