@@ -299,15 +299,7 @@ pub fn install_staged(store: &Store, md: &Md, notes: &mut Vec<Note>) -> Result<b
         .ok_or("staged md.json has no CA url")?
         .to_string();
     // An unfinished run (keys or chains missing) has staged nothing yet.
-    let complete = md.effective_specs().iter().all(|spec| {
-        let sfx = spec.file_suffix();
-        store
-            .path(Group::Staging, &md.name, &format!("privkey{sfx}.pem"))
-            .exists()
-            && store
-                .path(Group::Staging, &md.name, &format!("pubcert{sfx}.pem"))
-                .exists()
-    });
+    let complete = staged_files_present(store, md);
     if !complete {
         return Ok(false);
     }
@@ -657,6 +649,19 @@ pub fn hot_set(store: &Store, md: &Md, now: Micros) -> Option<HotSet> {
     })
 }
 
+/// Whether staging holds a key and a chain for every key spec of `md`.
+fn staged_files_present(store: &Store, md: &Md) -> bool {
+    md.effective_specs().iter().all(|spec| {
+        let sfx = spec.file_suffix();
+        store
+            .path(Group::Staging, &md.name, &format!("privkey{sfx}.pem"))
+            .exists()
+            && store
+                .path(Group::Staging, &md.name, &format!("pubcert{sfx}.pem"))
+                .exists()
+    })
+}
+
 /// Whether the staged set of `md` is complete and its activation time has
 /// come (what a restart would install now).
 pub fn staged_ready(store: &Store, md: &Md, now: Micros) -> bool {
@@ -666,13 +671,5 @@ pub fn staged_ready(store: &Store, md: &Md, now: Micros) -> bool {
     job.finished
         && job.valid_from <= now
         && store.path(Group::Staging, &md.name, "md.json").exists()
-        && md.effective_specs().iter().all(|spec| {
-            let sfx = spec.file_suffix();
-            store
-                .path(Group::Staging, &md.name, &format!("privkey{sfx}.pem"))
-                .exists()
-                && store
-                    .path(Group::Staging, &md.name, &format!("pubcert{sfx}.pem"))
-                    .exists()
-        })
+        && staged_files_present(store, md)
 }

@@ -644,13 +644,7 @@ fn obtain(acme: &mut Acme, md: &Md, env: &mut RunEnv<'_>, spec: &KeySpec) -> ARe
             Ok(j) => {
                 o.update(&j);
                 if o.status == "invalid" {
-                    teardown(
-                        store,
-                        md,
-                        &env.challenges,
-                        &o.challenge_setups,
-                        &mut env.notes,
-                    );
+                    discard_order(store, md, env, &o);
                     None
                 } else {
                     env.events.progress(&format!("Resuming order {}", o.url));
@@ -658,13 +652,7 @@ fn obtain(acme: &mut Acme, md: &Md, env: &mut RunEnv<'_>, spec: &KeySpec) -> ARe
                 }
             }
             Err(e) if [status::ENOENT, status::EACCES].contains(&e.status) => {
-                teardown(
-                    store,
-                    md,
-                    &env.challenges,
-                    &o.challenge_setups,
-                    &mut env.notes,
-                );
+                discard_order(store, md, env, &o);
                 None
             }
             Err(e) => return Err(e),
@@ -889,6 +877,7 @@ pub fn stage(acme: &mut Acme, md: &Md, env: &mut RunEnv<'_>) -> AResult<Staged> 
                     .flatten()
                     .and_then(|j| Order::from_json(&j))
                 {
+                    // order.json stays: the next run may resume the order
                     teardown(
                         store,
                         md,
