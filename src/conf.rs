@@ -58,8 +58,10 @@ pub struct Runtime {
     pub md_rt: Vec<MdRuntime>,
     pub http_ok: bool,
     pub https_ok: bool,
-    /// server_rec address → index into `vhosts`.
+    /// server_rec addresses, parallel to `vhosts`.
     pub servers: Vec<usize>,
+    /// server_rec address → index into `vhosts` (request-time lookups).
+    pub server_index: std::collections::HashMap<usize, usize>,
     pub vhosts: Vec<VHost>,
     /// Per vhost, indices into `mds`.
     pub assigned: Vec<Vec<usize>>,
@@ -67,7 +69,7 @@ pub struct Runtime {
 
 impl Runtime {
     pub fn vhost_index(&self, s: *const ffi::server_rec) -> Option<usize> {
-        self.servers.iter().position(|&p| p == s as usize)
+        self.server_index.get(&(s as usize)).copied()
     }
 }
 

@@ -305,6 +305,7 @@ unsafe fn before_ssl(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> c_
         md_rt,
         http_ok: false,
         https_ok: false,
+        server_index: servers.iter().enumerate().map(|(i, &p)| (p, i)).collect(),
         servers,
         vhosts,
         assigned,

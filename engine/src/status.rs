@@ -142,11 +142,14 @@ pub fn md_json(
         }
     };
     // A job claiming a finished, notified renewal without staged results is stale (§3.6).
+    // The staged certificates, read once (only when a job exists).
+    let staged = job
+        .as_ref()
+        .map(|_| staged_certs(store, md))
+        .unwrap_or_default();
     let job = job.filter(|jj| {
         let parsed = Job::from_json(jj);
-        !(parsed.finished
-            && parsed.notified_renewed
-            && staged_certs(store, md).iter().any(Option::is_none))
+        !(parsed.finished && parsed.notified_renewed && staged.iter().any(Option::is_none))
     });
     if job.is_some() || renew_at <= now {
         o.insert("renew".into(), json!(true));
@@ -158,7 +161,7 @@ pub fn md_json(
             }
         }
         if let Some(jo) = jj.as_object_mut() {
-            jo.insert("cert".into(), certs_json(&staged_certs(store, md)));
+            jo.insert("cert".into(), certs_json(&staged));
         }
         o.insert("renewal".into(), jj);
     }
