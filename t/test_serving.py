@@ -13,20 +13,7 @@ from test_acme import a2md, drive  # noqa: F401  (fixture)
 
 def https_get(sb, host, path="/index.html"):
     """GET over TLS with SNI `host`; returns (status, cert text)."""
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    with socket.create_connection(("127.0.0.1", sb.https_port), timeout=10) as raw:
-        with ctx.wrap_socket(raw, server_hostname=host) as s:
-            der = s.getpeercert(binary_form=True)
-            s.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
-            data = b""
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-    status = int(data.split(b" ", 2)[1])
+    status, der = sb.https_request(host, path)
     text = subprocess.run(["openssl", "x509", "-inform", "DER", "-noout", "-text"], input=der,
                           capture_output=True, check=True).stdout.decode()
     return status, text

@@ -296,6 +296,25 @@ MDPortMap http:{self.http_port} https:{self.https_port}
         if self._alive(pid):
             os.killpg(os.getpgid(pid), signal.SIGKILL)
 
+    def https_request(self, host, path="/index.html", timeout=10):
+        """GET over TLS to the https port with SNI and Host `host`, not
+        verifying the certificate; returns (HTTP status, certificate DER)."""
+        import ssl as _ssl
+        ctx = _ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = _ssl.CERT_NONE
+        with socket.create_connection(("127.0.0.1", self.https_port), timeout=timeout) as raw:
+            with ctx.wrap_socket(raw, server_hostname=host) as c:
+                der = c.getpeercert(binary_form=True)
+                c.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+                data = b""
+                while b"\r\n" not in data:
+                    chunk = c.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+        return int(data.split(b" ", 2)[1]), der
+
     def error_log(self):
         try:
             with open(self.path("logs", "error.log"), errors="replace") as f:
@@ -349,18 +368,10 @@ MDomain demo.example.org www.demo.example.org
 
 def _https_status(sb, host):
     """(HTTP status, subject, issuer) of a GET over TLS with SNI `host`."""
-    import ssl as _ssl
-    ctx = _ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = _ssl.CERT_NONE
-    with socket.create_connection(("127.0.0.1", sb.https_port), timeout=10) as raw:
-        with ctx.wrap_socket(raw, server_hostname=host) as c:
-            der = c.getpeercert(binary_form=True)
-            c.sendall(f"GET /index.html HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
-            head = c.recv(64).split(b" ")
+    status, der = sb.https_request(host)
     out = subprocess.run(["openssl", "x509", "-inform", "DER", "-noout", "-subject", "-issuer"],
                          input=der, capture_output=True).stdout.decode().split("\n")
-    return int(head[1]), out[0], out[1]
+    return status, out[0], out[1]
 
 
 def demo():
