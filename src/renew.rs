@@ -20,6 +20,8 @@ pub struct Watchdog {
     pub wd: *mut ffi::ap_watchdog_t,
     pub set_interval: ffi::apr_OFN_ap_watchdog_set_callback_interval_t,
     pub user_agent: String,
+    /// `MDInitialDelay` is 0: the first run starts with the watchdog.
+    pub run_at_start: bool,
 }
 
 const WD_NAME: &std::ffi::CStr = c"_md_renew_";
@@ -89,6 +91,7 @@ pub unsafe fn register(
         wd,
         set_interval: set,
         user_agent: format!("{base} mod_md/{}", md_engine::MOD_MD_VERSION),
+        run_at_start: initial_delay <= 0,
     };
     // SAFETY: the context lives as long as pconf, like the watchdog.
     let data = unsafe { apr::pool_own(pconf, ctx) } as *const c_void;
@@ -130,7 +133,14 @@ unsafe extern "C" fn callback(
         let s = wd.main_server;
         match state as u32 {
             ffi::AP_WATCHDOG_STATE_STARTING => {
-                log::log(s, Lvl::Debug, "AH10054: md watchdog start, auto drive")
+                log::log(s, Lvl::Debug, "AH10054: md watchdog start, auto drive");
+                // mod_watchdog's first RUNNING call comes one time slice
+                // (100 ms) later; without an initial delay the jobs start
+                // now, on their workers (this returns at once). The RUNNING
+                // call then finds them busy and does not queue them twice.
+                if wd.run_at_start {
+                    run(wd);
+                }
             }
             ffi::AP_WATCHDOG_STATE_RUNNING => {
                 let next = run(wd);
