@@ -27,6 +27,7 @@ mod hot;
 mod https;
 mod log;
 mod module;
+mod ocsp;
 mod renew;
 mod status;
 

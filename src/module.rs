@@ -296,6 +296,13 @@ unsafe extern "C" fn register_hooks(_pool: *mut ffi::apr_pool_t) {
                 null(),
                 middle,
             );
+            ffi::ap_hook_ssl_ocsp_prime_hook(Some(crate::ocsp::prime), null(), null(), middle);
+            ffi::ap_hook_ssl_ocsp_get_resp_hook(
+                Some(crate::ocsp::get_resp),
+                null(),
+                null(),
+                middle,
+            );
             ffi::ap_hook_ssl_answer_challenge(
                 Some(challenge::ssl_answer_challenge),
                 null(),

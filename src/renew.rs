@@ -40,6 +40,99 @@ unsafe fn optional_fn<T>(name: &std::ffi::CStr) -> Option<T> {
     }
 }
 
+/// A child-process singleton watchdog instance of mod_watchdog, and its
+/// `set_callback_interval` function. None (logged) when mod_watchdog is
+/// missing or refuses.
+///
+/// # Safety
+/// `pconf` and `s` are the live configuration pool and main server.
+pub unsafe fn watchdog_instance(
+    pconf: *mut ffi::apr_pool_t,
+    s: *mut ffi::server_rec,
+    name: &std::ffi::CStr,
+) -> Option<(
+    *mut ffi::ap_watchdog_t,
+    ffi::apr_OFN_ap_watchdog_set_callback_interval_t,
+)> {
+    type GetInstance = ffi::apr_OFN_ap_watchdog_get_instance_t;
+    type SetInterval = ffi::apr_OFN_ap_watchdog_set_callback_interval_t;
+    // SAFETY: names and types match mod_watchdog.h.
+    let (get, set) = unsafe {
+        (
+            optional_fn::<GetInstance>(c"ap_watchdog_get_instance").flatten(),
+            optional_fn::<SetInterval>(c"ap_watchdog_set_callback_interval"),
+        )
+    };
+    let (Some(get), Some(set)) = (get, set) else {
+        log::log(s, Lvl::Crit, "AH10061: mod_watchdog is required");
+        return None;
+    };
+    let mut wd: *mut ffi::ap_watchdog_t = std::ptr::null_mut();
+    // SAFETY: a child-process (parent = 0) singleton instance from pconf.
+    let rv = unsafe { get(&mut wd, name.as_ptr(), 0, 1, pconf) };
+    if rv != 0 || wd.is_null() {
+        log::log_status(
+            s,
+            Lvl::Crit,
+            rv,
+            &format!(
+                "AH10066: create md {} watchdog({})",
+                kind(&name.to_string_lossy()),
+                name.to_string_lossy()
+            ),
+        );
+        return None;
+    }
+    Some((wd, set))
+}
+
+fn kind(name: &str) -> &'static str {
+    if name.contains("ocsp") {
+        "ocsp"
+    } else {
+        "renew"
+    }
+}
+
+/// Registers a callback with pool-owned `data` on a watchdog instance.
+///
+/// # Safety
+/// `wd` comes from `watchdog_instance`; `data` lives as long as the pool.
+pub unsafe fn watchdog_register(
+    s: *mut ffi::server_rec,
+    wd: *mut ffi::ap_watchdog_t,
+    interval: i64,
+    data: *const c_void,
+    cb: ffi::ap_watchdog_callback_fn_t,
+    name: &str,
+) -> bool {
+    type Register = ffi::apr_OFN_ap_watchdog_register_callback_t;
+    // SAFETY: name and type match mod_watchdog.h.
+    let Some(reg) =
+        (unsafe { optional_fn::<Register>(c"ap_watchdog_register_callback") }).flatten()
+    else {
+        log::log(s, Lvl::Crit, "AH10061: mod_watchdog is required");
+        return false;
+    };
+    // SAFETY: forwarded contract.
+    let rv = unsafe { reg(wd, interval, data, cb) };
+    if rv != 0 {
+        log::log_status(
+            s,
+            Lvl::Crit,
+            rv,
+            &format!("AH10067: register md {} watchdog({name})", kind(name)),
+        );
+        return false;
+    }
+    log::log(
+        s,
+        Lvl::Debug,
+        &format!("AH10067: register md {} watchdog({name})", kind(name)),
+    );
+    true
+}
+
 /// Registers the renewal watchdog (after-SSL, real run, parent). Returns
 /// false when mod_watchdog is missing.
 ///
@@ -51,33 +144,10 @@ pub unsafe fn register(
     state: *const ModState,
     initial_delay: i64,
 ) -> bool {
-    type GetInstance = ffi::apr_OFN_ap_watchdog_get_instance_t;
-    type Register = ffi::apr_OFN_ap_watchdog_register_callback_t;
-    type SetInterval = ffi::apr_OFN_ap_watchdog_set_callback_interval_t;
-    // SAFETY: names and types match mod_watchdog.h.
-    let (get, reg, set) = unsafe {
-        (
-            optional_fn::<GetInstance>(c"ap_watchdog_get_instance").flatten(),
-            optional_fn::<Register>(c"ap_watchdog_register_callback").flatten(),
-            optional_fn::<SetInterval>(c"ap_watchdog_set_callback_interval"),
-        )
-    };
-    let (Some(get), Some(reg), Some(set)) = (get, reg, set) else {
-        log::log(s, Lvl::Crit, "AH10061: mod_watchdog is required");
+    // SAFETY: forwarded contract.
+    let Some((wd, set)) = (unsafe { watchdog_instance(pconf, s, WD_NAME) }) else {
         return false;
     };
-    let mut wd: *mut ffi::ap_watchdog_t = std::ptr::null_mut();
-    // SAFETY: a child-process (parent = 0) singleton instance from pconf.
-    let rv = unsafe { get(&mut wd, WD_NAME.as_ptr(), 0, 1, pconf) };
-    if rv != 0 || wd.is_null() {
-        log::log_status(
-            s,
-            Lvl::Crit,
-            rv,
-            "AH10066: create md renew watchdog(_md_renew_)",
-        );
-        return false;
-    }
     // SAFETY: httpd's static server description string.
     let desc = unsafe { apr::str_or_empty(ffi::ap_get_server_description()) };
     let base = desc
@@ -101,23 +171,8 @@ pub unsafe fn register(
     } else {
         10_000
     };
-    // SAFETY: registering our callback with its pool-owned data.
-    let rv = unsafe { reg(wd, interval, data, Some(callback)) };
-    if rv != 0 {
-        log::log_status(
-            s,
-            Lvl::Crit,
-            rv,
-            "AH10067: register md renew watchdog(_md_renew_)",
-        );
-        return false;
-    }
-    log::log(
-        s,
-        Lvl::Debug,
-        "AH10067: register md renew watchdog(_md_renew_)",
-    );
-    true
+    // SAFETY: our callback with its pool-owned data on our instance.
+    unsafe { watchdog_register(s, wd, interval, data, Some(callback), "_md_renew_") }
 }
 
 unsafe extern "C" fn callback(

@@ -146,8 +146,9 @@ class Sandbox:
             check=True, capture_output=True)
         os.chmod(self.ca_cert, 0o644)
 
-    def start_ca(self, eab=False, env=None):
-        """Starts pebble-challtestsrv and pebble; waits until the directory answers."""
+    def start_ca(self, eab=False, env=None, ocsp_url=""):
+        """Starts pebble-challtestsrv and pebble; waits until the directory answers.
+        With `ocsp_url`, pebble names that OCSP responder in the certificates it issues."""
         self._tls_cert()
         cfg = {"pebble": {
             "listenAddress": f"127.0.0.1:{self.pebble_port}",
@@ -156,7 +157,7 @@ class Sandbox:
             "privateKey": self.path("ca", "pebble-tls.key"),
             "httpPort": self.http_port,
             "tlsPort": self.https_port,
-            "ocspResponderURL": "",
+            "ocspResponderURL": ocsp_url,
             "externalAccountBindingRequired": bool(eab),
         }}
         if eab:

@@ -13,6 +13,7 @@ pub mod http;
 pub mod job;
 pub mod keyspec;
 pub mod log;
+pub mod ocsp;
 pub mod redirect;
 pub mod reg;
 pub mod status;

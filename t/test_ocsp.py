@@ -1,0 +1,249 @@
+"""OCSP stapling (spec §8) against real components: pebble names an OCSP
+responder in the certificates it issues, `openssl ocsp` answers for them
+with pebble's intermediate key, httpd staples what the module fetched, and
+`openssl s_client -status` reads the staple. The C module is the oracle
+for the store file: it staples a response our module stored."""
+
+import glob
+import http.server
+import json
+import os
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.request
+
+import pytest
+
+from sandbox import free_ports
+
+NAME = "ocsp.example.org"
+
+
+def mgmt_get(sb, path):
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with urllib.request.urlopen(f"https://127.0.0.1:{sb.pebble_mgmt}{path}", context=ctx,
+                                timeout=10) as r:
+        return r.read().decode()
+
+
+class OcspResponder:
+    """The CA's OCSP responder: `openssl ocsp` signs the answers with
+    pebble's intermediate for the certificates listed with `add`; a small
+    HTTP front on 127.0.0.1 hands it each request (`openssl ocsp -port`
+    would listen on every interface)."""
+
+    def __init__(self, sb, port):
+        self.sb, self.port, self.server = sb, port, None
+        self.ca = sb.path("ca", "intermediate.pem")
+        self.key = sb.path("ca", "intermediate-key.pem")
+        self.index = sb.path("ca", "ocsp-index.txt")
+        self.requests = 0
+        with open(self.index, "w"):
+            pass
+
+    def add(self, pem_file, status="V"):
+        out = subprocess.run(["openssl", "x509", "-in", pem_file, "-noout", "-serial", "-enddate",
+                              "-subject", "-nameopt", "compat"],
+                             capture_output=True, text=True, check=True).stdout
+        f = dict(line.split("=", 1) for line in out.splitlines())
+        end = time.strftime("%y%m%d%H%M%SZ", time.strptime(f["notAfter"], "%b %d %H:%M:%S %Y %Z"))
+        revoked = time.strftime("%y%m%d%H%M%SZ", time.gmtime()) if status == "R" else ""
+        with open(self.index, "a") as fh:
+            fh.write(f"{status}\t{end}\t{revoked}\t{f['serial']}\tunknown\t{f['subject']}\n")
+
+    def answer(self, request):
+        self.requests += 1
+        d = tempfile.mkdtemp(dir=self.sb.path("ca"))
+        req, out = os.path.join(d, "req.der"), os.path.join(d, "resp.der")
+        with open(req, "wb") as f:
+            f.write(request)
+        subprocess.run(["openssl", "ocsp", "-index", self.index, "-rsigner", self.ca,
+                        "-rkey", self.key, "-CA", self.ca, "-nmin", "600",
+                        "-reqin", req, "-respout", out],
+                       capture_output=True, check=True, timeout=20)
+        with open(out, "rb") as f:
+            return f.read()
+
+    def start(self):
+        with open(self.ca, "w") as f:
+            f.write(mgmt_get(self.sb, "/intermediates/0"))
+        with open(self.key, "w") as f:
+            f.write(mgmt_get(self.sb, "/intermediate-keys/0"))
+        responder = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                data = responder.answer(body)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/ocsp-response")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        if self.server:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+
+@pytest.fixture
+def ocsp_sb(module):
+    from sandbox import Sandbox
+    s = Sandbox(module=module)
+    port = free_ports(1)[0]
+    s.start_ca(ocsp_url=f"http://127.0.0.1:{port}/")
+    r = OcspResponder(s, port)
+    yield s, r
+    r.stop()
+    s.stop()
+
+
+def conf(sb, stapling="MDStapling on"):
+    return f"""
+{stapling}
+MDomain {NAME}
+<VirtualHost 127.0.0.1:{sb.https_port}>
+  ServerName {NAME}
+  SSLEngine on
+</VirtualHost>
+"""
+
+
+def staple(sb):
+    """`openssl s_client -status`: the stapled response as openssl prints it."""
+    r = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{sb.https_port}",
+                        "-servername", NAME, "-status"],
+                       input="", capture_output=True, text=True, timeout=20)
+    return r.stdout
+
+
+def wait_for(pred, timeout=30):
+    end = time.time() + timeout
+    while time.time() < end:
+        if pred():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def obtain(sb, body):
+    """Gets a certificate (staged), then restarts so it is live."""
+    sb.start_httpd(body)
+    staged = sb.path("md", "staging", NAME, "pubcert.pem")
+    assert wait_for(lambda: os.path.exists(staged), 60), sb.error_log()[-3000:]
+    time.sleep(0.5)
+    return staged
+
+
+def test_stapling_serves_a_fetched_response(ocsp_sb):
+    sb, resp = ocsp_sb
+    body = conf(sb)
+    staged = obtain(sb, body)
+    out = subprocess.run(["openssl", "x509", "-in", staged, "-noout", "-ocsp_uri"],
+                         capture_output=True, text=True).stdout.strip()
+    assert out == f"http://127.0.0.1:{resp.port}/"
+    resp.add(staged)
+    resp.start()
+    sb.start_httpd(body)  # graceful: installs the certificate, mod_ssl primes it
+    files = lambda: glob.glob(sb.path("md", "ocsp", NAME, "ocsp-*.json"))  # noqa: E731
+    assert wait_for(lambda: files(), 30), sb.error_log()[-3000:]
+    # the file: C module format, id = SHA-1 of the certificate's DER
+    der = subprocess.run(["openssl", "x509", "-in", sb.path("md", "domains", NAME, "pubcert.pem"),
+                          "-outform", "DER"], capture_output=True, check=True).stdout
+    import hashlib
+    sha1 = hashlib.sha1(der).hexdigest()
+    path = sb.path("md", "ocsp", NAME, f"ocsp-{sha1}.json")
+    assert files() == [path]
+    j = json.load(open(path))
+    assert set(j) == {"response", "status", "valid"}
+    assert j["status"] == "good"
+    assert set(j["valid"]) == {"from", "until"}
+    assert os.stat(path).st_mode & 0o777 == 0o644
+    job = json.load(open(sb.path("md", "ocsp", NAME, "job.json")))
+    assert job["name"] == NAME and job["finished"] is True
+    # every child staples it (several connections)
+    for _ in range(4):
+        out = wait_for(lambda: "Cert Status: good" in staple(sb), 15)
+        assert out, staple(sb)
+    text = staple(sb)
+    assert "OCSP Response Status: successful (0x0)" in text
+
+
+def test_no_stapling_without_md_stapling(ocsp_sb):
+    sb, resp = ocsp_sb
+    body = conf(sb, stapling="")
+    staged = obtain(sb, body)
+    resp.add(staged)
+    resp.start()
+    sb.start_httpd(body)
+    time.sleep(2)
+    assert "OCSP response: no response sent" in staple(sb)
+    assert not glob.glob(sb.path("md", "ocsp", "*", "ocsp-*.json"))
+
+
+def test_c_module_staples_the_response_we_stored(ocsp_sb, c_module):
+    sb, resp = ocsp_sb
+    body = conf(sb)
+    staged = obtain(sb, body)
+    resp.add(staged)
+    resp.start()
+    sb.start_httpd(body)
+    assert wait_for(lambda: glob.glob(sb.path("md", "ocsp", NAME, "ocsp-*.json")), 30)
+    stored = json.load(open(glob.glob(sb.path("md", "ocsp", NAME, "ocsp-*.json"))[0]))
+    sb.stop_httpd()
+    resp.stop()  # the C module can only staple what it finds in the store
+    sb.start_httpd(body, module=c_module)
+    text = staple(sb)
+    assert "Cert Status: good" in text, text + sb.error_log()[-2000:]
+    # and it did not replace our file (its own fetch fails: responder down)
+    again = json.load(open(glob.glob(sb.path("md", "ocsp", NAME, "ocsp-*.json"))[0]))
+    assert again["response"] == stored["response"]
+
+
+def test_responder_errors_are_logged_and_retried(ocsp_sb):
+    sb, resp = ocsp_sb
+    body = conf(sb)
+    obtain(sb, body)
+    # no responder running: the fetch fails, is logged, nothing is stapled
+    sb.start_httpd(body)
+    assert wait_for(lambda: "could not be renewed" in sb.error_log(), 30), sb.error_log()[-2000:]
+    assert "OCSP response: no response sent" in staple(sb)
+    job = json.load(open(sb.path("md", "ocsp", NAME, "job.json")))
+    assert job["errors"] >= 1 and job["finished"] is True
+    assert job["log"]["entries"][0]["type"] == "ocsp-error"
+    line = [x for x in sb.error_log().splitlines() if "could not be renewed" in x][0]
+    assert "[md:error]" in line and f"md[{NAME}]: OCSP response for certificate" in line
+    assert f"127.0.0.1:{resp.port}" in line and "retrying in" in line
+
+
+def test_we_staple_the_response_the_c_module_stored(ocsp_sb, c_module):
+    sb, resp = ocsp_sb
+    body = conf(sb)
+    staged = obtain(sb, body)
+    resp.add(staged)
+    resp.start()
+    sb.stop_httpd()
+    sb.start_httpd(body, module=c_module)
+    assert wait_for(lambda: glob.glob(sb.path("md", "ocsp", NAME, "ocsp-*.json")), 30), \
+        sb.error_log()[-2000:]
+    assert wait_for(lambda: "Cert Status: good" in staple(sb), 15)
+    sb.stop_httpd()
+    resp.stop()
+    asked = resp.requests
+    sb.start_httpd(body)
+    text = staple(sb)
+    assert "Cert Status: good" in text, text + sb.error_log()[-2000:]
+    assert resp.requests == asked
