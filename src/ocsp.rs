@@ -489,44 +489,71 @@ fn key_of(c: &Cert) -> String {
     c.id.clone()
 }
 
-/// Whether any certificate of an MD was reported revoked (§3.3).
+/// Whether the OCSP responder reported a certificate of an MD revoked
+/// (§3.3). Reads the store: the OCSP watchdog may run in another child.
 pub fn md_revoked(md: &str) -> bool {
-    registry().as_ref().is_some_and(|r| {
-        r.entries.values().any(|e| {
-            e.cert.dir == md
-                && e.resp
-                    .as_ref()
-                    .is_some_and(|x| x.status == CertStatus::Revoked)
-        })
+    let (store, certs): (Option<Store>, Vec<Cert>) = {
+        let guard = registry();
+        let Some(reg) = guard.as_ref() else {
+            return false;
+        };
+        (
+            reg.store.clone(),
+            reg.entries
+                .values()
+                .filter(|e| e.cert.dir == md)
+                .map(|e| e.cert.clone())
+                .collect(),
+        )
+    };
+    let Some(store) = store else {
+        return false;
+    };
+    certs.iter().any(|c| {
+        c.load(&store)
+            .is_some_and(|r| r.status == CertStatus::Revoked)
     })
 }
 
-/// Snapshot of the stapled certificates for status pages:
-/// (dir, id, sha256, responder, response, errors, next_run).
-pub struct View {
-    pub dir: String,
-    pub id: String,
-    pub sha256: String,
-    pub responder: String,
-    pub resp: Option<Response>,
-    pub errors: i32,
-}
-
-pub fn views() -> Vec<View> {
-    let guard = registry();
-    let Some(reg) = guard.as_ref() else {
-        return Vec::new();
+/// The stapled certificates of this process for the status pages, with
+/// what the store holds (responses another child fetched, job.json).
+pub fn stapling_views() -> Vec<md_engine::status::StaplingView> {
+    let now = time::now();
+    let (store, mut views) = {
+        let mut guard = registry();
+        let Some(reg) = guard.as_mut() else {
+            return Vec::new();
+        };
+        let store = reg.store.clone();
+        let w = reg.renew_window;
+        let order = reg.order.clone();
+        let mut views = Vec::new();
+        for k in order {
+            let Some(e) = reg.entries.get_mut(&k) else {
+                continue;
+            };
+            refresh_from_store(e, store.as_ref(), w.as_ref(), now);
+            views.push(md_engine::status::StaplingView {
+                dir: e.cert.dir.clone(),
+                id: e.cert.id.clone(),
+                sha256: e.sha256.clone(),
+                responder: e.cert.responder.clone(),
+                refresh_at: match (&e.resp, &w) {
+                    (Some(r), Some(w)) => Some(r.renew_at(w)),
+                    _ => None,
+                },
+                resp: e.resp.clone(),
+                job: None,
+            });
+        }
+        (store, views)
     };
-    reg.order
-        .iter()
-        .filter_map(|k| reg.entries.get(k))
-        .map(|e| View {
-            dir: e.cert.dir.clone(),
-            id: e.cert.id.clone(),
-            sha256: e.sha256.clone(),
-            responder: e.cert.responder.clone(),
-            resp: e.resp.clone(),
-            errors: e.errors,
-        })
-        .collect()
+    if let Some(store) = store {
+        for v in &mut views {
+            v.job = Job::load(&store, Group::Ocsp, &v.dir)
+                .ok()
+                .filter(|j| j.last_run > 0 || !j.log.is_empty());
+        }
+    }
+    views
 }

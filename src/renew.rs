@@ -253,6 +253,7 @@ fn process_one(
         user_agent: user_agent.to_string(),
         // SAFETY: httpd's unixd configuration, set before the children start.
         run_user: unsafe { apr::str_or_empty(ffi::ap_unixd_config.user_name) },
+        revoked: md.stapling && crate::ocsp::md_revoked(&md.name),
     };
     let mut notify = CommandNotify {
         message_cmd: global.message_cmd.clone(),

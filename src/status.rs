@@ -63,6 +63,11 @@ pub unsafe extern "C" fn handler(r: *mut ffi::request_rec) -> c_int {
             .filter(|p| p.len() > 1)
             .map(|p| p.rsplit('/').next().unwrap_or("").to_string())
             .filter(|p| !p.is_empty());
+        let staplings = crate::ocsp::stapling_views();
+        let ocsp = |mut j, logs| {
+            status::add_ocsp(&mut j, &staplings, logs, now);
+            j
+        };
         let body = match want {
             Some(name) => {
                 let found = items
@@ -71,7 +76,7 @@ pub unsafe extern "C" fn handler(r: *mut ffi::request_rec) -> c_int {
                     .or_else(|| items.iter().find(|(m, ..)| m.contains(&name)));
                 match found {
                     Some((m, certs, at, w)) => with_live(
-                        status::md_json(store, m, certs, *at, *w, true, now),
+                        ocsp(status::md_json(store, m, certs, *at, *w, true, now), true),
                         m,
                         certs,
                     ),
@@ -83,7 +88,7 @@ pub unsafe extern "C" fn handler(r: *mut ffi::request_rec) -> c_int {
                     .iter()
                     .map(|(m, certs, at, w)| {
                         with_live(
-                            status::md_json(store, m, certs, *at, *w, false, now),
+                            ocsp(status::md_json(store, m, certs, *at, *w, false, now), false),
                             m,
                             certs,
                         )
@@ -257,10 +262,16 @@ pub unsafe extern "C" fn stapling_status_hook(r: *mut ffi::request_rec, flags: c
         let Some(state) = (unsafe { conf::state(req.server) }) else {
             return DECLINED;
         };
-        if !state.lock().config.global.server_status || flags & ffi::AP_STATUS_SHORT as c_int == 0 {
+        if !state.lock().config.global.server_status {
             return DECLINED;
         }
-        let text = "ManagedStaplingsTotal: 0\nManagedStaplingsOK: 0\nManagedStaplingsRenew: 0\nManagedStaplingsErrored: 0\n";
+        let views = crate::ocsp::stapling_views();
+        let now = md_engine::time::now();
+        let text = if flags & ffi::AP_STATUS_SHORT as c_int != 0 {
+            status::staplings_text(&views, now)
+        } else {
+            status::staplings_html(&views, now)
+        };
         // SAFETY: appending to the status page being generated.
         unsafe { ffi::ap_rwrite(text.as_ptr() as *const c_void, text.len() as c_int, r) };
         OK

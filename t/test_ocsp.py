@@ -114,6 +114,13 @@ def ocsp_sb(module):
 def conf(sb, stapling="MDStapling on"):
     return f"""
 {stapling}
+MDServerStatus on
+<Location /md-status>
+  SetHandler md-status
+</Location>
+<Location /server-status>
+  SetHandler server-status
+</Location>
 MDomain {NAME}
 <VirtualHost 127.0.0.1:{sb.https_port}>
   ServerName {NAME}
@@ -137,6 +144,11 @@ def wait_for(pred, timeout=30):
             return True
         time.sleep(0.2)
     return False
+
+
+def get(sb, path):
+    with urllib.request.urlopen(f"http://127.0.0.1:{sb.http_port}{path}", timeout=10) as r:
+        return r.read().decode()
 
 
 def obtain(sb, body):
@@ -180,6 +192,17 @@ def test_stapling_serves_a_fetched_response(ocsp_sb):
         assert out, staple(sb)
     text = staple(sb)
     assert "OCSP Response Status: successful (0x0)" in text
+    # md-status shows it with the certificate, server-status in its section
+    st = json.loads(get(sb, f"/md-status/{NAME}"))
+    ocsp = st["cert"]["rsa"]["ocsp"]
+    assert ocsp["status"] == "good" and set(ocsp["valid"]) == {"from", "until"}
+    auto = get(sb, "/server-status?auto")
+    assert "ManagedStaplingsTotal: 1\nManagedStaplingsOK: 1\n" in auto
+    assert f"ManagedStapling[0]Domain: {NAME}\nManagedStapling[0]CertificateID: {sha1}\n" in auto
+    assert "ManagedStapling[0]OCSPStatus: good\n" in auto
+    assert f"ManagedStapling[0]ResponderURL: http://127.0.0.1:{resp.port}/\n" in auto
+    html = get(sb, "/server-status")
+    assert "<h3>Managed Staplings</h3>" in html and f"<td>{sha1}</td><td>good</td>" in html
 
 
 def test_no_stapling_without_md_stapling(ocsp_sb):
@@ -247,3 +270,24 @@ def test_we_staple_the_response_the_c_module_stored(ocsp_sb, c_module):
     text = staple(sb)
     assert "Cert Status: good" in text, text + sb.error_log()[-2000:]
     assert resp.requests == asked
+
+
+def test_revoked_certificate_is_stapled_and_renewed(ocsp_sb):
+    sb, resp = ocsp_sb
+    body = conf(sb)
+    staged = obtain(sb, body)
+    first = open(staged).read()
+    resp.add(staged, status="R")
+    resp.start()
+    sb.start_httpd(body)
+    path = lambda: glob.glob(sb.path("md", "ocsp", NAME, "ocsp-*.json"))  # noqa: E731
+    assert wait_for(lambda: path() and json.load(open(path()[0]))["status"] == "revoked", 30), \
+        sb.error_log()[-2000:]
+    assert "Cert Status: revoked" in staple(sb)  # stapled all the same
+    assert "is REVOKED; the MD will be renewed" in sb.error_log()
+    # the next renewal run (here: after a restart) renews the MD
+    sb.start_httpd(body)
+    new = sb.path("md", "staging", NAME, "pubcert.pem")
+    assert wait_for(lambda: os.path.exists(new) and open(new).read() != first, 60), \
+        sb.error_log()[-3000:]
+    assert f"AH10500: md({NAME}): need to renew, OCSP reports revoked certificate(s)" in sb.error_log()

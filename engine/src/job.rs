@@ -413,6 +413,8 @@ pub struct JobCtx<'a> {
     pub user_agent: String,
     /// httpd's `User` (named in hints about permissions).
     pub run_user: String,
+    /// The MD staples and its OCSP responder says a certificate is revoked.
+    pub revoked: bool,
 }
 
 struct ProgressToJob<'a> {
@@ -495,10 +497,17 @@ pub fn process(
     }
     let mut outcome = Outcome::Idle;
     let manual = md.renew_mode == RenewMode::Manual;
-    if !manual && !job.finished && (ctx.renew_at <= now) {
+    if !manual && !job.finished && (ctx.revoked || ctx.renew_at <= now) {
         notes.push(Note::new(
             Level::Debug,
-            format!("AH10512: md({}): need to renew now", md.name),
+            if ctx.revoked {
+                format!(
+                    "AH10500: md({}): need to renew, OCSP reports revoked certificate(s)",
+                    md.name
+                )
+            } else {
+                format!("AH10512: md({}): need to renew now", md.name)
+            },
         ));
         if let Err(e) = fire(&mut job, notify, "renewing", now, notes) {
             notes.push(Note::new(Level::Info, format!("AH10060: {}: event-handler for 'renewing' returned {e}, preventing renewal to proceed.", md.name)));

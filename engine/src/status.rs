@@ -799,3 +799,263 @@ mod tests {
         assert_eq!(certs_json(&[None]), json!({}));
     }
 }
+
+/// One stapled certificate as the status pages show it (§6.3, §6.1).
+#[derive(Debug, Clone)]
+pub struct StaplingView {
+    /// MD name or `other`.
+    pub dir: String,
+    /// SHA-1 of the certificate, hex.
+    pub id: String,
+    /// SHA-256 fingerprint of the certificate, hex.
+    pub sha256: String,
+    pub responder: String,
+    pub resp: Option<crate::ocsp::Response>,
+    /// When the response gets refreshed (renewal window start).
+    pub refresh_at: Option<Micros>,
+    /// `ocsp/<dir>/job.json`.
+    pub job: Option<Job>,
+}
+
+impl StaplingView {
+    fn status(&self) -> &'static str {
+        self.resp.as_ref().map_or("unknown", |r| r.status.as_str())
+    }
+
+    /// The OCSP job is only shown when the status is unknown or the
+    /// refresh time has passed (§6.3).
+    fn shown_job(&self, now: Micros) -> Option<&Job> {
+        let due = self.resp.is_none() || self.refresh_at.is_some_and(|t| t <= now);
+        self.job.as_ref().filter(|_| due)
+    }
+}
+
+/// Sorted by MD name, then certificate id.
+fn sorted(views: &[StaplingView]) -> Vec<&StaplingView> {
+    let mut v: Vec<&StaplingView> = views.iter().collect();
+    v.sort_by(|a, b| (&a.dir, &a.id).cmp(&(&b.dir, &b.id)));
+    v
+}
+
+/// mod_status `?auto` lines of the managed staplings (§6.3).
+pub fn staplings_text(views: &[StaplingView], now: Micros) -> String {
+    let count = |s: &str| views.iter().filter(|v| v.status() == s).count();
+    let mut out = format!(
+        "ManagedStaplingsTotal: {}\nManagedStaplingsOK: {}\nManagedStaplingsRenew: {}\nManagedStaplingsErrored: {}\n",
+        views.len(),
+        count("good"),
+        count("revoked"),
+        count("unknown")
+    );
+    for (i, v) in sorted(views).into_iter().enumerate() {
+        let p = format!("ManagedStapling[{i}]");
+        out.push_str(&format!("{p}Domain: {}\n", v.dir));
+        out.push_str(&format!("{p}CertificateID: {}\n", v.id));
+        out.push_str(&format!("{p}OCSPStatus: {}\n", v.status()));
+        if let Some(r) = &v.resp {
+            out.push_str(&format!("{p}StaplingValidFrom: {}\n", ymd(r.valid_from)));
+            out.push_str(&format!("{p}StaplingValidUntil: {}\n", ymd(r.valid_until)));
+        }
+        out.push_str(&format!(
+            "{p}ResponderName: {}\n",
+            crate::uri::host_of(&v.responder).unwrap_or(&v.responder)
+        ));
+        out.push_str(&format!("{p}ResponderURL: {}\n", v.responder));
+        if let Some(t) = v.refresh_at {
+            out.push_str(&format!("{p}ActivityRefresh: {}\n", time::secs(t - now)));
+        }
+        if let Some(j) = v.shown_job(now) {
+            if let Some(l) = j.last.as_ref().filter(|l| l.status != 0) {
+                out.push_str(&format!(
+                    "{p}ActivityLastStatus: {}\n",
+                    crate::acme::status::describe(l.status)
+                ));
+                out.push_str(&format!(
+                    "{p}ActivityLastProblem: {}\n",
+                    l.problem.as_deref().unwrap_or("(null)")
+                ));
+            }
+            out.push_str(&format!(
+                "{p}ActivityFinished: {}\n",
+                if j.finished { "yes" } else { "no" }
+            ));
+            if j.next_run > now && !j.finished {
+                out.push_str(&format!(
+                    "{p}ActivityNextRun: {}\n",
+                    time::secs(j.next_run - now)
+                ));
+            } else {
+                out.push_str(&format!("{p}Activity: Ongoing\n"));
+            }
+        }
+    }
+    out
+}
+
+/// mod_status HTML table of the managed staplings (§6.3); empty without
+/// stapled certificates.
+pub fn staplings_html(views: &[StaplingView], now: Micros) -> String {
+    if views.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "<hr>\n<h3>Managed Staplings</h3>\n<table class='md_ocsp_status'><thead><tr>\n\
+<th class=\"Domain\">Domain</th><th class=\"CertificateID\">CertificateID</th>\
+<th class=\"OCSPStatus\">OCSPStatus</th><th class=\"StaplingValid\">StaplingValid</th>\
+<th class=\"Responder\">Responder</th><th class=\"Activity\">Activity</th></tr>\n</thead><tbody>",
+    );
+    for (i, v) in sorted(views).into_iter().enumerate() {
+        out.push_str(&format!(
+            "<tr class=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>",
+            if i % 2 == 0 { "even" } else { "odd" },
+            html_escape(&v.dir),
+            v.id,
+            v.status()
+        ));
+        if let Some(r) = &v.resp {
+            out.push_str(&format!(
+                "until <span title='{} - {}' style='white-space: nowrap;'>{}</span>",
+                time::rfc822(r.valid_from),
+                time::rfc822(r.valid_until),
+                ymd(r.valid_until)
+            ));
+        }
+        out.push_str(&format!(
+            "</td><td><a href='{}'>{}</a></td><td>",
+            html_escape(&v.responder),
+            html_escape(crate::uri::host_of(&v.responder).unwrap_or(&v.responder))
+        ));
+        if let Some(t) = v.refresh_at {
+            out.push_str(&format!("Refresh {}", html_time(t, now)));
+        }
+        if let Some(j) = v.shown_job(now) {
+            out.push_str(": ");
+            if let Some(l) = j.last.as_ref().filter(|l| l.status != 0) {
+                out.push_str(&format!(
+                    " Error[{}]: {}",
+                    crate::acme::status::describe(l.status),
+                    html_escape(l.problem.as_deref().unwrap_or(""))
+                ));
+            }
+            if let Some(e) = j.log.first() {
+                if let Some(d) = &e.detail {
+                    out.push_str(&format!(" {}", html_escape(d)));
+                }
+            }
+            if j.next_run > now && !j.finished {
+                out.push_str(&format!("\nNext run {}", html_time(j.next_run, now)));
+            } else {
+                out.push_str("\nOngoing...");
+            }
+        }
+        out.push_str("</td></tr>\n");
+    }
+    out.push_str("</tbody>\n</table>\n");
+    out
+}
+
+/// md-status: adds `ocsp` {status, valid, renewal} to each certificate of
+/// an MD with stapling that has OCSP data (matched by fingerprint).
+pub fn add_ocsp(md_json: &mut Value, views: &[StaplingView], with_logs: bool, now: Micros) {
+    if md_json.get("stapling") != Some(&Value::Bool(true)) {
+        return;
+    }
+    let Some(certs) = md_json.get_mut("cert").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for (_, c) in certs.iter_mut() {
+        let Some(fp) = c.get("sha256-fingerprint").and_then(Value::as_str) else {
+            continue;
+        };
+        let Some(v) = views.iter().find(|v| v.sha256 == fp) else {
+            continue;
+        };
+        let mut o = Map::new();
+        o.insert("status".into(), json!(v.status()));
+        if let Some(r) = &v.resp {
+            o.insert(
+                "valid".into(),
+                json!({"from": time::rfc822(r.valid_from), "until": time::rfc822(r.valid_until)}),
+            );
+        }
+        if let Some(j) = v.shown_job(now) {
+            let mut jj = j.to_json();
+            if !with_logs {
+                if let Some(x) = jj.as_object_mut() {
+                    x.remove("log");
+                }
+            }
+            o.insert("renewal".into(), jj);
+        }
+        if let Some(co) = c.as_object_mut() {
+            co.insert("ocsp".into(), Value::Object(o));
+        }
+    }
+}
+
+#[cfg(test)]
+mod stapling_tests {
+    use super::*;
+    use crate::ocsp::{CertStatus, Response};
+
+    fn view(dir: &str, id: &str, status: Option<CertStatus>) -> StaplingView {
+        StaplingView {
+            dir: dir.into(),
+            id: id.into(),
+            sha256: format!("fp-{id}"),
+            responder: "http://ocsp.example.net/x".into(),
+            resp: status.map(|s| Response {
+                der: vec![1],
+                status: s,
+                valid_from: time::from_secs(1_800_000_000),
+                valid_until: time::from_secs(1_800_600_000),
+            }),
+            refresh_at: status.map(|_| time::from_secs(1_800_400_000)),
+            job: None,
+        }
+    }
+
+    #[test]
+    fn text_counts_and_sorts() {
+        let now = time::from_secs(1_800_300_000);
+        let v = vec![
+            view("z.org", "bb", Some(CertStatus::Good)),
+            view("a.org", "cc", Some(CertStatus::Revoked)),
+            view("other", "aa", None),
+        ];
+        let t = staplings_text(&v, now);
+        assert!(t.starts_with(
+            "ManagedStaplingsTotal: 3\nManagedStaplingsOK: 1\nManagedStaplingsRenew: 1\nManagedStaplingsErrored: 1\n"
+        ));
+        assert!(t.contains("ManagedStapling[0]Domain: a.org\nManagedStapling[0]CertificateID: cc\nManagedStapling[0]OCSPStatus: revoked\n"));
+        assert!(t.contains("ManagedStapling[0]ResponderName: ocsp.example.net\n"));
+        assert!(t.contains("ManagedStapling[0]ActivityRefresh: 100000\n"));
+        assert!(t.contains("ManagedStapling[2]Domain: z.org"));
+        let h = staplings_html(&v, now);
+        assert!(h.contains("<h3>Managed Staplings</h3>"));
+        assert!(h.contains("<tr class=\"even\"><td>a.org</td><td>cc</td><td>revoked</td>"));
+        assert!(staplings_html(&[], now).is_empty());
+    }
+
+    #[test]
+    fn md_status_gets_ocsp_by_fingerprint() {
+        let now = time::from_secs(1_800_300_000);
+        let mut j = json!({"stapling": true, "cert": {"rsa": {"sha256-fingerprint": "fp-bb"}}});
+        add_ocsp(
+            &mut j,
+            &[view("x", "bb", Some(CertStatus::Good))],
+            false,
+            now,
+        );
+        assert_eq!(j["cert"]["rsa"]["ocsp"]["status"], "good");
+        assert!(j["cert"]["rsa"]["ocsp"]["valid"]["until"].is_string());
+        let mut off = json!({"stapling": false, "cert": {"rsa": {"sha256-fingerprint": "fp-bb"}}});
+        add_ocsp(
+            &mut off,
+            &[view("x", "bb", Some(CertStatus::Good))],
+            false,
+            now,
+        );
+        assert!(off["cert"]["rsa"].get("ocsp").is_none());
+    }
+}
