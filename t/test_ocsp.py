@@ -291,3 +291,44 @@ def test_revoked_certificate_is_stapled_and_renewed(ocsp_sb):
     assert wait_for(lambda: os.path.exists(new) and open(new).read() != first, 60), \
         sb.error_log()[-3000:]
     assert f"AH10500: md({NAME}): need to renew, OCSP reports revoked certificate(s)" in sb.error_log()
+
+
+def test_other_certificates_staple_unless_staple_others_off(ocsp_sb):
+    sb, resp = ocsp_sb
+    other = "static.example.org"
+    vhost = lambda n, extra="": f"""
+<VirtualHost 127.0.0.1:{sb.https_port}>
+  ServerName {n}
+  SSLEngine on
+{extra}
+</VirtualHost>
+"""  # noqa: E731
+    sb.start_httpd(conf(sb) + f"MDomain {other}\n" + vhost(other))
+    for n in (NAME, other):
+        p = sb.path("md", "staging", n, "pubcert.pem")
+        assert wait_for(lambda: os.path.exists(p), 60), sb.error_log()[-3000:]
+        resp.add(p)
+    time.sleep(0.5)
+    sb.start_httpd()  # installs both
+    assert wait_for(lambda: os.path.exists(sb.path("md", "domains", other, "pubcert.pem")), 20)
+    time.sleep(0.5)
+    crt, key = sb.path("ca", "static.pem"), sb.path("ca", "static.key")
+    with open(crt, "w") as f:
+        f.write(open(sb.path("md", "domains", other, "pubcert.pem")).read())
+    with open(key, "w") as f:
+        f.write(open(sb.path("md", "domains", other, "privkey.pem")).read())
+    resp.start()
+    static = vhost(other, f"  SSLCertificateFile {crt}\n  SSLCertificateKeyFile {key}")
+    sb.stop_httpd()
+    sb.start_httpd(conf(sb, "MDStapling on\nMDStapleOthers off") + static)
+    assert wait_for(lambda: glob.glob(sb.path("md", "ocsp", NAME, "ocsp-*.json")), 30)
+    time.sleep(1)
+    assert not glob.glob(sb.path("md", "ocsp", "other", "ocsp-*.json"))
+    sb.stop_httpd()
+    sb.start_httpd(conf(sb) + static)
+    assert wait_for(lambda: glob.glob(sb.path("md", "ocsp", "other", "ocsp-*.json")), 30), \
+        sb.error_log()[-2000:]
+    r = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{sb.https_port}",
+                        "-servername", other, "-status"],
+                       input="", capture_output=True, text=True, timeout=20)
+    assert "Cert Status: good" in r.stdout
