@@ -224,6 +224,7 @@ type Item = (
     Option<i64>,
     bool,
     Result<Vec<String>, String>,
+    Vec<md_engine::X509>,
 );
 
 /// Processes the job of one MD; returns its wanted next run (0 = none).
@@ -235,7 +236,7 @@ fn process_one(
     item: &Item,
     now: i64,
 ) -> i64 {
-    let (md, renew_at, warn_at, complete, challenges) = item;
+    let (md, renew_at, warn_at, complete, challenges, certs) = item;
     crate::guard::test_panic("renewal-job");
     log::log(
         s,
@@ -254,6 +255,7 @@ fn process_one(
         // SAFETY: httpd's unixd configuration, set before the children start.
         run_user: unsafe { apr::str_or_empty(ffi::ap_unixd_config.user_name) },
         revoked: md.stapling && crate::ocsp::md_revoked(&md.name),
+        certs: certs.clone(),
     };
     let mut notify = CommandNotify {
         message_cmd: global.message_cmd.clone(),
@@ -350,6 +352,7 @@ fn run(wd: &Watchdog) -> i64 {
                     reg::warn_at(m, &r.certs),
                     m.state == reg::STATE_COMPLETE,
                     r.challenges.clone(),
+                    r.certs.iter().flatten().filter_map(|c| c.leaf()).collect(),
                 )
             })
             .collect();

@@ -415,6 +415,8 @@ pub struct JobCtx<'a> {
     pub run_user: String,
     /// The MD staples and its OCSP responder says a certificate is revoked.
     pub revoked: bool,
+    /// The MD's current certificates (leaves), for ARI.
+    pub certs: Vec<openssl::x509::X509>,
 }
 
 struct ProgressToJob<'a> {
@@ -497,7 +499,11 @@ pub fn process(
     }
     let mut outcome = Outcome::Idle;
     let manual = md.renew_mode == RenewMode::Manual;
-    if !manual && !job.finished && (ctx.revoked || ctx.renew_at <= now) {
+    let mut renew = ctx.revoked || ctx.renew_at <= now;
+    if !manual && !job.finished && !renew {
+        renew = ari_says_renew(ctx, &mut job, now, notes);
+    }
+    if !manual && !job.finished && renew {
         notes.push(Note::new(
             Level::Debug,
             if ctx.revoked {
@@ -533,6 +539,175 @@ pub fn process(
     }
     job.save(ctx.store, Group::Staging)?;
     Ok((outcome, job))
+}
+
+/// ACME Renewal Information (§4.9): whether the CA advises renewing now.
+/// A time within the next 24 hours becomes the job's next run.
+fn ari_says_renew(ctx: &JobCtx<'_>, job: &mut Job, now: Micros, notes: &mut Vec<Note>) -> bool {
+    let md = ctx.md;
+    let until = time::print_duration(ctx.renew_at - now, true);
+    if !md.ari || !md.cert_files.is_empty() || ctx.certs.is_empty() {
+        notes.push(Note::new(
+            Level::Debug,
+            format!(
+                "AH10514: md({}): up for configured renewal in {until}",
+                md.name
+            ),
+        ));
+        return false;
+    }
+    notes.push(Note::new(
+        Level::Debug,
+        format!("AH10513: md({}): ARI is enabled", md.name),
+    ));
+    let Some((at, explanation)) = ari_time(ctx, notes) else {
+        notes.push(Note::new(
+            Level::Debug,
+            format!(
+                "AH10514: md({}): no ARI available, up for configured renewal in {until}",
+                md.name
+            ),
+        ));
+        return false;
+    };
+    let see = explanation
+        .as_ref()
+        .map(|u| format!(", for explanation see {u}"))
+        .unwrap_or_default();
+    if at > ctx.renew_at {
+        notes.push(Note::new(
+            Level::Debug,
+            format!(
+                "AH10514: md({}): up for configured renewal in {until}",
+                md.name
+            ),
+        ));
+        false
+    } else if at > now {
+        notes.push(Note::new(
+            Level::Notice,
+            format!(
+                "AH10515: md({}): CA advises renew via ARI at {}{see}",
+                md.name,
+                time::rfc822(at)
+            ),
+        ));
+        if at - now < time::from_secs(time::SECS_PER_DAY) {
+            job.next_run = at;
+        }
+        false
+    } else {
+        notes.push(Note::new(
+            Level::Notice,
+            format!(
+                "AH10517: md({}): CA advises renew via ARI now{see}",
+                md.name
+            ),
+        ));
+        if let Some(u) = explanation {
+            job.add_log(
+                now,
+                "ari-renewal",
+                None,
+                Some(format!(
+                    "Renewal triggered by CA via ARI, explanation at {u}"
+                )),
+            );
+        }
+        true
+    }
+}
+
+/// The MD's ARI time: for each certificate `start + (end − start)·(c − 128)/256`
+/// with a random byte `c`; the earliest over the certificates, with its
+/// explanation URL. None without ARI at the first CA or without answers.
+fn ari_time(ctx: &JobCtx<'_>, notes: &mut Vec<Note>) -> Option<(Micros, Option<String>)> {
+    let md = ctx.md;
+    let ca = md.ca_urls.first()?;
+    let mut http = Client::new(ctx.user_agent.clone());
+    http.ca_file = md.ca_certs.clone().or_else(|| ctx.global.ca_certs.clone());
+    http.proxy = md
+        .proxy_url
+        .clone()
+        .or_else(|| ctx.global.proxy_url.clone());
+    http.proxy_ca_file = md
+        .proxy_ca_certs
+        .clone()
+        .or_else(|| ctx.global.proxy_ca_certs.clone());
+    let dir = http
+        .get(ca)
+        .ok()
+        .filter(|r| r.status == 200)
+        .and_then(|r| crate::acme::json_body(&r))?;
+    let base = dir
+        .get("renewalInfo")?
+        .as_str()?
+        .trim_end_matches('/')
+        .to_string();
+    let mut best: Option<(Micros, Option<String>)> = None;
+    for cert in &ctx.certs {
+        let Some(id) = crate::status::ari_cert_id(cert) else {
+            continue; // no AKI key id
+        };
+        let url = format!("{base}/{id}");
+        let j = match http.get(&url) {
+            Ok(r) if r.status == 200 => crate::acme::json_body(&r),
+            Ok(r) => {
+                notes.push(Note::new(
+                    Level::Warn,
+                    format!(
+                        "md({}): ARI request {url} answered HTTP {}",
+                        md.name, r.status
+                    ),
+                ));
+                None
+            }
+            Err(e) => {
+                notes.push(Note::new(
+                    Level::Warn,
+                    format!("md({}): ARI request {url} failed: {e}", md.name),
+                ));
+                None
+            }
+        };
+        let Some(j) = j else { continue };
+        let w = j.get("suggestedWindow");
+        let t = |k: &str| {
+            w.and_then(|w| w.get(k))
+                .and_then(serde_json::Value::as_str)
+                .and_then(time::parse_rfc3339)
+        };
+        let (Some(start), Some(end)) = (t("start"), t("end")) else {
+            notes.push(Note::new(
+                Level::Warn,
+                format!(
+                    "md({}): ARI answer of {url} has no valid suggestedWindow, ignored",
+                    md.name
+                ),
+            ));
+            continue;
+        };
+        if end < start {
+            notes.push(Note::new(
+                Level::Warn,
+                format!(
+                    "md({}): ARI answer of {url} has an inverted window, ignored",
+                    md.name
+                ),
+            ));
+            continue;
+        }
+        let c = i64::from(rand_byte());
+        let at = start + (end - start) / 256 * (c - 128);
+        let expl = j
+            .get("explanationURL")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_string);
+        if best.as_ref().is_none_or(|(b, _)| at < *b) {
+            best = Some((at, expl));
+        }
+    }
+    best
 }
 
 fn notify_renewed(

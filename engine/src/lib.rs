@@ -27,5 +27,7 @@ pub mod vhost;
 /// The version this module reports (that of the C module it replaces).
 pub const MOD_MD_VERSION: &str = "2.6.10";
 
+/// Certificates cross the crate boundary as OpenSSL objects.
+pub use openssl::x509::X509;
 /// Re-exported for the glue (JSON values cross the crate boundary).
 pub use serde_json;

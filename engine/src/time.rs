@@ -308,6 +308,63 @@ pub fn parse_rfc822(s: &str) -> Option<Micros> {
     ))
 }
 
+/// RFC 3339 (`2026-11-29T12:00:00Z`, fractional seconds, `Z` or `±hh:mm`).
+pub fn parse_rfc3339(s: &str) -> Option<Micros> {
+    let s = s.trim();
+    let b = s.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let t = s.get(r)?;
+        if t.bytes().all(|c| c.is_ascii_digit()) {
+            t.parse().ok()
+        } else {
+            None
+        }
+    };
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    if b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let mut rest = &s[19..];
+    let mut frac: Micros = 0;
+    if let Some(r) = rest.strip_prefix('.') {
+        let n = r.bytes().take_while(u8::is_ascii_digit).count();
+        if n == 0 {
+            return None;
+        }
+        let digits = &r[..n];
+        let mut us = String::from(&digits[..n.min(6)]);
+        while us.len() < 6 {
+            us.push('0');
+        }
+        frac = us.parse().ok()?;
+        rest = &r[n..];
+    }
+    let off = match rest {
+        "Z" | "z" => 0,
+        _ => {
+            let sign = match rest.as_bytes().first()? {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            let t = &rest[1..];
+            if t.len() != 5 || t.as_bytes()[2] != b':' {
+                return None;
+            }
+            sign * (t[..2].parse::<i64>().ok()? * 3600 + t[3..].parse::<i64>().ok()? * 60)
+        }
+    };
+    let days = days_from_civil(y, mo as u32, d as u32);
+    Some(from_secs(days * SECS_PER_DAY + h * 3600 + mi * 60 + sec - off) + frac)
+}
+
 /// Now, in microseconds since the epoch.
 pub fn now() -> Micros {
     let d = std::time::SystemTime::now()
@@ -319,6 +376,28 @@ pub fn now() -> Micros {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rfc3339() {
+        let base = parse_rfc822("Sun, 29 Nov 2026 12:00:00 GMT").unwrap();
+        assert_eq!(parse_rfc3339("2026-11-29T12:00:00Z"), Some(base));
+        assert_eq!(
+            parse_rfc3339("2026-11-29T12:00:00.25Z"),
+            Some(base + 250_000)
+        );
+        assert_eq!(parse_rfc3339("2026-11-29T13:30:00+01:30"), Some(base));
+        assert_eq!(parse_rfc3339("2026-11-29T10:00:00-02:00"), Some(base));
+        for bad in [
+            "",
+            "2026-11-29",
+            "2026-13-29T12:00:00Z",
+            "2026-11-29T12:00:00",
+            "2026-11-29T12:00:00.Z",
+            "x026-11-29T12:00:00Z",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn durations() {

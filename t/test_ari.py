@@ -1,0 +1,174 @@
+"""ACME Renewal Information (spec §4.9, RFC 9773) against pebble, which has
+none: a small TLS front on 127.0.0.1 serves pebble's directory with a
+`renewalInfo` resource added and answers ARI requests with a window the
+test sets; everything else goes to pebble itself. The C module is the
+oracle for the certificate id it asks about."""
+
+import base64
+import http.server
+import json
+import os
+import ssl
+import subprocess
+import threading
+import time
+import urllib.request
+
+import pytest
+
+from sandbox import free_ports
+
+NAME = "ari.example.org"
+
+
+def iso(t):
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+class AriFront:
+    def __init__(self, sb):
+        self.sb, self.port = sb, free_ports(1)[0]
+        self.window = None  # (start, end) unix times
+        self.explanation = "https://ca.example.net/why"
+        self.asked = []
+        front = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                if self.path == "/dir":
+                    ctx = ssl.create_default_context(cafile=front.sb.ca_cert)
+                    with urllib.request.urlopen(front.sb.ca_url, context=ctx, timeout=10) as r:
+                        d = json.loads(r.read())
+                    d["renewalInfo"] = f"https://localhost:{front.port}/ari"
+                    return self.reply(200, d)
+                if self.path.startswith("/ari/") and front.window:
+                    front.asked.append(self.path[len("/ari/"):])
+                    start, end = front.window
+                    return self.reply(200, {"suggestedWindow": {"start": iso(start), "end": iso(end)},
+                                            "explanationURL": front.explanation})
+                self.reply(404, {"type": "urn:ietf:params:acme:error:malformed"})
+
+            def reply(self, code, obj):
+                data = json.dumps(obj).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(sb.ca_cert, sb.path("ca", "pebble-tls.key"))
+        self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self):
+        return f"https://localhost:{self.port}/dir"
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def ari_sb(ca_sb):
+    f = AriFront(ca_sb)
+    yield ca_sb, f
+    f.stop()
+
+
+def conf(front):
+    return f"""
+MDCertificateAuthority {front.url}
+MDomain {NAME}
+<VirtualHost 127.0.0.1:{front.sb.https_port}>
+  ServerName {NAME}
+  SSLEngine on
+</VirtualHost>
+"""
+
+
+def wait_for(pred, timeout=30):
+    end = time.time() + timeout
+    while time.time() < end:
+        if pred():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def cert_id(pem_file):
+    """RFC 9773 id as the C module computes it: base64url(AKI keyid) "."
+    base64url(serial without the DER sign byte)."""
+    text = subprocess.run(["openssl", "x509", "-in", pem_file, "-noout", "-text", "-serial"],
+                          capture_output=True, text=True, check=True).stdout
+    lines = text.splitlines()
+    i = [k for k, x in enumerate(lines) if "Authority Key Identifier" in x][0]
+    aki = bytes.fromhex(lines[i + 1].strip().replace("keyid:", "").replace(":", ""))
+    serial = [x for x in lines if x.startswith("serial=")][0].split("=")[1]
+    sb = bytes.fromhex(serial if len(serial) % 2 == 0 else "0" + serial).lstrip(b"\0")
+    b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()  # noqa: E731
+    return f"{b64(aki)}.{b64(sb)}"
+
+
+def installed(sb, front):
+    """Obtains a certificate through the front and installs it."""
+    sb.start_httpd(conf(front))
+    staged = sb.path("md", "staging", NAME, "pubcert.pem")
+    assert wait_for(lambda: os.path.exists(staged), 60), sb.error_log()[-3000:]
+    time.sleep(0.5)
+    sb.stop_httpd()
+    sb.clear_log()
+    return staged
+
+
+def test_ca_advising_renewal_now_renews(ari_sb):
+    sb, front = ari_sb
+    installed(sb, front)
+    now = time.time()
+    front.window = (now - 7200, now - 3600)
+    sb.start_httpd(conf(front))  # installs; the job asks the CA via ARI
+    live = sb.path("md", "domains", NAME, "pubcert.pem")
+    assert wait_for(lambda: front.asked, 30), sb.error_log()[-3000:]
+    assert front.asked[0] == cert_id(live)
+    new = sb.path("md", "staging", NAME, "pubcert.pem")
+    assert wait_for(lambda: os.path.exists(new), 60), sb.error_log()[-3000:]
+    assert open(new).read() != open(live).read()
+    log = sb.error_log()
+    assert (f"AH10517: md({NAME}): CA advises renew via ARI now, for explanation see "
+            f"{front.explanation}") in log
+
+
+def test_ari_time_ahead_waits(ari_sb):
+    sb, front = ari_sb
+    installed(sb, front)
+    now = time.time()
+    front.window = (now + 7200, now + 10800)
+    sb.start_httpd(conf(front))
+    assert wait_for(lambda: f"AH10515: md({NAME}): CA advises renew via ARI at" in sb.error_log(), 30), \
+        sb.error_log()[-3000:]
+    time.sleep(1)
+    assert not os.path.exists(sb.path("md", "staging", NAME, "pubcert.pem"))
+    job = json.load(open(sb.path("md", "staging", NAME, "job.json")))
+    assert "next-run" in job  # within 24 h: the job comes back then
+
+
+def test_c_module_asks_for_the_same_certificate_id(ari_sb, c_module):
+    sb, front = ari_sb
+    installed(sb, front)
+    now = time.time()
+    front.window = (now + 7200, now + 10800)
+    sb.start_httpd(conf(front))
+    assert wait_for(lambda: front.asked, 30)
+    ours = front.asked[0]
+    sb.stop_httpd()
+    front.asked.clear()
+    # our job.json says: come back at the ARI time; the C module would wait too
+    os.remove(sb.path("md", "staging", NAME, "job.json"))
+    sb.start_httpd(conf(front), module=c_module)
+    assert wait_for(lambda: front.asked, 30), sb.error_log()[-3000:]
+    assert front.asked[0] == ours
