@@ -11,6 +11,7 @@ use md_engine::job::{self, CommandNotify, Job};
 use md_engine::ocsp::{self, Cert, CertStatus, PrimeError, Response};
 use md_engine::store::{Group, Store};
 use md_engine::time::{self, Micros, TimeSlice};
+use md_engine::util::hex;
 use std::collections::HashMap;
 use std::os::raw::{c_char, c_int, c_void};
 use std::sync::Mutex;
@@ -63,10 +64,6 @@ pub fn reset(store: Store, renew_window: TimeSlice) {
 /// Number of registered certificates.
 pub fn count() -> usize {
     registry().as_ref().map_or(0, |r| r.entries.len())
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// `staple_here` (§8.1): the MD to file the certificate under, or None
@@ -417,33 +414,22 @@ fn run(wd: &OcspWatchdog) -> Micros {
                 let w = global.stapling_renew_window;
                 let next = resp.renew_at(&w).max(now + time::from_secs(1));
                 let mtime = cert.file_mtime(&store);
-                if let Some(e) = registry()
-                    .as_mut()
-                    .and_then(|r| r.entries.get_mut(&key_of(&cert)))
-                {
+                with_entry(&cert.id, |e| {
                     e.resp = Some(resp);
                     e.mtime = mtime;
                     e.errors = 0;
                     e.next_run = next;
-                }
+                });
                 (next, "ocsp-renewed")
             }
             Err(err) => {
-                let errors = registry()
-                    .as_mut()
-                    .and_then(|r| r.entries.get_mut(&key_of(&cert)))
-                    .map(|e| {
-                        e.errors += 1;
-                        e.errors
-                    })
-                    .unwrap_or(1);
+                let errors = with_entry(&cert.id, |e| {
+                    e.errors += 1;
+                    e.errors
+                })
+                .unwrap_or(1);
                 let next = now + job::backoff(errors, global.retry_delay, false, job::rand_byte());
-                if let Some(e) = registry()
-                    .as_mut()
-                    .and_then(|r| r.entries.get_mut(&key_of(&cert)))
-                {
-                    e.next_run = next;
-                }
+                with_entry(&cert.id, |e| e.next_run = next);
                 log::log(
                     s,
                     Lvl::Err,
@@ -485,8 +471,12 @@ fn run(wd: &OcspWatchdog) -> Micros {
     (next - now).max(time::from_secs(1))
 }
 
-fn key_of(c: &Cert) -> String {
-    c.id.clone()
+/// Runs `f` on the registry entry of a certificate id, if it is there.
+fn with_entry<T>(id: &str, f: impl FnOnce(&mut Entry) -> T) -> Option<T> {
+    registry()
+        .as_mut()
+        .and_then(|r| r.entries.get_mut(id))
+        .map(f)
 }
 
 /// Whether the OCSP responder reported a certificate of an MD revoked

@@ -541,6 +541,22 @@ pub fn process(
     Ok((outcome, job))
 }
 
+/// An HTTP client for the MD's CA: CA file and proxy, per MD or global.
+fn ca_client(ctx: &JobCtx<'_>) -> Client {
+    let md = ctx.md;
+    let mut http = Client::new(ctx.user_agent.clone());
+    http.ca_file = md.ca_certs.clone().or_else(|| ctx.global.ca_certs.clone());
+    http.proxy = md
+        .proxy_url
+        .clone()
+        .or_else(|| ctx.global.proxy_url.clone());
+    http.proxy_ca_file = md
+        .proxy_ca_certs
+        .clone()
+        .or_else(|| ctx.global.proxy_ca_certs.clone());
+    http
+}
+
 /// ACME Renewal Information (§4.9): whether the CA advises renewing now.
 /// A time within the next 24 hours becomes the job's next run.
 fn ari_says_renew(ctx: &JobCtx<'_>, job: &mut Job, now: Micros, notes: &mut Vec<Note>) -> bool {
@@ -624,16 +640,7 @@ fn ari_says_renew(ctx: &JobCtx<'_>, job: &mut Job, now: Micros, notes: &mut Vec<
 fn ari_time(ctx: &JobCtx<'_>, notes: &mut Vec<Note>) -> Option<(Micros, Option<String>)> {
     let md = ctx.md;
     let ca = md.ca_urls.first()?;
-    let mut http = Client::new(ctx.user_agent.clone());
-    http.ca_file = md.ca_certs.clone().or_else(|| ctx.global.ca_certs.clone());
-    http.proxy = md
-        .proxy_url
-        .clone()
-        .or_else(|| ctx.global.proxy_url.clone());
-    http.proxy_ca_file = md
-        .proxy_ca_certs
-        .clone()
-        .or_else(|| ctx.global.proxy_ca_certs.clone());
+    let http = ca_client(ctx);
     let dir = http
         .get(ca)
         .ok()
@@ -773,17 +780,7 @@ fn run(
         ctx.store
             .save_json(Group::Staging, &md.name, "md.json", &staged_md.to_json())
             .map_err(|e| AcmeError::new(status::EGENERAL, e.msg))?;
-        let mut http = Client::new(ctx.user_agent.clone());
-        http.ca_file = md.ca_certs.clone().or_else(|| ctx.global.ca_certs.clone());
-        http.proxy = md
-            .proxy_url
-            .clone()
-            .or_else(|| ctx.global.proxy_url.clone());
-        http.proxy_ca_file = md
-            .proxy_ca_certs
-            .clone()
-            .or_else(|| ctx.global.proxy_ca_certs.clone());
-        let mut acme = Acme::connect(http, &ca_url)?;
+        let mut acme = Acme::connect(ca_client(ctx), &ca_url)?;
         let mut progress = ProgressToJob {
             job,
             notify,

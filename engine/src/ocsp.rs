@@ -8,7 +8,7 @@
 use crate::http::Client;
 use crate::store::{Group, Store};
 use crate::time::{self, Micros, TimeSlice};
-use crate::util;
+use crate::util::{self, hex};
 use openssl::hash::MessageDigest;
 use openssl::ocsp::{OcspCertId, OcspCertStatus, OcspRequest, OcspResponse, OcspResponseStatus};
 use openssl::x509::X509;
@@ -268,12 +268,7 @@ impl Cert {
 
     /// Modification time of the store file (µs), 0 when missing.
     pub fn file_mtime(&self, store: &Store) -> Micros {
-        std::fs::metadata(store.path(Group::Ocsp, &self.dir, &self.file()))
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map(|d| d.as_micros() as Micros)
-            .unwrap_or(0)
+        util::mtime_micros(&store.path(Group::Ocsp, &self.dir, &self.file())).unwrap_or(0)
     }
 
     pub fn save(&self, store: &Store, resp: &Response) -> Result<(), String> {
@@ -312,11 +307,7 @@ pub fn prune(store: &Store, keep: &TimeSlice, now: Micros) -> Vec<String> {
                 continue;
             }
             let p = store.path(Group::Ocsp, &dir, &f);
-            let old = std::fs::metadata(&p)
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .is_some_and(|d| (d.as_micros() as Micros) < cutoff);
+            let old = util::mtime_micros(&p).is_some_and(|t| t < cutoff);
             if old && std::fs::remove_file(&p).is_ok() {
                 removed.push(p.display().to_string());
             }
@@ -334,10 +325,6 @@ fn response_status(s: OcspResponseStatus) -> &'static str {
         OcspResponseStatus::UNAUTHORIZED => "unauthorized",
         _ => "unknown",
     }
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// Parses OpenSSL's printed ASN.1 time: `Nov 29 00:00:00 2026 GMT`

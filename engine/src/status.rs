@@ -6,7 +6,7 @@ use crate::job::Job;
 use crate::reg::CertInfo;
 use crate::store::{Group, Store};
 use crate::time::{self, Micros};
-use crate::util::b64url_encode;
+use crate::util::{b64url_encode, hex};
 use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
 use openssl::x509::{X509NameRef, X509};
@@ -21,10 +21,6 @@ pub fn name_oneline(n: &X509NameRef) -> String {
             format!("/{k}={v}")
         })
         .collect()
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// The ARI certificate id (§4.9): AKI key id and the serial's magnitude.
