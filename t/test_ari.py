@@ -1,82 +1,24 @@
 """ACME Renewal Information (spec §4.9, RFC 9773) against pebble, which has
-none: a small TLS front on 127.0.0.1 serves pebble's directory with a
-`renewalInfo` resource added and answers ARI requests with a window the
-test sets; everything else goes to pebble itself. The C module is the
-oracle for the certificate id it asks about."""
+none: the front in acme_front.py adds a `renewalInfo` resource to pebble's
+directory and answers ARI requests with a window the test sets. The C
+module is the oracle for the certificate id it asks about."""
 
 import base64
-import http.server
 import json
 import os
-import ssl
 import subprocess
-import threading
 import time
-import urllib.request
 
 import pytest
 
-from sandbox import free_ports
+from acme_front import AcmeFront
 
 NAME = "ari.example.org"
 
 
-def iso(t):
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
-
-
-class AriFront:
-    def __init__(self, sb):
-        self.sb, self.port = sb, free_ports(1)[0]
-        self.window = None  # (start, end) unix times
-        self.explanation = "https://ca.example.net/why"
-        self.asked = []
-        front = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                if self.path == "/dir":
-                    ctx = ssl.create_default_context(cafile=front.sb.ca_cert)
-                    with urllib.request.urlopen(front.sb.ca_url, context=ctx, timeout=10) as r:
-                        d = json.loads(r.read())
-                    d["renewalInfo"] = f"https://localhost:{front.port}/ari"
-                    return self.reply(200, d)
-                if self.path.startswith("/ari/") and front.window:
-                    front.asked.append(self.path[len("/ari/"):])
-                    start, end = front.window
-                    return self.reply(200, {"suggestedWindow": {"start": iso(start), "end": iso(end)},
-                                            "explanationURL": front.explanation})
-                self.reply(404, {"type": "urn:ietf:params:acme:error:malformed"})
-
-            def reply(self, code, obj):
-                data = json.dumps(obj).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(sb.ca_cert, sb.path("ca", "pebble-tls.key"))
-        self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def url(self):
-        return f"https://localhost:{self.port}/dir"
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def ari_sb(ca_sb):
-    f = AriFront(ca_sb)
+    f = AcmeFront(ca_sb)
     yield ca_sb, f
     f.stop()
 

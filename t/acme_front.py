@@ -1,0 +1,115 @@
+"""A TLS front on 127.0.0.1 between the module and pebble that adds what
+pebble 2.4 lacks: `renewalInfo` (RFC 9773) and `meta.profiles` in the
+directory. Every other request is passed to pebble unchanged, with the
+front's Host, so pebble's URLs (and the JWS `url` it checks) name the front;
+the payloads of newOrder requests are recorded on the way."""
+
+import base64
+import http.client
+import http.server
+import json
+import ssl
+import threading
+import time
+import urllib.request
+
+from sandbox import free_ports
+
+
+def iso(t):
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+def b64url_json(s):
+    return json.loads(base64.urlsafe_b64decode(s + "=" * (-len(s) % 4)))
+
+
+class AcmeFront:
+    def __init__(self, sb, renewal_info=True, profiles=None):
+        self.sb, self.port = sb, free_ports(1)[0]
+        self.renewal_info, self.profiles = renewal_info, profiles
+        self.window = None  # ARI suggested window (start, end), unix times
+        self.explanation = "https://ca.example.net/why"
+        self.asked = []  # ARI certificate ids asked for
+        self.orders = []  # newOrder payloads
+        front = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):
+                if self.path.startswith("/ari/"):
+                    front.asked.append(self.path[len("/ari/"):])
+                    if not front.window:
+                        return self.reply(404, b"{}", "application/problem+json")
+                    start, end = front.window
+                    body = {"suggestedWindow": {"start": iso(start), "end": iso(end)},
+                            "explanationURL": front.explanation}
+                    return self.reply(200, json.dumps(body).encode(), "application/json")
+                self.forward()
+
+            def do_HEAD(self):
+                self.forward()
+
+            def do_POST(self):
+                self.forward()
+
+            def forward(self):
+                n = int(self.headers.get("Content-Length", 0) or 0)
+                body = self.rfile.read(n) if n else None
+                if self.command == "POST" and self.path == "/order-plz" and body:
+                    front.orders.append(b64url_json(json.loads(body)["payload"]))
+                ctx = ssl.create_default_context(cafile=front.sb.ca_cert)
+                conn = http.client.HTTPSConnection("localhost", front.sb.pebble_port, context=ctx,
+                                                   timeout=30)
+                headers = {k: v for k, v in self.headers.items()
+                           if k.lower() not in ("host", "content-length", "connection")}
+                headers["Host"] = f"localhost:{front.port}"
+                conn.request(self.command, self.path, body=body, headers=headers)
+                r = conn.getresponse()
+                data = r.read()
+                conn.close()
+                if self.path == "/dir" and r.status == 200:
+                    d = json.loads(data)
+                    if front.renewal_info:
+                        d["renewalInfo"] = f"https://localhost:{front.port}/ari"
+                    if front.profiles is not None:
+                        d.setdefault("meta", {})["profiles"] = front.profiles
+                    data = json.dumps(d).encode()
+                self.send_response(r.status)
+                for k, v in r.getheaders():
+                    if k.lower() not in ("content-length", "connection", "transfer-encoding"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            def reply(self, code, data, ctype):
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(sb.ca_cert, sb.path("ca", "pebble-tls.key"))
+        self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self):
+        return f"https://localhost:{self.port}/dir"
+
+    def directory(self):
+        ctx = ssl.create_default_context(cafile=self.sb.ca_cert)
+        with urllib.request.urlopen(self.url, context=ctx, timeout=10) as r:
+            return json.loads(r.read())
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()

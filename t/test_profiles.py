@@ -1,0 +1,83 @@
+"""ACME profiles (spec §4.10) against pebble, which has none: the front in
+acme_front.py lists profiles in the directory's meta and records the
+newOrder payloads it passes on to pebble."""
+
+import json
+import os
+import time
+
+import pytest
+
+from acme_front import AcmeFront
+
+NAME = "prof.example.org"
+PROFILES = {"classic": "the usual", "shortLived": "6 days"}
+
+
+@pytest.fixture
+def front_sb(ca_sb):
+    f = AcmeFront(ca_sb, renewal_info=False, profiles=PROFILES)
+    yield ca_sb, f
+    f.stop()
+
+
+def conf(front, profile="", mandatory=""):
+    return f"""
+MDCertificateAuthority {front.url}
+<MDomain {NAME}>
+{profile}
+{mandatory}
+</MDomain>
+<VirtualHost 127.0.0.1:{front.sb.https_port}>
+  ServerName {NAME}
+  SSLEngine on
+</VirtualHost>
+"""
+
+
+def wait_for(pred, timeout=60):
+    end = time.time() + timeout
+    while time.time() < end:
+        if pred():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def staged(sb):
+    return os.path.exists(sb.path("md", "staging", NAME, "pubcert.pem"))
+
+
+def test_the_front_passes_acme_through(front_sb):
+    sb, front = front_sb
+    d = front.directory()
+    assert d["meta"]["profiles"] == PROFILES
+    assert d["newOrder"] == f"https://localhost:{front.port}/order-plz"
+
+
+@pytest.mark.parametrize("module_kind", ["ours", "c"])
+def test_profile_is_sent_in_the_cas_spelling(front_sb, c_module, module_kind):
+    sb, front = front_sb
+    sb.start_httpd(conf(front, "MDProfile SHORTLIVED"),
+                   module=c_module if module_kind == "c" else None)
+    assert wait_for(lambda: staged(sb)), sb.error_log()[-3000:]
+    assert front.orders and front.orders[0]["profile"] == "shortLived"
+    assert front.orders[0]["identifiers"] == [{"type": "dns", "value": NAME}]
+
+
+def test_profile_not_offered_is_left_out(front_sb):
+    sb, front = front_sb
+    sb.start_httpd(conf(front, "MDProfile tiny"))
+    assert wait_for(lambda: staged(sb)), sb.error_log()[-3000:]
+    assert front.orders and "profile" not in front.orders[0]
+
+
+def test_mandatory_profile_not_offered_fails_without_an_order(front_sb):
+    sb, front = front_sb
+    sb.start_httpd(conf(front, "MDProfile tiny", "MDProfileMandatory on"))
+    job = sb.path("md", "staging", NAME, "job.json")
+    assert wait_for(lambda: os.path.exists(job) and json.load(open(job)).get("errors", 0) > 0), \
+        sb.error_log()[-3000:]
+    assert "mandatory ACME profile 'tiny' is not offered by CA" in sb.error_log()
+    assert front.orders == []
+    assert not staged(sb)
