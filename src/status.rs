@@ -65,7 +65,7 @@ pub unsafe extern "C" fn handler(r: *mut ffi::request_rec) -> c_int {
             .filter(|p| !p.is_empty());
         let staplings = crate::ocsp::stapling_views();
         let ocsp = |mut j, logs| {
-            status::add_ocsp(&mut j, &staplings, logs, now);
+            status::add_ocsp(&mut j, &staplings, logs);
             j
         };
         let body = match want {

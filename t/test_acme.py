@@ -183,7 +183,8 @@ def test_ca_unreachable(ca_sb, a2md):
                 timeout=60)
     assert out["_rc"] == 1
     assert out["status"] in (111, 20014), out
-    assert "Unsuccessful in contacting ACME server at https://localhost" in out["detail"]
+    assert "Unsuccessful in contacting ACME server at <https://localhost" in out["detail"]
+    assert "Apache will continue retrying this. (" in out["detail"]  # + curl's reason
 
 
 def test_invalid_challenge_leaves_nothing(ca_sb, a2md):

@@ -226,11 +226,18 @@ def test_c_module_staples_the_response_we_stored(ocsp_sb, c_module):
     sb.start_httpd(body)
     assert wait_for(lambda: glob.glob(sb.path("md", "ocsp", NAME, "ocsp-*.json")), 30)
     stored = json.load(open(glob.glob(sb.path("md", "ocsp", NAME, "ocsp-*.json"))[0]))
+    assert wait_for(lambda: "ocsp" in json.loads(get(sb, f"/md-status/{NAME}"))["cert"]["rsa"], 15)
+    ours = json.loads(get(sb, f"/md-status/{NAME}"))["cert"]["rsa"]["ocsp"]
     sb.stop_httpd()
     resp.stop()  # the C module can only staple what it finds in the store
     sb.start_httpd(body, module=c_module)
     text = staple(sb)
     assert "Cert Status: good" in text, text + sb.error_log()[-2000:]
+    theirs = json.loads(get(sb, f"/md-status/{NAME}"))["cert"]["rsa"]["ocsp"]
+    assert ours["status"] == theirs["status"] == "good"
+    assert ours["valid"] == theirs["valid"]
+    assert list(ours) == list(theirs), (ours, theirs)
+    assert list(ours["renewal"]) == list(theirs["renewal"]), (ours, theirs)
     # and it did not replace our file (its own fetch fails: responder down)
     again = json.load(open(glob.glob(sb.path("md", "ocsp", NAME, "ocsp-*.json"))[0]))
     assert again["response"] == stored["response"]

@@ -2,12 +2,14 @@
 
 import json
 import os
+import shutil
 import time
 import urllib.error
 import urllib.request
 
 import pytest
 
+from sandbox import free_ports
 from test_renewal import obtain, site, wait_for
 
 
@@ -197,3 +199,32 @@ def test_broken_job_json_is_an_md_error(ca_sb):
     assert st == 200
     md = json.loads(body)["managed-domains"][0]
     assert md["error"] == 22 and "job.json is not valid JSON" in md["error-description"]
+
+
+def test_md_status_of_a_failing_renewal_same_shape_as_c_module(sb, c_module):
+    name = "fail.example.org"
+    dead = free_ports(1)[0]  # nothing listens there: every run fails
+    body = site(sb, name) + STATUS + f"MDCertificateAuthority https://localhost:{dead}/dir\n"
+    job = sb.path("md", "staging", name, "job.json")
+    views = {}
+    for label, mod in (("ours", None), ("c", c_module)):
+        sb.stop_httpd()
+        shutil.rmtree(sb.path("md"), ignore_errors=True)
+        sb.write_conf(body, module=mod)
+        sb.start_httpd()
+        assert wait_for(lambda: os.path.exists(job) and json.load(open(job)).get("errors", 0) > 0, 30), \
+            sb.error_log()[-2000:]
+        views[label] = json.loads(get(sb, f"/md-status/{name}")[2])
+    sb.stop_httpd()
+    o, t = views["ours"], views["c"]
+    assert o.pop("live") == "none"
+    assert list(o.keys()) == list(t.keys()), (list(o.keys()), list(t.keys()))
+    ro, rt = o["renewal"], t["renewal"]
+    assert list(ro.keys()) == list(rt.keys()), (list(ro.keys()), list(rt.keys()))
+    assert list(ro["last"].keys()) == list(rt["last"].keys()), (ro["last"], rt["last"])
+    assert ro["last"]["status"] == rt["last"]["status"]
+    assert ro["last"]["activity"] == rt["last"]["activity"]
+    # the C module's text; ours adds curl's reason at the end
+    assert ro["last"]["detail"].startswith(rt["last"]["detail"] + " (")
+    assert ro["errors"] == rt["errors"] == 1
+    assert ro["finished"] is rt["finished"] is False

@@ -780,7 +780,6 @@ fn run(
         ctx.store
             .save_json(Group::Staging, &md.name, "md.json", &staged_md.to_json())
             .map_err(|e| AcmeError::new(status::EGENERAL, e.msg))?;
-        let mut acme = Acme::connect(ca_client(ctx), &ca_url)?;
         let mut progress = ProgressToJob {
             job,
             notify,
@@ -791,6 +790,7 @@ fn run(
             "Contacting ACME server for {} at {ca_url}",
             md.name
         ));
+        let mut acme = Acme::connect(ca_client(ctx), &ca_url)?;
         let mut env = RunEnv {
             store: ctx.store,
             events: &mut progress,
@@ -853,11 +853,16 @@ fn run(
                     e.input_related(),
                     rand_byte(),
                 );
+            // what the run was doing when it failed (as the C module keeps it)
+            let activity = job
+                .last_log("progress")
+                .filter(|l| l.when >= now)
+                .and_then(|l| l.detail.clone());
             job.last = Some(JobResult {
                 status: e.status,
                 problem: e.problem.clone(),
                 detail: Some(e.detail.clone()),
-                activity: None,
+                activity,
                 valid_from: 0,
                 subproblems: e.subproblems.as_deref().cloned(),
             });

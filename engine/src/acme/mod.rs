@@ -126,11 +126,13 @@ fn http_error(url: &str, e: HttpError) -> AcmeError {
             AcmeError::new(
                 st,
                 format!(
-                    "Unsuccessful in contacting ACME server at {url}. If this problem persists, \
+                    "Unsuccessful in contacting ACME server at <{url}>. If this problem persists, \
                      please check your network connectivity from your Apache server to the ACME \
                      server. Also, older servers might have trouble verifying the certificates of \
                      the ACME server. You can check if you are able to contact it manually via the \
-                     curl command. ({msg})"
+                     curl command. Sometimes, the ACME server might be down for maintenance, so \
+                     failing to contact it is not an immediate problem. Apache will continue \
+                     retrying this. ({msg})"
                 ),
             )
         }
