@@ -481,6 +481,22 @@ mod der {
         }
 
         #[test]
+        fn random_input_never_panics() {
+            let mut buf = [0u8; 64];
+            for i in 0..2000 {
+                openssl::rand::rand_bytes(&mut buf).unwrap();
+                // make some of them start like a SEQUENCE of plausible length
+                if i % 2 == 0 {
+                    buf[0] = 0x30;
+                    buf[1] = (i % 70) as u8;
+                }
+                let n = 2 + i % 62;
+                let _ = response_nonce(&buf[..n]);
+                let _ = add_nonce(&buf[..n], b"nonce");
+            }
+        }
+
+        #[test]
         fn truncated_input_is_none() {
             assert!(tlv(&[0x30, 0x05, 1, 2]).is_none());
             assert!(tlv(&[0x30, 0x84, 0xff, 0xff, 0xff, 0xff]).is_none());
