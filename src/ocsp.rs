@@ -143,7 +143,21 @@ pub unsafe extern "C" fn prime(
             return DECLINED;
         };
         if !reg.entries.contains_key(&key) {
-            let resp = reg.store.as_ref().and_then(|st| cert.load(st));
+            let resp = match reg.store.as_ref().map(|st| cert.try_load(st)) {
+                Some(Err(e)) => {
+                    log::log(
+                        s,
+                        Lvl::Warn,
+                        &format!(
+                            "md[{}]: ignoring the stored OCSP response of certificate {}: {e}; a new one will be fetched",
+                            cert.dir, cert.id
+                        ),
+                    );
+                    None
+                }
+                Some(Ok(r)) => r,
+                None => None,
+            };
             let mtime = reg.store.as_ref().map_or(0, |st| cert.file_mtime(st));
             let next_run = match (&resp, &reg.renew_window) {
                 (Some(r), Some(w)) => r.renew_at(w),

@@ -339,3 +339,42 @@ def test_other_certificates_staple_unless_staple_others_off(ocsp_sb):
                         "-servername", other, "-status"],
                        input="", capture_output=True, text=True, timeout=20)
     assert "Cert Status: good" in r.stdout
+
+
+def test_corrupt_response_file_is_reported_and_replaced(ocsp_sb):
+    sb, resp = ocsp_sb
+    body = conf(sb)
+    staged = obtain(sb, body)
+    resp.add(staged)
+    resp.start()
+    sb.start_httpd(body)
+    assert wait_for(lambda: glob.glob(sb.path("md", "ocsp", NAME, "ocsp-*.json")), 30)
+    path = glob.glob(sb.path("md", "ocsp", NAME, "ocsp-*.json"))[0]
+    sb.stop_httpd()
+    with open(path, "w") as f:
+        f.write('{"response": "MIIB')  # cut short
+    sb.clear_log()
+    sb.start_httpd(body)
+    assert wait_for(lambda: json.load(open(path)).get("status") == "good"
+                    if os.path.getsize(path) > 30 else False, 30), sb.error_log()[-2000:]
+    log = sb.error_log()
+    assert "[md:warn]" in log and "ignoring the stored OCSP response of certificate" in log
+    assert "is not valid JSON" in log
+    assert wait_for(lambda: "Cert Status: good" in staple(sb), 15)
+
+
+def test_stapling_on_without_responder_in_certificate(ca_sb):
+    """Certificates without an OCSP URL (pebble by default, Let's Encrypt
+    today) are skipped without noise."""
+    sb = ca_sb
+    body = conf(sb)
+    obtain(sb, body)
+    sb.clear_log()
+    sb.start_httpd(body)
+    time.sleep(2)
+    assert "OCSP response: no response sent" in staple(sb)
+    assert not glob.glob(sb.path("md", "ocsp", "*", "ocsp-*.json"))
+    log = sb.error_log()
+    assert "_md_ocsp_" not in log and "[md:error]" not in log and "[md:warn]" not in log
+    st = json.loads(get(sb, f"/md-status/{NAME}"))
+    assert st["stapling"] is True and "ocsp" not in st["cert"]["rsa"]

@@ -260,10 +260,18 @@ impl Cert {
 
     /// The stored response, if any (an unparsable file counts as none).
     pub fn load(&self, store: &Store) -> Option<Response> {
-        let v = store
-            .load_json(Group::Ocsp, &self.dir, &self.file())
-            .ok()??;
-        Response::from_json(&v)
+        self.try_load(store).ok().flatten()
+    }
+
+    /// The stored response: `Ok(None)` without a file (or without a
+    /// `response` in it, as the C module), `Err` for a file that cannot be
+    /// read or parsed.
+    pub fn try_load(&self, store: &Store) -> Result<Option<Response>, String> {
+        match store.load_json(Group::Ocsp, &self.dir, &self.file()) {
+            Ok(Some(v)) => Ok(Response::from_json(&v)),
+            Ok(None) => Ok(None),
+            Err(e) => Err(e.msg),
+        }
     }
 
     /// Modification time of the store file (µs), 0 when missing.
