@@ -35,11 +35,11 @@ pub struct Entry {
     pub sha256: String,
 }
 
-/// What the registry needs besides its entries (from post_config).
-#[derive(Default)]
+/// The stapled certificates of this configuration generation, with the
+/// store and renewal window they are kept by.
 pub struct Registry {
-    pub store: Option<Store>,
-    pub renew_window: Option<TimeSlice>,
+    pub store: Store,
+    pub renew_window: TimeSlice,
     pub entries: HashMap<String, Entry>,
     /// Registration order, for status pages.
     pub order: Vec<String>,
@@ -55,9 +55,10 @@ fn registry() -> std::sync::MutexGuard<'static, Option<Registry>> {
 /// post_config primes certificates into it).
 pub fn reset(store: Store, renew_window: TimeSlice) {
     *registry() = Some(Registry {
-        store: Some(store),
-        renew_window: Some(renew_window),
-        ..Default::default()
+        store,
+        renew_window,
+        entries: HashMap::new(),
+        order: Vec::new(),
     });
 }
 
@@ -143,8 +144,8 @@ pub unsafe extern "C" fn prime(
             return DECLINED;
         };
         if !reg.entries.contains_key(&key) {
-            let resp = match reg.store.as_ref().map(|st| cert.try_load(st)) {
-                Some(Err(e)) => {
+            let resp = match cert.try_load(&reg.store) {
+                Err(e) => {
                     log::log(
                         s,
                         Lvl::Warn,
@@ -155,14 +156,10 @@ pub unsafe extern "C" fn prime(
                     );
                     None
                 }
-                Some(Ok(r)) => r,
-                None => None,
+                Ok(r) => r,
             };
-            let mtime = reg.store.as_ref().map_or(0, |st| cert.file_mtime(st));
-            let next_run = match (&resp, &reg.renew_window) {
-                (Some(r), Some(w)) => r.renew_at(w),
-                _ => 0,
-            };
+            let mtime = cert.file_mtime(&reg.store);
+            let next_run = resp.as_ref().map_or(0, |r| r.renew_at(&reg.renew_window));
             let sha256 = cert.sha256();
             log::log(
                 s,
@@ -219,12 +216,10 @@ pub unsafe extern "C" fn get_resp(
         let Some(reg) = guard.as_mut() else {
             return DECLINED;
         };
-        let store = reg.store.clone();
         let Some(e) = reg.entries.get_mut(&key) else {
             return DECLINED;
         };
-        let now = time::now();
-        refresh_from_store(e, store.as_ref(), reg.renew_window.as_ref(), now);
+        refresh_from_store(e, &reg.store, &reg.renew_window, time::now());
         match &e.resp {
             // SAFETY: mod_ssl copies the bytes before we return.
             Some(r) => unsafe { cb(r.der.as_ptr(), r.der.len(), userdata) },
@@ -237,11 +232,8 @@ pub unsafe extern "C" fn get_resp(
 
 /// Re-reads the store file when the watchdog (another child) may have
 /// written a newer response (§8.2 intervals).
-fn refresh_from_store(e: &mut Entry, store: Option<&Store>, w: Option<&TimeSlice>, now: Micros) {
-    let Some(store) = store else {
-        return;
-    };
-    if let (Some(r), Some(w)) = (&e.resp, w) {
+fn refresh_from_store(e: &mut Entry, store: &Store, w: &TimeSlice, now: Micros) {
+    if let Some(r) = &e.resp {
         if now < r.renew_at(w) {
             return; // not in its renewal window yet
         }
@@ -279,7 +271,7 @@ pub unsafe fn register(
     state: *const conf::ModState,
     keep: &TimeSlice,
 ) -> bool {
-    if let Some(store) = registry().as_ref().and_then(|r| r.store.clone()) {
+    if let Some(store) = registry().as_ref().map(|r| r.store.clone()) {
         for p in ocsp::prune(&store, keep, time::now()) {
             log::log(s, Lvl::Debug, &format!("removed old OCSP response {p}"));
         }
@@ -338,9 +330,7 @@ fn run(wd: &OcspWatchdog) -> Micros {
         let Some(reg) = guard.as_ref() else {
             return time::from_secs(3600);
         };
-        let Some(store) = reg.store.clone() else {
-            return time::from_secs(3600);
-        };
+        let store = reg.store.clone();
         let due = reg
             .order
             .iter()
@@ -496,7 +486,7 @@ fn with_entry<T>(id: &str, f: impl FnOnce(&mut Entry) -> T) -> Option<T> {
 /// Whether the OCSP responder reported a certificate of an MD revoked
 /// (§3.3). Reads the store: the OCSP watchdog may run in another child.
 pub fn md_revoked(md: &str) -> bool {
-    let (store, certs): (Option<Store>, Vec<Cert>) = {
+    let (store, certs): (Store, Vec<Cert>) = {
         let guard = registry();
         let Some(reg) = guard.as_ref() else {
             return false;
@@ -509,9 +499,6 @@ pub fn md_revoked(md: &str) -> bool {
                 .map(|e| e.cert.clone())
                 .collect(),
         )
-    };
-    let Some(store) = store else {
-        return false;
     };
     certs.iter().any(|c| {
         c.load(&store)
@@ -528,36 +515,34 @@ pub fn stapling_views() -> Vec<md_engine::status::StaplingView> {
         let Some(reg) = guard.as_mut() else {
             return Vec::new();
         };
-        let store = reg.store.clone();
-        let w = reg.renew_window;
-        let order = reg.order.clone();
+        let Registry {
+            store,
+            renew_window,
+            entries,
+            order,
+        } = reg;
         let mut views = Vec::new();
-        for k in order {
-            let Some(e) = reg.entries.get_mut(&k) else {
+        for k in order.iter() {
+            let Some(e) = entries.get_mut(k) else {
                 continue;
             };
-            refresh_from_store(e, store.as_ref(), w.as_ref(), now);
+            refresh_from_store(e, store, renew_window, now);
             views.push(md_engine::status::StaplingView {
                 dir: e.cert.dir.clone(),
                 id: e.cert.id.clone(),
                 sha256: e.sha256.clone(),
                 responder: e.cert.responder.clone(),
-                refresh_at: match (&e.resp, &w) {
-                    (Some(r), Some(w)) => Some(r.renew_at(w)),
-                    _ => None,
-                },
+                refresh_at: e.resp.as_ref().map(|r| r.renew_at(renew_window)),
                 resp: e.resp.clone(),
                 job: None,
             });
         }
-        (store, views)
+        (store.clone(), views)
     };
-    if let Some(store) = store {
-        for v in &mut views {
-            v.job = Job::load(&store, Group::Ocsp, &v.dir)
-                .ok()
-                .filter(|j| j.last_run > 0 || !j.log.is_empty());
-        }
+    for v in &mut views {
+        v.job = Job::load(&store, Group::Ocsp, &v.dir)
+            .ok()
+            .filter(|j| j.last_run > 0 || !j.log.is_empty());
     }
     views
 }
