@@ -12,6 +12,7 @@ import time
 import pytest
 
 from acme_front import AcmeFront
+from test_renewal import wait_for
 
 NAME = "ari.example.org"
 
@@ -32,15 +33,6 @@ MDomain {NAME}
   SSLEngine on
 </VirtualHost>
 """
-
-
-def wait_for(pred, timeout=30):
-    end = time.time() + timeout
-    while time.time() < end:
-        if pred():
-            return True
-        time.sleep(0.2)
-    return False
 
 
 def cert_id(pem_file):

@@ -18,6 +18,7 @@ import urllib.request
 import pytest
 
 from sandbox import free_ports
+from test_renewal import wait_for
 
 NAME = "ocsp.example.org"
 
@@ -135,15 +136,6 @@ def staple(sb):
                         "-servername", NAME, "-status"],
                        input="", capture_output=True, text=True, timeout=20)
     return r.stdout
-
-
-def wait_for(pred, timeout=30):
-    end = time.time() + timeout
-    while time.time() < end:
-        if pred():
-            return True
-        time.sleep(0.2)
-    return False
 
 
 def get(sb, path):

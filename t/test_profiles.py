@@ -9,6 +9,7 @@ import time
 import pytest
 
 from acme_front import AcmeFront
+from test_renewal import wait_for
 
 NAME = "prof.example.org"
 PROFILES = {"classic": "the usual", "shortLived": "6 days"}
@@ -33,15 +34,6 @@ MDCertificateAuthority {front.url}
   SSLEngine on
 </VirtualHost>
 """
-
-
-def wait_for(pred, timeout=60):
-    end = time.time() + timeout
-    while time.time() < end:
-        if pred():
-            return True
-        time.sleep(0.2)
-    return False
 
 
 def staged(sb):

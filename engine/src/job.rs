@@ -562,43 +562,32 @@ fn ca_client(ctx: &JobCtx<'_>) -> Client {
 fn ari_says_renew(ctx: &JobCtx<'_>, job: &mut Job, now: Micros, notes: &mut Vec<Note>) -> bool {
     let md = ctx.md;
     let until = time::print_duration(ctx.renew_at - now, true);
-    if !md.ari || !md.cert_files.is_empty() || ctx.certs.is_empty() {
+    let not_yet = |notes: &mut Vec<Note>, why: &str| {
         notes.push(Note::new(
             Level::Debug,
             format!(
-                "AH10514: md({}): up for configured renewal in {until}",
+                "AH10514: md({}): {why}up for configured renewal in {until}",
                 md.name
             ),
         ));
-        return false;
+        false
+    };
+    if !md.ari || !md.cert_files.is_empty() || ctx.certs.is_empty() {
+        return not_yet(notes, "");
     }
     notes.push(Note::new(
         Level::Debug,
         format!("AH10513: md({}): ARI is enabled", md.name),
     ));
     let Some((at, explanation)) = ari_time(ctx, notes) else {
-        notes.push(Note::new(
-            Level::Debug,
-            format!(
-                "AH10514: md({}): no ARI available, up for configured renewal in {until}",
-                md.name
-            ),
-        ));
-        return false;
+        return not_yet(notes, "no ARI available, ");
     };
     let see = explanation
         .as_ref()
         .map(|u| format!(", for explanation see {u}"))
         .unwrap_or_default();
     if at > ctx.renew_at {
-        notes.push(Note::new(
-            Level::Debug,
-            format!(
-                "AH10514: md({}): up for configured renewal in {until}",
-                md.name
-            ),
-        ));
-        false
+        not_yet(notes, "")
     } else if at > now {
         notes.push(Note::new(
             Level::Notice,

@@ -412,20 +412,7 @@ pub fn server_status_text(
         }
         match &v.job {
             Some(j) => {
-                if let Some(l) = j.last.as_ref().filter(|l| l.status != 0) {
-                    out.push_str(&format!(
-                        "{p}ActivityLastStatus: {}\n",
-                        crate::acme::status::describe(l.status)
-                    ));
-                    out.push_str(&format!(
-                        "{p}ActivityLastProblem: {}\n",
-                        l.problem.as_deref().unwrap_or("(null)")
-                    ));
-                }
-                out.push_str(&format!(
-                    "{p}ActivityFinished: {}\n",
-                    if j.finished { "yes" } else { "no" }
-                ));
+                job_status_lines(&mut out, &p, j);
                 if j.finished {
                     let n = v.md.effective_specs().len();
                     out.push_str(&format!("{p}ActivityNewStaged: {n}\n"));
@@ -450,6 +437,25 @@ pub fn server_status_text(
         }
     }
     out
+}
+
+/// `?auto` lines of a job's last result (if it failed) and whether it
+/// finished, under the line prefix `p`.
+fn job_status_lines(out: &mut String, p: &str, j: &Job) {
+    if let Some(l) = j.last.as_ref().filter(|l| l.status != 0) {
+        out.push_str(&format!(
+            "{p}ActivityLastStatus: {}\n",
+            crate::acme::status::describe(l.status)
+        ));
+        out.push_str(&format!(
+            "{p}ActivityLastProblem: {}\n",
+            l.problem.as_deref().unwrap_or("(null)")
+        ));
+    }
+    out.push_str(&format!(
+        "{p}ActivityFinished: {}\n",
+        if j.finished { "yes" } else { "no" }
+    ));
 }
 
 fn html_time(t: Micros, now: Micros) -> String {
@@ -861,20 +867,7 @@ pub fn staplings_text(views: &[StaplingView], now: Micros) -> String {
             out.push_str(&format!("{p}ActivityRefresh: {}\n", time::secs(t - now)));
         }
         if let Some(j) = v.shown_job(now) {
-            if let Some(l) = j.last.as_ref().filter(|l| l.status != 0) {
-                out.push_str(&format!(
-                    "{p}ActivityLastStatus: {}\n",
-                    crate::acme::status::describe(l.status)
-                ));
-                out.push_str(&format!(
-                    "{p}ActivityLastProblem: {}\n",
-                    l.problem.as_deref().unwrap_or("(null)")
-                ));
-            }
-            out.push_str(&format!(
-                "{p}ActivityFinished: {}\n",
-                if j.finished { "yes" } else { "no" }
-            ));
+            job_status_lines(&mut out, &p, j);
             if j.next_run > now && !j.finished {
                 out.push_str(&format!(
                     "{p}ActivityNextRun: {}\n",
