@@ -130,10 +130,10 @@ MDomain {NAME}
 """
 
 
-def staple(sb):
+def staple(sb, name=NAME):
     """`openssl s_client -status`: the stapled response as openssl prints it."""
     r = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{sb.https_port}",
-                        "-servername", NAME, "-status"],
+                        "-servername", name, "-status"],
                        input="", capture_output=True, text=True, timeout=20)
     return r.stdout
 
@@ -150,6 +150,17 @@ def obtain(sb, body):
     assert wait_for(lambda: os.path.exists(staged), 60), sb.error_log()[-3000:]
     time.sleep(0.5)
     return staged
+
+
+def stapled(sb, resp, body):
+    """A certificate the responder knows, live; returns the path of the
+    response file once the module has fetched it."""
+    resp.add(obtain(sb, body))
+    resp.start()
+    sb.start_httpd(body)  # graceful: installs the certificate, mod_ssl primes it
+    files = lambda: glob.glob(sb.path("md", "ocsp", NAME, "ocsp-*.json"))  # noqa: E731
+    assert wait_for(files, 30), sb.error_log()[-3000:]
+    return files()[0]
 
 
 def test_stapling_serves_a_fetched_response(ocsp_sb):
@@ -212,12 +223,7 @@ def test_no_stapling_without_md_stapling(ocsp_sb):
 def test_c_module_staples_the_response_we_stored(ocsp_sb, c_module):
     sb, resp = ocsp_sb
     body = conf(sb)
-    staged = obtain(sb, body)
-    resp.add(staged)
-    resp.start()
-    sb.start_httpd(body)
-    assert wait_for(lambda: glob.glob(sb.path("md", "ocsp", NAME, "ocsp-*.json")), 30)
-    stored = json.load(open(glob.glob(sb.path("md", "ocsp", NAME, "ocsp-*.json"))[0]))
+    stored = json.load(open(stapled(sb, resp, body)))
     assert wait_for(lambda: "ocsp" in json.loads(get(sb, f"/md-status/{NAME}"))["cert"]["rsa"], 15)
     ours = json.loads(get(sb, f"/md-status/{NAME}"))["cert"]["rsa"]["ocsp"]
     sb.stop_httpd()
@@ -327,21 +333,13 @@ def test_other_certificates_staple_unless_staple_others_off(ocsp_sb):
     sb.start_httpd(conf(sb) + static)
     assert wait_for(lambda: glob.glob(sb.path("md", "ocsp", "other", "ocsp-*.json")), 30), \
         sb.error_log()[-2000:]
-    r = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{sb.https_port}",
-                        "-servername", other, "-status"],
-                       input="", capture_output=True, text=True, timeout=20)
-    assert "Cert Status: good" in r.stdout
+    assert "Cert Status: good" in staple(sb, other)
 
 
 def test_corrupt_response_file_is_reported_and_replaced(ocsp_sb):
     sb, resp = ocsp_sb
     body = conf(sb)
-    staged = obtain(sb, body)
-    resp.add(staged)
-    resp.start()
-    sb.start_httpd(body)
-    assert wait_for(lambda: glob.glob(sb.path("md", "ocsp", NAME, "ocsp-*.json")), 30)
-    path = glob.glob(sb.path("md", "ocsp", NAME, "ocsp-*.json"))[0]
+    path = stapled(sb, resp, body)
     sb.stop_httpd()
     with open(path, "w") as f:
         f.write('{"response": "MIIB')  # cut short
