@@ -673,26 +673,21 @@ fn ari_time(ctx: &JobCtx<'_>, notes: &mut Vec<Note>) -> Option<(Micros, Option<S
                 .and_then(serde_json::Value::as_str)
                 .and_then(time::parse_rfc3339)
         };
-        let (Some(start), Some(end)) = (t("start"), t("end")) else {
-            notes.push(Note::new(
-                Level::Warn,
-                format!(
-                    "md({}): ARI answer of {url} has no valid suggestedWindow, ignored",
-                    md.name
-                ),
-            ));
-            continue;
+        let window = match (t("start"), t("end")) {
+            (Some(start), Some(end)) if end >= start => Ok((start, end)),
+            (Some(_), Some(_)) => Err("an inverted window"),
+            _ => Err("no valid suggestedWindow"),
         };
-        if end < start {
-            notes.push(Note::new(
-                Level::Warn,
-                format!(
-                    "md({}): ARI answer of {url} has an inverted window, ignored",
-                    md.name
-                ),
-            ));
-            continue;
-        }
+        let (start, end) = match window {
+            Ok(w) => w,
+            Err(why) => {
+                notes.push(Note::new(
+                    Level::Warn,
+                    format!("md({}): ARI answer of {url} has {why}, ignored", md.name),
+                ));
+                continue;
+            }
+        };
         let c = i64::from(rand_byte());
         let at = start + (end - start) / 256 * (c - 128);
         let expl = j

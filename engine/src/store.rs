@@ -280,6 +280,19 @@ impl Store {
     }
 }
 
+/// Entry names of a directory, sorted; none when it cannot be read.
+fn sorted_dir(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
 /// Mode of a file written into a group: private keys are always 0600 (the
 /// C module leaves staged keys 0644); other files follow the group.
 pub fn file_mode(g: Group, is_key: bool) -> u32 {
@@ -407,28 +420,12 @@ impl Store {
 
     /// File names in `<group>/<name>/`.
     pub fn names_in(&self, g: Group, name: &str) -> Vec<String> {
-        let mut v: Vec<String> = fs::read_dir(self.group_dir(g).join(name))
-            .map(|rd| {
-                rd.flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        v.sort();
-        v
+        sorted_dir(&self.group_dir(g).join(name))
     }
 
     /// Names in a group.
     pub fn names(&self, g: Group) -> Vec<String> {
-        let mut v: Vec<String> = fs::read_dir(self.group_dir(g))
-            .map(|rd| {
-                rd.flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        v.sort();
-        v
+        sorted_dir(&self.group_dir(g))
     }
 
     /// Removes every entry of group `g` whose name is not in `keep` (spec
