@@ -225,64 +225,65 @@ pub unsafe extern "C" fn certificate_status(r: *mut ffi::request_rec) -> c_int {
 /// # Safety
 /// `r` is the live request of the status page being generated.
 unsafe fn status_section(
-    name: &str,
     r: *mut ffi::request_rec,
     flags: c_int,
     render: impl FnOnce(&conf::ModState, bool) -> Option<String>,
 ) -> c_int {
-    guard(name, DECLINED, || {
-        // SAFETY: httpd passes a live request.
-        let Some(req) = (unsafe { r.as_mut() }) else {
-            return DECLINED;
-        };
-        // SAFETY: the request's server belongs to this generation.
-        let Some(state) = (unsafe { conf::state(req.server) }) else {
-            return DECLINED;
-        };
-        if !state.lock().config.global.server_status {
-            return DECLINED;
-        }
-        let Some(text) = render(state, flags & ffi::AP_STATUS_SHORT as c_int != 0) else {
-            return DECLINED;
-        };
-        // SAFETY: appending to the status page being generated.
-        unsafe { ffi::ap_rwrite(text.as_ptr() as *const c_void, text.len() as c_int, r) };
-        OK
-    })
+    // SAFETY: httpd passes a live request.
+    let Some(req) = (unsafe { r.as_mut() }) else {
+        return DECLINED;
+    };
+    // SAFETY: the request's server belongs to this generation.
+    let Some(state) = (unsafe { conf::state(req.server) }) else {
+        return DECLINED;
+    };
+    if !state.lock().config.global.server_status {
+        return DECLINED;
+    }
+    let Some(text) = render(state, flags & ffi::AP_STATUS_SHORT as c_int != 0) else {
+        return DECLINED;
+    };
+    // SAFETY: appending to the status page being generated.
+    unsafe { ffi::ap_rwrite(text.as_ptr() as *const c_void, text.len() as c_int, r) };
+    OK
 }
 
 /// mod_status: the managed certificates section (§6.3).
 pub unsafe extern "C" fn status_hook(r: *mut ffi::request_rec, flags: c_int) -> c_int {
-    // SAFETY: forwarded from mod_status.
-    unsafe {
-        status_section("status_hook", r, flags, |state, short| {
-            let global = state.lock().config.global.clone();
-            let rt = state.runtime()?;
-            let now = md_engine::time::now();
-            let v = views(&rt);
-            let (name, url) = (&global.cert_check_name, &global.cert_check_url);
-            Some(if short {
-                status::server_status_text(&v, name, url, now)
-            } else {
-                status::server_status_html(&v, name, url, now)
+    guard("status_hook", DECLINED, || {
+        // SAFETY: forwarded from mod_status.
+        unsafe {
+            status_section(r, flags, |state, short| {
+                let global = state.lock().config.global.clone();
+                let rt = state.runtime()?;
+                let now = md_engine::time::now();
+                let v = views(&rt);
+                let (name, url) = (&global.cert_check_name, &global.cert_check_url);
+                Some(if short {
+                    status::server_status_text(&v, name, url, now)
+                } else {
+                    status::server_status_html(&v, name, url, now)
+                })
             })
-        })
-    }
+        }
+    })
 }
 
 /// mod_status: the managed staplings section (§6.3; the `?auto` summary
 /// lines also when nothing is stapled, as scripts expect them).
 pub unsafe extern "C" fn stapling_status_hook(r: *mut ffi::request_rec, flags: c_int) -> c_int {
-    // SAFETY: forwarded from mod_status.
-    unsafe {
-        status_section("stapling status_hook", r, flags, |_, short| {
-            let views = crate::ocsp::stapling_views();
-            let now = md_engine::time::now();
-            Some(if short {
-                status::staplings_text(&views, now)
-            } else {
-                status::staplings_html(&views, now)
+    guard("stapling status_hook", DECLINED, || {
+        // SAFETY: forwarded from mod_status.
+        unsafe {
+            status_section(r, flags, |_, short| {
+                let views = crate::ocsp::stapling_views();
+                let now = md_engine::time::now();
+                Some(if short {
+                    status::staplings_text(&views, now)
+                } else {
+                    status::staplings_html(&views, now)
+                })
             })
-        })
-    }
+        }
+    })
 }
