@@ -82,3 +82,28 @@ pub unsafe fn pool_own<T>(pool: *mut ffi::apr_pool_t, value: T) -> *mut T {
     }
     ptr
 }
+
+/// A counter on the process pool under `key`, created zero on first use.
+/// The process pool outlives this module's image (httpd reloads the module
+/// at every restart), so the key is copied and the value lives in the pool.
+///
+/// # Safety
+/// `s` is a live server_rec; the counter is valid for the process lifetime.
+pub unsafe fn process_i64(
+    s: *const ffi::server_rec,
+    key: &std::ffi::CStr,
+) -> &'static std::sync::atomic::AtomicI64 {
+    // SAFETY: the process pool lives until the process exits; apr_palloc
+    // returns memory aligned for any type (8 bytes at least), zeroed here.
+    unsafe {
+        let pool = (*(*s).process).pool;
+        let mut data: *mut c_void = std::ptr::null_mut();
+        ffi::apr_pool_userdata_get(&mut data, key.as_ptr(), pool);
+        if data.is_null() {
+            data = ffi::apr_palloc(pool, std::mem::size_of::<i64>());
+            std::ptr::write_bytes(data as *mut u8, 0, std::mem::size_of::<i64>());
+            ffi::apr_pool_userdata_set(data, key.as_ptr(), None, pool);
+        }
+        &*(data as *const std::sync::atomic::AtomicI64)
+    }
+}

@@ -121,10 +121,11 @@ pub unsafe fn state_for_pool(pool: *mut ffi::apr_pool_t) -> *const ModState {
     }
     // SAFETY: the box is owned by the pool from here on.
     let st = unsafe { apr::pool_own(pool, ModState::default()) };
-    // SAFETY: stores the pointer under a static key without a cleanup (the
-    // box already has one).
+    // SAFETY: stores the pointer without a cleanup (the box already has
+    // one); the key is copied into the pool, which must not keep pointers
+    // into this module's image.
     unsafe {
-        ffi::apr_pool_userdata_setn(st as *const c_void, STATE_KEY.as_ptr(), None, pool);
+        ffi::apr_pool_userdata_set(st as *const c_void, STATE_KEY.as_ptr(), None, pool);
     }
     st
 }

@@ -21,20 +21,27 @@ const DONE: c_int = ffi::DONE;
 const FAILED: c_int = ffi::HTTP_INTERNAL_SERVER_ERROR as c_int;
 
 /// The first post_config call in a process lifetime is httpd's dry run
-/// (config check pass); it is recorded on the process pool.
+/// (config check pass); it is recorded on the process pool, as the C module
+/// does, under the same key.
+///
+/// The process pool outlives this module's image: httpd unloads and reloads
+/// the module between the dry run and the real start (and at every restart),
+/// often at another address. So the key is copied into the pool
+/// (`apr_pool_userdata_set`, not `setn`) and the value is no pointer into
+/// the module either (APR never dereferences it; only NULL matters).
 ///
 /// # Safety
 /// `s` is the live main server.
 unsafe fn is_dry_run(s: *mut ffi::server_rec) -> bool {
     const KEY: &std::ffi::CStr = c"mod_md_init_counter";
-    // SAFETY: s->process and its pool live as long as the process.
+    // SAFETY: s->process and its pool live as long as the process; the key
+    // is only read during the calls.
     unsafe {
         let pool = (*(*s).process).pool;
         let mut data: *mut c_void = std::ptr::null_mut();
         ffi::apr_pool_userdata_get(&mut data, KEY.as_ptr(), pool);
         if data.is_null() {
-            static MARK: u8 = 1;
-            ffi::apr_pool_userdata_setn(std::ptr::addr_of!(MARK).cast(), KEY.as_ptr(), None, pool);
+            ffi::apr_pool_userdata_set(std::ptr::dangling::<c_void>(), KEY.as_ptr(), None, pool);
             return true;
         }
     }
@@ -295,7 +302,11 @@ unsafe fn before_ssl(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> c_
         log::log(
             s,
             Lvl::Trace1,
-            &format!("md[{}]: effective configuration {}", md.name, md.to_json()),
+            &format!(
+                "md[{}]: effective configuration {}",
+                md.name,
+                md.to_json_redacted()
+            ),
         );
     }
     let md_rt = mds.iter().map(|_| MdRuntime::default()).collect();
@@ -511,7 +522,11 @@ unsafe fn after_ssl(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> c_i
         log::log(
             s,
             Lvl::Trace1,
-            &format!("md[{}]: effective configuration {}", md.name, md.to_json()),
+            &format!(
+                "md[{}]: effective configuration {}",
+                md.name,
+                md.to_json_redacted()
+            ),
         );
     }
     crate::hot::prepare(rt, &ssl_servers, global.hot_activation);
@@ -583,15 +598,21 @@ unsafe fn after_ssl(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> c_i
     }
     if global.graceful_restart {
         if let Some(rt) = state.runtime() {
-            crate::renew::start_restarter(s, rt, global.check_interval);
+            // SAFETY: real run, parent; pconf and s are live.
+            unsafe { crate::renew::start_restarter(pconf, s, rt, global.check_interval) };
         }
     }
     OK
 }
 
-/// Registered for the spec's hook order (before mod_ssl); nothing to do yet.
-pub unsafe extern "C" fn child_init(_p: *mut ffi::apr_pool_t, _s: *mut ffi::server_rec) {
-    guard("child_init", (), || {})
+/// Child start (before mod_ssl, as the spec orders it): arranges that the
+/// renewal workers of this child stop before it exits.
+pub unsafe extern "C" fn child_init(p: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) {
+    guard("child_init", (), || {
+        // SAFETY: p is pchild, destroyed when the child exits; s is the
+        // main server of this generation.
+        unsafe { crate::renew::on_child_exit(p, s) }
+    })
 }
 
 /// Appends a path to an APR array of `const char *`.

@@ -11,7 +11,7 @@ use md_engine::job::{self, CommandNotify, JobCtx};
 use md_engine::reg;
 use md_engine::time;
 use std::os::raw::{c_int, c_void};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 /// What the callback needs; owned by the configuration pool.
 pub struct Watchdog {
@@ -284,10 +284,88 @@ struct Pool {
     workers: usize,
     /// Next run each MD's job asked for.
     next_runs: std::collections::HashMap<String, i64>,
+    /// The child is exiting: no new work is taken.
+    stopping: bool,
+    /// The worker threads, joined at child exit: a thread that has left the
+    /// queue still runs its thread-local destructors (OpenSSL's among them).
+    threads: Vec<std::thread::JoinHandle<()>>,
 }
 
 static POOL: std::sync::LazyLock<Mutex<Pool>> =
     std::sync::LazyLock::new(|| Mutex::new(Pool::default()));
+/// Signalled when a worker ends.
+static WORKER_ENDED: Condvar = Condvar::new();
+
+fn pool() -> std::sync::MutexGuard<'static, Pool> {
+    POOL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// How long a exiting child waits for its renewal workers: an HTTP transfer
+/// aborts within a second of the request, a key generation runs to its end.
+const EXIT_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Registers the child-exit stop of the renewal workers on `pchild`.
+///
+/// # Safety
+/// `pchild` is the child's process pool (child_init).
+pub unsafe fn on_child_exit(pchild: *mut ffi::apr_pool_t, s: *const ffi::server_rec) {
+    unsafe extern "C" fn stop(data: *mut c_void) -> ffi::apr_status_t {
+        guard("child exit", 0, || {
+            let s = data as *const ffi::server_rec;
+            let busy = pool().workers;
+            if busy > 0 {
+                log::log(
+                    s,
+                    Lvl::Debug,
+                    &format!("child exit: stopping {busy} renewal worker(s)"),
+                );
+            }
+            if !stop_workers(EXIT_WAIT) {
+                log::log(
+                    s,
+                    Lvl::Warn,
+                    "renewal workers still busy at child exit; the unfinished renewal resumes at the next run",
+                );
+            }
+            0
+        })
+    }
+    // SAFETY: a pre-cleanup runs when pchild is destroyed, before its
+    // sub-pools (mod_watchdog's threads) and before the process exits, while
+    // this module is still loaded; `s` (in pconf) outlives pchild.
+    unsafe { ffi::apr_pool_pre_cleanup_register(pchild, s.cast(), Some(stop)) };
+}
+
+/// Asks the running renewal jobs of this process to stop at a safe point
+/// and waits up to `bound` for the workers to end. Workers must not outlive
+/// the child: its exit tears down OpenSSL under them. True when none runs.
+pub fn stop_workers(bound: std::time::Duration) -> bool {
+    md_engine::shutdown::request();
+    let end = std::time::Instant::now() + bound;
+    let mut p = pool();
+    p.stopping = true;
+    for item in std::mem::take(&mut p.queue) {
+        p.busy.remove(&item.0.name);
+    }
+    while p.workers > 0 {
+        let left = end.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        p = WORKER_ENDED
+            .wait_timeout(p, left)
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
+    }
+    // Every worker has left its loop: joining takes no longer than their
+    // thread teardown.
+    let threads = std::mem::take(&mut p.threads);
+    drop(p);
+    for t in threads {
+        let _ = t.join();
+    }
+    true
+}
 
 struct WorkerCtx {
     /// The main server_rec (lives as long as this child's configuration).
@@ -302,11 +380,12 @@ fn worker(ctx: Arc<WorkerCtx>) {
     let s = ctx.server as *const ffi::server_rec;
     loop {
         let item = {
-            let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
-            match pool.queue.pop_front() {
+            let mut pool = pool();
+            match pool.queue.pop_front().filter(|_| !pool.stopping) {
                 Some(i) => i,
                 None => {
                     pool.workers -= 1;
+                    WORKER_ENDED.notify_all();
                     return;
                 }
             }
@@ -322,7 +401,7 @@ fn worker(ctx: Arc<WorkerCtx>) {
                 time::now(),
             )
         });
-        let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+        let mut pool = pool();
         pool.busy.remove(&item.0.name);
         pool.next_runs.insert(item.0.name.clone(), next);
     }
@@ -368,7 +447,10 @@ fn run(wd: &Watchdog) -> i64 {
     // Jobs run on detached workers, at most MDParallelRenewals at once: a
     // slow or failing CA for one MD holds up neither the other MDs nor this
     // callback. An MD is queued once; its job.json has one writer at a time.
-    let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut pool = pool();
+    if pool.stopping {
+        return time::from_secs(3600);
+    }
     for item in items {
         if !pool.busy.contains(&item.0.name) {
             pool.busy.insert(item.0.name.clone());
@@ -381,14 +463,16 @@ fn run(wd: &Watchdog) -> i64 {
         global: global.clone(),
         user_agent: wd.user_agent.clone(),
     });
+    pool.threads.retain(|t| !t.is_finished());
     while pool.workers < global.parallel_renewals.max(1) && !pool.queue.is_empty() {
         pool.workers += 1;
         let ctx = ctx.clone();
-        if std::thread::Builder::new()
+        let spawned = std::thread::Builder::new()
             .name("md-renew".into())
-            .spawn(move || worker(ctx))
-            .is_err()
-        {
+            .spawn(move || worker(ctx));
+        if let Ok(t) = spawned {
+            pool.threads.push(t);
+        } else {
             pool.workers -= 1;
             log::log(
                 s,
@@ -425,50 +509,100 @@ fn run(wd: &Watchdog) -> i64 {
 /// mod_watchdog has no parent-process watchdogs under forked MPMs, and a
 /// child (running as `User`) may not signal the root parent, hence a thread.
 /// It is fork-safe: it takes no lock that children use (it owns its
-/// snapshot of the registry), and it ends when a new generation starts one.
-static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-/// When this parent process last asked for a restart (µs).
-static LAST_RESTART: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+/// snapshot of the registry). It belongs to one configuration generation:
+/// the generation's pool stops and joins it when it is cleared, before
+/// httpd unloads this module (a thread left running in an unloaded image
+/// would crash the parent).
+struct Restarter {
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    /// Only the process that started the thread joins it (children inherit
+    /// the pool, not the thread).
+    pid: u32,
+}
+
+impl Drop for Restarter {
+    fn drop(&mut self) {
+        if std::process::id() != self.pid {
+            return;
+        }
+        let (flag, cv) = &*self.stop;
+        *flag.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        cv.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
 
 /// Starts the restart checker of this configuration generation.
-pub fn start_restarter(s: *const ffi::server_rec, rt: Arc<crate::conf::Runtime>, interval: i64) {
-    use std::sync::atomic::Ordering;
-    let generation = GENERATION.fetch_add(1, Ordering::SeqCst) + 1;
-    let spawned = std::thread::Builder::new().name("md-restart".into()).spawn(move || loop {
-        std::thread::sleep(std::time::Duration::from_secs(2));
-        if GENERATION.load(Ordering::SeqCst) != generation {
-            return; // a newer configuration took over
-        }
-        guard("md restart check", (), || {
-            let now = time::now();
-            let last = LAST_RESTART.load(Ordering::SeqCst);
-            if last != 0 && now - last < interval {
+///
+/// # Safety
+/// `pconf` and `s` are the live configuration pool and main server (real
+/// start, parent).
+pub unsafe fn start_restarter(
+    pconf: *mut ffi::apr_pool_t,
+    s: *const ffi::server_rec,
+    rt: Arc<crate::conf::Runtime>,
+    interval: i64,
+) {
+    // When this parent process last asked for a restart (µs), kept on the
+    // process pool: this module's statics start over with every generation.
+    // SAFETY: s->process->pool lives as long as the process.
+    let last = unsafe { apr::process_i64(s, c"mod_md_rs_last_restart") };
+    let stop = Arc::new((Mutex::new(false), Condvar::new()));
+    let stop2 = stop.clone();
+    let spawned = std::thread::Builder::new().name("md-restart".into()).spawn(move || {
+        let (flag, cv) = &*stop2;
+        let mut stopped = flag.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            stopped = cv
+                .wait_timeout(stopped, std::time::Duration::from_secs(2))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+            if *stopped {
                 return;
             }
-            if let Some(md) = rt.mds.iter().find(|m| reg::staged_ready(&rt.store, m, now)) {
-                LAST_RESTART.store(now, Ordering::SeqCst);
-                GENERATION.fetch_add(1, Ordering::SeqCst);
-                // NULL: the main error log. This thread outlives the
-                // configuration whose server_rec it was started with.
-                log::log(
-                    std::ptr::null(),
-                    Lvl::Notice,
-                    &format!(
-                        "{}: renewed certificates are ready, restarting the server gracefully (MDGracefulRestart on)",
-                        md.name
-                    ),
-                );
-                // SAFETY: signalling our own (parent) process: httpd's
-                // SIGUSR1 handler starts a graceful restart.
-                unsafe { libc::kill(libc::getpid(), libc::SIGUSR1) };
-            }
-        })
+            guard("md restart check", (), || {
+                use std::sync::atomic::Ordering;
+                let now = time::now();
+                let prev = last.load(Ordering::SeqCst);
+                if prev != 0 && now - prev < interval {
+                    return;
+                }
+                if let Some(md) = rt.mds.iter().find(|m| reg::staged_ready(&rt.store, m, now)) {
+                    last.store(now, Ordering::SeqCst);
+                    // NULL: the main error log. This thread outlives the
+                    // configuration's server_rec by a little.
+                    log::log(
+                        std::ptr::null(),
+                        Lvl::Notice,
+                        &format!(
+                            "{}: renewed certificates are ready, restarting the server gracefully (MDGracefulRestart on)",
+                            md.name
+                        ),
+                    );
+                    // SAFETY: signalling our own (parent) process: httpd's
+                    // SIGUSR1 handler starts a graceful restart.
+                    unsafe { libc::kill(libc::getpid(), libc::SIGUSR1) };
+                }
+            })
+        }
     });
-    if spawned.is_err() {
-        log::log(
+    match spawned {
+        Ok(t) => {
+            let r = Restarter {
+                stop,
+                thread: Some(t),
+                pid: std::process::id(),
+            };
+            // SAFETY: the pool owns the handle; its cleanup joins the thread.
+            unsafe { apr::pool_own(pconf, r) };
+        }
+        Err(_) => log::log(
             s,
             Lvl::Err,
             "MDGracefulRestart: cannot start the restart checker thread",
-        );
+        ),
     }
 }

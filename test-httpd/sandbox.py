@@ -146,9 +146,10 @@ class Sandbox:
             check=True, capture_output=True)
         os.chmod(self.ca_cert, 0o644)
 
-    def start_ca(self, eab=False, env=None, ocsp_url=""):
+    def start_ca(self, eab=False, env=None, ocsp_url="", validity=None):
         """Starts pebble-challtestsrv and pebble; waits until the directory answers.
-        With `ocsp_url`, pebble names that OCSP responder in the certificates it issues."""
+        With `ocsp_url`, pebble names that OCSP responder in the certificates it issues;
+        `validity` (seconds) makes it issue short-lived certificates."""
         self._tls_cert()
         cfg = {"pebble": {
             "listenAddress": f"127.0.0.1:{self.pebble_port}",
@@ -162,6 +163,8 @@ class Sandbox:
         }}
         if eab:
             cfg["pebble"]["externalAccountMACKeys"] = dict(eab)
+        if validity:
+            cfg["pebble"]["certificateValidityPeriod"] = int(validity)
         with open(self.path("ca", "pebble.json"), "w") as f:
             json.dump(cfg, f, indent=2)
         self._spawn("challtestsrv", [

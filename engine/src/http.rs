@@ -183,6 +183,7 @@ impl Client {
         easy.low_speed_limit(self.low_speed_bytes).map_err(t)?;
         easy.low_speed_time(self.low_speed_time).map_err(t)?;
         easy.signal(false).map_err(t)?;
+        easy.progress(true).map_err(t)?;
         if let Some(ca) = &self.ca_file {
             easy.cainfo(ca).map_err(t)?;
             let mut opts = curl::easy::SslOpt::new();
@@ -245,6 +246,9 @@ impl Client {
                 Ok(data.len())
             })
             .map_err(t)?;
+            // A child that exits aborts its transfers (crate::shutdown).
+            tr.progress_function(|_, _, _, _| !crate::shutdown::requested())
+                .map_err(t)?;
             let res = tr.perform();
             drop(tr);
             if too_large {

@@ -477,6 +477,9 @@ pub enum Outcome {
     Vetoed,
     Renewed,
     Failed,
+    /// Stopped because the process is shutting down: no error is counted
+    /// and the staged order resumes on the next run.
+    Cancelled,
 }
 
 /// Processes the job of one MD (§3.3). Returns what happened; the job's
@@ -521,6 +524,9 @@ pub fn process(
             return Ok((Outcome::Vetoed, job));
         }
         outcome = run(ctx, &mut job, notify, now, notes);
+        if outcome == Outcome::Cancelled {
+            return Ok((outcome, job));
+        }
     } else if job.finished && !job.notified_renewed && job.valid_from <= now {
         // staged earlier, activation time has come: tell the admin now
         notify_renewed(&mut job, notify, now, ctx, notes);
@@ -827,6 +833,16 @@ fn run(
                 notify_renewed(job, notify, now, ctx, notes);
             }
             Outcome::Renewed
+        }
+        Err(e) if crate::shutdown::requested() => {
+            notes.push(Note::new(
+                Level::Debug,
+                format!(
+                    "md({}): renewal stopped, the server is shutting down ({}); it resumes at the next start",
+                    md.name, e.detail
+                ),
+            ));
+            Outcome::Cancelled
         }
         Err(e) => {
             job.errors += 1;

@@ -16,6 +16,7 @@ pub mod log;
 pub mod ocsp;
 pub mod redirect;
 pub mod reg;
+pub mod shutdown;
 pub mod status;
 pub mod store;
 pub mod tailscale;

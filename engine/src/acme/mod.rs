@@ -22,6 +22,8 @@ pub mod status {
     pub const BADARG: i32 = 20013;
     pub const EGENERAL: i32 = 20014;
     pub const ENOTIMPL: i32 = 20023;
+    /// The process is shutting down (APR_ECANCELED would be 125 as errno).
+    pub const ECANCELED: i32 = 125;
 
     /// `apr_strerror` text for the codes this module produces.
     pub fn describe(code: i32) -> String {
@@ -86,6 +88,18 @@ impl AcmeError {
 }
 
 pub type AResult<T> = Result<T, AcmeError>;
+
+/// Err when this process is shutting down ([`crate::shutdown`]): the work
+/// stops here, at a safe point, and resumes on the next run.
+pub fn check_shutdown() -> AResult<()> {
+    if crate::shutdown::requested() {
+        return Err(AcmeError::new(
+            status::ECANCELED,
+            "the server is shutting down",
+        ));
+    }
+    Ok(())
+}
 
 /// Status and "input related" flag of a problem type (§4.2 table).
 pub fn problem_kind(ptype: &str) -> (i32, bool) {
@@ -334,6 +348,7 @@ impl Acme {
         payload: Option<&Value>,
         with_jwk: bool,
     ) -> AResult<Response> {
+        check_shutdown()?;
         let (acct_url, key) = match &self.account {
             Some((u, k)) => (u.clone(), k),
             None => {
@@ -427,10 +442,15 @@ pub fn poll<T>(
             ));
         }
         let wait = hint.unwrap_or(pause).min(Duration::from_secs(10));
-        std::thread::sleep(
+        if !crate::shutdown::sleep(
             wait.min(timeout.saturating_sub(start.elapsed()))
                 .max(Duration::from_millis(10)),
-        );
+        ) {
+            return Err(AcmeError::new(
+                status::ECANCELED,
+                format!("{what}: the server is shutting down"),
+            ));
+        }
         pause = (pause * 2).min(Duration::from_secs(10));
     }
 }
