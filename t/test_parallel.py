@@ -1,6 +1,7 @@
 """Many MDs renew at once (issue 5, point 4): a CA that never answers one
 MD does not hold up the others."""
 
+import json
 import os
 import socket
 import threading
@@ -49,8 +50,12 @@ def test_twenty_mds_one_stuck_ca(ca_sb):
         assert not os.path.exists(ca_sb.path("md", "staging", stuck, "pubcert.pem"))
         # and all of them share one account, registered once
         accounts = {open(ca_sb.path("md", "staging", n, "md.json")).read().count("ACME-") for n in names}
-        staged_accounts = [n for n in names if os.path.exists(ca_sb.path("md", "staging", n, "account.json"))]
+        staged_accounts = {json.load(open(ca_sb.path("md", "staging", n, "account.json")))["url"]
+                           for n in names
+                           if os.path.exists(ca_sb.path("md", "staging", n, "account.json"))}
         assert len(staged_accounts) == 1, staged_accounts
+        assert "registered new account" in ca_sb.error_log()
+        assert ca_sb.error_log().count("registered new account") == 1
         print(f"19 MDs with certificates after {elapsed:.1f}s", accounts)
     finally:
         hole.close()

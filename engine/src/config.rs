@@ -1104,6 +1104,16 @@ impl Md {
         o.insert("ari-renewals".into(), json!(self.ari));
         Value::Object(o)
     }
+
+    /// [`Md::to_json`] for logs and status pages: the EAB HMAC, a secret,
+    /// shows as `***` (md.json keeps it, as the C module does).
+    pub fn to_json_redacted(&self) -> Value {
+        let mut j = self.to_json();
+        if let Some(h) = j.pointer_mut("/eab/hmac") {
+            *h = json!("***");
+        }
+        j
+    }
 }
 
 /// A startup-fatal configuration problem, with its AH code.

@@ -110,10 +110,7 @@ pub fn md_json(
     with_logs: bool,
     now: Micros,
 ) -> Value {
-    let mut j = md.to_json();
-    if let Some(h) = j.pointer_mut("/eab/hmac") {
-        *h = json!("***");
-    }
+    let mut j = md.to_json_redacted();
     let o = j.as_object_mut().expect("md json is an object");
     o.insert(
         "cert".into(),

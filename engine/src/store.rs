@@ -41,12 +41,13 @@ impl Group {
         }
     }
 
-    /// Mode a group directory is created with.
+    /// Mode of a group directory and of the per-name directories in it:
+    /// the C module's (the binary's, which differs from its documentation:
+    /// `accounts`, `staging`, `challenges` and `ocsp` are 0755).
     pub fn create_mode(self) -> u32 {
         match self {
-            Group::None => 0o755,
             Group::Domains | Group::Tmp | Group::Archive => 0o700,
-            _ => 0o750,
+            _ => 0o755,
         }
     }
 
@@ -62,6 +63,9 @@ impl Group {
     }
 }
 
+/// The file name of an account's (encrypted) private key.
+pub const ACCOUNT_KEY: &str = "account.pem";
+
 /// The groups that exist from the first start on (§2.2 step 2).
 pub const STARTUP_GROUPS: [Group; 4] = [
     Group::Challenges,
@@ -74,6 +78,8 @@ pub const STARTUP_GROUPS: [Group; 4] = [
 pub struct Store {
     root: PathBuf,
     key: Vec<u8>,
+    /// httpd's `User`, when the store was opened by a root parent.
+    user: Option<u32>,
 }
 
 /// Why the store cannot be used; `msg` says what and what to do.
@@ -147,6 +153,7 @@ impl Store {
         let store = Store {
             root: root.to_path_buf(),
             key,
+            user,
         };
         for g in STARTUP_GROUPS {
             store.ensure_group(g, user).map_err(|e| {
@@ -156,7 +163,38 @@ impl Store {
                 ))
             })?;
         }
+        // Account keys written by a root parent before they were handed to
+        // `User` (earlier versions of this module): the renewal job could
+        // not read them and registered a new account on every renewal.
+        for id in store.names(Group::Accounts) {
+            let path = store.path(Group::Accounts, &id, ACCOUNT_KEY);
+            if let Err(e) = store.hand_to_user(&path) {
+                notes.push(Note::new(
+                    Level::Warn,
+                    format!(
+                        "AH10082: Can't change owner of {}: {e}; the renewal job running as \
+                         httpd's User may not be able to use this ACME account",
+                        path.display()
+                    ),
+                ));
+            }
+        }
         Ok(store)
+    }
+
+    /// Gives a file to httpd's `User` (root parent only; a no-op otherwise
+    /// and for files that are missing or already theirs).
+    fn hand_to_user(&self, path: &Path) -> std::io::Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let Some(uid) = self.user else {
+            return Ok(());
+        };
+        match fs::symlink_metadata(path) {
+            Ok(m) if m.is_file() && m.uid() != uid => {
+                std::os::unix::fs::chown(path, Some(uid), None)
+            }
+            _ => Ok(()),
+        }
     }
 
     fn load_or_create_key(root: &Path, notes: &mut Vec<Note>) -> Result<Vec<u8>, StoreError> {
@@ -272,7 +310,14 @@ impl Store {
     /// groups, hands it to `user`.
     pub fn ensure_group(&self, g: Group, user: Option<u32>) -> std::io::Result<()> {
         let dir = self.group_dir(g);
-        ensure_dir(&dir, g.create_mode())?;
+        if !ensure_dir(&dir, g.create_mode())? {
+            // modes as the C module sets them (earlier versions of this
+            // module made `accounts` 0750, closed to the renewal job)
+            use std::os::unix::fs::PermissionsExt;
+            if fs::metadata(&dir)?.permissions().mode() & 0o7777 != g.create_mode() {
+                fs::set_permissions(&dir, fs::Permissions::from_mode(g.create_mode()))?;
+            }
+        }
         if let (true, Some(uid)) = (g.owned_by_user(), user) {
             std::os::unix::fs::chown(&dir, Some(uid), None)?;
         }
@@ -311,17 +356,18 @@ impl Store {
         self.group_dir(g).join(name).join(file)
     }
 
-    /// Makes sure `<group>/<name>` exists (directory mode of the group).
+    /// Makes sure `<group>/<name>` exists, both directories with the
+    /// group's mode (the group directory too: `domains/` is created here,
+    /// at the first certificate, and must not get the umask's mode).
     pub fn ensure_name_dir(&self, g: Group, name: &str) -> Result<PathBuf, StoreError> {
         if name.is_empty() || name.contains('/') || name == "." || name == ".." {
             return Err(err(format!("invalid store name '{name}'")));
         }
-        let dir = self.group_dir(g).join(name);
-        let mode = match g {
-            Group::Domains | Group::Tmp | Group::Archive => 0o700,
-            _ => 0o755,
-        };
-        ensure_dir(&dir, mode).map_err(|e| err(format!("cannot create {}: {e}", dir.display())))?;
+        let gdir = self.group_dir(g);
+        let dir = gdir.join(name);
+        ensure_dir(&gdir, g.create_mode())
+            .and_then(|_| ensure_dir(&dir, g.create_mode()))
+            .map_err(|e| err(format!("cannot create {}: {e}", dir.display())))?;
         Ok(dir)
     }
 
@@ -337,7 +383,19 @@ impl Store {
         let dir = self.ensure_name_dir(g, name)?;
         let path = dir.join(file);
         util::write_atomic(&path, data, file_mode(g, is_key))
-            .map_err(|e| err(format!("cannot write {}: {e}", path.display())))
+            .map_err(|e| err(format!("cannot write {}: {e}", path.display())))?;
+        // An account key stays 0600 (the C module leaves it 0644, encrypted),
+        // but belongs to `User`: the renewal job must be able to use the
+        // account the parent installed, or it registers a new one.
+        if g == Group::Accounts && is_key {
+            self.hand_to_user(&path).map_err(|e| {
+                err(format!(
+                    "AH10082: Can't change owner of {}: {e}",
+                    path.display()
+                ))
+            })?;
+        }
+        Ok(())
     }
 
     /// Reads a file of `<group>/<name>/`; `None` when it does not exist.
@@ -556,13 +614,20 @@ mod tests {
         assert_eq!(mode(&root), 0o755);
         assert_eq!(mode(&root.join(STORE_FILE)), 0o600);
         for g in STARTUP_GROUPS {
-            assert_eq!(mode(&s.group_dir(g)), 0o750, "{g:?}");
+            assert_eq!(mode(&s.group_dir(g)), 0o755, "{g:?}");
         }
         let text = fs::read_to_string(root.join(STORE_FILE)).unwrap();
         assert!(text.starts_with("{\n  \"store\": {\n    \"version\": 3.0\n  },\n  \"key\": \""));
         assert!(!text.ends_with('\n'));
+        // a group left 0750 by an earlier version is opened up again
+        fs::set_permissions(
+            s.group_dir(Group::Accounts),
+            fs::Permissions::from_mode(0o750),
+        )
+        .unwrap();
         let again = Store::open(&root, None, &mut Vec::new()).unwrap();
         assert_eq!(again.key(), s.key());
+        assert_eq!(mode(&s.group_dir(Group::Accounts)), 0o755);
         fs::remove_dir_all(root.parent().unwrap()).unwrap();
     }
 
@@ -631,6 +696,8 @@ mod tests {
         assert_eq!(mode(&s.path(Group::Staging, "a.org", "privkey.pem")), 0o600);
         assert_eq!(mode(&s.path(Group::Domains, "a.org", "privkey.pem")), 0o600);
         assert_eq!(mode(&s.group_dir(Group::Domains).join("a.org")), 0o700);
+        // the group directory too, not the umask's mode
+        assert_eq!(mode(&s.group_dir(Group::Domains)), 0o700);
         let back = s
             .load_key(Group::Staging, "a.org", "privkey.pem")
             .unwrap()

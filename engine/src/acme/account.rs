@@ -6,7 +6,7 @@ use super::{json_body, status, AResult, Acme, AcmeError};
 use crate::config::Md;
 use crate::crypto::{self, Key};
 use crate::log::{Level, Note};
-use crate::store::{Group, Store};
+use crate::store::{Group, Store, ACCOUNT_KEY};
 use serde_json::{json, Map, Value};
 
 /// Account key size (RSA).
@@ -126,15 +126,30 @@ pub enum Source {
     Staged(String),
 }
 
-fn load(store: &Store, src: &Source) -> Option<(Account, Key)> {
+/// Reads an account and its key. `Ok(None)`: there is none; `Err`: there is
+/// one, but it cannot be used (the text names the file and the reason).
+fn load(store: &Store, src: &Source) -> Result<Option<(Account, Key)>, String> {
     let (g, name) = match src {
         Source::Stored(id) => (Group::Accounts, id.as_str()),
         Source::Staged(md) => (Group::Staging, md.as_str()),
     };
-    let j = store.load_json(g, name, "account.json").ok()??;
-    let acct = Account::from_json(&j)?;
-    let key = store.load_key(g, name, "account.pem").ok()??;
-    Some((acct, key))
+    let Some(j) = store
+        .load_json(g, name, "account.json")
+        .map_err(|e| e.msg)?
+    else {
+        return Ok(None);
+    };
+    let acct = Account::from_json(&j).ok_or_else(|| {
+        format!(
+            "{} is incomplete (no account url or CA)",
+            store.path(g, name, "account.json").display()
+        )
+    })?;
+    let key = store
+        .load_key(g, name, ACCOUNT_KEY)
+        .map_err(|e| e.msg)?
+        .ok_or_else(|| format!("{} is missing", store.path(g, name, ACCOUNT_KEY).display()))?;
+    Ok(Some((acct, key)))
 }
 
 fn save(store: &Store, src: &Source, acct: &Account) {
@@ -223,9 +238,37 @@ pub fn select(acme: &mut Acme, store: &Store, md: &Md, notes: &mut Vec<Note>) ->
             candidates.push(Source::Staged(name));
         }
     }
+    if let Some(id) = &md.ca_account {
+        if !store.group_dir(Group::Accounts).join(id).exists() {
+            notes.push(Note::new(
+                Level::Warn,
+                format!(
+                    "{}: the ACME account {id} recorded for this MD is missing ({}); another \
+                     stored account or a new registration takes its place",
+                    md.name,
+                    store.group_dir(Group::Accounts).join(id).display()
+                ),
+            ));
+        }
+    }
     for src in candidates {
-        let Some((mut acct, key)) = load(store, &src) else {
-            continue;
+        let (mut acct, key) = match load(store, &src) {
+            Ok(Some(a)) => a,
+            Ok(None) => continue,
+            Err(e) => {
+                // An account that exists but cannot be read is never
+                // replaced silently: a new registration piles up accounts
+                // at the CA and fails where EAB credentials are single-use.
+                notes.push(Note::new(
+                    Level::Warn,
+                    format!(
+                        "{}: cannot use the stored ACME account: {e}. Check the file's owner \
+                         and mode (the renewal job runs as httpd's User)",
+                        md.name
+                    ),
+                ));
+                continue;
+            }
         };
         let own_staged = src == Source::Staged(md.name.clone());
         if acct.ca_url != ca_url || !eab_matches(md, &acct) || (!own_staged && !acct.is_valid()) {
@@ -301,21 +344,12 @@ fn register(acme: &mut Acme, store: &Store, md: &Md, notes: &mut Vec<Note>) -> A
             ),
         ));
     }
-    // Reuse the key of an account for the same CA host, else a new one.
-    let key = store
-        .names(Group::Accounts)
-        .into_iter()
-        .filter(|id| id.starts_with(&id_prefix(&acme.dir.url)))
-        .find_map(|id| {
-            load(store, &Source::Stored(id))
-                .filter(|(a, _)| a.is_valid())
-                .map(|(_, k)| k)
-        });
-    let key = match key {
-        Some(k) => k,
-        None => Key::generate_rsa(ACCOUNT_KEY_BITS)
-            .map_err(|e| AcmeError::new(status::EGENERAL, e.0))?,
-    };
+    // A new account gets a new key, as in the C module. Reusing the key of
+    // a stored account would make the CA hand back that account (RFC 8555
+    // §7.3.1), bypassing the External Account Binding it should check.
+    super::check_shutdown()?;
+    let key =
+        Key::generate_rsa(ACCOUNT_KEY_BITS).map_err(|e| AcmeError::new(status::EGENERAL, e.0))?;
     let jwk = key.jwk().map_err(|e| AcmeError::new(status::EINVAL, e.0))?;
     let mut payload = Map::new();
     payload.insert("contact".into(), json!(md.contacts));
@@ -365,7 +399,7 @@ fn register(acme: &mut Acme, store: &Store, md: &Md, notes: &mut Vec<Note>) -> A
     };
     let key = acme.account.take().map(|(_, k)| k).expect("set above");
     store
-        .save_key(Group::Staging, &md.name, "account.pem", &key)
+        .save_key(Group::Staging, &md.name, ACCOUNT_KEY, &key)
         .and_then(|()| store.save_json(Group::Staging, &md.name, "account.json", &acct.to_json()))
         .map_err(|e| AcmeError::new(status::EGENERAL, e.msg))?;
     acme.account = Some((acct_url.clone(), key));

@@ -833,12 +833,13 @@ pub fn stage(acme: &mut Acme, md: &Md, env: &mut RunEnv<'_>) -> AResult<Staged> 
     let keygen = std::thread::spawn(move || {
         missing
             .into_iter()
+            .take_while(|_| !crate::shutdown::requested())
             .map(|s| Key::generate(&s).map(|k| (s, k)))
             .collect::<Vec<_>>()
     });
     let selected = {
         let _one_at_a_time = ACCOUNT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-        account::select(acme, store, md, &mut env.notes)
+        super::check_shutdown().and_then(|()| account::select(acme, store, md, &mut env.notes))
     };
     for (spec, key) in keygen.join().unwrap_or_default().into_iter().flatten() {
         let file = format!("privkey{}.pem", spec.file_suffix());
@@ -851,8 +852,21 @@ pub fn stage(acme: &mut Acme, md: &Md, env: &mut RunEnv<'_>) -> AResult<Staged> 
     let source = selected?;
     let mut staged_md = md.clone();
     staged_md.ca_url = Some(acme.dir.url.clone());
-    if let account::Source::Stored(id) = &source {
-        staged_md.ca_account = Some(id.clone());
+    match &source {
+        account::Source::Stored(id) => staged_md.ca_account = Some(id.clone()),
+        // Another MD's new account, not installed yet: staged here as well,
+        // so that installing this MD finds it (by its URL) and records its
+        // id in md.json.
+        account::Source::Staged(other) if *other != md.name => {
+            for (file, is_key) in [("account.json", false), (crate::store::ACCOUNT_KEY, true)] {
+                if let Ok(Some(data)) = store.load_bytes(Group::Staging, other, file) {
+                    store
+                        .save_bytes(Group::Staging, &md.name, file, &data, is_key)
+                        .map_err(|e| AcmeError::new(status::EGENERAL, e.msg))?;
+                }
+            }
+        }
+        account::Source::Staged(_) => {}
     }
     store
         .save_json(Group::Staging, &md.name, "md.json", &staged_md.to_json())

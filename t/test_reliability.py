@@ -1,0 +1,124 @@
+"""Reliability across whole lifecycles (issue 11): one ACME account for
+life, no secrets in logs, renewal state that heals itself."""
+
+import json
+import os
+import pwd
+import stat
+import urllib.request
+
+from test_renewal import job, site, wait_for
+
+HMAC = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W"
+
+
+def mode(path):
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def staged(sb, name):
+    return job(sb, name).get("notified-renewed") is True
+
+
+def test_one_account_across_activation_and_renewals(sb):
+    """Certificate obtained by the child, activated by the parent, renewed
+    again by the child as User, activated again: the CA sees one account,
+    the account key stays usable by the child and closed to others."""
+    sb.start_ca(validity=120)
+    name = "acct.example.org"
+    # 2-minute certificates renewed when less than 99 % is left: the child
+    # renews right after each activation
+    sb.start_httpd(site(sb, name) + "MDRenewWindow 99%\n")
+    assert wait_for(lambda: staged(sb, name), 60), sb.error_log()[-3000:]
+    with open(sb.path("md", "staging", name, "account.json")) as f:
+        url = json.load(f)["url"]
+    www = pwd.getpwnam("www-data").pw_uid
+    for round_ in range(2):
+        sb.start_httpd()  # graceful restart: the parent installs the staged set
+        assert wait_for(lambda: os.path.exists(sb.path("md", "domains", name, "pubcert.pem")), 20)
+        ids = os.listdir(sb.path("md", "accounts"))
+        assert len(ids) == 1, ids
+        acct_dir = sb.path("md", "accounts", ids[0])
+        with open(os.path.join(acct_dir, "account.json")) as f:
+            assert json.load(f)["url"] == url
+        with open(sb.path("md", "domains", name, "md.json")) as f:
+            assert json.load(f)["ca"]["account"] == ids[0]
+        key = os.path.join(acct_dir, "account.pem")
+        # readable by the renewal job (User), by nobody else
+        assert os.stat(key).st_uid == www and mode(key) == 0o600, (os.stat(key), oct(mode(key)))
+        assert mode(sb.path("md", "accounts")) == 0o755
+        assert mode(sb.path("md", "domains")) == 0o700
+        assert mode(sb.path("md", "staging")) == 0o755
+        assert mode(sb.path("md", "challenges")) == 0o755
+        # the child renews with the stored account: nothing new is staged
+        assert wait_for(lambda: staged(sb, name), 60), sb.error_log()[-3000:]
+        assert not os.path.exists(sb.path("md", "staging", name, "account.json"))
+        with open(sb.path("md", "staging", name, "md.json")) as f:
+            assert json.load(f)["ca"]["account"] == ids[0]
+    log = sb.error_log()
+    assert log.count("registered new account") == 1, log[-3000:]
+    assert "cannot use the stored ACME account" not in log
+
+
+def test_unreadable_account_is_reported(sb):
+    """An account the renewal job cannot read is reported with its path,
+    not silently replaced."""
+    sb.start_ca(validity=120)
+    name = "unread.example.org"
+    sb.start_httpd(site(sb, name) + "MDRenewWindow 99%\n")
+    assert wait_for(lambda: staged(sb, name), 60), sb.error_log()[-3000:]
+    sb.start_httpd()
+    assert wait_for(lambda: os.path.exists(sb.path("md", "domains", name, "pubcert.pem")), 20)
+    acct = sb.path("md", "accounts", os.listdir(sb.path("md", "accounts"))[0])
+    sb.stop_httpd()
+    sb.clear_log()
+    # an admin's mistake: the key file given to root only, and kept so
+    os.chown(os.path.join(acct, "account.pem"), 0, 0)
+    os.chmod(acct, 0o700)
+    sb.start_httpd()
+    assert wait_for(lambda: "cannot use the stored ACME account" in sb.error_log(), 30), \
+        sb.error_log()[-3000:]
+    line = [x for x in sb.error_log().splitlines() if "cannot use the stored ACME account" in x][0]
+    assert "[md:warn]" in line and acct in line, line
+
+
+def test_eab_hmac_never_logged(sb):
+    """MDExternalAccountBinding with LogLevel trace8: the HMAC appears in
+    neither the error log nor md-status; the certificate is obtained."""
+    sb.start_ca(eab={"kid-1": HMAC})
+    name = "eab.example.org"
+    body = site(sb, name) + f"""MDExternalAccountBinding kid-1 {HMAC}
+<Location /md-status>
+  SetHandler md-status
+</Location>
+"""
+    sb.start_httpd(body, log_level="trace8")
+    assert wait_for(lambda: staged(sb, name), 60), sb.error_log()[-3000:]
+    with urllib.request.urlopen(f"http://127.0.0.1:{sb.http_port}/md-status/{name}",
+                                timeout=10) as r:
+        status = r.read().decode()
+    assert "kid-1" in status and HMAC not in status
+    log = sb.error_log()
+    assert "effective configuration" in log and "kid-1" in log
+    assert HMAC not in log
+
+
+def test_eab_new_account_is_checked_by_the_ca(sb):
+    """A registration with a wrong EAB HMAC fails at the CA even when an
+    account of the same CA is stored: its key is not reused (that would let
+    the CA return the existing account without checking the binding)."""
+    sb.start_ca(eab={"kid-1": HMAC, "kid-2": HMAC[::-1]})
+    name = "eab2.example.org"
+    sb.start_httpd(site(sb, name) + f"MDExternalAccountBinding kid-1 {HMAC}\n")
+    assert wait_for(lambda: staged(sb, name), 60), sb.error_log()[-3000:]
+    sb.start_httpd()
+    assert wait_for(lambda: os.path.exists(sb.path("md", "domains", name, "pubcert.pem")), 20)
+    other = "eab3.example.org"
+    # kid-2 with kid-1's HMAC: the binding does not verify
+    sb.start_httpd(site(sb, name) + site(sb, other, md=f"""<MDomain {other}>
+  MDExternalAccountBinding kid-2 {HMAC}
+</MDomain>""") + f"MDExternalAccountBinding kid-1 {HMAC}\n")
+    assert wait_for(lambda: job(sb, other).get("errors", 0) > 0, 60), sb.error_log()[-3000:]
+    assert not os.path.exists(sb.path("md", "staging", other, "pubcert.pem"))
+    assert "unauthorized" in json.dumps(job(sb, other)).lower() or \
+        "externalaccount" in json.dumps(job(sb, other)).lower(), job(sb, other)
