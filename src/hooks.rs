@@ -477,12 +477,23 @@ unsafe fn after_ssl(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> c_i
         }
         let md = &mut rt.mds[mi];
         md.acme_tls_1_domains = tls1;
+        // A damaged md.json is set aside (warn) and rewritten from the
+        // configuration below.
+        let mut notes = Vec::new();
         let stored = rt
             .store
-            .load_json(Group::Domains, &md.name, "md.json")
-            .ok()
-            .flatten();
+            .load_json_healing(Group::Domains, &md.name, "md.json", &mut notes)
+            .unwrap_or_else(|e| {
+                notes.push(Note::new(md_engine::log::Level::Warn, e.msg));
+                None
+            });
+        log::notes(s, &notes);
         reg::merge_stored(md, stored.as_ref());
+        // "sync finish" fills in the default CA, as the C module does: md.json
+        // and md-status name the CA that will be used.
+        if md.ca_urls.is_empty() {
+            md.ca_urls = vec![config::LETSENCRYPT_URL.to_string()];
+        }
         let (state, descr, certs) = reg::compute_state(&rt.store, md);
         md.state = state;
         md.state_descr = descr;

@@ -264,10 +264,30 @@ fn process_one(
     };
     let mut notes = Vec::new();
     let next = match job::process(&ctx, &mut notify, now, &mut notes) {
-        Ok((_, j)) => j.next_run,
+        Ok((_, j)) => {
+            pool().failures.remove(&md.name);
+            j.next_run
+        }
         Err(e) => {
-            log::log(s, Lvl::Err, &format!("{}: renewal job: {e}", md.name));
-            0
+            // The job cannot even be read or written (an unwritable store):
+            // back off like any other error instead of retrying every second.
+            let errors = {
+                let mut p = pool();
+                let n = p.failures.entry(md.name.clone()).or_insert(0);
+                *n += 1;
+                *n
+            };
+            let next = now + job::backoff(errors, global.retry_delay, false, job::rand_byte());
+            log::log(
+                s,
+                Lvl::Err,
+                &format!(
+                    "AH10056: processing {}: renewal job: {e}; encountered error for the {errors}. time, next run in {}",
+                    md.name,
+                    time::print_duration(next - now, false)
+                ),
+            );
+            next
         }
     };
     log::notes(s, &notes);
@@ -286,6 +306,9 @@ struct Pool {
     next_runs: std::collections::HashMap<String, i64>,
     /// The child is exiting: no new work is taken.
     stopping: bool,
+    /// Consecutive runs per MD that failed before the job could record
+    /// anything (job.json unreadable and not to be set aside, …).
+    failures: std::collections::HashMap<String, i32>,
     /// The worker threads, joined at child exit: a thread that has left the
     /// queue still runs its thread-local destructors (OpenSSL's among them).
     threads: Vec<std::thread::JoinHandle<()>>,
@@ -300,9 +323,10 @@ fn pool() -> std::sync::MutexGuard<'static, Pool> {
     POOL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// How long a exiting child waits for its renewal workers: an HTTP transfer
-/// aborts within a second of the request, a key generation runs to its end.
-const EXIT_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+/// How long an exiting child waits for its renewal workers: an HTTP transfer
+/// aborts within a second of the request, a key generation runs to its end
+/// (seconds, more when many run at once on a loaded machine).
+const EXIT_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// Registers the child-exit stop of the renewal workers on `pchild`.
 ///
@@ -324,8 +348,16 @@ pub unsafe fn on_child_exit(pchild: *mut ffi::apr_pool_t, s: *const ffi::server_
                 log::log(
                     s,
                     Lvl::Warn,
-                    "renewal workers still busy at child exit; the unfinished renewal resumes at the next run",
+                    &format!(
+                        "renewal workers still busy {} s after the child was asked to exit (key generation on a loaded machine); the child ends without running library teardown under them, the unfinished renewal resumes at the next run",
+                        EXIT_WAIT.as_secs()
+                    ),
                 );
+                // SAFETY: exit() would run OpenSSL's atexit cleanup while a
+                // worker is inside libcrypto (a crash); _exit ends the
+                // process without it. This child is exiting anyway: its
+                // pools are being destroyed and the parent reaps it.
+                unsafe { libc::_exit(0) };
             }
             0
         })
@@ -452,7 +484,10 @@ fn run(wd: &Watchdog) -> i64 {
         return time::from_secs(3600);
     }
     for item in items {
-        if !pool.busy.contains(&item.0.name) {
+        // an MD whose job could not run waits for its back-off
+        let backing_off = pool.failures.contains_key(&item.0.name)
+            && pool.next_runs.get(&item.0.name).is_some_and(|t| *t > now);
+        if !backing_off && !pool.busy.contains(&item.0.name) {
             pool.busy.insert(item.0.name.clone());
             pool.queue.push_back(item);
         }

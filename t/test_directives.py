@@ -27,6 +27,7 @@ ONOFF = ["MDMustStaple", "MDBaseServer", "MDServerStatus", "MDCertificateStatus"
 
 # Configurations that must pass `apache2 -t`.
 GOOD = [
+    "MDHttpProxy http://127.0.0.1:99999",
     "MDCertificateAuthority LetsEncrypt",
     "MDCertificateAuthority letsencrypt-test buypass Buypass-Test",
     "MDCertificateAuthority https://acme.example.org/directory https://127.0.0.1:14000/dir",
@@ -145,6 +146,10 @@ BAD = [
     ("MDHttpProxy foo", "missing uri scheme"),
     ("MDHttpProxy http://a_b", "invalid hostname"),
     ("MDHttpProxy http://a:0", "invalid port"),
+    ("MDHttpProxy https://127.0.0.1:-443", "invalid port"),
+    ("MDHttpProxy https://127.0.0.1:+443", "invalid port"),
+    ("MDHttpProxy http://a:65536", "invalid port"),
+    ("MDHttpProxy http://a:99999999999999999999", "invalid port"),
     ("MDHttpProxy http://a:x", "not an uri"),
     ('MDHttpProxy "http://a b"', "whitespace in uri"),
     ("MDStoreDir a b", "MDStoreDir takes one argument, the directory for file system storage of managed domain data."),

@@ -7,6 +7,8 @@ import pwd
 import stat
 import urllib.request
 
+import pytest
+
 from test_renewal import job, site, wait_for
 
 HMAC = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W"
@@ -122,3 +124,46 @@ def test_eab_new_account_is_checked_by_the_ca(sb):
     assert not os.path.exists(sb.path("md", "staging", other, "pubcert.pem"))
     assert "unauthorized" in json.dumps(job(sb, other)).lower() or \
         "externalaccount" in json.dumps(job(sb, other)).lower(), job(sb, other)
+
+
+@pytest.mark.parametrize("kind", ["garbage", "truncated", "unreadable", "symlink"])
+def test_broken_job_json_is_set_aside(sb, kind):
+    """A staging job.json that cannot be used is set aside (one warn with
+    its path) and the renewal goes on; no manual rm is needed."""
+    sb.start_ca()
+    name = f"{kind}.example.org"
+    d = sb.path("md", "staging", name)
+    os.makedirs(d)
+    www = pwd.getpwnam("www-data").pw_uid
+    os.chown(sb.path("md"), 0, 0)
+    f = os.path.join(d, "job.json")
+    if kind == "garbage":
+        with open(f, "wb") as fh:
+            fh.write(os.urandom(300))
+    elif kind == "truncated":
+        with open(f, "w") as fh:
+            fh.write('{"name": "x", "finished": true, "notified-ren')
+    elif kind == "unreadable":
+        with open(f, "w") as fh:
+            fh.write('{"name": "x"}')
+        os.chmod(f, 0o600)  # root's, the renewal job runs as www-data
+    else:
+        os.symlink("/etc/hostname", f)
+    for p in (sb.path("md", "staging"), d):
+        os.chown(p, www, -1)
+    sb.start_httpd(site(sb, name))
+    assert wait_for(lambda: staged(sb, name), 60), sb.error_log()[-3000:]
+    warns = [x for x in sb.error_log().splitlines() if "set aside as" in x]
+    assert len(warns) == 1 and "[md:warn]" in warns[0] and f in warns[0], warns
+    assert os.path.lexists(f + ".broken")
+
+
+def test_garbage_md_json_is_reported_and_rewritten(sb):
+    name = "mdjson.example.org"
+    os.makedirs(sb.path("md", "domains", name))
+    with open(sb.path("md", "domains", name, "md.json"), "w") as fh:
+        fh.write("{garbage")
+    sb.start_httpd(site(sb, name) + "MDRenewMode manual\n")
+    assert wait_for(lambda: "set aside as" in sb.error_log(), 10), sb.error_log()[-3000:]
+    with open(sb.path("md", "domains", name, "md.json")) as fh:
+        assert json.load(fh)["name"] == name

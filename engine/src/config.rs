@@ -853,7 +853,8 @@ impl ModConfig {
                 "{SECTION_NAME} > section must specify a unique domain name"
             ));
         }
-        let mut words = inner.split_whitespace();
+        let words = split_conf(inner);
+        let mut words = words.iter().map(String::as_str);
         let mut domains = Vec::new();
         let mut transitive = None;
         if let Some(first) = words.next() {
@@ -1116,6 +1117,65 @@ impl Md {
     }
 }
 
+/// httpd's `ap_getword_conf`: the next word of a directive line, in
+/// double or single quotes (backslash escapes the quote and itself) or up
+/// to the next blank (a doubled backslash is one); and the rest of the line
+/// after the blanks that follow.
+pub fn getword_conf(line: &str) -> (String, &str) {
+    let s = line.trim_start_matches(|c: char| c.is_ascii_whitespace());
+    let b = s.as_bytes();
+    let quote = match b.first() {
+        Some(&q) if q == b'"' || q == b'\'' => Some(q),
+        _ => None,
+    };
+    let (body, mut end) = match quote {
+        Some(q) => {
+            let mut i = 1;
+            while i < b.len() && b[i] != q {
+                i += if b[i] == b'\\' && i + 1 < b.len() && (b[i + 1] == q || b[i + 1] == b'\\') {
+                    2
+                } else {
+                    1
+                };
+            }
+            (&s[1..i.min(s.len())], if i < b.len() { i + 1 } else { i })
+        }
+        None => {
+            let i = b.iter().position(u8::is_ascii_whitespace).unwrap_or(b.len());
+            (&s[..i], i)
+        }
+    };
+    let mut word = String::with_capacity(body.len());
+    let mut chars = body.chars().peekable();
+    while let Some(c) = chars.next() {
+        let escaped = chars.peek().copied().filter(|&n| {
+            c == '\\' && (n == '\\' || quote.is_some_and(|q| char::from(q) == n))
+        });
+        match escaped {
+            Some(n) => {
+                word.push(n);
+                chars.next();
+            }
+            None => word.push(c),
+        }
+    }
+    while end < b.len() && b[end].is_ascii_whitespace() {
+        end += 1;
+    }
+    (word, &s[end..])
+}
+
+/// A directive's argument line split as httpd splits TAKE_ARGV arguments.
+pub fn split_conf(mut line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    while !line.trim_start_matches(|c: char| c.is_ascii_whitespace()).is_empty() {
+        let (w, rest) = getword_conf(line);
+        out.push(w);
+        line = rest;
+    }
+    out
+}
+
 /// A startup-fatal configuration problem, with its AH code.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fatal {
@@ -1192,6 +1252,17 @@ pub fn check_protocol(md: &Md) -> Result<(), Fatal> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn getword_conf_as_httpd() {
+        use super::split_conf;
+        assert_eq!(split_conf(r#""a.org" 'b.org'  c.org"#), ["a.org", "b.org", "c.org"]);
+        assert_eq!(split_conf(r#""w\"q.org" 'it\'s' x\\y"#), [r#"w"q.org"#, "it's", r"x\y"]);
+        assert_eq!(split_conf(r#""a b" "unterminated"#), ["a b", "unterminated"]);
+        assert_eq!(split_conf("  "), Vec::<String>::new());
+        assert_eq!(split_conf(r#""" x"#), ["", "x"]);
+        assert_eq!(split_conf("é.org \"\""), ["é.org", ""]);
+    }
+
     use super::*;
 
     fn apply(

@@ -193,6 +193,21 @@ impl Job {
         }
     }
 
+    /// [`Job::load`] for the job's one writer: a broken file is set aside
+    /// (reported in `notes`) and a fresh job takes its place.
+    pub fn load_healing(
+        store: &Store,
+        group: Group,
+        name: &str,
+        notes: &mut Vec<Note>,
+    ) -> Result<Job, String> {
+        match store.load_json_healing(group, name, "job.json", notes) {
+            Ok(Some(j)) => Ok(Job::from_json(&j)),
+            Ok(None) => Ok(Job::new(name)),
+            Err(e) => Err(e.msg),
+        }
+    }
+
     pub fn save(&self, store: &Store, group: Group) -> Result<(), String> {
         store
             .save_json(group, &self.name, "job.json", &self.to_json())
@@ -491,7 +506,16 @@ pub fn process(
     notes: &mut Vec<Note>,
 ) -> Result<(Outcome, Job), String> {
     let md = ctx.md;
-    let mut job = Job::load(ctx.store, Group::Staging, &md.name)?;
+    let mut job = Job::load_healing(ctx.store, Group::Staging, &md.name, notes)?;
+    // job.json is written only when the job changed (as the C module): a
+    // healthy or static MD has none, and shows no renewal activity.
+    let loaded = job.clone();
+    let save = |job: &Job| -> Result<(), String> {
+        if *job != loaded {
+            job.save(ctx.store, Group::Staging)?;
+        }
+        Ok(())
+    };
     job.name = md.name.clone();
     if job.next_run > now {
         return Ok((Outcome::Idle, job));
@@ -520,7 +544,7 @@ pub fn process(
         ));
         if let Err(e) = fire(&mut job, notify, "renewing", now, notes) {
             notes.push(Note::new(Level::Info, format!("AH10060: {}: event-handler for 'renewing' returned {e}, preventing renewal to proceed.", md.name)));
-            job.save(ctx.store, Group::Staging)?;
+            save(&job)?;
             return Ok((Outcome::Vetoed, job));
         }
         outcome = run(ctx, &mut job, notify, now, notes);
@@ -543,7 +567,7 @@ pub fn process(
             }
         }
     }
-    job.save(ctx.store, Group::Staging)?;
+    save(&job)?;
     Ok((outcome, job))
 }
 

@@ -41,10 +41,20 @@ impl Group {
         }
     }
 
-    /// Mode of a group directory and of the per-name directories in it:
-    /// the C module's (the binary's, which differs from its documentation:
-    /// `accounts`, `staging`, `challenges` and `ocsp` are 0755).
+    /// Mode a group directory is created with (the C module's).
     pub fn create_mode(self) -> u32 {
+        match self {
+            Group::None => 0o755,
+            Group::Domains | Group::Tmp | Group::Archive => 0o700,
+            _ => 0o750,
+        }
+    }
+
+    /// Mode of a group directory once something is stored in it, and of
+    /// the per-name directories in it: as the C module, `accounts`,
+    /// `staging`, `challenges` and `ocsp` open up to 0755 (the renewal job
+    /// running as httpd's User reads the accounts the parent installed).
+    pub fn used_mode(self) -> u32 {
         match self {
             Group::Domains | Group::Tmp | Group::Archive => 0o700,
             _ => 0o755,
@@ -310,19 +320,25 @@ impl Store {
     /// groups, hands it to `user`.
     pub fn ensure_group(&self, g: Group, user: Option<u32>) -> std::io::Result<()> {
         let dir = self.group_dir(g);
-        if !ensure_dir(&dir, g.create_mode())? {
-            // modes as the C module sets them (earlier versions of this
-            // module made `accounts` 0750, closed to the renewal job)
-            use std::os::unix::fs::PermissionsExt;
-            if fs::metadata(&dir)?.permissions().mode() & 0o7777 != g.create_mode() {
-                fs::set_permissions(&dir, fs::Permissions::from_mode(g.create_mode()))?;
-            }
+        if !ensure_dir(&dir, g.create_mode())? && !sorted_dir(&dir).is_empty() {
+            // a group in use has the C module's mode (earlier versions of
+            // this module left `accounts` 0750, closed to the renewal job)
+            set_mode(&dir, g.used_mode())?;
         }
         if let (true, Some(uid)) = (g.owned_by_user(), user) {
             std::os::unix::fs::chown(&dir, Some(uid), None)?;
         }
         Ok(())
     }
+}
+
+/// Sets a directory's mode unless it has it already (a directory owned by
+/// someone else with the right mode is fine).
+fn set_mode(dir: &Path, mode: u32) -> std::io::Result<()> {
+    if fs::metadata(dir)?.permissions().mode() & 0o7777 != mode {
+        fs::set_permissions(dir, fs::Permissions::from_mode(mode))?;
+    }
+    Ok(())
 }
 
 /// Entry names of a directory, sorted; none when it cannot be read.
@@ -366,7 +382,8 @@ impl Store {
         let gdir = self.group_dir(g);
         let dir = gdir.join(name);
         ensure_dir(&gdir, g.create_mode())
-            .and_then(|_| ensure_dir(&dir, g.create_mode()))
+            .and_then(|_| set_mode(&gdir, g.used_mode()))
+            .and_then(|()| ensure_dir(&dir, g.used_mode()))
             .map_err(|e| err(format!("cannot create {}: {e}", dir.display())))?;
         Ok(dir)
     }
@@ -428,6 +445,48 @@ impl Store {
                 ))
             }),
         }
+    }
+
+    /// Reads a JSON object the module owns and rebuilds when it must.
+    /// One that cannot be used (unreadable, not a JSON object, a symlink:
+    /// the module never writes those) is set aside as `<file>.broken`
+    /// (replacing an older one), reported once in `notes` at warn with its
+    /// path, and `Ok(None)` lets the caller start afresh: no manual `rm` is
+    /// ever needed. `Err` only when it cannot even be set aside.
+    pub fn load_json_healing(
+        &self,
+        g: Group,
+        name: &str,
+        file: &str,
+        notes: &mut Vec<Note>,
+    ) -> Result<Option<Value>, StoreError> {
+        let path = self.path(g, name, file);
+        let why = match fs::symlink_metadata(&path) {
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Ok(m) if m.file_type().is_symlink() => "it is a symbolic link".to_string(),
+            _ => match self.load_json(g, name, file) {
+                Ok(Some(v)) if v.is_object() => return Ok(Some(v)),
+                Ok(None) => return Ok(None),
+                Ok(Some(_)) => "it is not a JSON object".to_string(),
+                Err(e) => e.msg,
+            },
+        };
+        let aside = path.with_file_name(format!("{file}.broken"));
+        fs::rename(&path, &aside).map_err(|e| {
+            err(format!(
+                "{} cannot be used ({why}) nor set aside: {e}",
+                path.display()
+            ))
+        })?;
+        notes.push(Note::new(
+            Level::Warn,
+            format!(
+                "{} cannot be used ({why}); set aside as {} and rebuilt",
+                path.display(),
+                aside.display()
+            ),
+        ));
+        Ok(None)
     }
 
     /// Writes a private key, encrypted with the store key where the group
@@ -614,17 +673,13 @@ mod tests {
         assert_eq!(mode(&root), 0o755);
         assert_eq!(mode(&root.join(STORE_FILE)), 0o600);
         for g in STARTUP_GROUPS {
-            assert_eq!(mode(&s.group_dir(g)), 0o755, "{g:?}");
+            assert_eq!(mode(&s.group_dir(g)), 0o750, "{g:?}");
         }
         let text = fs::read_to_string(root.join(STORE_FILE)).unwrap();
         assert!(text.starts_with("{\n  \"store\": {\n    \"version\": 3.0\n  },\n  \"key\": \""));
         assert!(!text.ends_with('\n'));
-        // a group left 0750 by an earlier version is opened up again
-        fs::set_permissions(
-            s.group_dir(Group::Accounts),
-            fs::Permissions::from_mode(0o750),
-        )
-        .unwrap();
+        // a group in use left 0750 by an earlier version is opened up again
+        fs::create_dir(s.group_dir(Group::Accounts).join("ACME-x-0000")).unwrap();
         let again = Store::open(&root, None, &mut Vec::new()).unwrap();
         assert_eq!(again.key(), s.key());
         assert_eq!(mode(&s.group_dir(Group::Accounts)), 0o755);

@@ -57,15 +57,34 @@ pub fn parse(uri: &str) -> Result<Uri<'_>, NotAnUri> {
         u.hostname = Some(host);
         if let Some(p) = port {
             if !p.is_empty() {
-                if !p.bytes().all(|c| c.is_ascii_digit()) {
-                    return Err(NotAnUri);
-                }
                 u.port_str = Some(p);
-                u.port = p.parse().unwrap_or(u32::MAX);
+                u.port = u32::from(apr_port(p).ok_or(NotAnUri)?);
             }
         }
     }
     Ok(u)
+}
+
+/// The port as `apr_uri_parse` computes it: `strtol` over the whole string
+/// (blanks, a sign; saturating at the limits of a `long`), then truncated
+/// to `apr_port_t`. None when characters follow the number.
+fn apr_port(p: &str) -> Option<u16> {
+    let t = p.trim_start_matches([' ', '\t', '\n', '\r', '\x0b', '\x0c']);
+    let (neg, digits) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    if digits.is_empty() || !digits.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let v: i64 = match digits.parse::<i64>() {
+        Ok(v) if neg => -v,
+        Ok(v) => v,
+        Err(_) if neg => i64::MIN,
+        Err(_) => i64::MAX,
+    };
+    Some(v as u16)
 }
 
 /// `md_dns_is_name` without the FQDN requirement: ASCII letters, digits,
@@ -187,6 +206,12 @@ mod tests {
         assert_eq!(check_absolute_http("http://a_b"), Err("invalid hostname"));
         assert_eq!(check_absolute_http("http://a:0"), Err("invalid port"));
         assert_eq!(check_absolute_http("http://a:x"), Err("not an uri"));
+        // APR's strtol and apr_port_t truncation, then the C module's checks
+        assert_eq!(check_absolute_http("https://a:-443"), Err("invalid port"));
+        assert_eq!(check_absolute_http("https://a:+443"), Err("invalid port"));
+        assert_eq!(check_absolute_http("https://a:443x"), Err("not an uri"));
+        assert_eq!(check_absolute_http("http://a:99999"), Ok(()));
+        assert_eq!(check_absolute_http("http://a:65536"), Err("invalid port"));
         assert_eq!(check_absolute_http("http://a b"), Err("whitespace in uri"));
         assert_eq!(check_absolute_http("http://"), Ok(()));
         assert_eq!(
