@@ -120,7 +120,24 @@ pub unsafe extern "C" fn prime(
         };
         let cert = match Cert::from_pem(pem, md.as_deref()) {
             Ok(Some(c)) => c,
-            Ok(None) => return DECLINED, // no OCSP responder named
+            Ok(None) => {
+                // no OCSP responder named (Let's Encrypt today): said at
+                // debug, in the C module's words
+                let serial = md_engine::X509::from_pem(pem)
+                    .ok()
+                    .and_then(|c| c.serial_number().to_bn().ok())
+                    .and_then(|b| b.to_hex_str().ok().map(|h| h.to_string()))
+                    .unwrap_or_default();
+                log::log(
+                    s,
+                    Lvl::Debug,
+                    &format!(
+                        "md[{}]: certificate with serial {serial} has no OCSP responder URL",
+                        md.as_deref().unwrap_or("other")
+                    ),
+                );
+                return DECLINED;
+            }
             Err(PrimeError::TooFew) => {
                 log::log(
                     s,

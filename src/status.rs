@@ -68,21 +68,23 @@ pub unsafe extern "C" fn handler(r: *mut ffi::request_rec) -> c_int {
             status::add_ocsp(&mut j, &staplings, logs);
             j
         };
-        let body = match want {
-            Some(name) => {
-                let found = items
-                    .iter()
-                    .find(|(m, ..)| m.name == name)
-                    .or_else(|| items.iter().find(|(m, ..)| m.contains(&name)));
-                match found {
-                    Some((m, certs, at, w)) => with_live(
-                        ocsp(status::md_json(store, m, certs, *at, *w, true, now), true),
-                        m,
-                        certs,
-                    ),
-                    None => return ffi::HTTP_NOT_FOUND as c_int,
-                }
-            }
+        // An MD by name, else the MD covering the domain (wildcards too);
+        // anything else gets the overview, as from the C module.
+        let found = want.and_then(|name| {
+            items.iter().find(|(m, ..)| m.name == name).or_else(|| {
+                items.iter().find(|(m, ..)| {
+                    m.domains
+                        .iter()
+                        .any(|d| md_engine::vhost::domain_matches(d, &name))
+                })
+            })
+        });
+        let body = match found {
+            Some((m, certs, at, w)) => with_live(
+                ocsp(status::md_json(store, m, certs, *at, *w, true, now), true),
+                m,
+                certs,
+            ),
             None => status::overview(
                 items
                     .iter()

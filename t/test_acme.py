@@ -165,8 +165,10 @@ def test_account_is_reused(ca_sb, a2md, resp):
     assert out["status"] == 0
     # the second MD uses the account staged for the first one
     assert out["account"] == 'Staged("r1.example.org")'
-    assert not os.path.exists(staged(ca_sb, "r2.example.org", "account.json"))
-    assert acct1["url"]
+    # and stages a copy of it, so that installing r2 records the account's
+    # id in its md.json (issue 10.6): the same account, not a new one
+    acct2 = json.load(open(staged(ca_sb, "r2.example.org", "account.json")))
+    assert acct1["url"] and acct2["url"] == acct1["url"]
 
 
 def test_must_staple(ca_sb, a2md, resp):

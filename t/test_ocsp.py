@@ -366,5 +366,11 @@ def test_stapling_on_without_responder_in_certificate(ca_sb):
     assert not glob.glob(sb.path("md", "ocsp", "*", "ocsp-*.json"))
     log = sb.error_log()
     assert "_md_ocsp_" not in log and "[md:error]" not in log and "[md:warn]" not in log
+    # one debug line, as the C module says it (issue 10.13), serial in whole bytes
+    serial = subprocess.run(["openssl", "x509", "-noout", "-serial", "-in",
+                             sb.path("md", "domains", NAME, "pubcert.pem")],
+                            capture_output=True, text=True, check=True).stdout.strip().split("=")[1]
+    assert "[md:debug]" in log and \
+        f"md[{NAME}]: certificate with serial {serial} has no OCSP responder URL" in log, log[-2000:]
     st = json.loads(get(sb, f"/md-status/{NAME}"))
     assert st["stapling"] is True and "ocsp" not in st["cert"]["rsa"]

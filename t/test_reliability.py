@@ -167,3 +167,21 @@ def test_garbage_md_json_is_reported_and_rewritten(sb):
     assert wait_for(lambda: "set aside as" in sb.error_log(), 10), sb.error_log()[-3000:]
     with open(sb.path("md", "domains", name, "md.json")) as fh:
         assert json.load(fh)["name"] == name
+
+
+def test_stale_finished_job_does_not_block_renewal(sb):
+    """A staging job.json marked finished and notified, without the staged
+    set it speaks of, is started over (issue 10.9)."""
+    sb.start_ca()
+    name = "stale.example.org"
+    d = sb.path("md", "staging", name)
+    os.makedirs(d)
+    with open(os.path.join(d, "job.json"), "w") as fh:
+        json.dump({"name": name, "finished": True, "notified": True, "notified-renewed": True,
+                   "valid-from": "Wed, 01 Jan 2025 00:00:00 GMT"}, fh)
+    www = pwd.getpwnam("www-data").pw_uid
+    for p in (sb.path("md", "staging"), d, os.path.join(d, "job.json")):
+        os.chown(p, www, -1)
+    sb.start_httpd(site(sb, name))
+    assert wait_for(lambda: os.path.exists(os.path.join(d, "pubcert.pem")), 60), \
+        sb.error_log()[-3000:]

@@ -94,6 +94,18 @@ def test_first_certificate_tls_alpn01(ca_sb):
     assert any("tls-alpn-01" in d for d in entries), entries
 
 
+def test_tls_alpn01_skipped_where_protocols_forbid_it(ca_sb):
+    """MDCAChallenges tls-alpn-01 http-01 on an SSL vhost without
+    `Protocols acme-tls/1`: tls-alpn-01 is skipped for its domains and
+    http-01 answers, as with the C module (issue 10.8)."""
+    name = "noalpn.example.org"
+    ca_sb.start_httpd(site(ca_sb, name, md_body="  MDCAChallenges tls-alpn-01 http-01"))
+    obtain(ca_sb, name)
+    entries = [e.get("detail", "") for e in job(ca_sb, name)["log"]["entries"]]
+    assert any("http-01" in d for d in entries), entries
+    assert not any("tls-alpn-01" in d for d in entries), entries
+
+
 def test_rsa_and_ec_side_by_side(ca_sb):
     name = "ec.example.org"
     ca_sb.start_httpd(site(ca_sb, name, md_body="  MDPrivateKeys RSA P-256"))
@@ -143,6 +155,20 @@ def test_events_recorded_by_message_cmd(ca_sb, tmp_path):
     # activation at the next restart runs as root
     ca_sb.start_httpd()
     assert wait_for(lambda: f"root extra-arg installed {name}" in open(rec).read(), 20), open(rec).read()
+
+
+@pytest.mark.parametrize("directive,problem", [
+    ("MDNotifyCmd /bin/false", "urn:org:apache:httpd:log:AH10108:"),
+    ("MDMessageCmd /bin/false", "urn:org:apache:httpd:log:AH10109:"),
+])
+def test_failing_command_is_the_jobs_last_problem(ca_sb, directive, problem):
+    """A failing MDNotifyCmd/MDMessageCmd is recorded in the job's `last`
+    with the C module's log id as problem type (issue 10.14)."""
+    name = "cmdfail.example.org"
+    ca_sb.start_httpd(site(ca_sb, name) + directive + "\n")
+    assert wait_for(lambda: (job(ca_sb, name).get("last") or {}).get("problem") == problem, 60), \
+        (job(ca_sb, name), ca_sb.error_log()[-2000:])
+    assert "/bin/false failed with exit code 1." in job(ca_sb, name)["last"]["detail"]
 
 
 def test_backoff_when_ca_is_down_and_recovery(ca_sb):

@@ -3,6 +3,7 @@
 import json
 import os
 import shutil
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -54,7 +55,10 @@ def test_md_status_views(ca_sb):
     # the single view has the job log, by name or by domain
     single = json.loads(get(ca_sb, f"/md-status/{name}")[2])
     assert single["renewal"]["log"]["entries"]
-    assert get(ca_sb, "/md-status/nothing.example.org")[0] == 404
+    # anything else: the overview, as from the C module
+    for path in ("/md-status/nothing.example.org", f"/md-status/{name}/extra"):
+        st, _, body = get(ca_sb, path)
+        assert st == 200 and "managed-domains" in json.loads(body), (path, st)
     assert get(ca_sb, "/md-status", method="POST")[0] == 501
     # after activation: the live certificate
     ca_sb.start_httpd()
@@ -62,6 +66,12 @@ def test_md_status_views(ca_sb):
     md = json.loads(get(ca_sb, "/md-status")[2])["managed-domains"][0]
     c = md["cert"]["rsa"]
     assert len(c["sha256-fingerprint"]) == 64 and c["serial"] == c["serial"].upper()
+    # whole bytes, as BN_bn2hex and openssl print it (leading zero bytes kept)
+    out = subprocess.run(["openssl", "x509", "-noout", "-serial", "-in",
+                          ca_sb.path("md", "domains", name, "pubcert.pem")],
+                         capture_output=True, text=True, check=True).stdout
+    assert c["serial"] == out.strip().split("=")[1]
+    assert len(c["serial"]) % 2 == 0
     assert md["cert"]["valid"]["until"].endswith(" GMT")
     assert "renewal" not in md and "renew" not in md
 
@@ -228,3 +238,14 @@ def test_md_status_of_a_failing_renewal_same_shape_as_c_module(sb, c_module):
     assert ro["last"]["detail"].startswith(rt["last"]["detail"] + " (")
     assert ro["errors"] == rt["errors"] == 1
     assert ro["finished"] is rt["finished"] is False
+
+
+def test_md_status_by_domain_of_a_wildcard_md(sb):
+    """/md-status/<domain> finds the MD whose wildcard covers the domain."""
+    sb.start_httpd("""
+MDomain *.wild.example.org
+MDRenewMode always
+MDBaseServer on
+""" + STATUS)
+    st, _, body = get(sb, "/md-status/www.wild.example.org")
+    assert st == 200 and json.loads(body)["name"] == "*.wild.example.org", body

@@ -1141,16 +1141,20 @@ pub fn getword_conf(line: &str) -> (String, &str) {
             (&s[1..i.min(s.len())], if i < b.len() { i + 1 } else { i })
         }
         None => {
-            let i = b.iter().position(u8::is_ascii_whitespace).unwrap_or(b.len());
+            let i = b
+                .iter()
+                .position(u8::is_ascii_whitespace)
+                .unwrap_or(b.len());
             (&s[..i], i)
         }
     };
     let mut word = String::with_capacity(body.len());
     let mut chars = body.chars().peekable();
     while let Some(c) = chars.next() {
-        let escaped = chars.peek().copied().filter(|&n| {
-            c == '\\' && (n == '\\' || quote.is_some_and(|q| char::from(q) == n))
-        });
+        let escaped = chars
+            .peek()
+            .copied()
+            .filter(|&n| c == '\\' && (n == '\\' || quote.is_some_and(|q| char::from(q) == n)));
         match escaped {
             Some(n) => {
                 word.push(n);
@@ -1168,7 +1172,10 @@ pub fn getword_conf(line: &str) -> (String, &str) {
 /// A directive's argument line split as httpd splits TAKE_ARGV arguments.
 pub fn split_conf(mut line: &str) -> Vec<String> {
     let mut out = Vec::new();
-    while !line.trim_start_matches(|c: char| c.is_ascii_whitespace()).is_empty() {
+    while !line
+        .trim_start_matches(|c: char| c.is_ascii_whitespace())
+        .is_empty()
+    {
         let (w, rest) = getword_conf(line);
         out.push(w);
         line = rest;
@@ -1255,9 +1262,18 @@ mod tests {
     #[test]
     fn getword_conf_as_httpd() {
         use super::split_conf;
-        assert_eq!(split_conf(r#""a.org" 'b.org'  c.org"#), ["a.org", "b.org", "c.org"]);
-        assert_eq!(split_conf(r#""w\"q.org" 'it\'s' x\\y"#), [r#"w"q.org"#, "it's", r"x\y"]);
-        assert_eq!(split_conf(r#""a b" "unterminated"#), ["a b", "unterminated"]);
+        assert_eq!(
+            split_conf(r#""a.org" 'b.org'  c.org"#),
+            ["a.org", "b.org", "c.org"]
+        );
+        assert_eq!(
+            split_conf(r#""w\"q.org" 'it\'s' x\\y"#),
+            [r#"w"q.org"#, "it's", r"x\y"]
+        );
+        assert_eq!(
+            split_conf(r#""a b" "unterminated"#),
+            ["a b", "unterminated"]
+        );
         assert_eq!(split_conf("  "), Vec::<String>::new());
         assert_eq!(split_conf(r#""" x"#), ["", "x"]);
         assert_eq!(split_conf("é.org \"\""), ["é.org", ""]);

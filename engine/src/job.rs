@@ -378,12 +378,9 @@ pub fn fire(
     }
     if event == "renewed" {
         if let Err(e) = notify.notify(&job.name) {
-            job.add_log(
-                now,
-                "notify-error",
-                Some("urn:org:apache:httpd:log:AH10108:".into()),
-                Some(e.clone()),
-            );
+            let problem = "urn:org:apache:httpd:log:AH10108:";
+            job.add_log(now, "notify-error", Some(problem.into()), Some(e.clone()));
+            job.last = Some(command_failure(problem, &e));
             return Err(e);
         }
         notes.push(Note::new(
@@ -409,8 +406,20 @@ pub fn fire(
                 Some(event.to_string()),
                 Some(e.clone()),
             );
+            job.last = Some(command_failure("urn:org:apache:httpd:log:AH10109:", &e));
             Err(e)
         }
+    }
+}
+
+/// The job's `last` result after a failed MDNotifyCmd/MDMessageCmd, as
+/// the C module records it (the log id as problem type).
+fn command_failure(problem: &str, detail: &str) -> JobResult {
+    JobResult {
+        status: crate::acme::status::EGENERAL,
+        problem: Some(problem.into()),
+        detail: Some(detail.into()),
+        ..Default::default()
     }
 }
 
@@ -517,6 +526,21 @@ pub fn process(
         Ok(())
     };
     job.name = md.name.clone();
+    if job.finished && !crate::reg::staged_files_present(ctx.store, md) {
+        // A finished job whose staged set is gone (installed, purged, or
+        // left by a crash) would block renewal forever: start over, as the
+        // C module's driver does since 2.6.10.
+        notes.push(Note::new(
+            Level::Debug,
+            format!(
+                "md({}): the finished renewal job has no staged certificates (any more), starting over",
+                md.name
+            ),
+        ));
+        let log = std::mem::take(&mut job.log);
+        job = Job::new(&md.name);
+        job.log = log;
+    }
     if job.next_run > now {
         return Ok((Outcome::Idle, job));
     }
@@ -812,6 +836,7 @@ fn run(
                 types,
                 dns01_cmd: ctx.global.dns01_cmd.clone(),
                 dns01_version: ctx.global.dns01_version,
+                tls_alpn_domains: Some(md.acme_tls_1_domains.clone()),
             },
             notes: Vec::new(),
         };

@@ -649,8 +649,8 @@ pub fn hot_set(store: &Store, md: &Md, now: Micros) -> Option<HotSet> {
     })
 }
 
-/// Whether staging holds a key and a chain for every key spec of `md`.
-fn staged_files_present(store: &Store, md: &Md) -> bool {
+/// Whether every key and chain of the MD's staged set is there.
+pub fn staged_files_present(store: &Store, md: &Md) -> bool {
     md.effective_specs().iter().all(|spec| {
         let sfx = spec.file_suffix();
         store

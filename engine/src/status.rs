@@ -174,7 +174,7 @@ pub fn overview(items: Vec<Value>) -> Value {
     json!({"version": crate::MOD_MD_VERSION, "managed-domains": items})
 }
 
-/// `valid`, `serial` (upper-case hex, no leading zeros) and
+/// `valid`, `serial` (upper-case hex in whole bytes, as `BN_bn2hex`) and
 /// `sha256-fingerprint` (lower-case hex) of a certificate.
 fn validity_serial_fingerprint(info: &CertInfo, c: &X509) -> Option<Map<String, Value>> {
     let serial = c
@@ -190,7 +190,7 @@ fn validity_serial_fingerprint(info: &CertInfo, c: &X509) -> Option<Map<String, 
         "valid".into(),
         json!({"from": time::rfc822(info.not_before), "until": time::rfc822(info.not_after)}),
     );
-    o.insert("serial".into(), json!(serial.trim_start_matches('0')));
+    o.insert("serial".into(), json!(serial));
     o.insert("sha256-fingerprint".into(), json!(hex(&fp)));
     Some(o)
 }

@@ -121,6 +121,10 @@ pub struct ChallengeEnv {
     pub dns01_cmd: Option<String>,
     /// `MDChallengeDns01Version`.
     pub dns01_version: u8,
+    /// The domains httpd can answer `tls-alpn-01` for (an SSL vhost that
+    /// allows `acme-tls/1`); the others skip that type, as in the C module.
+    /// None: no restriction (a2md).
+    pub tls_alpn_domains: Option<Vec<String>>,
 }
 
 /// What one run needs.
@@ -414,6 +418,15 @@ fn start_authz(
     let mut last_err = None;
     let mut any = false;
     for ctype in env.challenges.types.clone() {
+        if ctype == "tls-alpn-01"
+            && env
+                .challenges
+                .tls_alpn_domains
+                .as_ref()
+                .is_some_and(|ds| !ds.iter().any(|d| d.eq_ignore_ascii_case(&ident)))
+        {
+            continue;
+        }
         let Some(ch) = offered
             .iter()
             .find(|c| c.get("type").and_then(Value::as_str) == Some(ctype.as_str()))

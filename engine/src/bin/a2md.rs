@@ -68,6 +68,7 @@ fn main() {
         types: vec!["http-01".into()],
         dns01_cmd: None,
         dns01_version: 1,
+        tls_alpn_domains: None,
     };
     let mut names = Vec::new();
     let mut account = None;
