@@ -48,6 +48,7 @@ def test_one_account_across_activation_and_renewals(sb):
         key = os.path.join(acct_dir, "account.pem")
         # readable by the renewal job (User), by nobody else
         assert os.stat(key).st_uid == www and mode(key) == 0o600, (os.stat(key), oct(mode(key)))
+        # the C module's modes after staging and installation
         assert mode(sb.path("md", "accounts")) == 0o755
         assert mode(sb.path("md", "domains")) == 0o700
         assert mode(sb.path("md", "staging")) == 0o755

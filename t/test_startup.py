@@ -50,8 +50,9 @@ def test_many_modules_starts_and_graceful_restarts(sb):
             assert r.returncode == 0, r.stderr
             assert wait_for(lambda: real_starts(sb) == k + 2, 15), \
                 f"start {i}, restart {k}: " + sb.error_log()[-3000:]
+        assert wait_for(lambda: sb.error_log().count("AH10074: 1 out of 1 mds need watching")
+                        == restarts + 1, 10), sb.error_log()[-3000:]
         log = sb.error_log()
-        assert log.count("AH10074: 1 out of 1 mds need watching") == restarts + 1, log[-3000:]
         assert "exit signal" not in log and "Segmentation" not in log, log[-3000:]
         pid = sb.pid()
         sb.stop_httpd()

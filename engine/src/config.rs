@@ -423,13 +423,13 @@ fn atoi(v: &str) -> i64 {
         Some(r) => (true, r),
         None => (false, t.strip_prefix('+').unwrap_or(t)),
     };
-    let n: i64 = digits
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .take(18)
-        .collect::<String>()
-        .parse()
-        .unwrap_or(0);
+    let digits: String = digits.chars().take_while(char::is_ascii_digit).collect();
+    // strtol saturates at the limits of a long
+    let n: i64 = match digits.parse::<i64>() {
+        Ok(n) => n,
+        Err(_) if digits.is_empty() => 0,
+        Err(_) => return if neg { i64::MIN } else { i64::MAX },
+    };
     if neg {
         -n
     } else {
@@ -776,11 +776,12 @@ impl ModConfig {
                 g.retry_delay = v;
             }
             D::RetryFailover => {
-                let n = atoi(arg);
+                // C's atoi: strtol, then truncated to an int
+                let n = atoi(arg) as i32;
                 if n <= 0 {
                     return Err("invalid argument, must be a number > 0".into());
                 }
-                g.retry_failover = i32::try_from(n).unwrap_or(i32::MAX);
+                g.retry_failover = n;
             }
             D::StoreLocks => {
                 g.store_locks = if arg.eq_ignore_ascii_case("on") {

@@ -848,6 +848,10 @@ fn run(
     })();
     match result {
         Ok(valid_from) => {
+            // a complete staged set opens its group, as in the C module
+            if let Err(e) = ctx.store.open_group(Group::Staging) {
+                notes.push(Note::new(Level::Warn, e.msg));
+            }
             // ready when the newest certificate is valid; a live MD waits
             // MDActivationDelay more (§4.11)
             let mut ready = if valid_from > 0 { valid_from } else { now };

@@ -6,7 +6,7 @@ use crate::acme::account::{self, Account};
 use crate::config::Md;
 use crate::crypto::{self, Key};
 use crate::keyspec::KeySpec;
-use crate::log::Note;
+use crate::log::{Level, Note};
 use crate::store::{Group, Store};
 use crate::time::{self, Micros};
 use openssl::x509::X509;
@@ -405,6 +405,12 @@ pub fn install_staged(store: &Store, md: &Md, notes: &mut Vec<Note>) -> Result<b
     let live = store.group_dir(Group::Domains).join(&md.name);
     fs::rename(&tmp, &live).map_err(|e| format!("activating {}: {e}", live.display()))?;
     purge_staging(store, md);
+    // the groups the renewal job reads from are open to it from now on
+    for g in [Group::Accounts, Group::Staging] {
+        if let Err(e) = store.open_group(g) {
+            notes.push(Note::new(Level::Warn, e.msg));
+        }
+    }
     Ok(true)
 }
 

@@ -320,15 +320,29 @@ impl Store {
     /// groups, hands it to `user`.
     pub fn ensure_group(&self, g: Group, user: Option<u32>) -> std::io::Result<()> {
         let dir = self.group_dir(g);
-        if !ensure_dir(&dir, g.create_mode())? && !sorted_dir(&dir).is_empty() {
-            // a group in use has the C module's mode (earlier versions of
-            // this module left `accounts` 0750, closed to the renewal job)
+        if !ensure_dir(&dir, g.create_mode())?
+            && g == Group::Accounts
+            && !sorted_dir(&dir).is_empty()
+        {
+            // accounts in use are open to the renewal job, as after the C
+            // module's installation (earlier versions of this module left
+            // them 0750 and the child registered a new account every time)
             set_mode(&dir, g.used_mode())?;
         }
         if let (true, Some(uid)) = (g.owned_by_user(), user) {
             std::os::unix::fs::chown(&dir, Some(uid), None)?;
         }
         Ok(())
+    }
+}
+
+impl Store {
+    /// Gives a group directory its mode of a group in use (the parent does
+    /// this when it installs a staged set, as the C module does).
+    pub fn open_group(&self, g: Group) -> Result<(), StoreError> {
+        let dir = self.group_dir(g);
+        set_mode(&dir, g.used_mode())
+            .map_err(|e| err(format!("cannot set the mode of {}: {e}", dir.display())))
     }
 }
 
@@ -382,7 +396,11 @@ impl Store {
         let gdir = self.group_dir(g);
         let dir = gdir.join(name);
         ensure_dir(&gdir, g.create_mode())
-            .and_then(|_| set_mode(&gdir, g.used_mode()))
+            // challenge data is served to the CA: its group opens at first use
+            .and_then(|_| match g {
+                Group::Challenges => set_mode(&gdir, g.used_mode()),
+                _ => Ok(()),
+            })
             .and_then(|()| ensure_dir(&dir, g.used_mode()))
             .map_err(|e| err(format!("cannot create {}: {e}", dir.display())))?;
         Ok(dir)

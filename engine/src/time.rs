@@ -79,17 +79,18 @@ pub fn parse_duration(value: &str, def_unit: &str) -> Result<Micros, DurationErr
         &value[end..]
     };
     let mut u = unit.chars().map(|c| c.to_ascii_lowercase());
+    // The C module multiplies without a check: a huge count wraps around
+    // (often to a negative duration that the directive then rejects, or
+    // not). The same values are accepted and refused here.
     let mul = |secs: i64| -> Result<Micros, DurationError> {
-        n.checked_mul(secs)
-            .and_then(|s| s.checked_mul(USEC_PER_SEC))
-            .ok_or(DurationError::Range)
+        Ok(n.wrapping_mul(secs).wrapping_mul(USEC_PER_SEC))
     };
     match u.next() {
         Some('d') => mul(SECS_PER_DAY),
         Some('s') => mul(1),
         Some('h') => mul(SECS_PER_HOUR),
         Some('m') => match u.next() {
-            Some('s') => n.checked_mul(1000).ok_or(DurationError::Range),
+            Some('s') => Ok(n.wrapping_mul(1000)),
             Some('i') => mul(60),
             _ => Err(DurationError::Unit),
         },
@@ -419,9 +420,16 @@ mod tests {
             parse_duration("99999999999999999999", "s"),
             Err(DurationError::Range)
         );
+        // the multiplication wraps, as in the C module
         assert_eq!(
             parse_duration("999999999999999d", "s"),
-            Err(DurationError::Range)
+            Ok(999_999_999_999_999i64
+                .wrapping_mul(86400)
+                .wrapping_mul(USEC_PER_SEC))
+        );
+        assert_eq!(
+            parse_duration("9223372036854775807s", "s"),
+            Ok(-USEC_PER_SEC)
         );
     }
 

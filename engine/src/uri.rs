@@ -58,7 +58,7 @@ pub fn parse(uri: &str) -> Result<Uri<'_>, NotAnUri> {
         if let Some(p) = port {
             if !p.is_empty() {
                 u.port_str = Some(p);
-                u.port = u32::from(apr_port(p).ok_or(NotAnUri)?);
+                u.port = u32::from(port_as_apr_parses(p).ok_or(NotAnUri)?);
             }
         }
     }
@@ -68,7 +68,7 @@ pub fn parse(uri: &str) -> Result<Uri<'_>, NotAnUri> {
 /// The port as `apr_uri_parse` computes it: `strtol` over the whole string
 /// (blanks, a sign; saturating at the limits of a `long`), then truncated
 /// to `apr_port_t`. None when characters follow the number.
-fn apr_port(p: &str) -> Option<u16> {
+fn port_as_apr_parses(p: &str) -> Option<u16> {
     let t = p.trim_start_matches([' ', '\t', '\n', '\r', '\x0b', '\x0c']);
     let (neg, digits) = match t.as_bytes().first() {
         Some(b'-') => (true, &t[1..]),
