@@ -86,10 +86,21 @@ pub fn log_status(s: *const ffi::server_rec, level: Lvl, status: i32, msg: &str)
     }
 }
 
-/// Logs the engine's notes.
+/// Logs the engine's notes (those a sink has not written already).
 #[track_caller]
 pub fn notes(s: *const ffi::server_rec, notes: &[Note]) {
-    for n in notes {
+    for n in notes.iter().filter(|n| !n.emitted) {
         log(s, n.level.into(), &n.msg);
     }
+}
+
+/// Runs `f` with the engine's notes going to the error log of server `s`
+/// as they are made (see `md_engine::log::with_sink`).
+#[track_caller]
+pub fn live<R>(s: *const ffi::server_rec, f: impl FnOnce() -> R) -> R {
+    let server = s as usize;
+    md_engine::log::with_sink(
+        move |level, msg| log(server as *const ffi::server_rec, level.into(), msg),
+        f,
+    )
 }

@@ -322,7 +322,7 @@ unsafe extern "C" fn callback(
             return 0;
         };
         if state as u32 == ffi::AP_WATCHDOG_STATE_RUNNING {
-            let next = run(wd);
+            let next = log::live(wd.main_server, || run(wd));
             if let Some(set) = wd.set_interval {
                 // SAFETY: re-arming our own callback on our instance.
                 unsafe { set(wd.wd, next, data, Some(callback)) };

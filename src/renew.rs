@@ -422,16 +422,19 @@ fn worker(ctx: Arc<WorkerCtx>) {
                 }
             }
         };
-        // A panic in one job must not take the others down.
+        // A panic in one job must not take the others down. Its log lines
+        // reach the error log as they happen.
         let next = crate::guard::guard("renewal job", 0, || {
-            process_one(
-                s,
-                &ctx.store,
-                &ctx.global,
-                &ctx.user_agent,
-                &item,
-                time::now(),
-            )
+            log::live(s, || {
+                process_one(
+                    s,
+                    &ctx.store,
+                    &ctx.global,
+                    &ctx.user_agent,
+                    &item,
+                    time::now(),
+                )
+            })
         });
         let mut pool = pool();
         pool.busy.remove(&item.0.name);

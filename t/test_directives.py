@@ -27,6 +27,12 @@ ONOFF = ["MDMustStaple", "MDBaseServer", "MDServerStatus", "MDCertificateStatus"
 
 # Configurations that must pass `apache2 -t`.
 GOOD = [
+    # huge durations wrap as in md_duration_parse; these the C module accepts
+    "MDRenewWindow 9223372036854775807s",
+    "MDWarnWindow 9223372036854775807s",
+    "MDActivationDelay 9223372036854775807s",
+    "MDStaplingKeepResponse 9223372036854775807s",
+    "MDStoreLocks 9223372036854775807s",
     "MDHttpProxy http://127.0.0.1:99999",
     "MDCertificateAuthority LetsEncrypt",
     "MDCertificateAuthority letsencrypt-test buypass Buypass-Test",
@@ -146,6 +152,11 @@ BAD = [
     ("MDHttpProxy foo", "missing uri scheme"),
     ("MDHttpProxy http://a_b", "invalid hostname"),
     ("MDHttpProxy http://a:0", "invalid port"),
+    ("MDRetryFailover 99999999999999999999", "invalid argument, must be a number > 0"),
+    ("MDRetryFailover 2147483648", "invalid argument, must be a number > 0"),
+    ("MDCheckInterval 9223372036854775807s", "check interval cannot be less than one second"),
+    ("MDRetryDelay 9223372036854775807s", "minimum delay must be greater than 0"),
+    ("MDInitialDelay 9223372036854775807s", "initial delay must not be negative"),
     ("MDHttpProxy https://127.0.0.1:-443", "invalid port"),
     ("MDHttpProxy https://127.0.0.1:+443", "invalid port"),
     ("MDHttpProxy http://a:65536", "invalid port"),

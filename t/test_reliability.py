@@ -186,3 +186,21 @@ def test_stale_finished_job_does_not_block_renewal(sb):
     sb.start_httpd(site(sb, name))
     assert wait_for(lambda: os.path.exists(os.path.join(d, "pubcert.pem")), 60), \
         sb.error_log()[-3000:]
+
+
+def test_log_lines_appear_while_the_job_runs(sb):
+    """A renewal stuck on a CA that never answers shows its steps in the
+    error log as they happen, not when the job gives up (issue 11.6)."""
+    from test_parallel import black_hole
+    hole, _ = black_hole()
+    sb._tls_cert()  # the CA file the configuration names
+    try:
+        name = "slowca.example.org"
+        sb.start_httpd(site(sb, name, md_body=f"  MDCertificateAuthority "
+                                              f"https://localhost:{hole.getsockname()[1]}/dir"))
+        assert wait_for(lambda: f"AH10512: md({name}): need to renew now" in sb.error_log(), 10), \
+            sb.error_log()[-2000:]
+        # the job is still waiting for the CA
+        assert f"AH10056: processing {name}" not in sb.error_log()
+    finally:
+        hole.close()

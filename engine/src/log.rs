@@ -20,13 +20,71 @@ pub enum Level {
 pub struct Note {
     pub level: Level,
     pub msg: String,
+    /// Already written by this thread's sink when it was made: the glue
+    /// does not write it again.
+    pub emitted: bool,
+}
+
+type Sink = Box<dyn Fn(Level, &str)>;
+
+thread_local! {
+    static SINK: std::cell::RefCell<Option<Sink>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` with `sink` receiving every note made on this thread as it is
+/// made: a renewal that takes minutes shows its steps in the error log as
+/// they happen, each with its own time, not when the job ends.
+pub fn with_sink<R>(sink: impl Fn(Level, &str) + 'static, f: impl FnOnce() -> R) -> R {
+    struct Restore(Option<Sink>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let prev = self.0.take();
+            SINK.with(|s| *s.borrow_mut() = prev);
+        }
+    }
+    let prev = SINK.with(|s| s.borrow_mut().replace(Box::new(sink)));
+    let _restore = Restore(prev);
+    f()
 }
 
 impl Note {
     pub fn new(level: Level, msg: impl Into<String>) -> Note {
+        let msg = msg.into();
+        let emitted = SINK.with(|s| match s.try_borrow().as_deref() {
+            Ok(Some(sink)) => {
+                sink(level, &msg);
+                true
+            }
+            _ => false,
+        });
         Note {
             level,
-            msg: msg.into(),
+            msg,
+            emitted,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sink_sees_notes_as_they_are_made() {
+        let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let s2 = seen.clone();
+        let n = with_sink(
+            move |l, m| s2.borrow_mut().push((l, m.to_string())),
+            || {
+                let a = Note::new(Level::Info, "one");
+                assert_eq!(seen.borrow().len(), 1);
+                a
+            },
+        );
+        assert!(n.emitted);
+        assert_eq!(seen.borrow()[0], (Level::Info, "one".to_string()));
+        // outside: no sink, the glue writes it later
+        assert!(!Note::new(Level::Info, "two").emitted);
+        assert_eq!(seen.borrow().len(), 1);
     }
 }
