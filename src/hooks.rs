@@ -198,6 +198,12 @@ unsafe fn before_ssl(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> c_
             &[]
         }
     };
+    // A renamed MD keeps its store entry (§2.2 step 8).
+    if !installing.is_empty() {
+        let mut notes = Vec::new();
+        reg::sync_renames(&store, installing, &mut notes);
+        log::notes(s, &notes);
+    }
     // Staged sets become live here, as root, in the dry run too (§3.6).
     for md in installing {
         let mut notes = Vec::new();

@@ -414,6 +414,74 @@ pub fn install_staged(store: &Store, md: &Md, notes: &mut Vec<Note>) -> Result<b
     Ok(true)
 }
 
+/// Start-up sync (§2.2 before-SSL step 8): a configured MD without a
+/// `domains/<name>` entry takes over the store entry of an MD that is no
+/// longer configured and has all of its domains (else the most names in
+/// common), renaming `domains/` and `staging/`: a renamed MD keeps its
+/// certificate, as with the C module.
+pub fn sync_renames(store: &Store, mds: &[Md], notes: &mut Vec<Note>) {
+    let configured: Vec<&str> = mds.iter().map(|m| m.name.as_str()).collect();
+    let mut orphans: Vec<(String, Vec<String>)> = store
+        .names(Group::Domains)
+        .into_iter()
+        .filter(|n| !configured.contains(&n.as_str()))
+        .filter_map(|n| {
+            let j = store.load_json(Group::Domains, &n, "md.json").ok()??;
+            let domains = j
+                .get("domains")?
+                .as_array()?
+                .iter()
+                .filter_map(|d| d.as_str().map(str::to_ascii_lowercase))
+                .collect();
+            Some((n, domains))
+        })
+        .collect();
+    for md in mds {
+        if orphans.is_empty() || store.group_dir(Group::Domains).join(&md.name).exists() {
+            continue;
+        }
+        let common = |ds: &[String]| {
+            md.domains
+                .iter()
+                .filter(|d| ds.contains(&d.to_ascii_lowercase()))
+                .count()
+        };
+        let best = orphans
+            .iter()
+            .enumerate()
+            .map(|(i, (_, ds))| (common(ds), i))
+            .filter(|(c, _)| *c > 0)
+            .max_by_key(|(c, i)| (*c, std::cmp::Reverse(*i)));
+        let Some((_, i)) = best else { continue };
+        let (old, _) = orphans.remove(i);
+        for g in [Group::Domains, Group::Staging] {
+            let from = store.group_dir(g).join(&old);
+            if !from.exists() {
+                continue;
+            }
+            let to = store.group_dir(g).join(&md.name);
+            if let Err(e) = fs::rename(&from, &to) {
+                notes.push(Note::new(
+                    Level::Error,
+                    format!(
+                        "AH10073: syncing {} mds to registry: renaming {} to {}: {e}",
+                        mds.len(),
+                        from.display(),
+                        to.display()
+                    ),
+                ));
+            }
+        }
+        notes.push(Note::new(
+            Level::Info,
+            format!(
+                "{}: takes over the store entry of the MD formerly named {old} (its domains are configured here now)",
+                md.name
+            ),
+        ));
+    }
+}
+
 /// Removes the staged set and challenge data of an MD.
 pub fn purge_staging(store: &Store, md: &Md) {
     store.purge(Group::Staging, &md.name);
