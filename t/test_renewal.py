@@ -171,6 +171,31 @@ def test_failing_command_is_the_jobs_last_problem(ca_sb, directive, problem):
     assert "/bin/false failed with exit code 1." in job(ca_sb, name)["last"]["detail"]
 
 
+def test_challenge_setup_fires_once_per_challenge(ca_sb):
+    """The challenge-setup event fires when the challenge data is new, not
+    again when the same challenge is set up on a retry (issue 10.15): here
+    the first event is vetoed, the retry sets up the same challenge."""
+    name = "once.example.org"
+    rec = ca_sb.path("events.log")
+    mark = ca_sb.path("vetoed-once")
+    script = ca_sb.path("veto-once.sh")
+    with open(script, "w") as f:
+        f.write(f"""#!/bin/sh
+echo "$*" >> {rec}
+case "$1" in challenge-setup*)
+  [ -e {mark} ] || {{ touch {mark}; exit 1; }} ;;
+esac
+exit 0
+""")
+    os.chmod(script, 0o755)
+    os.chmod(ca_sb.root, 0o777)
+    ca_sb.start_httpd(site(ca_sb, name) + f"MDMessageCmd {script}\nMDRetryDelay 1s\n")
+    obtain(ca_sb, name)
+    events = open(rec).read().splitlines()
+    setups = [e for e in events if e.startswith("challenge-setup")]
+    assert len(setups) == 1, events
+
+
 def test_backoff_when_ca_is_down_and_recovery(ca_sb):
     name = "down.example.org"
     ca_sb.stop_ca()

@@ -252,22 +252,45 @@ fn setup_challenge(
         key_authorization(token, acct_key).map_err(|e| AcmeError::new(status::EINVAL, e.0))?;
     let store = env.store;
     let store_err = |e: crate::store::StoreError| AcmeError::new(status::EGENERAL, e.msg);
+    // The challenge-setup event fires when the challenge data is new or
+    // changed, not again on each retry of the same challenge (as in the C
+    // module); dns-01 runs its command every time.
+    let mut changed = true;
     let setup = match ctype {
         "http-01" => {
-            store
-                .save_bytes(
-                    Group::Challenges,
-                    ident,
-                    "acme-http-01.txt",
-                    key_authz.as_bytes(),
-                    false,
-                )
-                .map_err(store_err)?;
+            let file = "acme-http-01.txt";
+            if store
+                .load_bytes(Group::Challenges, ident, file)
+                .ok()
+                .flatten()
+                .as_deref()
+                == Some(key_authz.as_bytes())
+            {
+                changed = false;
+            } else {
+                store
+                    .save_bytes(Group::Challenges, ident, file, key_authz.as_bytes(), false)
+                    .map_err(store_err)?;
+            }
             format!("http-01:{ident}")
         }
         "tls-alpn-01" => {
             let dir = challenge_dir_name(ctype, ident);
-            for spec in md.effective_specs() {
+            let digest = openssl::sha::sha256(key_authz.as_bytes());
+            changed = !md.effective_specs().iter().all(|spec| {
+                store
+                    .load_bytes(
+                        Group::Challenges,
+                        &dir,
+                        &format!("acme-tls-alpn-01-pubcert{}.pem", spec.file_suffix()),
+                    )
+                    .ok()
+                    .flatten()
+                    .and_then(|pem| openssl::x509::X509::from_pem(&pem).ok())
+                    .and_then(|c| c.to_der().ok())
+                    .is_some_and(|der| der.windows(digest.len()).any(|w| w == digest))
+            });
+            for spec in md.effective_specs().into_iter().filter(|_| changed) {
                 let sfx = spec.file_suffix();
                 // X25519 keys cannot sign: use P-256 for the challenge then
                 let kspec = match &spec {
@@ -355,6 +378,9 @@ fn setup_challenge(
             ))
         }
     };
+    if !changed {
+        return Ok(setup);
+    }
     env.events
         .challenge_setup(ctype, identifier_value(ident))
         .map_err(|e| {
