@@ -27,6 +27,9 @@ ONOFF = ["MDMustStaple", "MDBaseServer", "MDServerStatus", "MDCertificateStatus"
 
 # Configurations that must pass `apache2 -t`.
 GOOD = [
+    # not RSA<bits>: a curve name (checked when a key is made), as the C module
+    "MDPrivateKeys RSAé",
+    "MDPrivateKeys R€x",
     # huge durations wrap as in md_duration_parse; these the C module accepts
     "MDRenewWindow 9223372036854775807s",
     "MDWarnWindow 9223372036854775807s",

@@ -107,7 +107,11 @@ pub fn parse_specs(args: &[&str]) -> Result<Vec<KeySpec>, String> {
                 return Err("'Default' allows no other parameter".into());
             }
             specs.push(KeySpec::Default);
-        } else if a.len() >= 3 && a[..3].eq_ignore_ascii_case("RSA") {
+        } else if a.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("RSA"))
+            && (a.len() == 3 || a.as_bytes()[3].is_ascii_digit())
+        {
+            // "RSA" or "RSA<bits>"; anything else is taken for a curve name,
+            // as by the C module
             let spec = if a.len() == 3 {
                 match args.get(i + 1) {
                     Some(next) if next.starts_with(|c: char| c.is_ascii_digit()) => {
