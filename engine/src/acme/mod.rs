@@ -178,17 +178,25 @@ pub fn response_error(r: &Response) -> AcmeError {
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string();
-        let detail = j
-            .get("detail")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
+        let detail = match j.get("detail").and_then(Value::as_str) {
+            Some(d) if !d.is_empty() => d.to_string(),
+            // a problem document without a text: say at least what came
+            _ => format!(
+                "the CA answered HTTP {} with a problem document without detail{}",
+                r.status,
+                if ptype.is_empty() { " or type" } else { "" }
+            ),
+        };
         let (st, _) = problem_kind(&ptype);
         return AcmeError {
             status: st,
             problem: Some(ptype),
             detail,
-            subproblems: j.get("subproblems").cloned().map(Box::new),
+            subproblems: j
+                .get("subproblems")
+                .filter(|v| v.is_array())
+                .cloned()
+                .map(Box::new),
         };
     }
     match r.status {
