@@ -322,6 +322,9 @@ unsafe extern "C" fn callback(
             return 0;
         };
         if state as u32 == ffi::AP_WATCHDOG_STATE_RUNNING {
+            let Some(_running) = crate::renew::InCallback::enter() else {
+                return 0; // the child is exiting
+            };
             let next = log::live(wd.main_server, || run(wd));
             if let Some(set) = wd.set_interval {
                 // SAFETY: re-arming our own callback on our instance.

@@ -185,6 +185,9 @@ unsafe extern "C" fn callback(
         let Some(wd) = (unsafe { (data as *const Watchdog).as_ref() }) else {
             return 0;
         };
+        let Some(_running) = InCallback::enter() else {
+            return 0; // the child is exiting
+        };
         let s = wd.main_server;
         match state as u32 {
             ffi::AP_WATCHDOG_STATE_STARTING => {
@@ -306,9 +309,14 @@ struct Pool {
     next_runs: std::collections::HashMap<String, i64>,
     /// The child is exiting: no new work is taken.
     stopping: bool,
+    /// Watchdog callbacks (renewal and OCSP) running now: mod_watchdog's
+    /// thread may still be inside one when the child exits.
+    callbacks: usize,
     /// Consecutive runs per MD that failed before the job could record
     /// anything (job.json unreadable and not to be set aside, …).
     failures: std::collections::HashMap<String, i32>,
+    /// When each MD's job was last processed in this child.
+    last_done: std::collections::HashMap<String, i64>,
     /// The worker threads, joined at child exit: a thread that has left the
     /// queue still runs its thread-local destructors (OpenSSL's among them).
     threads: Vec<std::thread::JoinHandle<()>>,
@@ -327,6 +335,29 @@ fn pool() -> std::sync::MutexGuard<'static, Pool> {
 /// aborts within a second of the request, a key generation runs to its end
 /// (seconds, more when many run at once on a loaded machine).
 const EXIT_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// A watchdog callback in progress; the child's exit waits for it.
+pub struct InCallback;
+
+impl InCallback {
+    /// None when the child is exiting: the callback must not start work
+    /// (the process is about to tear down OpenSSL).
+    pub fn enter() -> Option<InCallback> {
+        let mut p = pool();
+        if p.stopping {
+            return None;
+        }
+        p.callbacks += 1;
+        Some(InCallback)
+    }
+}
+
+impl Drop for InCallback {
+    fn drop(&mut self) {
+        pool().callbacks -= 1;
+        WORKER_ENDED.notify_all();
+    }
+}
 
 /// Registers the child-exit stop of the renewal workers on `pchild`.
 ///
@@ -379,7 +410,7 @@ pub fn stop_workers(bound: std::time::Duration) -> bool {
     for item in std::mem::take(&mut p.queue) {
         p.busy.remove(&item.0.name);
     }
-    while p.workers > 0 {
+    while p.workers > 0 || p.callbacks > 0 {
         let left = end.saturating_duration_since(std::time::Instant::now());
         if left.is_zero() {
             return false;
@@ -439,6 +470,28 @@ fn worker(ctx: Arc<WorkerCtx>) {
         let mut pool = pool();
         pool.busy.remove(&item.0.name);
         pool.next_runs.insert(item.0.name.clone(), next);
+        pool.last_done.insert(item.0.name.clone(), time::now());
+    }
+}
+
+/// Whether an MD's job is due at `now`: never processed in this child; the
+/// run it asked for has come; or, when it asked for none, its renewal time
+/// has come since, `MDCheckInterval` has passed, or OCSP reports it revoked.
+/// (Queuing every MD at every watchdog run made each idle MD ask its CA
+/// for the directory every second.)
+fn job_due(pool: &Pool, item: &Item, check_interval: i64, now: i64) -> bool {
+    let name = &item.0.name;
+    let Some(&last) = pool.last_done.get(name) else {
+        return true;
+    };
+    match pool.next_runs.get(name).copied().unwrap_or(0) {
+        next if next > 0 => next <= now,
+        _ => {
+            let renew_at = item.1;
+            now >= last.saturating_add(check_interval)
+                || (renew_at > last && renew_at <= now)
+                || (item.0.stapling && crate::ocsp::md_revoked(name))
+        }
     }
 }
 
@@ -486,13 +539,14 @@ fn run(wd: &Watchdog) -> i64 {
     if pool.stopping {
         return time::from_secs(3600);
     }
+    // the next time an idle MD wants processing: its renewal time
+    let mut wake: Vec<i64> = Vec::new();
     for item in items {
-        // an MD whose job could not run waits for its back-off
-        let backing_off = pool.failures.contains_key(&item.0.name)
-            && pool.next_runs.get(&item.0.name).is_some_and(|t| *t > now);
-        if !backing_off && !pool.busy.contains(&item.0.name) {
+        if !pool.busy.contains(&item.0.name) && job_due(&pool, &item, global.check_interval, now) {
             pool.busy.insert(item.0.name.clone());
             pool.queue.push_back(item);
+        } else if item.1 > now {
+            wake.push(item.1);
         }
     }
     let ctx = Arc::new(WorkerCtx {
@@ -525,11 +579,13 @@ fn run(wd: &Watchdog) -> i64 {
         .next_runs
         .values()
         .copied()
+        .chain(wake)
         .filter(|t| *t > now)
         .collect();
     drop(pool);
     if busy {
-        // come back soon: finished jobs may want to notify or run again
+        // come back soon: a finished job may ask for its next run; MDs
+        // that are not due are not queued again
         return time::from_secs(1);
     }
     job::next_interval(

@@ -57,5 +57,13 @@ def test_twenty_mds_one_stuck_ca(ca_sb):
         assert "registered new account" in ca_sb.error_log()
         assert ca_sb.error_log().count("registered new account") == 1
         print(f"19 MDs with certificates after {elapsed:.1f}s", accounts)
+        # installed: every MD records the one account in md.json (issue
+        # 10.6: those that used another MD's staged account had none)
+        ca_sb.start_httpd()
+        assert wait_for(lambda: all(os.path.exists(ca_sb.path("md", "domains", n, "pubcert.pem"))
+                                    for n in names), 20)
+        ids = {json.load(open(ca_sb.path("md", "domains", n, "md.json")))["ca"].get("account")
+               for n in names}
+        assert ids == set(os.listdir(ca_sb.path("md", "accounts"))) and len(ids) == 1, ids
     finally:
         hole.close()

@@ -5,6 +5,7 @@ import json
 import os
 import pwd
 import stat
+import time
 import urllib.request
 
 import pytest
@@ -204,3 +205,23 @@ def test_log_lines_appear_while_the_job_runs(sb):
         assert f"AH10056: processing {name}" not in sb.error_log()
     finally:
         hole.close()
+
+
+def test_idle_md_does_not_poll_the_ca(ca_sb):
+    """An MD with its certificate installed and nothing due is processed at
+    MDCheckInterval, not at every watchdog run: no request to the CA while
+    it idles (every watchdog run queued every MD and fetched the CA's
+    directory once a second)."""
+    name = "idle.example.org"
+    ca_sb.start_httpd(site(ca_sb, name))
+    assert wait_for(lambda: staged(ca_sb, name), 60), ca_sb.error_log()[-3000:]
+    ca_sb.start_httpd()  # activation
+    assert wait_for(lambda: os.path.exists(ca_sb.path("md", "domains", name, "pubcert.pem")), 20)
+
+    def dir_requests():
+        with open(ca_sb.path("logs", "pebble.log")) as f:
+            return f.read().count("GET /dir")
+    time.sleep(2)
+    before = dir_requests()
+    time.sleep(8)
+    assert dir_requests() == before
