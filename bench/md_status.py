@@ -9,7 +9,7 @@ Each module gets the same sandbox configuration (50 MDs, one vhost each,
 renewal runs while measuring). wrk drives GET for DURATION seconds per
 round; the modules alternate for ROUNDS rounds; medians and the ratio
 ours/C are printed.
-Usage: bench/md_status.py [rounds] [duration-seconds] [md-status|server-status]
+Usage: bench/md_status.py [rounds] [duration-seconds] [md-status|server-status] [MDs] [certs]
 """
 
 import os
@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.join(TOP, "test-httpd"))
 
 from sandbox import C_MODULE, Sandbox  # noqa: E402
 
-N = 50
+N = int(sys.argv[4]) if len(sys.argv) > 4 else 50
 
 
 def config(sb):
@@ -41,6 +41,25 @@ def config(sb):
 
 
 PATHS = {"md-status": "/md-status", "server-status": "/server-status?auto"}
+CERTS = len(sys.argv) > 5 and sys.argv[5] == "certs"
+
+
+def obtain_all(sb, module, body):
+    """Certificates for every MD from pebble (ours obtains them, a restart
+    installs them); the CA is stopped again before measuring."""
+    import time
+    sb.start_ca()
+    sb.write_conf(body.replace("MDInitialDelay 1h", ""), module=module, log_level="warn")
+    sb.start_httpd()
+    end = time.time() + 300
+    done = lambda: all(os.path.exists(sb.path("md", "staging", f"md{i}.example.org", "pubcert.pem"))
+                       for i in range(N))
+    while time.time() < end and not done():
+        time.sleep(0.5)
+    sb.stop_httpd()
+    sb.start_httpd()  # installs
+    sb.stop_httpd()
+    sb.stop_ca()
 PAGE = sys.argv[3] if len(sys.argv) > 3 else "md-status"
 
 
@@ -64,6 +83,8 @@ def main():
     results = {"ours": [], "c": []}
     with Sandbox(module=ours) as sb:
         body = config(sb)
+        if CERTS:
+            obtain_all(sb, ours, body)
         for _ in range(rounds):
             for label, mod in (("ours", ours), ("c", C_MODULE)):
                 sb.stop_httpd()
@@ -73,7 +94,8 @@ def main():
                 results[label].append(wrk(sb, seconds))
         sb.stop_httpd()
     o, c = statistics.median(results["ours"]), statistics.median(results["c"])
-    print(f"{PATHS[PAGE]}, {N} MDs, wrk -t2 -c16, {rounds} rounds x {seconds}s")
+    print(f"{PATHS[PAGE]}, {N} MDs{' with certificates' if CERTS else ''}, wrk -t2 -c16, "
+          f"{rounds} rounds x {seconds}s")
     print(f"  ours: median {o:.0f} req/s  {results['ours']}")
     print(f"  C:    median {c:.0f} req/s  {results['c']}")
     print(f"  ratio ours/C: {o / c:.2f}  (target >= {2.0 if PAGE == 'md-status' else 1.0})")

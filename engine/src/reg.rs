@@ -29,6 +29,10 @@ pub struct CertInfo {
     pub must_staple: bool,
     /// PEM of the whole chain as stored.
     pub chain_pem: Vec<u8>,
+    /// The leaf, parsed once (status pages ask for it on every request).
+    leaf: X509,
+    /// SHA-256 fingerprint of the leaf, lower-case hex.
+    pub sha256_hex: String,
 }
 
 /// ASN.1 time to µs since the epoch.
@@ -59,14 +63,16 @@ impl CertInfo {
             names: crypto::cert_names(leaf),
             must_staple: has_must_staple(leaf),
             chain_pem: pem.to_vec(),
+            sha256_hex: crate::util::hex(
+                &leaf.digest(openssl::hash::MessageDigest::sha256()).ok()?,
+            ),
+            leaf: leaf.clone(),
         })
     }
 
+    /// The leaf certificate (a reference-counted handle, no parsing).
     pub fn leaf(&self) -> Option<X509> {
-        crypto::chain_from_pem(&self.chain_pem)
-            .ok()?
-            .into_iter()
-            .next()
+        Some(self.leaf.clone())
     }
 
     /// Whether the certificate covers `name` (exactly or by a wildcard).

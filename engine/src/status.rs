@@ -6,8 +6,7 @@ use crate::job::Job;
 use crate::reg::CertInfo;
 use crate::store::{Group, Store};
 use crate::time::{self, Micros};
-use crate::util::{b64url_encode, hex};
-use openssl::hash::MessageDigest;
+use crate::util::b64url_encode;
 use openssl::nid::Nid;
 use openssl::x509::{X509NameRef, X509};
 use serde_json::{json, Map, Value};
@@ -184,14 +183,13 @@ fn validity_serial_fingerprint(info: &CertInfo, c: &X509) -> Option<Map<String, 
         .to_hex_str()
         .ok()?
         .to_string();
-    let fp = c.digest(MessageDigest::sha256()).ok()?;
     let mut o = Map::new();
     o.insert(
         "valid".into(),
         json!({"from": time::rfc822(info.not_before), "until": time::rfc822(info.not_after)}),
     );
     o.insert("serial".into(), json!(serial));
-    o.insert("sha256-fingerprint".into(), json!(hex(&fp)));
+    o.insert("sha256-fingerprint".into(), json!(info.sha256_hex));
     Some(o)
 }
 
@@ -397,15 +395,11 @@ pub fn server_status_text(
             out.push_str(&format!("{p}Stapling: on\n"));
         }
         for info in v.certs.iter().flatten() {
-            if let Some(c) = info.leaf() {
-                if let Ok(fp) = c.digest(MessageDigest::sha256()) {
-                    let fp = hex(&fp);
-                    out.push_str(&format!("{p}CheckAtType: {}\n", info.key_name));
-                    out.push_str(&format!("{p}CheckAtName: {check_name}\n"));
-                    out.push_str(&format!("{p}CheckAtURL: {check_url}{fp}\n"));
-                    out.push_str(&format!("{p}CheckAtFingerprint: {fp}\n"));
-                }
-            }
+            let fp = &info.sha256_hex;
+            out.push_str(&format!("{p}CheckAtType: {}\n", info.key_name));
+            out.push_str(&format!("{p}CheckAtName: {check_name}\n"));
+            out.push_str(&format!("{p}CheckAtURL: {check_url}{fp}\n"));
+            out.push_str(&format!("{p}CheckAtFingerprint: {fp}\n"));
         }
         match &v.job {
             Some(j) => {
@@ -548,18 +542,13 @@ pub fn server_status_html(
             if v.md.stapling { "on" } else { "" }
         ));
         for info in v.certs.iter().flatten() {
-            if let Some(fp) = info
-                .leaf()
-                .and_then(|c| c.digest(MessageDigest::sha256()).ok())
-            {
-                out.push_str(&format!(
-                    "<a href=\"{}{}\">{}[{}]</a><br>",
-                    html_escape(check_url),
-                    hex(&fp),
-                    html_escape(check_name),
-                    html_escape(&info.key_name)
-                ));
-            }
+            out.push_str(&format!(
+                "<a href=\"{}{}\">{}[{}]</a><br>",
+                html_escape(check_url),
+                info.sha256_hex,
+                html_escape(check_name),
+                html_escape(&info.key_name)
+            ));
         }
         out.push_str("</td><td>");
         match &v.job {
