@@ -225,3 +225,26 @@ def test_idle_md_does_not_poll_the_ca(ca_sb):
     before = dir_requests()
     time.sleep(8)
     assert dir_requests() == before
+
+
+def test_unwritable_store_backs_off(sb):
+    """A staging directory the renewal job cannot write: an error with the
+    path, then the back-off (MDRetryDelay doubling), not a retry every
+    second (issue 11.3)."""
+    sb.start_ca()
+    name = "ro.example.org"
+    d = sb.path("md", "staging", name)
+    os.makedirs(d)
+    os.chown(sb.path("md", "staging"), pwd.getpwnam("www-data").pw_uid, -1)
+    os.chmod(d, 0o755)  # root's: www-data cannot write job.json or keys here
+    sb.start_httpd(site(sb, name) + "MDRetryDelay 2s\n")
+    assert wait_for(lambda: "AH10056: processing ro.example.org" in sb.error_log(), 20), \
+        sb.error_log()[-3000:]
+    time.sleep(6)
+    errors = [x for x in sb.error_log().splitlines() if "AH10056: processing ro.example.org" in x]
+    assert d in errors[0], errors[0]
+    # each try ends with the glue's back-off line: 2 s, then 4 s (±50 %),
+    # so at most 4 tries in those ~6-8 s, not one a second
+    tries = [x for x in errors if "renewal job:" in x]
+    assert 1 <= len(tries) <= 4, tries
+    assert "next run in" in tries[0]

@@ -55,7 +55,7 @@ def job(sb, name):
     try:
         with open(sb.path("md", "staging", name, "job.json")) as f:
             return json.load(f)
-    except FileNotFoundError:
+    except (FileNotFoundError, ValueError):  # not yet there, or a broken one not yet set aside
         return {}
 
 
