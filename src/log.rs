@@ -64,7 +64,16 @@ pub fn log(s: *const ffi::server_rec, level: Lvl, msg: &str) {
 /// Like [`log`], with an APR status that httpd prints as `(n)text: `.
 #[track_caller]
 pub fn log_status(s: *const ffi::server_rec, level: Lvl, status: i32, msg: &str) {
-    let here = std::panic::Location::caller();
+    log_at(std::panic::Location::caller(), s, level, status, msg);
+}
+
+fn log_at(
+    here: &std::panic::Location<'_>,
+    s: *const ffi::server_rec,
+    level: Lvl,
+    status: i32,
+    msg: &str,
+) {
     let file =
         CString::new(here.file().rsplit('/').next().unwrap_or("mod_md.rs")).unwrap_or_default();
     let line = c_int::try_from(here.line()).unwrap_or(0);
@@ -96,11 +105,13 @@ pub fn notes(s: *const ffi::server_rec, notes: &[Note]) {
 
 /// Runs `f` with the engine's notes going to the error log of server `s`
 /// as they are made (see `md_engine::log::with_sink`).
+/// Their lines name the caller of `live` as source.
 #[track_caller]
 pub fn live<R>(s: *const ffi::server_rec, f: impl FnOnce() -> R) -> R {
     let server = s as usize;
+    let here = std::panic::Location::caller();
     md_engine::log::with_sink(
-        move |level, msg| log(server as *const ffi::server_rec, level.into(), msg),
+        move |level, msg| log_at(here, server as *const ffi::server_rec, level.into(), 0, msg),
         f,
     )
 }
