@@ -872,9 +872,10 @@ fn run(
                     time::rfc822(ready)
                 )
             };
+            // as the C module: the success text goes to the job log, `last`
+            // keeps only status and valid-from
             job.last = Some(JobResult {
                 status: 0,
-                detail: Some(detail.clone()),
                 valid_from: ready,
                 ..Default::default()
             });
