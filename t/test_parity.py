@@ -13,6 +13,7 @@ import urllib.request
 import pytest
 
 from test_renewal import wait_for
+from test_status import shape  # job.json: times and texts differ, the shape must not
 
 # What may differ, and why:
 ALLOWED_MD_KEYS = {
@@ -154,16 +155,6 @@ def test_side_by_side(module, c_module, name):
 
 
 # -- with a CA: certificates obtained and activated -------------------------
-
-def shape(v):
-    """Keys, nesting and value types of a JSON value (job.json values are
-    times and texts of the run; their shape is what tools rely on)."""
-    if isinstance(v, dict):
-        return {k: shape(x) for k, x in v.items()}
-    if isinstance(v, list):
-        return [shape(v[0])] if v else []
-    return type(v).__name__
-
 
 def observe_with_jobs(sb):
     files, mds, status = observe(sb)
