@@ -4,7 +4,7 @@ module, in the same run (issue 6, point 7; target: ours >= 2x the C module);
 with `server-status` as third argument, mod_status's `?auto` page with
 `MDServerStatus on` instead (issue 11; target: ours >= 1x).
 
-Each module gets the same sandbox configuration (50 MDs, one vhost each,
+Each module gets the same sandbox configuration (50 MDs, an SSL and a plain vhost each,
 `/md-status` and `/server-status` on the http port, the CA stopped so no
 renewal runs while measuring). wrk drives GET for DURATION seconds per
 round; the modules alternate for ROUNDS rounds; medians and the ratio
@@ -30,7 +30,13 @@ N = int(sys.argv[4]) if len(sys.argv) > 4 else 50
 
 def config(sb):
     parts = [f"MDomain md{i}.example.org" for i in range(N)]
-    parts += [f"""<VirtualHost 127.0.0.1:{sb.http_port}>
+    # as users configure it: an SSL vhost per MD (served by the MD's
+    # certificate, or its fallback) and the plain one for http-01
+    parts += [f"""<VirtualHost 127.0.0.1:{sb.https_port}>
+  ServerName md{i}.example.org
+  SSLEngine on
+</VirtualHost>
+<VirtualHost 127.0.0.1:{sb.http_port}>
   ServerName md{i}.example.org
 </VirtualHost>""" for i in range(N)]
     parts.append("<Location /md-status>\n  SetHandler md-status\n</Location>")

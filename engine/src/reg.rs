@@ -340,7 +340,7 @@ pub fn install_staged(store: &Store, md: &Md, notes: &mut Vec<Note>) -> Result<b
     {
         let acct = Account::from_json(&acct_json).ok_or("staged account.json is incomplete")?;
         let key = store
-            .load_key(Group::Staging, &md.name, "account.pem")
+            .load_key(Group::Staging, &md.name, crate::store::ACCOUNT_KEY)
             .map_err(|e| e.msg)?
             .ok_or("staged account.json without account.pem")?;
         let existing = store.names(Group::Accounts).into_iter().find(|id| {
@@ -359,7 +359,7 @@ pub fn install_staged(store: &Store, md: &Md, notes: &mut Vec<Note>) -> Result<b
             .save_json(Group::Accounts, &id, "account.json", &acct.to_json())
             .map_err(|e| e.msg)?;
         store
-            .save_key(Group::Accounts, &id, "account.pem", &key)
+            .save_key(Group::Accounts, &id, crate::store::ACCOUNT_KEY, &key)
             .map_err(|e| e.msg)?;
         account_id = Some(id);
     }

@@ -386,9 +386,10 @@ impl Store {
         self.group_dir(g).join(name).join(file)
     }
 
-    /// Makes sure `<group>/<name>` exists, both directories with the
-    /// group's mode (the group directory too: `domains/` is created here,
-    /// at the first certificate, and must not get the umask's mode).
+    /// Makes sure `<group>/<name>` exists: a missing group directory gets
+    /// its creation mode (`domains/` is created here, at the first
+    /// certificate, and must not get the umask's), the name directory the
+    /// mode of a group in use.
     pub fn ensure_name_dir(&self, g: Group, name: &str) -> Result<PathBuf, StoreError> {
         if name.is_empty() || name.contains('/') || name == "." || name == ".." {
             return Err(err(format!("invalid store name '{name}'")));
