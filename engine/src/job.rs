@@ -848,6 +848,9 @@ fn run(
     })();
     match result {
         Ok(valid_from) => {
+            // judged against the time the run ends, not the one it started
+            // at: a certificate issued during the run is valid by now
+            let now = now.max(time::now());
             // a complete staged set opens its group, as in the C module
             if let Err(e) = ctx.store.open_group(Group::Staging) {
                 notes.push(Note::new(Level::Warn, e.msg));
