@@ -470,16 +470,29 @@ unsafe fn after_ssl(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> c_i
         // domain and allows the protocol (§4.6).
         let mut tls1 = Vec::new();
         for d in rt.mds[mi].domains.clone() {
-            let ok = rt.assigned.iter().enumerate().any(|(vi, a)| {
-                a.contains(&mi)
-                    && ssl_servers.contains(&rt.servers[vi])
-                    && (rt.vhosts[vi].matches_host(&d) || vhost::domain_matches(&d, &rt.vhosts[vi].name))
-                    // SAFETY: a server of this generation.
-                    && unsafe { allows_acme_tls(rt.servers[vi] as *mut ffi::server_rec) }
-            });
+            let https: Vec<usize> = (0..rt.vhosts.len())
+                .filter(|&vi| {
+                    rt.assigned[vi].contains(&mi)
+                        && ssl_servers.contains(&rt.servers[vi])
+                        && (rt.vhosts[vi].matches_host(&d)
+                            || vhost::domain_matches(&d, &rt.vhosts[vi].name))
+                })
+                .collect();
+            // SAFETY: servers of this generation.
+            let ok = https
+                .iter()
+                .any(|&vi| unsafe { allows_acme_tls(rt.servers[vi] as *mut ffi::server_rec) });
             if ok {
                 tls1.push(d);
+                continue;
             }
+            let name = &rt.mds[mi].name;
+            let msg = if https.is_empty() {
+                format!("AH10168: {name}: no https server_rec found for {d}")
+            } else {
+                format!("AH10169: {name}: https server_rec for {d} does not have protocol acme-tls/1 enabled")
+            };
+            log::log(s, Lvl::Debug, &msg);
         }
         let md = &mut rt.mds[mi];
         md.acme_tls_1_domains = tls1;
@@ -674,6 +687,7 @@ pub unsafe extern "C" fn ssl_add_cert_files(
         let Some(vi) = rt.vhost_index(s) else {
             return DECLINED;
         };
+        log_get_certificates(s, &rt.vhosts[vi].name);
         let n = rt.assigned[vi].len();
         if n > 1 {
             log::log(
@@ -706,6 +720,8 @@ pub unsafe extern "C" fn ssl_add_cert_files(
             added += 1;
         }
         if added == 0 {
+            // The C module says it provides them before it finds none.
+            log_providing(s, md, &rt.vhosts[vi].name);
             return DECLINED;
         }
         if had > 0 {
@@ -718,16 +734,30 @@ pub unsafe extern "C" fn ssl_add_cert_files(
                 ),
             );
         }
-        log::log(
-            s,
-            Lvl::Debug,
-            &format!(
-                "AH10077: {}[state={}]: providing certificates for server {}",
-                md.name, md.state, rt.vhosts[vi].name
-            ),
-        );
+        log_providing(s, md, &rt.vhosts[vi].name);
         DONE
     })
+}
+
+/// AH10113, as the C module logs it each time mod_ssl asks for a server's
+/// certificates (both hooks).
+fn log_get_certificates(s: *mut ffi::server_rec, vhost: &str) {
+    log::log(
+        s,
+        Lvl::Debug,
+        &format!("AH10113: get_certificates called for vhost {vhost}."),
+    );
+}
+
+fn log_providing(s: *mut ffi::server_rec, md: &config::Md, vhost: &str) {
+    log::log(
+        s,
+        Lvl::Debug,
+        &format!(
+            "AH10077: {}[state={}]: providing certificates for server {vhost}",
+            md.name, md.state
+        ),
+    );
 }
 
 /// mod_ssl has no certificate for an SSL vhost: hand it the MD's self-signed
@@ -747,28 +777,33 @@ pub unsafe extern "C" fn ssl_add_fallback_cert_files(
         let Some(rt) = st.runtime.as_ref() else {
             return DECLINED;
         };
+        let Some(vi) = rt.vhost_index(s) else {
+            return DECLINED;
+        };
+        log_get_certificates(s, &rt.vhosts[vi].name);
         let Some(mi) = vhost_md(rt, s) else {
             return DECLINED;
         };
         let md = &rt.mds[mi];
         match reg::ensure_fallbacks(&rt.store, md) {
             Ok(pairs) => {
-                for (key, cert) in pairs {
+                for ((key, cert), spec) in pairs.into_iter().zip(md.effective_specs()) {
                     // SAFETY: mod_ssl's arrays from pool p.
                     unsafe {
                         push_path(p, cert_files, &cert);
                         push_path(p, key_files, &key);
                     }
+                    log::log(
+                        s,
+                        Lvl::Debug,
+                        &format!(
+                            "AH10116: {}: providing {} fallback certificate for server {}",
+                            md.name,
+                            spec.name(),
+                            rt.vhosts[vi].name
+                        ),
+                    );
                 }
-                log::log(
-                    s,
-                    Lvl::Debug,
-                    &format!(
-                        "AH10116: {}: providing fallback certificate for server {}",
-                        md.name,
-                        rt.vhosts[rt.vhost_index(s).unwrap_or(0)].name
-                    ),
-                );
                 DONE
             }
             Err(e) => {

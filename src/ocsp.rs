@@ -321,11 +321,30 @@ unsafe extern "C" fn callback(
         let Some(wd) = (unsafe { (data as *const OcspWatchdog).as_ref() }) else {
             return 0;
         };
-        if state as u32 == ffi::AP_WATCHDOG_STATE_RUNNING {
+        let s = wd.main_server;
+        if state as u32 == ffi::AP_WATCHDOG_STATE_STARTING {
+            let msg = format!(
+                "AH10197: md ocsp watchdog start, ocsp stapling {} certificates",
+                count()
+            );
+            log::log(s, Lvl::Debug, &msg);
+        } else if state as u32 == ffi::AP_WATCHDOG_STATE_STOPPING {
+            log::log(s, Lvl::Debug, "AH10200: md ocsp watchdog stopping");
+        } else if state as u32 == ffi::AP_WATCHDOG_STATE_RUNNING {
             let Some(_running) = crate::renew::InCallback::enter() else {
                 return 0; // the child is exiting
             };
-            let next = log::live(wd.main_server, || run(wd));
+            let msg = format!(
+                "AH10198: md ocsp watchdog run, ocsp stapling {} certificates",
+                count()
+            );
+            log::log(s, Lvl::Debug, &msg);
+            let next = log::live(s, || run(wd));
+            let msg = format!(
+                "AH10199: md ocsp watchdog next run in {}",
+                time::print_duration(next, false)
+            );
+            log::log(s, Lvl::Debug, &msg);
             if let Some(set) = wd.set_interval {
                 // SAFETY: re-arming our own callback on our instance.
                 unsafe { set(wd.wd, next, data, Some(callback)) };

@@ -111,25 +111,25 @@ pub unsafe fn watchdog_register(
     let Some(reg) =
         (unsafe { optional_fn::<Register>(c"ap_watchdog_register_callback") }).flatten()
     else {
-        log::log(s, Lvl::Crit, "AH10061: mod_watchdog is required");
+        let msg = match kind(name) {
+            "ocsp" => "AH10201: mod_watchdog is required for OCSP stapling",
+            _ => "AH10061: mod_watchdog is required",
+        };
+        log::log(s, Lvl::Crit, msg);
         return false;
     };
     // SAFETY: forwarded contract.
     let rv = unsafe { reg(wd, interval, data, cb) };
+    let code = match kind(name) {
+        "ocsp" => "AH10203",
+        _ => "AH10067",
+    };
+    let msg = format!("{code}: register md {} watchdog({name})", kind(name));
     if rv != 0 {
-        log::log_status(
-            s,
-            Lvl::Crit,
-            rv,
-            &format!("AH10067: register md {} watchdog({name})", kind(name)),
-        );
+        log::log_status(s, Lvl::Crit, rv, &msg);
         return false;
     }
-    log::log(
-        s,
-        Lvl::Debug,
-        &format!("AH10067: register md {} watchdog({name})", kind(name)),
-    );
+    log::log(s, Lvl::Debug, &msg);
     true
 }
 
@@ -241,11 +241,15 @@ fn process_one(
 ) -> i64 {
     let (md, renew_at, warn_at, complete, challenges, certs) = item;
     crate::guard::test_panic("renewal-job");
-    log::log(
-        s,
-        Lvl::Debug,
-        &format!("AH10052: md({}): state={}, driving", md.name, md.state),
-    );
+    // as the C module: only an MD that will renew is "driving" (a manual
+    // or static one is only checked for expiry)
+    if md.renew_mode != md_engine::config::RenewMode::Manual {
+        log::log(
+            s,
+            Lvl::Debug,
+            &format!("AH10052: md({}): state={}, driving", md.name, md.state),
+        );
+    }
     let ctx = JobCtx {
         store,
         md,
