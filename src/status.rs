@@ -142,9 +142,11 @@ unsafe fn write(r: *mut ffi::request_rec, ctype: &str, body: &str, header_only: 
     }
 }
 
-/// The status views of all MDs, with the staging jobs read live.
+/// The status views of all MDs, sorted by name as the C module lists them,
+/// with the staging jobs read live.
 fn views(rt: &conf::Runtime) -> Vec<status::MdView<'_>> {
-    rt.mds
+    let mut v: Vec<_> = rt
+        .mds
         .iter()
         .zip(rt.md_rt.iter())
         .map(|(m, x)| {
@@ -164,7 +166,9 @@ fn views(rt: &conf::Runtime) -> Vec<status::MdView<'_>> {
                 last_success: last,
             }
         })
-        .collect()
+        .collect();
+    v.sort_by(|a, b| a.md.name.cmp(&b.md.name));
+    v
 }
 
 /// `/.httpd/certificate-status` (§6.2), in post_read_request.

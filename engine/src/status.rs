@@ -417,14 +417,17 @@ pub fn server_status_text(
                     ));
                 }
             }
-            None if v.md.renew_mode == crate::config::RenewMode::Manual => {
-                out.push_str(&format!("{p}Activity: Manual renew\n"))
-            }
-            None if due(v, now) => out.push_str(&format!("{p}Activity: Pending\n")),
-            None => out.push_str(&format!(
+            // as the C module: a renewal time first (a static or manual MD
+            // has one too), "Manual renew" only without
+            None if v.renew_at > now => out.push_str(&format!(
                 "{p}ActivityRenew: {}\n",
                 time::secs(v.renew_at - now)
             )),
+            None if v.renew_at != 0 => out.push_str(&format!("{p}Activity: Pending\n")),
+            None if v.md.renew_mode == crate::config::RenewMode::Manual => {
+                out.push_str(&format!("{p}Activity: Manual renew\n"))
+            }
+            None => {}
         }
     }
     out
@@ -579,11 +582,14 @@ pub fn server_status_html(
                     out.push_str("\nOngoing...");
                 }
             }
+            None if v.renew_at > now => {
+                out.push_str(&format!("Renew {}", html_time(v.renew_at, now)))
+            }
+            None if v.renew_at != 0 => out.push_str("Pending"),
             None if v.md.renew_mode == crate::config::RenewMode::Manual => {
                 out.push_str("Manual renew")
             }
-            None if due(v, now) => out.push_str("Pending"),
-            None => out.push_str(&format!("Renew {}", html_time(v.renew_at, now))),
+            None => {}
         }
         out.push_str("</td></tr>\n");
     }
@@ -841,7 +847,10 @@ pub fn staplings_text(views: &[StaplingView], now: Micros) -> String {
         out.push_str(&format!("{p}CertificateID: {}\n", v.id));
         out.push_str(&format!("{p}OCSPStatus: {}\n", v.status()));
         if let Some(r) = &v.resp {
-            out.push_str(&format!("{p}StaplingValidFrom: {}\n", ymd(r.valid_from)));
+            // as for certificates, the start only when it is still ahead
+            if r.valid_from > now {
+                out.push_str(&format!("{p}StaplingValidFrom: {}\n", ymd(r.valid_from)));
+            }
             out.push_str(&format!("{p}StaplingValidUntil: {}\n", ymd(r.valid_until)));
         }
         out.push_str(&format!(
