@@ -397,9 +397,10 @@ impl Store {
         let gdir = self.group_dir(g);
         let dir = gdir.join(name);
         ensure_dir(&gdir, g.create_mode())
-            // challenge data is served to the CA: its group opens at first use
+            // challenge data is served to the CA, OCSP responses read by
+            // all children: these groups open at first use (as in C)
             .and_then(|_| match g {
-                Group::Challenges => set_mode(&gdir, g.used_mode()),
+                Group::Challenges | Group::Ocsp => set_mode(&gdir, g.used_mode()),
                 _ => Ok(()),
             })
             .and_then(|()| ensure_dir(&dir, g.used_mode()))
