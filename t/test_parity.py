@@ -4,15 +4,19 @@ what a user or a tool can observe is compared: every md.json (keys, values,
 types), store file names and modes, and md-status. Differences must be on
 the documented allow-list below."""
 
+import glob
 import json
 import os
+import re
+import subprocess
 import stat
 import time
 import urllib.request
 
 import pytest
 
-from test_renewal import wait_for
+from sandbox import free_ports
+from test_renewal import DNS01, SYSTEM_PYTHON, wait_for
 from test_status import shape  # job.json: times and texts differ, the shape must not
 
 # What may differ, and why:
@@ -30,8 +34,9 @@ def observe(sb):
         rel = os.path.relpath(dirpath, root)
         for n in dirnames + filenames:
             p = os.path.join(dirpath, n)
-            key = os.path.normpath(os.path.join(rel, n))
-            if key in ("md_store.json", "httpd.json") or key.startswith("ocsp"):
+            # OCSP responses are named by their certificate's SHA-1 id
+            key = re.sub(r"[0-9a-f]{40}", "ID", os.path.normpath(os.path.join(rel, n)))
+            if key in ("md_store.json", "httpd.json"):
                 continue
             files[key] = stat.S_IMODE(os.lstat(p).st_mode)
             if n == "md.json" and rel.startswith("domains"):
@@ -48,7 +53,7 @@ def observe(sb):
 
 def normalize(v, sb):
     text = json.dumps(v, sort_keys=True)
-    for port in (sb.http_port, sb.https_port, sb.pebble_port):
+    for port in (sb.http_port, sb.https_port, sb.pebble_port, sb.dns_port, sb.chall_mgmt):
         text = text.replace(str(port), "PORT")
     return json.loads(text.replace(sb.root, "ROOT"))
 
@@ -65,6 +70,10 @@ def run(module, steps):
 <Location /md-status>
   SetHandler md-status
 </Location>
+<Location /server-status>
+  SetHandler server-status
+</Location>
+MDServerStatus on
 MDRenewMode manual
 """
             path = sb.write_conf(text)
@@ -77,7 +86,7 @@ MDRenewMode manual
             assert wait_for(lambda: os.path.exists(sb.path("md", "domains")), 10)
             time.sleep(0.5)
             files, mds, status = observe(sb)
-            out.append((files, normalize(mds, sb), normalize(status, sb)))
+            out.append((files, normalize(mds, sb), normalize(status, sb), observe_auto(sb)))
     finally:
         sb.stop()
     return out
@@ -93,7 +102,8 @@ ALLOWED_MD_JSON = {
 
 
 def compare(ours, theirs, allow=lambda md: md):
-    for step, ((f1, m1, s1), (f2, m2, s2)) in enumerate(zip(ours, theirs)):
+    for step, ((f1, m1, s1, a1), (f2, m2, s2, a2)) in enumerate(zip(ours, theirs)):
+        assert a1 == a2, f"step {step}: ?auto differs:\nours {a1}\nC    {a2}"
         m1 = {k: allow(v) for k, v in m1.items()}
         m2 = {k: allow(v) for k, v in m2.items()}
         assert f1 == f2, f"step {step}: store files/modes differ: ours {f1}, C {f2}"
@@ -178,47 +188,190 @@ def staged(sb, name):
         return False
 
 
-def run_with_ca(module, steps):
-    """Each step: (config, names to wait for); a start or graceful restart
-    with the config, then wait until those MDs have staged certificates.
-    Returns the observations and the seconds each wait took."""
+AUTO_DATE = re.compile(r"^\d{4}-\d\d-\d\d|^\d+ ?(days?|hours?|minutes?|seconds?|[dhms])\b|^[A-Z][a-z]{2},? ")
+
+
+def observe_auto(sb):
+    """The module's lines of `server-status?auto`: key -> value, times masked."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{sb.http_port}/server-status?auto",
+                                    timeout=5) as r:
+            text = r.read().decode()
+    except OSError:
+        return None
+    out = {}
+    for line in text.splitlines():
+        k, _, v = line.partition(": ")
+        if k.startswith("Managed"):
+            if AUTO_DATE.match(v):
+                v = "TIME"
+            elif re.fullmatch(r"\d{4,}", v):
+                v = "SECONDS"  # e.g. ActivityRenew: seconds until then
+            v = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:PORT", v)
+            out[k] = re.sub(r"[0-9a-f]{64}|[0-9a-f]{40}", "HASH", v)
+    return normalize(out, sb)
+
+
+# Logged by the old generation's children as they stop: whether that falls
+# into the observed second depends on how fast a child exits (ours end
+# their renewal work at once, issue 11), not on what the module does.
+# AH10267 (a repeated notice rate-limited): seen once from the C module when
+# its watchdog came back to a job before the notice was recorded.
+RACY_AH = {"AH10058", "AH10200", "AH10267"}
+
+
+def ah_codes(sb, since):
+    """AH codes the module logged (lines tagged md), from offset `since`."""
+    found = set(re.findall(r"\[md:\w+\].*?(AH\d{5})", sb.error_log()[since:]))
+    return sorted(found - RACY_AH)
+
+
+def events(sb):
+    """MDNotifyCmd/MDMessageCmd calls recorded by EVENT_SCRIPT, sorted."""
+    try:
+        with open(sb.path("events", "calls.log")) as f:
+            return sorted(f.read().splitlines())
+    except OSError:
+        return []
+
+
+EVENT_SCRIPT = """#!/bin/sh
+echo "$0 $*" | sed "s|^.*/||" >> "$(dirname "$0")/calls.log"
+"""
+
+
+def setup_events(sb):
+    d = sb.path("events")
+    os.makedirs(d, exist_ok=True)
+    os.chmod(d, 0o777)
+    for name in ("notify", "message"):
+        with open(os.path.join(d, name), "w") as f:
+            f.write(EVENT_SCRIPT)
+        os.chmod(os.path.join(d, name), 0o755)
+
+
+class Ca:
+    """A scenario's CA side: pebble options, setup before the first start,
+    and substitutions for the config text."""
+
+    def __init__(self, eab=None, ocsp=False, setup=None):
+        self.eab, self.ocsp, self.setup = eab, ocsp, setup
+        self.responder = None
+
+    def start(self, sb):
+        ocsp_url = ""
+        if self.ocsp:
+            from test_ocsp import OcspResponder
+            port = free_ports(1)[0]
+            ocsp_url = f"http://127.0.0.1:{port}/"
+        sb.start_ca(eab=self.eab, ocsp_url=ocsp_url)
+        if self.ocsp:
+            self.responder = OcspResponder(sb, port)
+            self.responder.start()
+        setup_events(sb)
+        if self.setup:
+            self.setup(sb)
+
+    def stop(self):
+        if self.responder:
+            self.responder.stop()
+
+    @staticmethod
+    def subst(sb):
+        return dict(http=sb.http_port, https=sb.https_port, root=sb.root,
+                    dns01=f"{SYSTEM_PYTHON} {DNS01} 127.0.0.1:{sb.chall_mgmt}",
+                    dead=f"https://localhost:{sb.dns_port}/no-acme-here", ca=sb.ca_url)
+
+
+def run_with_ca(module, steps, ca=None):
+    """Each step: (config, names to wait for[, hook before the step]); a
+    start or graceful restart with the config, then wait until those MDs
+    have staged certificates. Returns the observations and the seconds each
+    wait took."""
     from sandbox import Sandbox
+    ca = ca or Ca()
     sb = Sandbox(module=module)
     out, times = [], []
     try:
-        sb.start_ca()
-        for body, wait in steps:
-            sb.write_conf(body.format(http=sb.http_port, https=sb.https_port, root=sb.root) + """
+        ca.start(sb)
+        for step in steps:
+            body, wait = step[0], step[1]
+            if len(step) > 2:
+                step[2](sb, ca)
+            sb.write_conf(body.format(**Ca.subst(sb)) + """
+MDServerStatus on
 <Location /md-status>
   SetHandler md-status
 </Location>
+<Location /server-status>
+  SetHandler server-status
+</Location>
 """)
+            since = len(sb.error_log())
             t0 = time.time()
             sb.start_httpd()
-            if wait:
-                assert wait_for(lambda: all(staged(sb, n) for n in wait), 60), sb.error_log()[-2000:]
+            if callable(wait):
+                assert wait_for(lambda: wait(sb), 60), sb.error_log()[-3000:]
                 times.append(time.time() - t0)
-            else:
-                time.sleep(1)
-            out.append(observe_with_jobs(sb))
+            elif wait:
+                assert wait_for(lambda: all(staged(sb, n) for n in wait), 90), sb.error_log()[-3000:]
+                times.append(time.time() - t0)
+            time.sleep(1.5)
+            files, mds, status, jobs = observe_with_jobs(sb)
+            out.append(dict(files=files, mds=mds, status=status, jobs=jobs,
+                            auto=observe_auto(sb), ah=ah_codes(sb, since), events=events(sb)))
     finally:
+        ca.stop()
         sb.stop()
     return out, times
 
 
-def site(name, extra=""):
-    return f"""MDomain {name}
+def site(names, extra=""):
+    """An MD and its https and http vhosts (first name the ServerName, the
+    others aliases)."""
+    first, *rest = names.split()
+    alias = f"  ServerAlias {' '.join(rest)}\n" if rest else ""
+    return f"""MDomain {names}
 <VirtualHost 127.0.0.1:{{https}}>
-  ServerName {name}
-  SSLEngine on
+  ServerName {first}
+{alias}  SSLEngine on
 {extra}
 </VirtualHost>
 <VirtualHost 127.0.0.1:{{http}}>
-  ServerName {name}
-</VirtualHost>
+  ServerName {first}
+{alias}</VirtualHost>
 """
 
 
+HMAC = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W"
+
+
+def make_static(sb):
+    d = sb.path("static")
+    os.makedirs(d, exist_ok=True)
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-nodes", "-days", "30", "-keyout", os.path.join(d, "key.pem"),
+                    "-out", os.path.join(d, "cert.pem"), "-subj", "/CN=static.example.org",
+                    "-addext", "subjectAltName=DNS:static.example.org"],
+                   check=True, capture_output=True)
+    os.chmod(os.path.join(d, "key.pem"), 0o600)
+
+
+def add_to_responder(name):
+    def hook(sb, ca):
+        for pem in glob.glob(sb.path("md", "staging", name, "pubcert*.pem")):
+            ca.responder.add(pem)
+    return hook
+
+
+def ocsp_stored(sb):
+    return bool(glob.glob(sb.path("md", "ocsp", "*", "*.json")))
+
+
+EVENTS = "MDNotifyCmd {root}/events/notify\nMDMessageCmd {root}/events/message\n"
+
+# name -> (steps, CA options); a step is (config, MDs to wait for or a
+# condition, optional hook run before the start)
 CA_SCENARIOS = {
     # obtained by the child (http-01), activated by the parent at restart
     "obtain-activate": [(site("one.example.org"), ["one.example.org"]),
@@ -233,6 +386,37 @@ CA_SCENARIOS = {
     # two MDs at once (one account for both)
     "two-mds": [(site("a2.example.org") + site("b2.example.org"), ["a2.example.org", "b2.example.org"]),
                 (site("a2.example.org") + site("b2.example.org"), [])],
+    # a wildcard through dns-01 and MDChallengeDns01
+    "wildcard-dns01": [
+        (site("w.example.org *.w.example.org")
+         + "MDCAChallenges dns-01\nMDChallengeDns01 {dns01}\n", ["w.example.org"]),
+        (site("w.example.org *.w.example.org")
+         + "MDCAChallenges dns-01\nMDChallengeDns01 {dns01}\n", [])],
+    # a CA that requires external account binding
+    "eab": ([(site("eab.example.org") + f"MDExternalAccountBinding kid-1 {HMAC}\n", ["eab.example.org"]),
+             (site("eab.example.org") + f"MDExternalAccountBinding kid-1 {HMAC}\n", [])],
+            Ca(eab={"kid-1": HMAC})),
+    # the first CA does not answer: failover to the second
+    "failover": [(site("fo.example.org") + "MDCertificateAuthority {dead} {ca}\n"
+                  "MDRetryDelay 1s\nMDRetryFailover 1\n", ["fo.example.org"])],
+    # events: notify and message commands, renewal then installation
+    "events": [(site("ev.example.org") + EVENTS, ["ev.example.org"]),
+               (site("ev.example.org") + EVENTS, [])],
+    # an MD removed from the config between restarts
+    "removed": [(site("k.example.org") + site("gone.example.org"), ["k.example.org", "gone.example.org"]),
+                (site("k.example.org"), [])],
+    # a staged set that no longer matches: a member added before activation
+    "stale-staging": [(site("st.example.org"), ["st.example.org"]),
+                      (site("st.example.org www.st.example.org"), ["st.example.org"])],
+    # static certificate files: nothing ordered, the files served
+    "static-files": ([("<MDomain static.example.org>\n  MDCertificateFile {root}/static/cert.pem\n"
+                       "  MDCertificateKeyFile {root}/static/key.pem\n</MDomain>\n"
+                       + VHOST.replace("{name}", "static.example.org"), [])],
+                     Ca(setup=make_static)),
+    # OCSP stapling by the module: the response fetched and stored
+    "stapling": ([(site("os.example.org") + "MDStapling on\n", ["os.example.org"]),
+                  (site("os.example.org") + "MDStapling on\n", ocsp_stored, add_to_responder("os.example.org"))],
+                 Ca(ocsp=True)),
 }
 
 def allowed_file(path, ours, theirs):
@@ -264,14 +448,19 @@ def compare_files(ours, theirs, step):
 
 @pytest.mark.parametrize("name", sorted(CA_SCENARIOS))
 def test_side_by_side_with_ca(module, c_module, name):
-    steps = CA_SCENARIOS[name]
-    theirs, t_c = run_with_ca(c_module, steps)
-    ours, t_ours = run_with_ca(module, steps)
+    steps, ca = CA_SCENARIOS[name], None
+    if isinstance(steps, tuple):
+        steps, ca = steps
+    theirs, t_c = run_with_ca(c_module, steps, ca)
+    ours, t_ours = run_with_ca(module, steps, ca)
     print(f"{name}: seconds to staged certificates, ours {t_ours}, C {t_c}")
-    for step, ((f1, m1, s1, j1), (f2, m2, s2, j2)) in enumerate(zip(ours, theirs)):
-        compare_files(f1, f2, step)
-        assert m1 == m2, f"step {step}: md.json differs:\nours {m1}\nC    {m2}"
-        assert j1 == j2, f"step {step}: job.json shapes differ:\nours {j1}\nC    {j2}"
-        for a, b in zip(s1.get("managed-domains", []), s2.get("managed-domains", [])):
-            a = {k: v for k, v in a.items() if k not in ALLOWED_MD_KEYS}
-            assert set(a) == set(b), f"step {step}: md-status keys differ: {set(a) ^ set(b)}"
+    for step, (a, b) in enumerate(zip(ours, theirs)):
+        compare_files(a["files"], b["files"], step)
+        assert a["mds"] == b["mds"], f"step {step}: md.json differs:\nours {a['mds']}\nC    {b['mds']}"
+        assert a["jobs"] == b["jobs"], f"step {step}: job.json shapes differ:\nours {a['jobs']}\nC    {b['jobs']}"
+        for x, y in zip(a["status"].get("managed-domains", []), b["status"].get("managed-domains", [])):
+            x = {k: v for k, v in x.items() if k not in ALLOWED_MD_KEYS}
+            assert set(x) == set(y), f"step {step}: md-status keys differ: {set(x) ^ set(y)}"
+        assert a["auto"] == b["auto"], f"step {step}: ?auto differs:\nours {a['auto']}\nC    {b['auto']}"
+        assert a["events"] == b["events"], f"step {step}: events differ:\nours {a['events']}\nC    {b['events']}"
+        assert a["ah"] == b["ah"], f"step {step}: AH codes differ: ours {a['ah']}, C {b['ah']}"
