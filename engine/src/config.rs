@@ -138,6 +138,23 @@ pub const KNOWN_CAS: &[(&str, &str)] = &[
 ];
 pub const TAILSCALE_DEFAULT_URL: &str = "file://localhost/var/run/tailscale/tailscaled.sock";
 
+/// The daemon's socket path from `file://localhost/<path>`.
+pub fn tailscale_socket_path(url: &str) -> Result<String, String> {
+    match url.strip_prefix("file://localhost/") {
+        Some(p) if !p.is_empty() => Ok(format!("/{p}")),
+        _ => Err(format!(
+            "MDCertificateAuthority for MDCertificateProtocol tailscale must be \
+             file://localhost/<path of tailscaled's socket> (default {TAILSCALE_DEFAULT_URL}), not '{url}'"
+        )),
+    }
+}
+
+/// Checks the CA URLs of a tailscale MD (config time).
+pub fn check_tailscale_urls(urls: &[String]) -> Result<(), String> {
+    urls.iter()
+        .try_for_each(|u| tailscale_socket_path(u).map(|_| ()))
+}
+
 /// Norm for certificate-lifetime percentages (100 days).
 pub const LIFE_NORM: Micros = 100 * time::SECS_PER_DAY * time::USEC_PER_SEC;
 /// Norm for the OCSP keep window (7 days).
@@ -889,7 +906,7 @@ impl ModConfig {
                 .is_some_and(|p| p.eq_ignore_ascii_case("tailscale"));
             if ok && tailscale {
                 if let Some(urls) = &md.settings.ca_urls {
-                    crate::tailscale::check_md_urls(urls)?;
+                    check_tailscale_urls(urls)?;
                 }
             }
             if ok {

@@ -428,6 +428,26 @@ pub fn cert_names(cert: &X509) -> Vec<String> {
     out
 }
 
+/// ASN.1 time to µs since the epoch.
+pub fn asn1_micros(t: &openssl::asn1::Asn1TimeRef) -> crate::time::Micros {
+    let epoch = openssl::asn1::Asn1Time::from_unix(0).expect("epoch");
+    epoch
+        .diff(t)
+        .map(|d| (i64::from(d.days) * 86_400 + i64::from(d.secs)) * crate::time::USEC_PER_SEC)
+        .unwrap_or(0)
+}
+
+/// The ARI certificate id (§4.9): AKI key id and the serial's magnitude.
+pub fn ari_cert_id(c: &X509) -> Option<String> {
+    let aki = c.authority_key_id()?;
+    let serial = c.serial_number().to_bn().ok()?.to_vec();
+    Some(format!(
+        "{}.{}",
+        b64url_encode(aki.as_slice()),
+        b64url_encode(&serial)
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

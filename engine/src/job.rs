@@ -696,7 +696,7 @@ fn ari_time(ctx: &JobCtx<'_>, notes: &mut Vec<Note>) -> Option<(Micros, Option<S
         .to_string();
     let mut best: Option<(Micros, Option<String>)> = None;
     for cert in &ctx.certs {
-        let Some(id) = crate::status::ari_cert_id(cert) else {
+        let Some(id) = crate::crypto::ari_cert_id(cert) else {
             continue; // no AKI key id
         };
         let url = format!("{base}/{id}");

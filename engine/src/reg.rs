@@ -8,7 +8,7 @@ use crate::crypto::{self, Key};
 use crate::keyspec::KeySpec;
 use crate::log::{Level, Note};
 use crate::store::{Group, Store};
-use crate::time::{self, Micros};
+use crate::time::Micros;
 use openssl::x509::X509;
 use serde_json::Value;
 use std::fs;
@@ -35,15 +35,6 @@ pub struct CertInfo {
     pub sha256_hex: String,
 }
 
-/// ASN.1 time to µs since the epoch.
-pub fn asn1_micros(t: &openssl::asn1::Asn1TimeRef) -> Micros {
-    let epoch = openssl::asn1::Asn1Time::from_unix(0).expect("epoch");
-    epoch
-        .diff(t)
-        .map(|d| (i64::from(d.days) * 86_400 + i64::from(d.secs)) * time::USEC_PER_SEC)
-        .unwrap_or(0)
-}
-
 fn has_must_staple(c: &X509) -> bool {
     // TLS Feature extension, DER OID 1.3.6.1.5.5.7.1.24
     const OID: [u8; 10] = [0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x01, 0x18];
@@ -58,8 +49,8 @@ impl CertInfo {
         let leaf = chain.first()?;
         Some(CertInfo {
             key_name: key_name.to_string(),
-            not_before: asn1_micros(leaf.not_before()),
-            not_after: asn1_micros(leaf.not_after()),
+            not_before: crypto::asn1_micros(leaf.not_before()),
+            not_after: crypto::asn1_micros(leaf.not_after()),
             names: crypto::cert_names(leaf),
             must_staple: has_must_staple(leaf),
             chain_pem: pem.to_vec(),
@@ -498,6 +489,7 @@ pub fn purge_staging(store: &Store, md: &Md) {
 mod tests {
     use super::*;
     use crate::config::{MdDef, Settings};
+    use crate::time;
 
     fn md(domains: &[&str]) -> Md {
         let def = MdDef::new(domains.iter().map(|s| s.to_string()).collect());

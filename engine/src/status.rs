@@ -6,7 +6,6 @@ use crate::job::Job;
 use crate::reg::CertInfo;
 use crate::store::{Group, Store};
 use crate::time::{self, Micros};
-use crate::util::b64url_encode;
 use openssl::nid::Nid;
 use openssl::x509::{X509NameRef, X509};
 use serde_json::{json, Map, Value};
@@ -20,17 +19,6 @@ pub fn name_oneline(n: &X509NameRef) -> String {
             format!("/{k}={v}")
         })
         .collect()
-}
-
-/// The ARI certificate id (§4.9): AKI key id and the serial's magnitude.
-pub fn ari_cert_id(c: &X509) -> Option<String> {
-    let aki = c.authority_key_id()?;
-    let serial = c.serial_number().to_bn().ok()?.to_vec();
-    Some(format!(
-        "{}.{}",
-        b64url_encode(aki.as_slice()),
-        b64url_encode(&serial)
-    ))
 }
 
 /// The status object of one certificate.
@@ -48,7 +36,7 @@ pub fn cert_json(info: &CertInfo) -> Option<Value> {
         }
     }
     o.extend(validity_serial_fingerprint(info, &c)?);
-    if let Some(id) = ari_cert_id(&c) {
+    if let Some(id) = crate::crypto::ari_cert_id(&c) {
         o.insert("ari-cert-id".into(), json!(id));
     }
     Some(Value::Object(o))

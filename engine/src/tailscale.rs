@@ -2,7 +2,7 @@
 //! dropped this in 2.6.0; this module speaks the current LocalAPI.
 
 use crate::acme::{status, AcmeError};
-use crate::config::{Md, TAILSCALE_DEFAULT_URL};
+use crate::config::{tailscale_socket_path as socket_path, Md, TAILSCALE_DEFAULT_URL};
 use crate::crypto::{self, Key};
 use crate::http::{Client, HttpError};
 use crate::store::{Group, Store};
@@ -10,22 +10,6 @@ use crate::store::{Group, Store};
 /// Whether an MD gets its certificates from tailscale.
 pub fn is_tailscale(md: &Md) -> bool {
     md.ca_proto.eq_ignore_ascii_case("tailscale")
-}
-
-/// The daemon's socket path from `file://localhost/<path>`.
-pub fn socket_path(url: &str) -> Result<String, String> {
-    match url.strip_prefix("file://localhost/") {
-        Some(p) if !p.is_empty() => Ok(format!("/{p}")),
-        _ => Err(format!(
-            "MDCertificateAuthority for MDCertificateProtocol tailscale must be \
-             file://localhost/<path of tailscaled's socket> (default {TAILSCALE_DEFAULT_URL}), not '{url}'"
-        )),
-    }
-}
-
-/// Checks the CA URLs of a tailscale MD (config time).
-pub fn check_md_urls(urls: &[String]) -> Result<(), String> {
-    urls.iter().try_for_each(|u| socket_path(u).map(|_| ()))
 }
 
 /// Fetches key and certificate chain of `md` from tailscaled and stages
@@ -109,5 +93,5 @@ pub fn fetch(store: &Store, md: &Md, user_agent: &str, run_user: &str) -> Result
     store
         .save_json(Group::Staging, &md.name, "md.json", &staged.to_json())
         .map_err(serr)?;
-    Ok(crate::reg::asn1_micros(leaf.not_before()))
+    Ok(crypto::asn1_micros(leaf.not_before()))
 }
