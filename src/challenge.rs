@@ -113,7 +113,7 @@ unsafe fn conn_slot(c: *const ffi::conn_rec) -> Option<*mut *mut c_void> {
     // SAFETY: conn_config is an array indexed by module index (as
     // ap_get_module_config does).
     unsafe {
-        let idx = (*std::ptr::addr_of!(crate::module::md_module)).module_index;
+        let idx = crate::log::module_index();
         let v = c.as_ref()?.conn_config as *mut *mut c_void;
         if v.is_null() || idx < 0 {
             return None;

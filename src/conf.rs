@@ -89,6 +89,13 @@ pub struct StateInner {
 #[derive(Default)]
 pub struct ModState {
     inner: Mutex<StateInner>,
+    /// The renewal workers (used in the child that runs the watchdog); the
+    /// OCSP and renewal callbacks register with it, and the child's exit
+    /// stops it.
+    pub scheduler: Arc<md_engine::scheduler::Scheduler>,
+    /// The stapled certificates (mod_ssl primes them in the parent; every
+    /// child staples from them; one child refreshes them).
+    pub stapling: Arc<md_engine::stapling::Stapling>,
 }
 
 impl ModState {
@@ -142,7 +149,7 @@ pub unsafe fn srv_conf<'a>(s: *const ffi::server_rec) -> Option<&'a mut SrvConf>
     // SAFETY: s is valid; module_config is an array indexed by module_index
     // (this is ap_get_module_config).
     unsafe {
-        let idx = (*std::ptr::addr_of!(crate::module::md_module)).module_index;
+        let idx = crate::log::module_index();
         let vec = (*s).module_config as *mut *mut c_void;
         if vec.is_null() || idx < 0 {
             return None;

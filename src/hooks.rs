@@ -318,7 +318,9 @@ unsafe fn before_ssl(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> c_
     let md_rt = mds.iter().map(|_| MdRuntime::default()).collect();
     // mod_ssl primes the certificates it loads into a new OCSP registry
     // during its post_config, which runs next (§8.2).
-    crate::ocsp::reset(store.clone(), global.stapling_renew_window);
+    state
+        .stapling
+        .reset(store.clone(), global.stapling_renew_window);
     st.runtime = Some(std::sync::Arc::new(Runtime {
         store,
         mds,
@@ -620,7 +622,7 @@ unsafe fn after_ssl(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> c_i
     } else {
         log::log(s, Lvl::Debug, "AH10075: no mds to supervise");
     }
-    if crate::ocsp::count() > 0 {
+    if state.stapling.count() > 0 {
         // SAFETY: real run, parent; pconf and s are live.
         if !unsafe { crate::ocsp::register(pconf, s, state, &global.stapling_keep_response) } {
             return FAILED;

@@ -30,5 +30,6 @@ mod module;
 mod ocsp;
 mod renew;
 mod status;
+mod watchdog;
 
 pub use module::md_module;

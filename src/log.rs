@@ -5,6 +5,7 @@ use crate::ffi;
 use md_engine::log::{Level, Note};
 use std::ffi::CString;
 use std::os::raw::c_int;
+use std::sync::atomic::{AtomicI32, Ordering};
 
 #[derive(Debug, Clone, Copy)]
 pub enum Lvl {
@@ -48,10 +49,19 @@ impl From<Level> for Lvl {
     }
 }
 
-fn module_index() -> c_int {
-    // SAFETY: httpd writes module_index once while loading the module, before
-    // any callback of ours runs; afterwards it is only read.
-    unsafe { (*std::ptr::addr_of!(crate::module::md_module)).module_index }
+/// Our module's index in httpd's per-server and per-connection
+/// configuration vectors. httpd assigns it when it loads the module, just
+/// before `register_hooks`, which records it here; it is read everywhere
+/// else (log lines name their module by it).
+static MODULE_INDEX: AtomicI32 = AtomicI32::new(-1);
+
+/// Called by `register_hooks` with `md_module.module_index`.
+pub fn set_module_index(i: c_int) {
+    MODULE_INDEX.store(i, Ordering::Relaxed);
+}
+
+pub fn module_index() -> c_int {
+    MODULE_INDEX.load(Ordering::Relaxed)
 }
 
 /// Logs `msg` for server `s` (NULL = httpd's main server log). The caller's

@@ -222,6 +222,9 @@ unsafe fn add_status_hook(f: StatusHook, order: c_int) {
 
 unsafe extern "C" fn register_hooks(_pool: *mut ffi::apr_pool_t) {
     crate::guard::guard("register_hooks", (), || {
+        // SAFETY: httpd assigned module_index in ap_add_module, just before
+        // calling us; nothing writes it while we read it.
+        crate::log::set_module_index(unsafe { (*std::ptr::addr_of!(md_module)).module_index });
         let first = ffi::APR_HOOK_FIRST as c_int;
         let middle = ffi::APR_HOOK_MIDDLE as c_int;
         let last = ffi::APR_HOOK_LAST as c_int;

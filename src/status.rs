@@ -63,7 +63,7 @@ pub unsafe extern "C" fn handler(r: *mut ffi::request_rec) -> c_int {
             .filter(|p| p.len() > 1)
             .map(|p| p.rsplit('/').next().unwrap_or("").to_string())
             .filter(|p| !p.is_empty());
-        let staplings = crate::ocsp::stapling_views();
+        let staplings = state.stapling.views(md_engine::time::now());
         let ocsp = |mut j, logs| {
             status::add_ocsp(&mut j, &staplings, logs);
             j
@@ -281,8 +281,8 @@ pub unsafe extern "C" fn stapling_status_hook(r: *mut ffi::request_rec, flags: c
     guard("stapling status_hook", DECLINED, || {
         // SAFETY: forwarded from mod_status.
         unsafe {
-            status_section(r, flags, |_, short| {
-                let views = crate::ocsp::stapling_views();
+            status_section(r, flags, |state, short| {
+                let views = state.stapling.views(md_engine::time::now());
                 let now = md_engine::time::now();
                 Some(if short {
                     status::staplings_text(&views, now)

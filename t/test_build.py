@@ -92,3 +92,59 @@ def test_release_keeps_unwinding():
     """catch_unwind only works when panics unwind."""
     cargo = open(os.path.join(TOP, "Cargo.toml")).read()
     assert 'panic = "abort"' not in cargo
+
+
+def _imports(root):
+    """Top-level module -> the crate modules it refers to (`crate::x`,
+    `use crate::{x, ...}`), tests left out."""
+    mods = {}
+    for path in _rust_files(root):
+        rel = os.path.relpath(path, root)[:-3]
+        top = rel.split(os.sep)[0]
+        if top in ("lib", "main", "bin"):
+            continue
+        text = re.split(r"#\[cfg\(test\)\]", open(path).read())[0]
+        deps = set(re.findall(r"crate::(\w+)", text))
+        for group in re.findall(r"use crate::\{([^}]*)\}", text):
+            deps.update(x.strip().split("::")[0] for x in group.split(",") if x.strip())
+        mods.setdefault(top, set()).update(deps - {top})
+    return {m: deps & set(mods) for m, deps in mods.items()}
+
+
+def _cycle(graph):
+    """One import cycle as a list of modules, or None."""
+    state = {}
+
+    def visit(m, path):
+        state[m] = "open"
+        for d in sorted(graph[m]):
+            if state.get(d) == "open":
+                return path[path.index(d):] + [d]
+            if d not in state:
+                found = visit(d, path + [d])
+                if found:
+                    return found
+        state[m] = "done"
+        return None
+
+    for m in sorted(graph):
+        if m not in state:
+            found = visit(m, [m])
+            if found:
+                return found
+    return None
+
+
+def test_no_import_cycles():
+    """Issue 12: the engine's modules and the glue's form no loop: each
+    layer builds on the ones below it (ARCHITECTURE.md)."""
+    for root in (os.path.join(TOP, "engine", "src"), os.path.join(TOP, "src")):
+        graph = _imports(root)
+        assert len(graph) > 10, graph
+        cycle = _cycle(graph)
+        assert cycle is None, f"{root}: import cycle {' -> '.join(cycle)}"
+
+
+def test_cycle_finder_finds_cycles():
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
+    assert _cycle({"a": {"b"}, "b": set()}) is None

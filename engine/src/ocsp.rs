@@ -515,15 +515,20 @@ mod der {
     }
 }
 
+/// Certificates for tests, with or without an OCSP responder.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod test_certs {
     use openssl::asn1::Asn1Time;
     use openssl::bn::BigNum;
+    use openssl::hash::MessageDigest;
     use openssl::pkey::PKey;
-    use openssl::x509::{X509Builder, X509NameBuilder};
+    use openssl::x509::{X509Builder, X509NameBuilder, X509};
 
-    fn cert(cn: &str, ocsp: Option<&str>, signer: Option<&PKey<openssl::pkey::Private>>) -> X509 {
+    pub fn cert(
+        cn: &str,
+        ocsp: Option<&str>,
+        signer: Option<&PKey<openssl::pkey::Private>>,
+    ) -> X509 {
         let key = PKey::ec_gen("prime256v1").unwrap();
         let mut b = X509Builder::new().unwrap();
         let mut n = X509NameBuilder::new().unwrap();
@@ -568,9 +573,15 @@ mod tests {
         outer
     }
 
-    fn pem(certs: &[&X509]) -> Vec<u8> {
+    pub fn pem(certs: &[&X509]) -> Vec<u8> {
         certs.iter().flat_map(|c| c.to_pem().unwrap()).collect()
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_certs::*;
+    use super::*;
 
     #[test]
     fn priming_needs_issuer_and_responder() {

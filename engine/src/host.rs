@@ -1,0 +1,19 @@
+//! What only the server around the engine can do, for the engine's
+//! long-running parts (renewal workers, OCSP refresh): write a log line as
+//! it happens. httpd's glue implements it with `ap_log_error`; the tests
+//! with a vector.
+
+use crate::log::Level;
+use std::sync::Arc;
+
+pub trait Host: Send + Sync {
+    /// Writes one line to the server's error log now.
+    fn log(&self, level: Level, msg: &str);
+}
+
+/// Runs `f` with every note made on this thread going to `host` as it is
+/// made (see [`crate::log::with_sink`]).
+pub fn live<R>(host: &Arc<dyn Host>, f: impl FnOnce() -> R) -> R {
+    let h = host.clone();
+    crate::log::with_sink(move |level, msg| h.log(level, msg), f)
+}
