@@ -6,8 +6,9 @@ use crate::apr;
 use crate::conf;
 use crate::ffi;
 use crate::guard::guard;
-use crate::log::{self, Lvl};
+use crate::log;
 use md_engine::config::RenewMode;
+use md_engine::log::Level;
 use md_engine::store::Group;
 use md_engine::vhost::domain_matches;
 use std::os::raw::{c_char, c_int, c_void};
@@ -93,7 +94,7 @@ pub unsafe extern "C" fn http_challenge(r: *mut ffi::request_rec) -> c_int {
             Err(e) => {
                 log::log(
                     req.server,
-                    Lvl::Err,
+                    Level::Error,
                     &format!("AH10081: loading challenge {host} from store: {e}"),
                 );
                 ffi::HTTP_INTERNAL_SERVER_ERROR as c_int
@@ -244,7 +245,7 @@ pub unsafe extern "C" fn ssl_answer_challenge(
         }
         log::log(
             base,
-            Lvl::Info,
+            Level::Info,
             &format!("AH10080: {name}: unknown tls-alpn-01 challenge host"),
         );
         DECLINED

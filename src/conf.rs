@@ -96,6 +96,8 @@ pub struct ModState {
     /// The stapled certificates (mod_ssl primes them in the parent; every
     /// child staples from them; one child refreshes them).
     pub stapling: Arc<md_engine::stapling::Stapling>,
+    /// Hot activation: the staged set each SSL vhost serves (`hot.rs`).
+    pub hot: md_engine::hot::HotSlots<crate::tls::Loaded>,
 }
 
 impl ModState {

@@ -5,15 +5,16 @@ use crate::apr;
 use crate::conf::{self, MdRuntime, Runtime};
 use crate::ffi;
 use crate::guard::guard;
-use crate::log::{self, Lvl};
-use md_engine::config::{self, Md, RenewMode, NO_SERVER_ADMIN};
+use crate::log;
+use md_engine::config::{self, RenewMode};
+use md_engine::log::Level;
 use md_engine::log::Note;
 use md_engine::reg;
-use md_engine::store::{Group, Store};
+use md_engine::startup;
+use md_engine::store::Group;
 use md_engine::vhost::{self, VHost};
 use md_engine::MOD_MD_VERSION;
 use std::os::raw::{c_int, c_void};
-use std::path::PathBuf;
 
 const OK: c_int = ffi::OK as c_int;
 const DECLINED: c_int = ffi::DECLINED;
@@ -82,7 +83,7 @@ unsafe fn collect_vhosts(s: *mut ffi::server_rec) -> (Vec<usize>, Vec<VHost>) {
 }
 
 fn fatal(s: *const ffi::server_rec, f: &config::Fatal) -> c_int {
-    log::log(s, Lvl::Err, &f.to_string());
+    log::log(s, Level::Error, &f.to_string());
     FAILED
 }
 
@@ -105,11 +106,15 @@ unsafe fn before_ssl(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> c_
     // SAFETY: s is the main server during post_config.
     let dry_run = unsafe { is_dry_run(s) };
     if dry_run {
-        log::log(s, Lvl::Trace1, "AH10070: initializing post config dry run");
+        log::log(
+            s,
+            Level::Trace1,
+            "AH10070: initializing post config dry run",
+        );
     } else {
         log::log(
             s,
-            Lvl::Info,
+            Level::Info,
             &format!("AH10071: mod_md (v{MOD_MD_VERSION}), initializing..."),
         );
     }
@@ -117,7 +122,7 @@ unsafe fn before_ssl(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> c_
     let state = unsafe { &*conf::state_for_pool(pconf) };
     // SAFETY: s is live; its config was created by us.
     let Some(main) = (unsafe { conf::srv_conf(s) }) else {
-        log::log(s, Lvl::Err, "mod_md: main server configuration missing");
+        log::log(s, Level::Error, "mod_md: main server configuration missing");
         return FAILED;
     };
     let main_settings = main.settings.clone();
@@ -152,169 +157,56 @@ unsafe fn before_ssl(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> c_
             None
         }
     };
-    let mut notes: Vec<Note> = Vec::new();
-    let store = match Store::open(&PathBuf::from(&store_dir), user, &mut notes) {
-        Ok(st) => st,
-        Err(e) => {
-            log::notes(s, &notes);
-            log::log(
-                s,
-                Lvl::Err,
-                &format!("AH10046: setup store for {store_dir}: {e}"),
-            );
-            return FAILED;
-        }
-    };
-    log::notes(s, &notes);
-
-    let mut mds: Vec<Md> = st
-        .config
-        .mds
-        .iter()
-        .map(|def| Md::from_def(def, &main_settings, server_admin.as_deref()))
-        .collect();
-    if let Err(f) = config::check_mds(&mds, global.match_mode) {
-        return fatal(s, &f);
-    }
-    // With MDStoreLocks, installation happens under the store lock (§5.6).
-    let lock = match global.store_locks {
-        None => Ok(None),
-        Some(wait) => store
-            .lock(std::time::Duration::from_micros(
-                u64::try_from(wait).unwrap_or(0),
-            ))
-            .map(Some),
-    };
-    let installing = match &lock {
-        Ok(_) => mds.as_slice(),
-        Err(e) => {
-            log::log(
-                s,
-                Lvl::Err,
-                &format!(
-                    "AH10398: unable to obtain global registry lock, renewed certificates may remain inactive on this httpd instance! ({e})"
-                ),
-            );
-            &[]
-        }
-    };
-    // A renamed MD keeps its store entry (§2.2 step 8).
-    if !installing.is_empty() {
-        let mut notes = Vec::new();
-        reg::sync_renames(&store, installing, &mut notes);
-        log::notes(s, &notes);
-    }
-    // Staged sets become live here, as root, in the dry run too (§3.6).
-    for md in installing {
-        let mut notes = Vec::new();
-        match reg::install_staged(&store, md, &mut notes) {
-            Ok(true) => {
-                log::log(
-                    s,
-                    Lvl::Info,
-                    &format!("AH10068: {}: staged set activated", md.name),
-                );
-                // `installed` runs as root, here in the parent (§7.1).
-                let mut job = md_engine::job::Job::load(&store, Group::Domains, &md.name)
-                    .unwrap_or_else(|_| md_engine::job::Job::new(&md.name));
-                job.name = md.name.clone();
-                let mut notify = md_engine::job::CommandNotify {
-                    message_cmd: global.message_cmd.clone(),
-                    notify_cmd: None,
-                    notes: Vec::new(),
-                };
-                let now = md_engine::time::now();
-                let _ = md_engine::job::fire(&mut job, &mut notify, "installed", now, &mut notes);
-                let _ = job.save(&store, Group::Domains);
-                notes.append(&mut notify.notes);
-            }
-            Ok(false) => {}
-            Err(e) => {
-                log::log(
-                    s,
-                    Lvl::Err,
-                    &format!(
-                        "AH10069: {}: error loading staged set, purging it: {e}",
-                        md.name
-                    ),
-                );
-                reg::purge_staging(&store, md);
-            }
-        }
-        log::notes(s, &notes);
-    }
-    drop(lock);
-    for md in &mds {
-        log::log(
-            s,
-            Lvl::Debug,
-            &format!(
-                "AH10039: Completed MD[{}, CA={}, Proto={}, Agreement={}, renew-mode={} renew_window={}, warn_window={}",
-                md.name,
-                if md.ca_urls.is_empty() { "(null)".to_string() } else { md.ca_urls.join(" ") },
-                md.ca_proto,
-                md.ca_agreement.as_deref().unwrap_or("(null)"),
-                md.renew_mode as i32,
-                md.renew_window.format(),
-                md.warn_window.format()
-            ),
-        );
-    }
-
     // SAFETY: s is the main server; the list lives in pconf.
-    let (servers, vhosts) = unsafe { collect_vhosts(s) };
-    let mut notes = Vec::new();
-    let assigned = vhost::assign(
-        &mds,
-        &vhosts,
-        global.match_mode,
-        global.base_server,
-        &mut notes,
-    );
-    log::notes(s, &notes);
-
-    // Contacts: if the MD has none, the first matching vhost's
-    // MDContactEmail or ServerAdmin (§1.3).
-    for (mi, md) in mds.iter_mut().enumerate() {
-        if !md.contacts.is_empty() {
-            continue;
-        }
-        for (vi, a) in assigned.iter().enumerate() {
-            if !a.contains(&mi) {
-                continue;
-            }
-            let sp = servers[vi] as *const ffi::server_rec;
+    let (ids, vhosts) = unsafe { collect_vhosts(s) };
+    let servers: Vec<startup::Server> = ids
+        .iter()
+        .zip(vhosts)
+        .map(|(&id, vhost)| {
+            let sp = id as *const ffi::server_rec;
             // SAFETY: a server of this generation.
-            let (vcontact, vadmin) = unsafe {
+            let (contact, admin) = unsafe {
                 (
                     conf::srv_conf(sp).and_then(|c| c.settings.contact.clone()),
                     apr::opt_str((*sp).server_admin),
                 )
             };
-            let found = vcontact.or(vadmin.filter(|a| !a.is_empty() && a != NO_SERVER_ADMIN));
-            if let Some(c) = found {
-                let c = config::schemify_contact(&c);
-                log::log(
-                    s,
-                    Lvl::Debug,
-                    &format!("AH10044: {}: added contact {c}", md.name),
-                );
-                md.contacts.push(c);
-                break;
+            startup::Server {
+                id,
+                vhost,
+                contact,
+                admin,
             }
+        })
+        .collect();
+    let mut notes = Vec::new();
+    let planned = log::live(s, || {
+        startup::before_ssl(
+            &st.config,
+            &main_settings,
+            server_admin.as_deref(),
+            &store_dir,
+            user,
+            servers,
+            &mut notes,
+        )
+    });
+    log::notes(s, &notes);
+    let startup::Plan {
+        store,
+        mds,
+        servers,
+        assigned,
+    } = match planned {
+        Ok(p) => p,
+        Err(startup::StartError::Fatal(f)) => return fatal(s, &f),
+        Err(e) => {
+            log::log(s, Level::Error, &e.to_string());
+            return FAILED;
         }
-    }
-    for md in &mds {
-        log::log(
-            s,
-            Lvl::Trace1,
-            &format!(
-                "md[{}]: effective configuration {}",
-                md.name,
-                md.to_json_redacted()
-            ),
-        );
-    }
+    };
+    let (servers, vhosts): (Vec<usize>, Vec<VHost>) =
+        servers.into_iter().map(|x| (x.id, x.vhost)).unzip();
     let md_rt = mds.iter().map(|_| MdRuntime::default()).collect();
     // mod_ssl primes the certificates it loads into a new OCSP registry
     // during its post_config, which runs next (§8.2).
@@ -416,7 +308,7 @@ unsafe fn after_ssl(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> c_i
         if a.len() > 1 && ssl_servers.contains(&rt.servers[vi]) {
             log::log(
                 s,
-                Lvl::Err,
+                Level::Error,
                 &format!(
                     "AH10042: conflict: {} MDs match to SSL VirtualHost {}, there can at most be one.",
                     a.len(),
@@ -444,7 +336,7 @@ unsafe fn after_ssl(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> c_i
             } else {
                 log::log(
                     s,
-                    Lvl::Warn,
+                    Level::Warn,
                     &format!(
                         "AH10040: Virtual Host {}:{} matches Managed Domain '{}', but the name/alias {name} itself is not managed. A requested MD certificate will not match ServerName.",
                         vh.name, vh.port, md.name
@@ -459,7 +351,7 @@ unsafe fn after_ssl(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> c_i
     rt.https_ok = https_ok;
     log::log(
         s,
-        Lvl::Debug,
+        Level::Debug,
         &format!(
             "AH10037: server seems{} reachable via http: and{} reachable via https:",
             if http_ok { "" } else { " not" },
@@ -494,7 +386,7 @@ unsafe fn after_ssl(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> c_i
             } else {
                 format!("AH10169: {name}: https server_rec for {d} does not have protocol acme-tls/1 enabled")
             };
-            log::log(s, Lvl::Debug, &msg);
+            log::log(s, Level::Debug, &msg);
         }
         let md = &mut rt.mds[mi];
         md.acme_tls_1_domains = tls1;
@@ -524,7 +416,7 @@ unsafe fn after_ssl(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> c_i
         if let Err(e) = reg::sync_md_json(&rt.store, md) {
             log::log(
                 s,
-                Lvl::Err,
+                Level::Error,
                 &format!("AH10172: md[{}]: error syncing to store: {e}", md.name),
             );
             return FAILED;
@@ -538,7 +430,7 @@ unsafe fn after_ssl(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> c_i
         let watched = state != reg::STATE_ERROR && (used || md.renew_mode == RenewMode::Always);
         if watched && md.renew_mode != RenewMode::Manual {
             if let Err(e) = &challenges {
-                log::log(s, Lvl::Err, &format!("AH10173: md[{}]: {e}", md.name));
+                log::log(s, Level::Error, &format!("AH10173: md[{}]: {e}", md.name));
             }
         }
         rt.md_rt[mi] = MdRuntime {
@@ -553,7 +445,7 @@ unsafe fn after_ssl(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> c_i
         };
         log::log(
             s,
-            Lvl::Trace1,
+            Level::Trace1,
             &format!(
                 "md[{}]: effective configuration {}",
                 md.name,
@@ -561,7 +453,7 @@ unsafe fn after_ssl(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> c_i
             ),
         );
     }
-    crate::hot::prepare(rt, &ssl_servers, global.hot_activation);
+    crate::hot::prepare(state, rt, &ssl_servers, global.hot_activation);
     // Challenge data of MDs that are no longer configured is stale.
     let names: Vec<&str> = rt.mds.iter().map(|m| m.name.as_str()).collect();
     log::notes(s, &rt.store.purge_group_except(Group::Challenges, &names));
@@ -575,7 +467,7 @@ unsafe fn after_ssl(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> c_i
         if md.require_https != md_engine::config::RequireHttps::Off && !ssl_used {
             log::log(
                 s,
-                Lvl::Warn,
+                Level::Warn,
                 &format!(
                     "AH10105: MD {} does not match any VirtualHost with 'SSLEngine on', but is configured to require https. This cannot work.",
                     md.name
@@ -585,7 +477,7 @@ unsafe fn after_ssl(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> c_i
         if !used && md.renew_mode != RenewMode::Always {
             log::log(
                 s,
-                Lvl::Warn,
+                Level::Warn,
                 &format!("AH10045: No VirtualHost matches Managed Domain {}", md.name),
             );
         }
@@ -599,7 +491,7 @@ unsafe fn after_ssl(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> c_i
             if j.errors > 0 {
                 log::log(
                     s,
-                    Lvl::Notice,
+                    Level::Notice,
                     &format!("AH10064: md({}): previous drive job showed {} errors, purging STAGING area to reset.", md.name, j.errors),
                 );
                 reg::purge_staging(&rt.store, md);
@@ -612,7 +504,7 @@ unsafe fn after_ssl(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> c_i
     if watched > 0 {
         log::log(
             s,
-            Lvl::Debug,
+            Level::Debug,
             &format!("AH10074: {watched} out of {total} mds need watching"),
         );
         // SAFETY: real run, parent; pconf and s are live.
@@ -620,7 +512,7 @@ unsafe fn after_ssl(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> c_i
             return FAILED;
         }
     } else {
-        log::log(s, Lvl::Debug, "AH10075: no mds to supervise");
+        log::log(s, Level::Debug, "AH10075: no mds to supervise");
     }
     if state.stapling.count() > 0 {
         // SAFETY: real run, parent; pconf and s are live.
@@ -694,7 +586,7 @@ pub unsafe extern "C" fn ssl_add_cert_files(
         if n > 1 {
             log::log(
                 s,
-                Lvl::Err,
+                Level::Error,
                 &format!(
                     "AH10238: conflict: {n} MDs match Virtualhost {} which uses SSL, however there can be at most 1.",
                     rt.vhosts[vi].name
@@ -729,7 +621,7 @@ pub unsafe extern "C" fn ssl_add_cert_files(
         if had > 0 {
             log::log(
                 s,
-                Lvl::Debug,
+                Level::Debug,
                 &format!(
                     "AH10084: host '{}' is covered by a Managed Domain, but certificate/key files are already configured for it (most likely via SSLCertificateFile).",
                     rt.vhosts[vi].name
@@ -746,7 +638,7 @@ pub unsafe extern "C" fn ssl_add_cert_files(
 fn log_get_certificates(s: *mut ffi::server_rec, vhost: &str) {
     log::log(
         s,
-        Lvl::Debug,
+        Level::Debug,
         &format!("AH10113: get_certificates called for vhost {vhost}."),
     );
 }
@@ -754,7 +646,7 @@ fn log_get_certificates(s: *mut ffi::server_rec, vhost: &str) {
 fn log_providing(s: *mut ffi::server_rec, md: &config::Md, vhost: &str) {
     log::log(
         s,
-        Lvl::Debug,
+        Level::Debug,
         &format!(
             "AH10077: {}[state={}]: providing certificates for server {vhost}",
             md.name, md.state
@@ -797,7 +689,7 @@ pub unsafe extern "C" fn ssl_add_fallback_cert_files(
                     }
                     log::log(
                         s,
-                        Lvl::Debug,
+                        Level::Debug,
                         &format!(
                             "AH10116: {}: providing {} fallback certificate for server {}",
                             md.name,
@@ -809,7 +701,7 @@ pub unsafe extern "C" fn ssl_add_fallback_cert_files(
                 DONE
             }
             Err(e) => {
-                log::log(s, Lvl::Err, &format!("AH10174: {e}"));
+                log::log(s, Level::Error, &format!("AH10174: {e}"));
                 DECLINED
             }
         }

@@ -30,6 +30,7 @@ mod module;
 mod ocsp;
 mod renew;
 mod status;
+mod tls;
 mod watchdog;
 
 pub use module::md_module;

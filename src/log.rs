@@ -7,46 +7,21 @@ use std::ffi::CString;
 use std::os::raw::c_int;
 use std::sync::atomic::{AtomicI32, Ordering};
 
-#[derive(Debug, Clone, Copy)]
-pub enum Lvl {
-    Crit,
-    Err,
-    Warn,
-    Notice,
-    Info,
-    Debug,
-    Trace1,
-    Trace2,
-}
-
-impl Lvl {
-    fn raw(self) -> c_int {
-        (match self {
-            Lvl::Crit => ffi::APLOG_CRIT,
-            Lvl::Err => ffi::APLOG_ERR,
-            Lvl::Warn => ffi::APLOG_WARNING,
-            Lvl::Notice => ffi::APLOG_NOTICE,
-            Lvl::Info => ffi::APLOG_INFO,
-            Lvl::Debug => ffi::APLOG_DEBUG,
-            Lvl::Trace1 => ffi::APLOG_TRACE1,
-            Lvl::Trace2 => ffi::APLOG_TRACE1 + 1,
-        }) as c_int
-    }
-}
-
-impl From<Level> for Lvl {
-    fn from(l: Level) -> Lvl {
-        match l {
-            Level::Emerg | Level::Alert | Level::Crit => Lvl::Crit,
-            Level::Error => Lvl::Err,
-            Level::Warn => Lvl::Warn,
-            Level::Notice => Lvl::Notice,
-            Level::Info => Lvl::Info,
-            Level::Debug => Lvl::Debug,
-            Level::Trace1 => Lvl::Trace1,
-            Level::Trace2 => Lvl::Trace2,
-        }
-    }
+/// httpd's level for one of the engine's (the one log-level enum of both
+/// crates).
+fn raw(level: Level) -> c_int {
+    (match level {
+        Level::Emerg => ffi::APLOG_EMERG,
+        Level::Alert => ffi::APLOG_ALERT,
+        Level::Crit => ffi::APLOG_CRIT,
+        Level::Error => ffi::APLOG_ERR,
+        Level::Warn => ffi::APLOG_WARNING,
+        Level::Notice => ffi::APLOG_NOTICE,
+        Level::Info => ffi::APLOG_INFO,
+        Level::Debug => ffi::APLOG_DEBUG,
+        Level::Trace1 => ffi::APLOG_TRACE1,
+        Level::Trace2 => ffi::APLOG_TRACE1 + 1,
+    }) as c_int
 }
 
 /// Our module's index in httpd's per-server and per-connection
@@ -67,20 +42,20 @@ pub fn module_index() -> c_int {
 /// Logs `msg` for server `s` (NULL = httpd's main server log). The caller's
 /// source file and line appear in debug lines, as httpd does for C modules.
 #[track_caller]
-pub fn log(s: *const ffi::server_rec, level: Lvl, msg: &str) {
+pub fn log(s: *const ffi::server_rec, level: Level, msg: &str) {
     log_status(s, level, 0, msg);
 }
 
 /// Like [`log`], with an APR status that httpd prints as `(n)text: `.
 #[track_caller]
-pub fn log_status(s: *const ffi::server_rec, level: Lvl, status: i32, msg: &str) {
+pub fn log_status(s: *const ffi::server_rec, level: Level, status: i32, msg: &str) {
     log_at(std::panic::Location::caller(), s, level, status, msg);
 }
 
 fn log_at(
     here: &std::panic::Location<'_>,
     s: *const ffi::server_rec,
-    level: Lvl,
+    level: Level,
     status: i32,
     msg: &str,
 ) {
@@ -96,7 +71,7 @@ fn log_at(
             file.as_ptr(),
             line,
             module_index(),
-            level.raw(),
+            raw(level),
             status,
             s,
             c"%s".as_ptr(),
@@ -109,7 +84,7 @@ fn log_at(
 #[track_caller]
 pub fn notes(s: *const ffi::server_rec, notes: &[Note]) {
     for n in notes.iter().filter(|n| !n.emitted) {
-        log(s, n.level.into(), &n.msg);
+        log(s, n.level, &n.msg);
     }
 }
 
@@ -121,7 +96,17 @@ pub fn live<R>(s: *const ffi::server_rec, f: impl FnOnce() -> R) -> R {
     let server = s as usize;
     let here = std::panic::Location::caller();
     md_engine::log::with_sink(
-        move |level, msg| log_at(here, server as *const ffi::server_rec, level.into(), 0, msg),
+        move |level, msg| log_at(here, server as *const ffi::server_rec, level, 0, msg),
         f,
     )
+}
+
+/// The error log of one server (the main server for the watchdogs), as
+/// the engine's `Host` for its long-running parts.
+pub struct ServerLog(pub usize);
+
+impl md_engine::host::Host for ServerLog {
+    fn log(&self, level: Level, msg: &str) {
+        log(self.0 as *const ffi::server_rec, level, msg);
+    }
 }

@@ -6,8 +6,8 @@
 use crate::conf;
 use crate::ffi;
 use crate::guard::guard;
-use crate::log::{self, Lvl};
-use md_engine::host::Host;
+use crate::log;
+use md_engine::log::Level;
 use md_engine::ocsp;
 use md_engine::time::{self, Micros, TimeSlice};
 use std::os::raw::{c_char, c_int, c_void};
@@ -136,7 +136,7 @@ pub unsafe fn register(
     // SAFETY: forwarded contract (the state lives as long as pconf).
     if let Some(rt) = unsafe { state.as_ref() }.and_then(|st| st.runtime()) {
         for p in ocsp::prune(&rt.store, keep, time::now()) {
-            log::log(s, Lvl::Debug, &format!("removed old OCSP response {p}"));
+            log::log(s, Level::Debug, &format!("removed old OCSP response {p}"));
         }
     }
     // SAFETY: forwarded contract.
@@ -178,9 +178,9 @@ unsafe extern "C" fn callback(
                 "AH10197: md ocsp watchdog start, ocsp stapling {} certificates",
                 count()
             );
-            log::log(s, Lvl::Debug, &msg);
+            log::log(s, Level::Debug, &msg);
         } else if state as u32 == ffi::AP_WATCHDOG_STATE_STOPPING {
-            log::log(s, Lvl::Debug, "AH10200: md ocsp watchdog stopping");
+            log::log(s, Level::Debug, "AH10200: md ocsp watchdog stopping");
         } else if state as u32 == ffi::AP_WATCHDOG_STATE_RUNNING {
             let Some(_running) = st.scheduler.enter_callback() else {
                 return 0; // the child is exiting
@@ -189,13 +189,13 @@ unsafe extern "C" fn callback(
                 "AH10198: md ocsp watchdog run, ocsp stapling {} certificates",
                 count()
             );
-            log::log(s, Lvl::Debug, &msg);
+            log::log(s, Level::Debug, &msg);
             let next = log::live(s, || run(wd));
             let msg = format!(
                 "AH10199: md ocsp watchdog next run in {}",
                 time::print_duration(next, false)
             );
-            log::log(s, Lvl::Debug, &msg);
+            log::log(s, Level::Debug, &msg);
             if let Some(set) = wd.set_interval {
                 // SAFETY: re-arming our own callback on our instance.
                 unsafe { set(wd.wd, next, data, Some(callback)) };
@@ -203,15 +203,6 @@ unsafe extern "C" fn callback(
         }
         0
     })
-}
-
-/// httpd's error log for the engine's refresh loop.
-struct HttpdHost(usize);
-
-impl Host for HttpdHost {
-    fn log(&self, level: md_engine::log::Level, msg: &str) {
-        log::log(self.0 as *const ffi::server_rec, level.into(), msg);
-    }
 }
 
 /// One `_md_ocsp_` run: the engine fetches what is due through the
@@ -238,6 +229,6 @@ fn run(wd: &OcspWatchdog) -> Micros {
         client.connect_timeout = std::time::Duration::from_secs(30);
         c.fetch(&client, time::now())
     };
-    let host = HttpdHost(wd.main_server as usize);
+    let host = log::ServerLog(wd.main_server as usize);
     state.stapling.refresh(&host, &global, &fetch)
 }

@@ -6,9 +6,10 @@ use crate::apr;
 use crate::conf::ModState;
 use crate::ffi;
 use crate::guard::guard;
-use crate::log::{self, Lvl};
+use crate::log;
 use crate::watchdog::{watchdog_instance, watchdog_register};
 use md_engine::host::Host;
+use md_engine::log::Level;
 use md_engine::reg;
 use md_engine::scheduler::{self, Item};
 use md_engine::time;
@@ -90,7 +91,7 @@ unsafe extern "C" fn callback(
         let s = wd.main_server;
         match state as u32 {
             ffi::AP_WATCHDOG_STATE_STARTING => {
-                log::log(s, Lvl::Debug, "AH10054: md watchdog start, auto drive");
+                log::log(s, Level::Debug, "AH10054: md watchdog start, auto drive");
                 // mod_watchdog's first RUNNING call comes one time slice
                 // (100 ms) later; without an initial delay the jobs start
                 // now, on their workers (this returns at once). The RUNNING
@@ -103,7 +104,7 @@ unsafe extern "C" fn callback(
                 let next = run(wd);
                 log::log(
                     s,
-                    Lvl::Debug,
+                    Level::Debug,
                     &format!("AH10107: next run in {}", time::print_duration(next, false)),
                 );
                 if let Some(set) = wd.set_interval {
@@ -112,25 +113,12 @@ unsafe extern "C" fn callback(
                 }
             }
             ffi::AP_WATCHDOG_STATE_STOPPING => {
-                log::log(s, Lvl::Debug, "AH10058: md watchdog stopping")
+                log::log(s, Level::Debug, "AH10058: md watchdog stopping")
             }
             _ => {}
         }
         0
     })
-}
-
-/// This child's httpd, for the engine's scheduler: log lines go to the
-/// main server's error log as they are made.
-struct HttpdHost {
-    /// The main server_rec (lives as long as this child's configuration).
-    server: usize,
-}
-
-impl Host for HttpdHost {
-    fn log(&self, level: md_engine::log::Level, msg: &str) {
-        log::log(self.server as *const ffi::server_rec, level.into(), msg);
-    }
 }
 
 /// How long a child's exit waits for its renewal workers to stop
@@ -154,7 +142,7 @@ pub unsafe fn on_child_exit(pchild: *mut ffi::apr_pool_t, s: *const ffi::server_
             if busy > 0 {
                 log::log(
                     s,
-                    Lvl::Debug,
+                    Level::Debug,
                     &format!("child exit: stopping {busy} renewal worker(s)"),
                 );
             }
@@ -162,7 +150,7 @@ pub unsafe fn on_child_exit(pchild: *mut ffi::apr_pool_t, s: *const ffi::server_
             if !state.scheduler.stop(EXIT_WAIT) {
                 log::log(
                     s,
-                    Lvl::Warn,
+                    Level::Warn,
                     &format!(
                         "renewal workers still busy {} s after the child was asked to exit (key generation on a loaded machine); the child ends without running library teardown under them, the unfinished renewal resumes at the next run",
                         EXIT_WAIT.as_secs()
@@ -212,10 +200,10 @@ fn run(wd: &Watchdog) -> i64 {
     let s = wd.main_server;
     log::log(
         s,
-        Lvl::Debug,
+        Level::Debug,
         &format!("AH10055: md watchdog run, auto drive {} mds", items.len()),
     );
-    let host: Arc<dyn Host> = Arc::new(HttpdHost { server: s as usize });
+    let host: Arc<dyn Host> = Arc::new(log::ServerLog(s as usize));
     let sched = state.scheduler.clone();
     let (store, user_agent) = (rt.store.clone(), wd.user_agent.clone());
     // SAFETY: httpd's unixd configuration, set before the children start.
@@ -328,7 +316,7 @@ pub unsafe fn start_restarter(
                     // configuration's server_rec by a little.
                     log::log(
                         std::ptr::null(),
-                        Lvl::Notice,
+                        Level::Notice,
                         &format!(
                             "{}: renewed certificates are ready, restarting the server gracefully (MDGracefulRestart on)",
                             md.name
@@ -353,7 +341,7 @@ pub unsafe fn start_restarter(
         }
         Err(_) => log::log(
             s,
-            Lvl::Err,
+            Level::Error,
             "MDGracefulRestart: cannot start the restart checker thread",
         ),
     }

@@ -81,6 +81,7 @@ pub unsafe extern "C" fn handler(r: *mut ffi::request_rec) -> c_int {
         });
         let body = match found {
             Some((m, certs, at, w)) => with_live(
+                state,
                 ocsp(status::md_json(store, m, certs, *at, *w, true, now), true),
                 m,
                 certs,
@@ -90,6 +91,7 @@ pub unsafe extern "C" fn handler(r: *mut ffi::request_rec) -> c_int {
                     .iter()
                     .map(|(m, certs, at, w)| {
                         with_live(
+                            state,
                             ocsp(status::md_json(store, m, certs, *at, *w, false, now), false),
                             m,
                             certs,
@@ -109,11 +111,12 @@ pub unsafe extern "C" fn handler(r: *mut ffi::request_rec) -> c_int {
 /// the C module's JSON): `staging` when hot activation serves a renewed
 /// set, `domains` for the installed one, `none` before the first.
 fn with_live(
+    state: &conf::ModState,
     mut j: md_engine::serde_json::Value,
     md: &md_engine::config::Md,
     certs: &md_engine::serde_json::Value,
 ) -> md_engine::serde_json::Value {
-    let live = if crate::hot::serving_staged(&md.name) {
+    let live = if crate::hot::serving_staged(state, &md.name) {
         "staging"
     } else if certs.as_object().is_some_and(|o| !o.is_empty()) {
         "domains"

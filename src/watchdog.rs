@@ -2,7 +2,8 @@
 //! per watchdog name and callback registration (renewal and OCSP).
 
 use crate::ffi;
-use crate::log::{self, Lvl};
+use crate::log;
+use md_engine::log::Level;
 use std::os::raw::c_void;
 
 /// Looks up one of mod_watchdog's optional functions.
@@ -43,7 +44,7 @@ pub unsafe fn watchdog_instance(
         )
     };
     let (Some(get), Some(set)) = (get, set) else {
-        log::log(s, Lvl::Crit, "AH10061: mod_watchdog is required");
+        log::log(s, Level::Crit, "AH10061: mod_watchdog is required");
         return None;
     };
     let mut wd: *mut ffi::ap_watchdog_t = std::ptr::null_mut();
@@ -52,7 +53,7 @@ pub unsafe fn watchdog_instance(
     if rv != 0 || wd.is_null() {
         log::log_status(
             s,
-            Lvl::Crit,
+            Level::Crit,
             rv,
             &format!(
                 "AH10066: create md {} watchdog({})",
@@ -94,7 +95,7 @@ pub unsafe fn watchdog_register(
             "ocsp" => "AH10201: mod_watchdog is required for OCSP stapling",
             _ => "AH10061: mod_watchdog is required",
         };
-        log::log(s, Lvl::Crit, msg);
+        log::log(s, Level::Crit, msg);
         return false;
     };
     // SAFETY: forwarded contract.
@@ -105,9 +106,9 @@ pub unsafe fn watchdog_register(
     };
     let msg = format!("{code}: register md {} watchdog({name})", kind(name));
     if rv != 0 {
-        log::log_status(s, Lvl::Crit, rv, &msg);
+        log::log_status(s, Level::Crit, rv, &msg);
         return false;
     }
-    log::log(s, Lvl::Debug, &msg);
+    log::log(s, Level::Debug, &msg);
     true
 }

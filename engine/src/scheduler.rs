@@ -183,19 +183,12 @@ impl Scheduler {
             // A panic in one job must not take the others down; its log
             // lines reach the host as they happen.
             let host = ctx.host.clone();
-            let next = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                crate::host::live(&host, || (ctx.process)(&item, time::now()))
-            }))
-            .unwrap_or_else(|_| {
-                host.log(
-                    Level::Error,
-                    &format!(
-                        "md({}): the renewal job panicked; it runs again at the next check",
-                        item.md.name
-                    ),
-                );
-                0
-            });
+            let next = crate::boundary::guard(
+                "renewal worker",
+                0,
+                |msg| host.log(Level::Crit, msg),
+                || crate::host::live(&host, || (ctx.process)(&item, time::now())),
+            );
             let mut pool = self.pool();
             pool.busy.remove(&item.md.name);
             pool.next_runs.insert(item.md.name.clone(), next);

@@ -1,0 +1,242 @@
+//! Hot activation (issue 5): which staged set each SSL vhost serves now,
+//! without a restart.
+//!
+//! One slot per SSL vhost of an MD. A handshake asks its slot for the set
+//! to serve; at most every [`CHECK_EVERY`] the slot looks at the MD's
+//! staging job: once a renewal has finished and its activation time has
+//! come, the staged key and chain are loaded (by the caller's loader, which
+//! makes the TLS library's objects) and kept until a newer set appears.
+//! The move into `domains/` still happens at the next restart, so the
+//! store stays as the C module expects it.
+
+use crate::config::Md;
+use crate::job::Job;
+use crate::log::Level;
+use crate::reg::HotSet;
+use crate::store::{Group, Store};
+use crate::time::{self, Micros};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+/// How often a handshake may look at the staging area of its MD.
+pub const CHECK_EVERY: Micros = 5 * time::USEC_PER_SEC;
+
+struct SlotState<L> {
+    next_check: Micros,
+    /// `valid-from` of the loaded set (identifies it).
+    stamp: Micros,
+    loaded: Option<Arc<L>>,
+}
+
+/// The MD of one SSL vhost.
+struct Slot<L> {
+    md: Md,
+    state: Mutex<SlotState<L>>,
+}
+
+/// The slots of one generation, keyed by the vhost's id (its server_rec
+/// address in httpd). `L` is the loaded set as the TLS library needs it.
+pub struct HotSlots<L> {
+    store: RwLock<Option<Store>>,
+    slots: RwLock<HashMap<usize, Arc<Slot<L>>>>,
+}
+
+impl<L> Default for HotSlots<L> {
+    fn default() -> Self {
+        HotSlots {
+            store: RwLock::new(None),
+            slots: RwLock::new(HashMap::new()),
+        }
+    }
+}
+
+/// Makes the TLS library's objects of a staged set (None: unusable).
+pub type Loader<'a, L> = &'a dyn Fn(&HotSet) -> Option<L>;
+
+impl<L> HotSlots<L> {
+    /// Sets up the slots of this generation: one per (vhost id, MD) of an
+    /// SSL vhost whose MD is renewed here (not static files).
+    pub fn prepare(&self, store: &Store, vhosts: Vec<(usize, Md)>) {
+        let map = vhosts
+            .into_iter()
+            .filter(|(_, md)| md.cert_files.is_empty())
+            .map(|(id, md)| {
+                let state = Mutex::new(SlotState {
+                    next_check: 0,
+                    stamp: 0,
+                    loaded: None,
+                });
+                (id, Arc::new(Slot { md, state }))
+            })
+            .collect();
+        *self.store.write().unwrap_or_else(|e| e.into_inner()) = Some(store.clone());
+        *self.slots.write().unwrap_or_else(|e| e.into_inner()) = map;
+    }
+
+    fn slot(&self, id: usize) -> Option<Arc<Slot<L>>> {
+        let slots = self.slots.read().unwrap_or_else(|e| e.into_inner());
+        slots.get(&id).cloned()
+    }
+
+    /// The staged set vhost `id` serves now, if any; `log` hears when a
+    /// new set goes live.
+    pub fn current(
+        &self,
+        id: usize,
+        now: Micros,
+        load: Loader<'_, L>,
+        log: &dyn Fn(Level, &str),
+    ) -> Option<Arc<L>> {
+        let slot = self.slot(id)?;
+        let store = self
+            .store
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()?;
+        let mut st = slot.state.lock().unwrap_or_else(|e| e.into_inner());
+        if now < st.next_check {
+            return st.loaded.clone();
+        }
+        st.next_check = now + CHECK_EVERY;
+        match Job::load(&store, Group::Staging, &slot.md.name).ok() {
+            Some(j) if j.finished && j.valid_from <= now && j.valid_from > 0 => {
+                if j.valid_from != st.stamp || st.loaded.is_none() {
+                    match crate::reg::hot_set(&store, &slot.md, now)
+                        .as_ref()
+                        .and_then(load)
+                    {
+                        Some(l) => {
+                            st.loaded = Some(Arc::new(l));
+                            st.stamp = j.valid_from;
+                            log(
+                                Level::Notice,
+                                &format!(
+                                    "{}: renewed certificate is live for new connections (hot activation, no restart needed)",
+                                    slot.md.name
+                                ),
+                            );
+                        }
+                        None => st.loaded = None,
+                    }
+                }
+            }
+            _ => {
+                st.loaded = None;
+                st.stamp = 0;
+            }
+        }
+        st.loaded.clone()
+    }
+
+    /// Whether some vhost of `md` serves a staged set now (md-status
+    /// `live`).
+    pub fn serving_staged(
+        &self,
+        md: &str,
+        now: Micros,
+        load: Loader<'_, L>,
+        log: &dyn Fn(Level, &str),
+    ) -> bool {
+        let ids: Vec<usize> = {
+            let slots = self.slots.read().unwrap_or_else(|e| e.into_inner());
+            slots
+                .iter()
+                .filter(|(_, s)| s.md.name == md)
+                .map(|(id, _)| *id)
+                .collect()
+        };
+        ids.into_iter()
+            .any(|id| self.current(id, now, load, log).is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{MdDef, Settings};
+
+    fn md(name: &str) -> Md {
+        Md::from_def(&MdDef::new(vec![name.into()]), &Settings::default(), None)
+    }
+
+    fn store(tag: &str) -> (std::path::PathBuf, Store) {
+        let d = std::env::temp_dir().join(format!("md-hot-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        let s = Store::open(&d, None, &mut Vec::new()).unwrap();
+        (d, s)
+    }
+
+    #[test]
+    fn nothing_staged_nothing_served() {
+        let (d, st) = store("none");
+        let hot: HotSlots<u32> = HotSlots::default();
+        hot.prepare(&st, vec![(1, md("a.org"))]);
+        let calls = std::cell::Cell::new(0);
+        let load = |_: &HotSet| {
+            calls.set(calls.get() + 1);
+            Some(7)
+        };
+        let now = time::now();
+        assert!(hot.current(1, now, &load, &|_, _| {}).is_none());
+        assert!(hot.current(2, now, &load, &|_, _| {}).is_none());
+        assert!(!hot.serving_staged("a.org", now, &load, &|_, _| {}));
+        assert_eq!(calls.get(), 0);
+        let _ = std::fs::remove_dir_all(d);
+    }
+
+    #[test]
+    fn a_finished_job_whose_time_has_come_goes_live_once() {
+        let (d, st) = store("live");
+        let m = md("b.org");
+        let hot: HotSlots<u32> = HotSlots::default();
+        hot.prepare(&st, vec![(1, m.clone())]);
+        let now = time::now();
+        // a finished job, valid from a second ago, with its staged set
+        let mut j = Job::new("b.org");
+        j.finished = true;
+        j.valid_from = now - time::USEC_PER_SEC;
+        j.save(&st, Group::Staging).unwrap();
+        let key =
+            crate::crypto::Key::generate(&crate::keyspec::KeySpec::Ec("P-256".into())).unwrap();
+        let cert = crate::crypto::fallback_cert(&key, &m.domains).unwrap();
+        st.save_key(Group::Staging, "b.org", "privkey.pem", &key)
+            .unwrap();
+        st.save_bytes(
+            Group::Staging,
+            "b.org",
+            "pubcert.pem",
+            &cert.to_pem().unwrap(),
+            false,
+        )
+        .unwrap();
+        let calls = std::cell::Cell::new(0);
+        let load = |_: &HotSet| {
+            calls.set(calls.get() + 1);
+            Some(42)
+        };
+        let lines = std::cell::RefCell::new(Vec::new());
+        let log = |_: Level, m: &str| lines.borrow_mut().push(m.to_string());
+        assert!(crate::reg::hot_set(&st, &m, now).is_some());
+        assert_eq!(hot.current(1, now, &load, &log).as_deref(), Some(&42));
+        assert!(lines.borrow()[0].contains("hot activation"));
+        // cached: not loaded again, not even looked at within CHECK_EVERY
+        assert_eq!(hot.current(1, now + 1, &load, &log).as_deref(), Some(&42));
+        assert!(hot.serving_staged("b.org", now + 2, &load, &log));
+        assert_eq!(calls.get(), 1);
+        // the staged set is gone (installed by a restart): not served
+        std::fs::remove_file(st.path(Group::Staging, "b.org", "job.json")).unwrap();
+        assert!(hot.current(1, now + CHECK_EVERY, &load, &log).is_none());
+        let _ = std::fs::remove_dir_all(d);
+    }
+
+    #[test]
+    fn static_files_get_no_slot() {
+        let (d, st) = store("static");
+        let mut m = md("c.org");
+        m.cert_files = vec!["/x.pem".into()];
+        let hot: HotSlots<u32> = HotSlots::default();
+        hot.prepare(&st, vec![(1, m)]);
+        assert!(hot.slot(1).is_none());
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
