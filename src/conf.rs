@@ -8,9 +8,7 @@
 
 use crate::apr;
 use crate::ffi;
-use md_engine::config::{Md, ModConfig, Settings};
-use md_engine::store::Store;
-use md_engine::vhost::VHost;
+use md_engine::config::{ModConfig, Settings};
 use std::collections::HashSet;
 use std::os::raw::c_void;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -22,56 +20,7 @@ pub struct SrvConf {
     pub state: *const ModState,
 }
 
-/// What post_config computed about one MD (frozen for the generation: the
-/// children inherit it, as the C module's registry).
-pub struct MdRuntime {
-    pub certs: Vec<Option<md_engine::reg::CertInfo>>,
-    pub renew_at: i64,
-    /// Usable challenge types, or why there are none.
-    pub challenges: Result<Vec<String>, String>,
-    /// Whether the renewal job watches this MD.
-    pub watched: bool,
-    /// md-status `cert` object of the live certificates (frozen).
-    pub cert_json: md_engine::serde_json::Value,
-    /// When the last successful renewal finished (from the live job.json,
-    /// which only root can read).
-    pub last_success: i64,
-}
-
-impl Default for MdRuntime {
-    fn default() -> Self {
-        MdRuntime {
-            certs: Vec::new(),
-            renew_at: 0,
-            challenges: Ok(Vec::new()),
-            watched: false,
-            cert_json: md_engine::serde_json::Value::Null,
-            last_success: 0,
-        }
-    }
-}
-
-/// Results of post_config, used by the hooks that run after it.
-pub struct Runtime {
-    pub store: Store,
-    pub mds: Vec<Md>,
-    pub md_rt: Vec<MdRuntime>,
-    pub http_ok: bool,
-    pub https_ok: bool,
-    /// server_rec addresses, parallel to `vhosts`.
-    pub servers: Vec<usize>,
-    /// server_rec address → index into `vhosts` (request-time lookups).
-    pub server_index: std::collections::HashMap<usize, usize>,
-    pub vhosts: Vec<VHost>,
-    /// Per vhost, indices into `mds`.
-    pub assigned: Vec<Vec<usize>>,
-}
-
-impl Runtime {
-    pub fn vhost_index(&self, s: *const ffi::server_rec) -> Option<usize> {
-        self.server_index.get(&(s as usize)).copied()
-    }
-}
+pub use md_engine::startup::Runtime;
 
 #[derive(Default)]
 pub struct StateInner {

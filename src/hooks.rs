@@ -2,17 +2,15 @@
 //! call the engine, log, return a status.
 
 use crate::apr;
-use crate::conf::{self, MdRuntime, Runtime};
+use crate::conf::{self, Runtime};
 use crate::ffi;
 use crate::guard::guard;
 use crate::log;
-use md_engine::config::{self, RenewMode};
+use md_engine::config;
 use md_engine::log::Level;
-use md_engine::log::Note;
 use md_engine::reg;
 use md_engine::startup;
-use md_engine::store::Group;
-use md_engine::vhost::{self, VHost};
+use md_engine::vhost::VHost;
 use md_engine::MOD_MD_VERSION;
 use std::os::raw::{c_int, c_void};
 
@@ -192,12 +190,7 @@ unsafe fn before_ssl(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> c_
         )
     });
     log::notes(s, &notes);
-    let startup::Plan {
-        store,
-        mds,
-        servers,
-        assigned,
-    } = match planned {
+    let plan = match planned {
         Ok(p) => p,
         Err(startup::StartError::Fatal(f)) => return fatal(s, &f),
         Err(e) => {
@@ -205,25 +198,12 @@ unsafe fn before_ssl(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> c_
             return FAILED;
         }
     };
-    let (servers, vhosts): (Vec<usize>, Vec<VHost>) =
-        servers.into_iter().map(|x| (x.id, x.vhost)).unzip();
-    let md_rt = mds.iter().map(|_| MdRuntime::default()).collect();
     // mod_ssl primes the certificates it loads into a new OCSP registry
     // during its post_config, which runs next (§8.2).
     state
         .stapling
-        .reset(store.clone(), global.stapling_renew_window);
-    st.runtime = Some(std::sync::Arc::new(Runtime {
-        store,
-        mds,
-        md_rt,
-        http_ok: false,
-        https_ok: false,
-        server_index: servers.iter().enumerate().map(|(i, &p)| (p, i)).collect(),
-        servers,
-        vhosts,
-        assigned,
-    }));
+        .reset(plan.store.clone(), global.stapling_renew_window);
+    st.runtime = Some(std::sync::Arc::new(Runtime::from_plan(plan)));
     OK
 }
 
@@ -304,200 +284,31 @@ unsafe fn after_ssl(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> c_i
     let Some(rt) = st.runtime.as_mut().and_then(std::sync::Arc::get_mut) else {
         return OK;
     };
-    for (vi, a) in rt.assigned.iter().enumerate() {
-        if a.len() > 1 && ssl_servers.contains(&rt.servers[vi]) {
-            log::log(
-                s,
-                Level::Error,
-                &format!(
-                    "AH10042: conflict: {} MDs match to SSL VirtualHost {}, there can at most be one.",
-                    a.len(),
-                    rt.vhosts[vi].name
-                ),
-            );
-            return FAILED;
-        }
-    }
-    for md in &rt.mds {
-        if let Err(f) = config::check_protocol(md) {
-            return fatal(s, &f);
-        }
-    }
-    // Names of SSL vhosts join their MD (member mode auto), else a warning (§2.3).
-    for (vi, a) in rt.assigned.iter().enumerate() {
-        if a.len() != 1 || !ssl_servers.contains(&rt.servers[vi]) {
-            continue;
-        }
-        let vh = &rt.vhosts[vi];
-        let md = &mut rt.mds[a[0]];
-        for name in vhost::uncovered_names(md, vh) {
-            if md.transitive {
-                md.domains.push(name.to_string());
-            } else {
-                log::log(
-                    s,
-                    Level::Warn,
-                    &format!(
-                        "AH10040: Virtual Host {}:{} matches Managed Domain '{}', but the name/alias {name} itself is not managed. A requested MD certificate will not match ServerName.",
-                        vh.name, vh.port, md.name
-                    ),
-                );
-            }
-        }
-    }
     // SAFETY: post_config, listeners are set up.
     let (http_ok, https_ok) = unsafe { reachability(global.local_80, global.local_443) };
-    rt.http_ok = http_ok;
-    rt.https_ok = https_ok;
-    log::log(
-        s,
-        Level::Debug,
-        &format!(
-            "AH10037: server seems{} reachable via http: and{} reachable via https:",
-            if http_ok { "" } else { " not" },
-            if https_ok { "" } else { " not" }
-        ),
-    );
+    // SAFETY: the ids are servers of this generation.
+    let acme_tls = |id: usize| unsafe { allows_acme_tls(id as *mut ffi::server_rec) };
+    let facts = startup::SslFacts {
+        ssl: &ssl_servers,
+        acme_tls: &acme_tls,
+        http_ok,
+        https_ok,
+    };
+    let mut notes = Vec::new();
     let now = md_engine::time::now();
-    for mi in 0..rt.mds.len() {
-        // acme-tls/1 capable domains: an SSL vhost of this MD that serves the
-        // domain and allows the protocol (§4.6).
-        let mut tls1 = Vec::new();
-        for d in rt.mds[mi].domains.clone() {
-            let https: Vec<usize> = (0..rt.vhosts.len())
-                .filter(|&vi| {
-                    rt.assigned[vi].contains(&mi)
-                        && ssl_servers.contains(&rt.servers[vi])
-                        && (rt.vhosts[vi].matches_host(&d)
-                            || vhost::domain_matches(&d, &rt.vhosts[vi].name))
-                })
-                .collect();
-            // SAFETY: servers of this generation.
-            let ok = https
-                .iter()
-                .any(|&vi| unsafe { allows_acme_tls(rt.servers[vi] as *mut ffi::server_rec) });
-            if ok {
-                tls1.push(d);
-                continue;
-            }
-            let name = &rt.mds[mi].name;
-            let msg = if https.is_empty() {
-                format!("AH10168: {name}: no https server_rec found for {d}")
-            } else {
-                format!("AH10169: {name}: https server_rec for {d} does not have protocol acme-tls/1 enabled")
-            };
-            log::log(s, Level::Debug, &msg);
-        }
-        let md = &mut rt.mds[mi];
-        md.acme_tls_1_domains = tls1;
-        // A damaged md.json is set aside (warn) and rewritten from the
-        // configuration below.
-        let mut notes = Vec::new();
-        let stored = rt
-            .store
-            .load_json_healing(Group::Domains, &md.name, "md.json", &mut notes)
-            .unwrap_or_else(|e| {
-                notes.push(Note::new(md_engine::log::Level::Warn, e.msg));
-                None
-            });
-        log::notes(s, &notes);
-        reg::merge_stored(md, stored.as_ref());
-        // "sync finish" fills in the default CA, as the C module does: md.json
-        // and md-status name the CA that will be used.
-        if md.ca_urls.is_empty() {
-            md.ca_urls = vec![config::LETSENCRYPT_URL.to_string()];
-        }
-        let (state, descr, certs) = reg::compute_state(&rt.store, md);
-        md.state = state;
-        md.state_descr = descr;
-        if !md.cert_files.is_empty() && md.renew_mode == RenewMode::Auto {
-            md.renew_mode = RenewMode::Manual;
-        }
-        if let Err(e) = reg::sync_md_json(&rt.store, md) {
-            log::log(
-                s,
-                Level::Error,
-                &format!("AH10172: md[{}]: error syncing to store: {e}", md.name),
-            );
+    let done = log::live(s, || {
+        startup::after_ssl(rt, &global, &facts, now, &mut notes)
+    });
+    log::notes(s, &notes);
+    match done {
+        Ok(()) => {}
+        Err(startup::StartError::Fatal(f)) => return fatal(s, &f),
+        Err(e) => {
+            log::log(s, Level::Error, &e.to_string());
             return FAILED;
         }
-        let used = rt.assigned.iter().any(|a| a.contains(&mi));
-        let challenges = if md_engine::tailscale::is_tailscale(md) {
-            Ok(Vec::new()) // no ACME challenges: tailscaled has the certificate
-        } else {
-            reg::challenge_types(md, http_ok, https_ok, global.dns01_cmd.is_some())
-        };
-        let watched = state != reg::STATE_ERROR && (used || md.renew_mode == RenewMode::Always);
-        if watched && md.renew_mode != RenewMode::Manual {
-            if let Err(e) = &challenges {
-                log::log(s, Level::Error, &format!("AH10173: md[{}]: {e}", md.name));
-            }
-        }
-        rt.md_rt[mi] = MdRuntime {
-            renew_at: reg::renew_at(md, state, &certs, now),
-            cert_json: md_engine::status::certs_json(&certs),
-            last_success: md_engine::job::Job::load(&rt.store, Group::Domains, &md.name)
-                .map(|j| md_engine::status::last_finished(&j))
-                .unwrap_or(0),
-            certs,
-            challenges,
-            watched,
-        };
-        log::log(
-            s,
-            Level::Trace1,
-            &format!(
-                "md[{}]: effective configuration {}",
-                md.name,
-                md.to_json_redacted()
-            ),
-        );
     }
     crate::hot::prepare(state, rt, &ssl_servers, global.hot_activation);
-    // Challenge data of MDs that are no longer configured is stale.
-    let names: Vec<&str> = rt.mds.iter().map(|m| m.name.as_str()).collect();
-    log::notes(s, &rt.store.purge_group_except(Group::Challenges, &names));
-    for (mi, md) in rt.mds.iter().enumerate() {
-        let used = rt.assigned.iter().any(|a| a.contains(&mi));
-        let ssl_used = rt
-            .assigned
-            .iter()
-            .enumerate()
-            .any(|(vi, a)| a.contains(&mi) && ssl_servers.contains(&rt.servers[vi]));
-        if md.require_https != md_engine::config::RequireHttps::Off && !ssl_used {
-            log::log(
-                s,
-                Level::Warn,
-                &format!(
-                    "AH10105: MD {} does not match any VirtualHost with 'SSLEngine on', but is configured to require https. This cannot work.",
-                    md.name
-                ),
-            );
-        }
-        if !used && md.renew_mode != RenewMode::Always {
-            log::log(
-                s,
-                Level::Warn,
-                &format!("AH10045: No VirtualHost matches Managed Domain {}", md.name),
-            );
-        }
-    }
-    // A job that failed before the restart starts over (§3.1).
-    for (mi, md) in rt.mds.iter().enumerate() {
-        if !rt.md_rt[mi].watched {
-            continue;
-        }
-        if let Ok(j) = md_engine::job::Job::load(&rt.store, Group::Staging, &md.name) {
-            if j.errors > 0 {
-                log::log(
-                    s,
-                    Level::Notice,
-                    &format!("AH10064: md({}): previous drive job showed {} errors, purging STAGING area to reset.", md.name, j.errors),
-                );
-                reg::purge_staging(&rt.store, md);
-            }
-        }
-    }
     let watched = rt.md_rt.iter().filter(|r| r.watched).count();
     let total = rt.mds.len();
     drop(st);
@@ -554,7 +365,7 @@ unsafe fn push_path(p: *mut ffi::apr_pool_t, arr: *mut ffi::apr_array_header_t, 
 
 /// The one MD of an SSL vhost, if it has exactly one.
 fn vhost_md(rt: &Runtime, s: *const ffi::server_rec) -> Option<usize> {
-    let vi = rt.vhost_index(s)?;
+    let vi = rt.vhost_index(s as usize)?;
     match rt.assigned[vi].as_slice() {
         [one] => Some(*one),
         _ => None,
@@ -578,7 +389,7 @@ pub unsafe extern "C" fn ssl_add_cert_files(
         let Some(rt) = st.runtime.as_ref() else {
             return DECLINED;
         };
-        let Some(vi) = rt.vhost_index(s) else {
+        let Some(vi) = rt.vhost_index(s as usize) else {
             return DECLINED;
         };
         log_get_certificates(s, &rt.vhosts[vi].name);
@@ -671,7 +482,7 @@ pub unsafe extern "C" fn ssl_add_fallback_cert_files(
         let Some(rt) = st.runtime.as_ref() else {
             return DECLINED;
         };
-        let Some(vi) = rt.vhost_index(s) else {
+        let Some(vi) = rt.vhost_index(s as usize) else {
             return DECLINED;
         };
         log_get_certificates(s, &rt.vhosts[vi].name);

@@ -32,7 +32,7 @@ pub unsafe extern "C" fn require_https(r: *mut ffi::request_rec) -> c_int {
         let Some(rt) = st.runtime.as_ref() else {
             return DECLINED;
         };
-        let Some(vi) = rt.vhost_index(req.server) else {
+        let Some(vi) = rt.vhost_index(req.server as usize) else {
             return DECLINED;
         };
         let Some(md) = rt.assigned[vi].iter().map(|&i| &rt.mds[i]).find(|m| {

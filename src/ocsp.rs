@@ -24,7 +24,7 @@ fn staple_here(s: *const ffi::server_rec) -> Option<Option<String>> {
     // SAFETY: the state pointer shares the configuration pool's lifetime.
     let state = unsafe { sc.state.as_ref() }?;
     let rt = state.runtime()?;
-    if let Some(vi) = rt.vhost_index(s) {
+    if let Some(vi) = rt.vhost_index(s as usize) {
         if let [mi] = rt.assigned[vi].as_slice() {
             let md = &rt.mds[*mi];
             if md.stapling {
@@ -34,7 +34,7 @@ fn staple_here(s: *const ffi::server_rec) -> Option<Option<String>> {
     }
     if sc.settings.stapling.unwrap_or(false) && sc.settings.staple_others.unwrap_or(true) {
         let md = rt
-            .vhost_index(s)
+            .vhost_index(s as usize)
             .and_then(|vi| match rt.assigned[vi].as_slice() {
                 [mi] => Some(rt.mds[*mi].name.clone()),
                 _ => None,

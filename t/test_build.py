@@ -46,8 +46,10 @@ def _rust_files(d):
 
 def test_engine_has_no_unsafe_and_no_httpd():
     for f in _rust_files("engine/src"):
-        # code only: comments may name APR types they mirror
+        # code only: comments may name APR types they mirror, and log texts
+        # quote the C module's words ("no https server_rec found")
         text = "\n".join(line.split("//")[0] for line in open(f).read().splitlines())
+        text = re.sub(r'"(?:[^"\\\n]|\\.)*"', '""', text)
         assert not re.search(r"\bunsafe\b", text.replace("forbid(unsafe_code)", "")), f
         assert not re.search(r"\b(apr_|ap_hook|server_rec|request_rec)\w*", text), f
     assert "#![forbid(unsafe_code)]" in open(os.path.join(TOP, "engine/src/lib.rs")).read()

@@ -1,19 +1,25 @@
-//! Start-up planning, the first half of post_config (spec §2.2, "before
-//! SSL"): the store is opened, the MDs are completed from the server
-//! settings and checked, renamed MDs keep their store entries, staged sets
-//! are installed (as root, firing `installed`), and MDs are matched to the
-//! virtual hosts, which may lend them a contact. The glue gathers httpd's
-//! side (settings, vhosts, the run user) and keeps the result for the
-//! generation. Log lines are notes (live through the caller's sink).
+//! Start-up planning (spec §2.2). Before mod_ssl: the store is opened, the
+//! MDs are completed from the server settings and checked, renamed MDs keep
+//! their store entries, staged sets are installed (as root, firing
+//! `installed`), and MDs are matched to the virtual hosts, which may lend
+//! them a contact. After mod_ssl (real run): what needs the SSL vhosts,
+//! then each MD's state, renewal time, challenge types and whether it is
+//! watched. The glue gathers httpd's side (settings, vhosts, listeners,
+//! protocols, the run user) and keeps the `Runtime` for the generation.
+//! Log lines are notes (live through the caller's sink).
 
-use crate::config::Md;
-use crate::config::{self, Fatal, ModConfig, Settings, NO_SERVER_ADMIN};
+use crate::config::{
+    self, Fatal, Global, Md, ModConfig, RenewMode, RequireHttps, Settings, NO_SERVER_ADMIN,
+};
 use crate::job::{self, CommandNotify, Job};
 use crate::log::{Level, Note};
 use crate::reg;
+use crate::reg::CertInfo;
 use crate::store::{Group, Store};
-use crate::time;
+use crate::time::{self, Micros};
 use crate::vhost::{self, VHost};
+use serde_json::Value;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 /// One server (main or virtual host) as start-up sees it.
@@ -40,8 +46,9 @@ pub struct Plan {
 /// Why the server must not start.
 #[derive(Debug)]
 pub enum StartError {
-    /// AH10046: the store cannot be used.
-    Store(String),
+    /// The store cannot be used (AH10046), or an SSL vhost has several MDs
+    /// (AH10042), or md.json cannot be written (AH10172): the message says.
+    Failed(String),
     /// A configuration error only visible with all MDs (AH10038, AH10170, ...).
     Fatal(Fatal),
 }
@@ -49,7 +56,7 @@ pub enum StartError {
 impl std::fmt::Display for StartError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            StartError::Store(e) => f.write_str(e),
+            StartError::Failed(e) => f.write_str(e),
             StartError::Fatal(e) => write!(f, "{e}"),
         }
     }
@@ -68,7 +75,7 @@ pub fn before_ssl(
 ) -> Result<Plan, StartError> {
     let global = &conf.global;
     let store = Store::open(Path::new(store_dir), user, notes)
-        .map_err(|e| StartError::Store(format!("AH10046: setup store for {store_dir}: {e}")))?;
+        .map_err(|e| StartError::Failed(format!("AH10046: setup store for {store_dir}: {e}")))?;
     let mut mds: Vec<Md> = conf
         .mds
         .iter()
@@ -109,6 +116,305 @@ pub fn before_ssl(
         mds,
         servers,
         assigned,
+    })
+}
+
+/// What post_config computed about one MD (frozen for the generation: the
+/// children inherit it, as the C module's registry).
+pub struct MdRuntime {
+    pub certs: Vec<Option<CertInfo>>,
+    pub renew_at: Micros,
+    /// Usable challenge types, or why there are none.
+    pub challenges: Result<Vec<String>, String>,
+    /// Whether the renewal job watches this MD.
+    pub watched: bool,
+    /// md-status `cert` object of the live certificates (frozen).
+    pub cert_json: Value,
+    /// When the last successful renewal finished (from the live job.json,
+    /// which only root can read).
+    pub last_success: Micros,
+}
+
+impl Default for MdRuntime {
+    fn default() -> Self {
+        MdRuntime {
+            certs: Vec::new(),
+            renew_at: 0,
+            challenges: Ok(Vec::new()),
+            watched: false,
+            cert_json: Value::Null,
+            last_success: 0,
+        }
+    }
+}
+
+/// The result of start-up, used by everything that runs after it.
+pub struct Runtime {
+    pub store: Store,
+    pub mds: Vec<Md>,
+    /// Parallel to `mds`.
+    pub md_rt: Vec<MdRuntime>,
+    pub http_ok: bool,
+    pub https_ok: bool,
+    /// Server ids (the glue's `server_rec` addresses), parallel to `vhosts`.
+    pub servers: Vec<usize>,
+    /// Server id → index into `vhosts` (request-time lookups).
+    pub server_index: HashMap<usize, usize>,
+    pub vhosts: Vec<VHost>,
+    /// Per vhost, indices into `mds`.
+    pub assigned: Vec<Vec<usize>>,
+}
+
+impl Runtime {
+    /// The runtime of a plan, before mod_ssl has said which vhosts use SSL.
+    pub fn from_plan(plan: Plan) -> Runtime {
+        let (servers, vhosts): (Vec<usize>, Vec<VHost>) =
+            plan.servers.into_iter().map(|x| (x.id, x.vhost)).unzip();
+        Runtime {
+            store: plan.store,
+            md_rt: plan.mds.iter().map(|_| MdRuntime::default()).collect(),
+            mds: plan.mds,
+            http_ok: false,
+            https_ok: false,
+            server_index: servers.iter().enumerate().map(|(i, &p)| (p, i)).collect(),
+            servers,
+            vhosts,
+            assigned: plan.assigned,
+        }
+    }
+
+    /// The index of server `id` in `vhosts`.
+    pub fn vhost_index(&self, id: usize) -> Option<usize> {
+        self.server_index.get(&id).copied()
+    }
+}
+
+/// What httpd knows after mod_ssl's post_config.
+pub struct SslFacts<'a> {
+    /// Servers mod_ssl asked for certificates (SSL vhosts).
+    pub ssl: &'a HashSet<usize>,
+    /// Whether a server allows the `acme-tls/1` protocol.
+    pub acme_tls: &'a dyn Fn(usize) -> bool,
+    /// Whether the CA can reach us on http: and https: (listeners and
+    /// `MDPortMap`).
+    pub http_ok: bool,
+    pub https_ok: bool,
+}
+
+/// The second half of start-up (§2.2 "after SSL", real run): checks that
+/// need to know the SSL vhosts, names of SSL vhosts joining their MD, each
+/// MD's acme-tls/1 domains, state, renewal time, challenge types and
+/// whether it is watched; md.json synced; stale challenge data purged; a
+/// job that failed before the restart starts over.
+pub fn after_ssl(
+    rt: &mut Runtime,
+    global: &Global,
+    facts: &SslFacts<'_>,
+    now: Micros,
+    notes: &mut Vec<Note>,
+) -> Result<(), StartError> {
+    let ssl_at = |rt: &Runtime, vi: usize| facts.ssl.contains(&rt.servers[vi]);
+    for (vi, a) in rt.assigned.iter().enumerate() {
+        if a.len() > 1 && ssl_at(rt, vi) {
+            return Err(StartError::Failed(format!(
+                "AH10042: conflict: {} MDs match to SSL VirtualHost {}, there can at most be one.",
+                a.len(),
+                rt.vhosts[vi].name
+            )));
+        }
+    }
+    for md in &rt.mds {
+        config::check_protocol(md).map_err(StartError::Fatal)?;
+    }
+    // Names of SSL vhosts join their MD (member mode auto), else a warning (§2.3).
+    for vi in 0..rt.vhosts.len() {
+        let a = &rt.assigned[vi];
+        if a.len() != 1 || !ssl_at(rt, vi) {
+            continue;
+        }
+        let vh = &rt.vhosts[vi];
+        let md = &mut rt.mds[a[0]];
+        for name in vhost::uncovered_names(md, vh) {
+            if md.transitive {
+                md.domains.push(name.to_string());
+            } else {
+                notes.push(Note::new(
+                    Level::Warn,
+                    format!(
+                        "AH10040: Virtual Host {}:{} matches Managed Domain '{}', but the name/alias {name} itself is not managed. A requested MD certificate will not match ServerName.",
+                        vh.name, vh.port, md.name
+                    ),
+                ));
+            }
+        }
+    }
+    rt.http_ok = facts.http_ok;
+    rt.https_ok = facts.https_ok;
+    notes.push(Note::new(
+        Level::Debug,
+        format!(
+            "AH10037: server seems{} reachable via http: and{} reachable via https:",
+            if facts.http_ok { "" } else { " not" },
+            if facts.https_ok { "" } else { " not" }
+        ),
+    ));
+    for mi in 0..rt.mds.len() {
+        rt.mds[mi].acme_tls_1_domains = acme_tls_domains(rt, mi, facts, notes);
+        let used = rt.assigned.iter().any(|a| a.contains(&mi));
+        rt.md_rt[mi] = md_runtime(&rt.store, &mut rt.mds[mi], used, global, facts, now, notes)?;
+        let md = &rt.mds[mi];
+        notes.push(Note::new(
+            Level::Trace1,
+            format!(
+                "md[{}]: effective configuration {}",
+                md.name,
+                md.to_json_redacted()
+            ),
+        ));
+    }
+    // Challenge data of MDs that are no longer configured is stale.
+    let names: Vec<&str> = rt.mds.iter().map(|m| m.name.as_str()).collect();
+    notes.extend(rt.store.purge_group_except(Group::Challenges, &names));
+    for (mi, md) in rt.mds.iter().enumerate() {
+        let used = rt.assigned.iter().any(|a| a.contains(&mi));
+        let ssl_used =
+            (0..rt.vhosts.len()).any(|vi| rt.assigned[vi].contains(&mi) && ssl_at(rt, vi));
+        if md.require_https != RequireHttps::Off && !ssl_used {
+            notes.push(Note::new(
+                Level::Warn,
+                format!(
+                    "AH10105: MD {} does not match any VirtualHost with 'SSLEngine on', but is configured to require https. This cannot work.",
+                    md.name
+                ),
+            ));
+        }
+        if !used && md.renew_mode != RenewMode::Always {
+            notes.push(Note::new(
+                Level::Warn,
+                format!("AH10045: No VirtualHost matches Managed Domain {}", md.name),
+            ));
+        }
+    }
+    // A job that failed before the restart starts over (§3.1).
+    for (mi, md) in rt.mds.iter().enumerate() {
+        if !rt.md_rt[mi].watched {
+            continue;
+        }
+        if let Ok(j) = Job::load(&rt.store, Group::Staging, &md.name) {
+            if j.errors > 0 {
+                notes.push(Note::new(
+                    Level::Notice,
+                    format!("AH10064: md({}): previous drive job showed {} errors, purging STAGING area to reset.", md.name, j.errors),
+                ));
+                reg::purge_staging(&rt.store, md);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The domains of MD `mi` that an SSL vhost of it serves with the
+/// `acme-tls/1` protocol allowed (§4.6); the others are said at debug, as
+/// the C module does.
+fn acme_tls_domains(
+    rt: &Runtime,
+    mi: usize,
+    facts: &SslFacts<'_>,
+    notes: &mut Vec<Note>,
+) -> Vec<String> {
+    let md = &rt.mds[mi];
+    let mut out = Vec::new();
+    for d in &md.domains {
+        let https: Vec<usize> = (0..rt.vhosts.len())
+            .filter(|&vi| {
+                rt.assigned[vi].contains(&mi)
+                    && facts.ssl.contains(&rt.servers[vi])
+                    && (rt.vhosts[vi].matches_host(d)
+                        || vhost::domain_matches(d, &rt.vhosts[vi].name))
+            })
+            .collect();
+        if https.iter().any(|&vi| (facts.acme_tls)(rt.servers[vi])) {
+            out.push(d.clone());
+            continue;
+        }
+        let name = &md.name;
+        notes.push(Note::new(
+            Level::Debug,
+            if https.is_empty() {
+                format!("AH10168: {name}: no https server_rec found for {d}")
+            } else {
+                format!("AH10169: {name}: https server_rec for {d} does not have protocol acme-tls/1 enabled")
+            },
+        ));
+    }
+    out
+}
+
+/// One MD after mod_ssl: md.json merged and synced, state, renewal time,
+/// challenge types, watched.
+fn md_runtime(
+    store: &Store,
+    md: &mut Md,
+    used: bool,
+    global: &Global,
+    facts: &SslFacts<'_>,
+    now: Micros,
+    notes: &mut Vec<Note>,
+) -> Result<MdRuntime, StartError> {
+    // A damaged md.json is set aside (warn) and rewritten from the
+    // configuration below.
+    let stored = store
+        .load_json_healing(Group::Domains, &md.name, "md.json", notes)
+        .unwrap_or_else(|e| {
+            notes.push(Note::new(Level::Warn, e.msg));
+            None
+        });
+    reg::merge_stored(md, stored.as_ref());
+    // "sync finish" fills in the default CA, as the C module does: md.json
+    // and md-status name the CA that will be used.
+    if md.ca_urls.is_empty() {
+        md.ca_urls = vec![config::LETSENCRYPT_URL.to_string()];
+    }
+    let (state, descr, certs) = reg::compute_state(store, md);
+    md.state = state;
+    md.state_descr = descr;
+    if !md.cert_files.is_empty() && md.renew_mode == RenewMode::Auto {
+        md.renew_mode = RenewMode::Manual;
+    }
+    reg::sync_md_json(store, md).map_err(|e| {
+        StartError::Failed(format!(
+            "AH10172: md[{}]: error syncing to store: {e}",
+            md.name
+        ))
+    })?;
+    let challenges = if crate::tailscale::is_tailscale(md) {
+        Ok(Vec::new()) // no ACME challenges: tailscaled has the certificate
+    } else {
+        reg::challenge_types(
+            md,
+            facts.http_ok,
+            facts.https_ok,
+            global.dns01_cmd.is_some(),
+        )
+    };
+    let watched = state != reg::STATE_ERROR && (used || md.renew_mode == RenewMode::Always);
+    if watched && md.renew_mode != RenewMode::Manual {
+        if let Err(e) = &challenges {
+            notes.push(Note::new(
+                Level::Error,
+                format!("AH10173: md[{}]: {e}", md.name),
+            ));
+        }
+    }
+    Ok(MdRuntime {
+        renew_at: reg::renew_at(md, state, &certs, now),
+        cert_json: crate::status::certs_json(&certs),
+        last_success: Job::load(store, Group::Domains, &md.name)
+            .map(|j| crate::status::last_finished(&j))
+            .unwrap_or(0),
+        certs,
+        challenges,
+        watched,
     })
 }
 
@@ -305,7 +611,7 @@ mod tests {
             Vec::new(),
             &mut Vec::new(),
         ) {
-            Err(StartError::Store(e)) => assert!(e.starts_with("AH10046: setup store for"), "{e}"),
+            Err(StartError::Failed(e)) => assert!(e.starts_with("AH10046: setup store for"), "{e}"),
             other => panic!("{:?}", other.err()),
         }
         let _ = std::fs::remove_file(d);
@@ -353,6 +659,93 @@ mod tests {
             .path(Group::Domains, "www.r.org", "md.json")
             .exists());
         assert!(!plan.store.path(Group::Domains, "r.org", "md.json").exists());
+        let _ = std::fs::remove_dir_all(d);
+    }
+
+    fn runtime(tag: &str, mds: &[&[&str]], servers: Vec<Server>) -> (String, Runtime) {
+        let d = dir(tag);
+        let c = conf(mds);
+        let plan = before_ssl(
+            &c,
+            &Settings::default(),
+            None,
+            &d,
+            None,
+            servers,
+            &mut Vec::new(),
+        )
+        .unwrap();
+        (d, Runtime::from_plan(plan))
+    }
+
+    #[test]
+    fn after_ssl_completes_watched_mds() {
+        let mut www = server(21, "www.e.org", None);
+        www.vhost.aliases = vec!["e.org".into()];
+        let (d, mut rt) = runtime(
+            "after",
+            &[&["e.org"], &["lonely.org"]],
+            vec![www, server(22, "f.org", None)],
+        );
+        let ssl: HashSet<usize> = [21].into_iter().collect();
+        let facts = SslFacts {
+            ssl: &ssl,
+            acme_tls: &|_| false,
+            http_ok: true,
+            https_ok: true,
+        };
+        let mut notes = Vec::new();
+        after_ssl(&mut rt, &Global::default(), &facts, time::now(), &mut notes).unwrap();
+        // the SSL vhost's ServerName joins its MD (member mode auto)
+        assert_eq!(
+            rt.mds[0].domains,
+            vec!["e.org".to_string(), "www.e.org".to_string()]
+        );
+        // no acme-tls/1 anywhere: said at debug per domain
+        assert!(rt.mds[0].acme_tls_1_domains.is_empty());
+        assert!(notes.iter().any(|n| n
+            .msg
+            .starts_with("AH10169: e.org: https server_rec for e.org")));
+        // used → watched, with the default CA, http-01 usable; unused → not
+        assert!(rt.md_rt[0].watched);
+        assert_eq!(rt.mds[0].ca_urls, vec![config::LETSENCRYPT_URL.to_string()]);
+        assert!(rt.md_rt[0]
+            .challenges
+            .as_ref()
+            .unwrap()
+            .contains(&"http-01".to_string()));
+        assert!(!rt.md_rt[1].watched);
+        assert!(notes
+            .iter()
+            .any(|n| n.msg == "AH10045: No VirtualHost matches Managed Domain lonely.org"));
+        // md.json written as synced
+        assert!(rt.store.path(Group::Domains, "e.org", "md.json").exists());
+        assert!(rt.md_rt[0].renew_at > 0);
+        let _ = std::fs::remove_dir_all(d);
+    }
+
+    #[test]
+    fn two_mds_on_one_ssl_vhost_stop_the_start() {
+        let mut v = server(31, "g.org", None);
+        v.vhost.aliases = vec!["h.org".into()];
+        let (d, mut rt) = runtime("conflict", &[&["g.org"], &["h.org"]], vec![v]);
+        let ssl: HashSet<usize> = [31].into_iter().collect();
+        let facts = SslFacts {
+            ssl: &ssl,
+            acme_tls: &|_| true,
+            http_ok: true,
+            https_ok: true,
+        };
+        match after_ssl(
+            &mut rt,
+            &Global::default(),
+            &facts,
+            time::now(),
+            &mut Vec::new(),
+        ) {
+            Err(StartError::Failed(e)) => assert!(e.starts_with("AH10042: conflict: 2 MDs"), "{e}"),
+            other => panic!("{:?}", other.err()),
+        }
         let _ = std::fs::remove_dir_all(d);
     }
 }
