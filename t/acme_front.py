@@ -2,7 +2,12 @@
 pebble 2.4 lacks: `renewalInfo` (RFC 9773) and `meta.profiles` in the
 directory. Every other request is passed to pebble unchanged, with the
 front's Host, so pebble's URLs (and the JWS `url` it checks) name the front;
-the payloads of newOrder requests are recorded on the way."""
+the payloads of newOrder requests are recorded on the way.
+
+With `known_keys=True` it answers a newAccount for a key it has seen
+registered with that account, without asking pebble (RFC 8555 §7.3.1 lets
+a CA return the existing account for a known key; some do so without
+checking a new external account binding)."""
 
 import base64
 import http.client
@@ -25,9 +30,12 @@ def b64url_json(s):
 
 
 class AcmeFront:
-    def __init__(self, sb, renewal_info=True, profiles=None):
+    def __init__(self, sb, renewal_info=True, profiles=None, known_keys=False):
         self.sb, self.port = sb, free_ports(1)[0]
         self.renewal_info, self.profiles = renewal_info, profiles
+        self.known_keys = known_keys
+        self.accounts = {}  # JWK (JSON text) -> (Location, account body)
+        self.returned_known = 0  # newAccount answered from `accounts`
         self.window = None  # ARI suggested window (start, end), unix times
         self.explanation = "https://ca.example.net/why"
         self.asked = []  # ARI certificate ids asked for
@@ -59,6 +67,13 @@ class AcmeFront:
                 body = self.rfile.read(n) if n else None
                 if self.command == "POST" and self.path == "/order-plz" and body:
                     front.orders.append(b64url_json(json.loads(body)["payload"]))
+                jwk = None
+                if self.command == "POST" and self.path == "/sign-me-up" and body:
+                    jwk = json.dumps(b64url_json(json.loads(body)["protected"]).get("jwk"),
+                                     sort_keys=True)
+                    if front.known_keys and jwk in front.accounts:
+                        front.returned_known += 1
+                        return self.known_account(*front.accounts[jwk])
                 ctx = ssl.create_default_context(cafile=front.sb.ca_cert)
                 conn = http.client.HTTPSConnection("localhost", front.sb.pebble_port, context=ctx,
                                                    timeout=30)
@@ -69,6 +84,8 @@ class AcmeFront:
                 r = conn.getresponse()
                 data = r.read()
                 conn.close()
+                if jwk and r.status in (200, 201) and r.getheader("Location"):
+                    front.accounts[jwk] = (r.getheader("Location"), data)
                 if self.path == "/dir" and r.status == 200:
                     d = json.loads(data)
                     if front.renewal_info:
@@ -84,6 +101,21 @@ class AcmeFront:
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(data)
+
+            def known_account(self, location, data):
+                ctx = ssl.create_default_context(cafile=front.sb.ca_cert)
+                conn = http.client.HTTPSConnection("localhost", front.sb.pebble_port, context=ctx,
+                                                   timeout=30)
+                conn.request("HEAD", "/nonce-plz", headers={"Host": f"localhost:{front.port}"})
+                nonce = conn.getresponse().getheader("Replay-Nonce")
+                conn.close()
+                self.send_response(200)
+                self.send_header("Location", location)
+                self.send_header("Replay-Nonce", nonce)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
 
             def reply(self, code, data, ctype):
                 self.send_response(code)

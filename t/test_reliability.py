@@ -128,6 +128,31 @@ def test_eab_new_account_is_checked_by_the_ca(sb):
         "externalaccount" in json.dumps(job(sb, other)).lower(), job(sb, other)
 
 
+def test_eab_not_bypassed_by_a_ca_that_knows_the_key(sb):
+    """Issue 10.12 against a CA that returns the existing account for a
+    known key without checking the new binding (as RFC 8555 allows): a new
+    registration uses a new key, so a wrong EAB HMAC still fails. (Reusing
+    the stored account's key, as earlier versions did, got that account
+    back and the renewal succeeded.)"""
+    from acme_front import AcmeFront
+    sb.start_ca(eab={"kid-1": HMAC, "kid-2": HMAC[::-1]})
+    front = AcmeFront(sb, renewal_info=False, known_keys=True)
+    try:
+        name, other = "eab4.example.org", "eab5.example.org"
+        ca = f"MDCertificateAuthority {front.url}\n"
+        sb.start_httpd(site(sb, name) + ca + f"MDExternalAccountBinding kid-1 {HMAC}\n")
+        assert wait_for(lambda: staged(sb, name), 60), sb.error_log()[-3000:]
+        assert len(front.accounts) == 1
+        sb.start_httpd(site(sb, name) + site(sb, other, md=f"""<MDomain {other}>
+  MDExternalAccountBinding kid-2 {HMAC}
+</MDomain>""") + ca + f"MDExternalAccountBinding kid-1 {HMAC}\n")
+        assert wait_for(lambda: job(sb, other).get("errors", 0) > 0, 60), sb.error_log()[-3000:]
+        assert front.returned_known == 0
+        assert not os.path.exists(sb.path("md", "staging", other, "pubcert.pem"))
+    finally:
+        front.stop()
+
+
 @pytest.mark.parametrize("kind", ["garbage", "truncated", "unreadable", "symlink"])
 def test_broken_job_json_is_set_aside(sb, kind):
     """A staging job.json that cannot be used is set aside (one warn with
