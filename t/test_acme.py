@@ -5,6 +5,7 @@ are really validated by pebble connecting back to a responder on loopback.
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -266,6 +267,35 @@ def test_eab(module, a2md):
             assert acct["eab"] == {"kid": "kid-1", "hmac": hmac}
         finally:
             r.stop()
+
+
+def test_eab_new_registration_uses_a_new_key(module, a2md):
+    """Issue 10.12: a CA may return the existing account for a known key
+    without checking a new binding (RFC 8555 §7.3.1; the ACME front does
+    so). A registration with a wrong EAB HMAC must still fail: the new
+    account gets a new key, not the stored account's."""
+    from acme_front import AcmeFront
+    from sandbox import Sandbox
+    hmac = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W"
+    with Sandbox(module=module) as sb:
+        sb.start_ca(eab={"kid-1": hmac, "kid-2": hmac[::-1]})
+        front = AcmeFront(sb, renewal_info=False, known_keys=True)
+        r = Responder(sb.path("md"), http_port=sb.http_port)
+        try:
+            out = drive(sb, a2md, ["k1.example.org"], "--eab", "kid-1", hmac, ca_url=front.url)
+            assert out["status"] == 0, out
+            # the account as a restart installs it: accounts/<id>/
+            acct = sb.path("md", "accounts", "ACME-localhost-0000")
+            os.makedirs(acct, exist_ok=True)
+            for f in ("account.json", "account.pem"):
+                shutil.copy(staged(sb, "k1.example.org", f), os.path.join(acct, f))
+            # kid-2 with kid-1's HMAC: the binding does not verify
+            out = drive(sb, a2md, ["k2.example.org"], "--eab", "kid-2", hmac, ca_url=front.url)
+            assert out["_rc"] == 1, out
+            assert front.returned_known == 0
+        finally:
+            r.stop()
+            front.stop()
 
 
 def test_ip_address_tls_alpn01(ca_sb, a2md, resp):
