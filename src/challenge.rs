@@ -56,8 +56,7 @@ pub unsafe extern "C" fn http_challenge(r: *mut ffi::request_rec) -> c_int {
         let Some(state) = (unsafe { conf::state(req.server) }) else {
             return DECLINED;
         };
-        let st = state.lock();
-        let Some(rt) = st.runtime.as_ref() else {
+        let Some(rt) = state.runtime() else {
             return DECLINED;
         };
         let md = rt
@@ -203,8 +202,7 @@ pub unsafe extern "C" fn ssl_answer_challenge(
         let Some(state) = (unsafe { conf::state(base) }) else {
             return DECLINED;
         };
-        let st = state.lock();
-        let Some(rt) = st.runtime.as_ref() else {
+        let Some(rt) = state.runtime() else {
             return DECLINED;
         };
         if safe_name(&name) {

@@ -47,12 +47,26 @@ pub struct ModState {
     pub stapling: Arc<md_engine::stapling::Stapling>,
     /// Hot activation: the staged set each SSL vhost serves (`hot.rs`).
     pub hot: md_engine::hot::HotSlots<crate::tls::Loaded>,
+    /// The runtime once start-up is complete (set in the parent before the
+    /// children fork): request handlers read it without taking the lock.
+    published: std::sync::OnceLock<Arc<Runtime>>,
 }
 
 impl ModState {
     /// The runtime snapshot, if post_config built one.
     pub fn runtime(&self) -> Option<Arc<Runtime>> {
+        if let Some(rt) = self.published.get() {
+            return Some(rt.clone());
+        }
         self.lock().runtime.clone()
+    }
+
+    /// Start-up is complete: from now on the runtime is only read, and
+    /// [`ModState::runtime`] hands it out without the lock.
+    pub fn publish(&self) {
+        if let Some(rt) = self.lock().runtime.clone() {
+            let _ = self.published.set(rt);
+        }
     }
 
     /// Locks the state; a poisoned lock (a panic while holding it, caught by

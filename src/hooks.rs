@@ -312,6 +312,7 @@ unsafe fn after_ssl(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> c_i
     let watched = rt.md_rt.iter().filter(|r| r.watched).count();
     let total = rt.mds.len();
     drop(st);
+    state.publish();
     if watched > 0 {
         log::log(
             s,

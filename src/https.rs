@@ -28,8 +28,7 @@ pub unsafe extern "C" fn require_https(r: *mut ffi::request_rec) -> c_int {
                 apr::str_or_empty(ffi::ap_get_server_name_for_url(r)),
             )
         };
-        let st = state.lock();
-        let Some(rt) = st.runtime.as_ref() else {
+        let Some(rt) = state.runtime() else {
             return DECLINED;
         };
         let Some(vi) = rt.vhost_index(req.server as usize) else {
