@@ -1,8 +1,9 @@
 //! The panic boundary: no unwinding ever crosses into httpd.
 
 /// Runs `f`; if it panics, logs the panic (naming `what`) at `crit` and
-/// returns `fallback` instead (the engine's boundary, reporting to httpd's
-/// main error log). Every `extern "C"` function of this crate wraps its
+/// returns `fallback` instead. The unwinding is stopped by
+/// `std::panic::catch_unwind` in `md_engine::boundary::guard` (one boundary
+/// for both crates); the report goes to httpd's main error log. Every `extern "C"` function of this crate wraps its
 /// body in this. Release builds keep `panic = "unwind"` so that this works.
 pub fn guard<R>(what: &str, fallback: R, f: impl FnOnce() -> R) -> R {
     md_engine::boundary::guard(
