@@ -538,6 +538,19 @@ mod tests {
         }
     }
 
+    /// Start-up with default settings and no run user.
+    fn plan(c: &ModConfig, d: &str, servers: Vec<Server>) -> Result<Plan, StartError> {
+        before_ssl(
+            c,
+            &Settings::default(),
+            None,
+            d,
+            None,
+            servers,
+            &mut Vec::new(),
+        )
+    }
+
     fn dir(tag: &str) -> String {
         let d = std::env::temp_dir().join(format!("md-startup-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
@@ -582,15 +595,7 @@ mod tests {
     fn overlapping_mds_stop_the_start() {
         let d = dir("overlap");
         let c = conf(&[&["a.org", "x.org"], &["b.org", "x.org"]]);
-        match before_ssl(
-            &c,
-            &Settings::default(),
-            None,
-            &d,
-            None,
-            Vec::new(),
-            &mut Vec::new(),
-        ) {
+        match plan(&c, &d, Vec::new()) {
             Err(StartError::Fatal(f)) => assert_eq!(f.code, "AH10038"),
             other => panic!("{:?}", other.err()),
         }
@@ -602,15 +607,7 @@ mod tests {
         let d = dir("nostore");
         std::fs::write(&d, b"a file, not a directory").unwrap();
         let c = conf(&[&["a.org"]]);
-        match before_ssl(
-            &c,
-            &Settings::default(),
-            None,
-            &d,
-            None,
-            Vec::new(),
-            &mut Vec::new(),
-        ) {
+        match plan(&c, &d, Vec::new()) {
             Err(StartError::Failed(e)) => assert!(e.starts_with("AH10046: setup store for"), "{e}"),
             other => panic!("{:?}", other.err()),
         }
@@ -621,39 +618,12 @@ mod tests {
     fn a_renamed_md_keeps_its_store_entry() {
         let d = dir("rename");
         let c = conf(&[&["r.org", "www.r.org"]]);
-        before_ssl(
-            &c,
-            &Settings::default(),
-            None,
-            &d,
-            None,
-            Vec::new(),
-            &mut Vec::new(),
-        )
-        .unwrap();
-        let plan0 = before_ssl(
-            &c,
-            &Settings::default(),
-            None,
-            &d,
-            None,
-            Vec::new(),
-            &mut Vec::new(),
-        )
-        .unwrap();
+        plan(&c, &d, Vec::new()).unwrap();
+        let plan0 = plan(&c, &d, Vec::new()).unwrap();
         reg::sync_md_json(&plan0.store, &plan0.mds[0]).unwrap();
         // same domains, another name: the entry moves along
         let c2 = conf(&[&["www.r.org", "r.org"]]);
-        let plan = before_ssl(
-            &c2,
-            &Settings::default(),
-            None,
-            &d,
-            None,
-            Vec::new(),
-            &mut Vec::new(),
-        )
-        .unwrap();
+        let plan = plan(&c2, &d, Vec::new()).unwrap();
         assert!(plan
             .store
             .path(Group::Domains, "www.r.org", "md.json")
@@ -665,16 +635,7 @@ mod tests {
     fn runtime(tag: &str, mds: &[&[&str]], servers: Vec<Server>) -> (String, Runtime) {
         let d = dir(tag);
         let c = conf(mds);
-        let plan = before_ssl(
-            &c,
-            &Settings::default(),
-            None,
-            &d,
-            None,
-            servers,
-            &mut Vec::new(),
-        )
-        .unwrap();
+        let plan = plan(&c, &d, servers).unwrap();
         (d, Runtime::from_plan(plan))
     }
 
