@@ -88,16 +88,17 @@ impl<L> HotSlots<L> {
         log: &dyn Fn(Level, &str),
     ) -> Option<Arc<L>> {
         let slot = self.slot(id)?;
-        let store = self
-            .store
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()?;
         let mut st = slot.state.lock().unwrap_or_else(|e| e.into_inner());
         if now < st.next_check {
             return st.loaded.clone();
         }
         st.next_check = now + CHECK_EVERY;
+        // only here, at most every CHECK_EVERY: most handshakes stop above
+        let store = self
+            .store
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()?;
         match Job::load(&store, Group::Staging, &slot.md.name).ok() {
             Some(j) if j.finished && j.valid_from <= now && j.valid_from > 0 => {
                 if j.valid_from != st.stamp || st.loaded.is_none() {
