@@ -7,27 +7,14 @@ use crate::conf;
 use crate::ffi;
 use crate::guard::guard;
 use crate::log;
-use md_engine::config::RenewMode;
 use md_engine::log::Level;
-use md_engine::store::Group;
-use md_engine::vhost::domain_matches;
+use md_engine::report::{self, Http01};
 use std::os::raw::{c_char, c_int, c_void};
 
 const OK: c_int = ffi::OK as c_int;
 const DECLINED: c_int = ffi::DECLINED;
 const DONE: c_int = ffi::DONE;
 const ACME_TLS_1: &std::ffi::CStr = c"acme-tls/1";
-const PREFIX: &str = "/.well-known/acme-challenge/";
-
-/// A host name we may use as a directory name in the store.
-fn safe_name(h: &str) -> bool {
-    !h.is_empty()
-        && h.len() < 256
-        && !h.starts_with('.')
-        && !h.contains("..")
-        && h.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-.:*_[]".contains(&b))
-}
 
 /// http-01: `GET /.well-known/acme-challenge/<token>` (§2.6).
 pub unsafe extern "C" fn http_challenge(r: *mut ffi::request_rec) -> c_int {
@@ -37,45 +24,28 @@ pub unsafe extern "C" fn http_challenge(r: *mut ffi::request_rec) -> c_int {
             return DECLINED;
         };
         // SAFETY: parsed_uri.path and hostname are request pool strings or NULL.
-        let (path, host) = unsafe {
+        let (Some(path), Some(host)) = (unsafe {
             (
                 apr::opt_str(req.parsed_uri.path),
                 apr::opt_str(req.hostname),
             )
-        };
-        let Some(token) = path.as_deref().and_then(|p| p.strip_prefix(PREFIX)) else {
+        }) else {
             return DECLINED;
         };
-        if token.is_empty() || token.contains('/') {
+        if !path.starts_with("/.well-known/") {
             return DECLINED;
         }
-        let Some(host) = host.filter(|h| safe_name(h)) else {
-            return DECLINED;
-        };
         // SAFETY: the request's server belongs to this generation.
-        let Some(state) = (unsafe { conf::state(req.server) }) else {
+        let Some(rt) = (unsafe { conf::state(req.server) }).and_then(|s| s.runtime()) else {
             return DECLINED;
         };
-        let Some(rt) = state.runtime() else {
-            return DECLINED;
-        };
-        let md = rt
-            .mds
-            .iter()
-            .find(|m| m.domains.iter().any(|d| domain_matches(d, &host)));
-        if let Some(m) = md {
-            if !m.ca_challenges.is_empty() && !m.ca_challenges.iter().any(|c| c == "http-01") {
-                return DECLINED;
+        match report::http01(&rt, &path, &host) {
+            Http01::Decline => DECLINED,
+            Http01::NotFound => ffi::HTTP_NOT_FOUND as c_int,
+            Http01::Respond(_) if req.method_number != ffi::M_GET as c_int => {
+                ffi::HTTP_NOT_IMPLEMENTED as c_int
             }
-        }
-        match rt
-            .store
-            .load_bytes(Group::Challenges, &host, "acme-http-01.txt")
-        {
-            Ok(Some(data)) => {
-                if req.method_number != ffi::M_GET as c_int {
-                    return ffi::HTTP_NOT_IMPLEMENTED as c_int;
-                }
+            Http01::Respond(data) => {
                 // SAFETY: writing the body of this request.
                 unsafe {
                     ffi::ap_set_content_length(r, data.len() as ffi::apr_off_t);
@@ -83,19 +53,8 @@ pub unsafe extern "C" fn http_challenge(r: *mut ffi::request_rec) -> c_int {
                 }
                 DONE
             }
-            Ok(None) => match md {
-                None => DECLINED,
-                Some(m) if m.renew_mode == RenewMode::Manual || !m.cert_files.is_empty() => {
-                    DECLINED
-                }
-                Some(_) => ffi::HTTP_NOT_FOUND as c_int,
-            },
-            Err(e) => {
-                log::log(
-                    req.server,
-                    Level::Error,
-                    &format!("AH10081: loading challenge {host} from store: {e}"),
-                );
+            Http01::Failed(e) => {
+                log::log(req.server, Level::Error, &e);
                 ffi::HTTP_INTERNAL_SERVER_ERROR as c_int
             }
         }
@@ -205,41 +164,15 @@ pub unsafe extern "C" fn ssl_answer_challenge(
         let Some(rt) = state.runtime() else {
             return DECLINED;
         };
-        if safe_name(&name) {
-            // Default/RSA first, then other key types.
-            let mut files = vec![String::new()];
-            for f in rt.store.names_in(Group::Challenges, &name) {
-                if let Some(sfx) = f
-                    .strip_prefix("acme-tls-alpn-01-pubcert")
-                    .and_then(|x| x.strip_suffix(".pem"))
-                {
-                    if !sfx.is_empty() {
-                        files.push(sfx.to_string());
-                    }
-                }
+        if let Some((cert, key)) = report::tls_alpn01(&rt, &name) {
+            // SAFETY: strings copied into the connection pool, which
+            // outlives the handshake.
+            unsafe {
+                let pool = (*c).pool;
+                *pcert = apr::pstrdup(pool, &String::from_utf8_lossy(&cert));
+                *pkey = apr::pstrdup(pool, &String::from_utf8_lossy(&key));
             }
-            for sfx in files {
-                let cert = rt.store.load_bytes(
-                    Group::Challenges,
-                    &name,
-                    &format!("acme-tls-alpn-01-pubcert{sfx}.pem"),
-                );
-                let key = rt.store.load_bytes(
-                    Group::Challenges,
-                    &name,
-                    &format!("acme-tls-alpn-01-privkey{sfx}.pem"),
-                );
-                if let (Ok(Some(cert)), Ok(Some(key))) = (cert, key) {
-                    // SAFETY: strings copied into the connection pool, which
-                    // outlives the handshake.
-                    unsafe {
-                        let pool = (*c).pool;
-                        *pcert = apr::pstrdup(pool, &String::from_utf8_lossy(&cert));
-                        *pkey = apr::pstrdup(pool, &String::from_utf8_lossy(&key));
-                    }
-                    return OK;
-                }
-            }
+            return OK;
         }
         log::log(
             base,

@@ -99,10 +99,8 @@ pub unsafe extern "C" fn post_config_before_ssl(
     })
 }
 
-unsafe fn before_ssl(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> c_int {
-    crate::guard::test_panic("post_config");
-    // SAFETY: s is the main server during post_config.
-    let dry_run = unsafe { is_dry_run(s) };
+/// AH10070 / AH10071: which post_config run this is.
+fn log_start(s: *mut ffi::server_rec, dry_run: bool) {
     if dry_run {
         log::log(
             s,
@@ -116,6 +114,49 @@ unsafe fn before_ssl(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> c_
             &format!("AH10071: mod_md (v{MOD_MD_VERSION}), initializing..."),
         );
     }
+}
+
+/// The uid the store's child-written groups are handed to: only a root
+/// parent hands directories to the child user.
+fn run_user() -> Option<u32> {
+    // SAFETY: geteuid has no preconditions; ap_unixd_config is filled by
+    // mod_unixd's directives before post_config.
+    unsafe { (libc::geteuid() == 0).then_some(ffi::ap_unixd_config.user_id) }
+}
+
+/// The servers of this generation as start-up sees them.
+///
+/// # Safety
+/// `s` is the main server during post_config.
+unsafe fn servers(s: *mut ffi::server_rec) -> Vec<startup::Server> {
+    // SAFETY: s is the main server; the list lives in pconf.
+    let (ids, vhosts) = unsafe { collect_vhosts(s) };
+    ids.iter()
+        .zip(vhosts)
+        .map(|(&id, vhost)| {
+            let sp = id as *const ffi::server_rec;
+            // SAFETY: a server of this generation.
+            let (contact, admin) = unsafe {
+                (
+                    conf::srv_conf(sp).and_then(|c| c.settings.contact.clone()),
+                    apr::opt_str((*sp).server_admin),
+                )
+            };
+            startup::Server {
+                id,
+                vhost,
+                contact,
+                admin,
+            }
+        })
+        .collect()
+}
+
+unsafe fn before_ssl(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> c_int {
+    crate::guard::test_panic("post_config");
+    // SAFETY: s is the main server during post_config.
+    let dry_run = unsafe { is_dry_run(s) };
+    log_start(s, dry_run);
     // SAFETY: pconf is the live configuration pool of this generation.
     let state = unsafe { &*conf::state_for_pool(pconf) };
     // SAFETY: s is live; its config was created by us.
@@ -137,46 +178,9 @@ unsafe fn before_ssl(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> c_
     let mut st = state.lock();
     st.dry_run = dry_run;
     let global = st.config.global.clone();
-    let store_dir = global.store_dir.clone().unwrap_or_else(|| {
-        config::Ctx {
-            server_root,
-            ..Default::default()
-        }
-        .root_relative("md")
-    });
-
-    // Only a root parent hands directories to the child user.
-    // SAFETY: geteuid has no preconditions; ap_unixd_config is filled by
-    // mod_unixd's directives before post_config.
-    let user = unsafe {
-        if libc::geteuid() == 0 {
-            Some(ffi::ap_unixd_config.user_id)
-        } else {
-            None
-        }
-    };
-    // SAFETY: s is the main server; the list lives in pconf.
-    let (ids, vhosts) = unsafe { collect_vhosts(s) };
-    let servers: Vec<startup::Server> = ids
-        .iter()
-        .zip(vhosts)
-        .map(|(&id, vhost)| {
-            let sp = id as *const ffi::server_rec;
-            // SAFETY: a server of this generation.
-            let (contact, admin) = unsafe {
-                (
-                    conf::srv_conf(sp).and_then(|c| c.settings.contact.clone()),
-                    apr::opt_str((*sp).server_admin),
-                )
-            };
-            startup::Server {
-                id,
-                vhost,
-                contact,
-                admin,
-            }
-        })
-        .collect();
+    let store_dir = global.store_dir_in(&server_root);
+    // SAFETY: s is the main server during post_config.
+    let servers = unsafe { servers(s) };
     let mut notes = Vec::new();
     let planned = log::live(s, || {
         startup::before_ssl(
@@ -184,7 +188,7 @@ unsafe fn before_ssl(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> c_
             &main_settings,
             server_admin.as_deref(),
             &store_dir,
-            user,
+            run_user(),
             servers,
             &mut notes,
         )
@@ -309,8 +313,8 @@ unsafe fn after_ssl(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> c_i
         }
     }
     crate::hot::prepare(state, rt, &ssl_servers, global.hot_activation);
-    let watched = rt.md_rt.iter().filter(|r| r.watched).count();
-    let total = rt.mds.len();
+    let watched = rt.domains.iter().filter(|d| d.rt.watched).count();
+    let total = rt.domains.len();
     drop(st);
     state.publish();
     if watched > 0 {
@@ -364,15 +368,6 @@ unsafe fn push_path(p: *mut ffi::apr_pool_t, arr: *mut ffi::apr_array_header_t, 
     }
 }
 
-/// The one MD of an SSL vhost, if it has exactly one.
-fn vhost_md(rt: &Runtime, s: *const ffi::server_rec) -> Option<usize> {
-    let vi = rt.vhost_index(s as usize)?;
-    match rt.assigned[vi].as_slice() {
-        [one] => Some(*one),
-        _ => None,
-    }
-}
-
 /// mod_ssl asks for certificate files of an SSL vhost (§2.4).
 pub unsafe extern "C" fn ssl_add_cert_files(
     s: *mut ffi::server_rec,
@@ -390,44 +385,38 @@ pub unsafe extern "C" fn ssl_add_cert_files(
         let Some(rt) = st.runtime.as_ref() else {
             return DECLINED;
         };
-        let Some(vi) = rt.vhost_index(s as usize) else {
+        let Some(vhost) = rt.vhost(s as usize) else {
             return DECLINED;
         };
-        log_get_certificates(s, &rt.vhosts[vi].name);
-        let n = rt.assigned[vi].len();
+        let vname = &vhost.host.name;
+        log_get_certificates(s, vname);
+        let n = vhost.mds.len();
         if n > 1 {
             log::log(
                 s,
                 Level::Error,
                 &format!(
-                    "AH10238: conflict: {n} MDs match Virtualhost {} which uses SSL, however there can be at most 1.",
-                    rt.vhosts[vi].name
+                    "AH10238: conflict: {n} MDs match Virtualhost {vname} which uses SSL, however there can be at most 1.",
                 ),
             );
             return DECLINED;
         }
-        let Some(mi) = vhost_md(rt, s) else {
+        let Some(md) = rt.md_of(s as usize).map(|d| &d.md) else {
             return DECLINED;
         };
-        let md = &rt.mds[mi];
         // SAFETY: cert_files/key_files are mod_ssl's arrays from pool p.
         let had = unsafe { cert_files.as_ref().map_or(0, |a| a.nelts) };
-        let mut added = 0;
-        for (_name, key, cert) in reg::live_files(&rt.store, md) {
-            let both = std::path::Path::new(&key).exists() && std::path::Path::new(&cert).exists();
-            if md.cert_files.is_empty() && !both {
-                continue;
-            }
+        let files = reg::servable_files(&rt.store, md);
+        for (key, cert) in &files {
             // SAFETY: see above.
             unsafe {
-                push_path(p, cert_files, &cert);
-                push_path(p, key_files, &key);
+                push_path(p, cert_files, cert);
+                push_path(p, key_files, key);
             }
-            added += 1;
         }
-        if added == 0 {
+        if files.is_empty() {
             // The C module says it provides them before it finds none.
-            log_providing(s, md, &rt.vhosts[vi].name);
+            log_providing(s, md, vname);
             return DECLINED;
         }
         if had > 0 {
@@ -435,12 +424,11 @@ pub unsafe extern "C" fn ssl_add_cert_files(
                 s,
                 Level::Debug,
                 &format!(
-                    "AH10084: host '{}' is covered by a Managed Domain, but certificate/key files are already configured for it (most likely via SSLCertificateFile).",
-                    rt.vhosts[vi].name
+                    "AH10084: host '{vname}' is covered by a Managed Domain, but certificate/key files are already configured for it (most likely via SSLCertificateFile).",
                 ),
             );
         }
-        log_providing(s, md, &rt.vhosts[vi].name);
+        log_providing(s, md, vname);
         DONE
     })
 }
@@ -461,7 +449,8 @@ fn log_providing(s: *mut ffi::server_rec, md: &config::Md, vhost: &str) {
         Level::Debug,
         &format!(
             "AH10077: {}[state={}]: providing certificates for server {vhost}",
-            md.name, md.state
+            md.name,
+            md.found.state.code()
         ),
     );
 }
@@ -483,14 +472,14 @@ pub unsafe extern "C" fn ssl_add_fallback_cert_files(
         let Some(rt) = st.runtime.as_ref() else {
             return DECLINED;
         };
-        let Some(vi) = rt.vhost_index(s as usize) else {
+        let Some(vhost) = rt.vhost(s as usize) else {
             return DECLINED;
         };
-        log_get_certificates(s, &rt.vhosts[vi].name);
-        let Some(mi) = vhost_md(rt, s) else {
+        let vname = &vhost.host.name;
+        log_get_certificates(s, vname);
+        let Some(md) = rt.md_of(s as usize).map(|d| &d.md) else {
             return DECLINED;
         };
-        let md = &rt.mds[mi];
         match reg::ensure_fallbacks(&rt.store, md) {
             Ok(pairs) => {
                 for ((key, cert), spec) in pairs.into_iter().zip(md.effective_specs()) {
@@ -503,10 +492,9 @@ pub unsafe extern "C" fn ssl_add_fallback_cert_files(
                         s,
                         Level::Debug,
                         &format!(
-                            "AH10116: {}: providing {} fallback certificate for server {}",
+                            "AH10116: {}: providing {} fallback certificate for server {vname}",
                             md.name,
                             spec.name(),
-                            rt.vhosts[vi].name
                         ),
                     );
                 }

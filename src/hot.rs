@@ -24,11 +24,12 @@ fn logger(s: usize) -> impl Fn(md_engine::log::Level, &str) {
     move |level, msg| log::log(s as *const ffi::server_rec, level, msg)
 }
 
-/// Whether hot activation serves a staged set for `md` in this process.
-pub fn serving_staged(state: &crate::conf::ModState, md: &str) -> bool {
+/// Whether hot activation serves a staged set for `md` in this process;
+/// what loading it says is logged for server `s`.
+pub fn serving_staged(state: &crate::conf::ModState, s: *const ffi::server_rec, md: &str) -> bool {
     state
         .hot
-        .serving_staged(md, time::now(), &tls::load, &logger(0))
+        .serving_staged(md, time::now(), &tls::load, &logger(s as usize))
 }
 
 /// Sets up this generation's slots from its runtime (after-SSL, parent):
@@ -41,10 +42,9 @@ pub fn prepare(
 ) {
     let mut vhosts = Vec::new();
     if enabled {
-        for (vi, a) in rt.assigned.iter().enumerate() {
-            let server = rt.servers[vi];
-            if let ([mi], true) = (a.as_slice(), ssl_servers.contains(&server)) {
-                vhosts.push((server, rt.mds[*mi].clone()));
+        for v in &rt.vhosts {
+            if let ([mi], true) = (v.mds.as_slice(), ssl_servers.contains(&v.id)) {
+                vhosts.push((v.id, rt.domains[*mi].md.clone()));
             }
         }
     }

@@ -5,6 +5,7 @@ use crate::conf;
 use crate::ffi;
 use crate::guard::guard;
 use md_engine::redirect::{self, Action};
+use md_engine::report;
 use std::os::raw::c_int;
 
 const DECLINED: c_int = ffi::DECLINED;
@@ -31,20 +32,13 @@ pub unsafe extern "C" fn require_https(r: *mut ffi::request_rec) -> c_int {
         let Some(rt) = state.runtime() else {
             return DECLINED;
         };
-        let Some(vi) = rt.vhost_index(req.server as usize) else {
-            return DECLINED;
-        };
-        let Some(md) = rt.assigned[vi].iter().map(|&i| &rt.mds[i]).find(|m| {
-            m.domains
-                .iter()
-                .any(|d| md_engine::vhost::domain_matches(d, &host))
-        }) else {
+        let Some(md) = report::https_md(&rt, req.server as usize, &host) else {
             return DECLINED;
         };
         // SAFETY: the request's connection is live.
         let is_https = unsafe { ffi::ap_ssl_conn_is_ssl(req.connection) } != 0;
         let get_or_head = req.method_number == ffi::M_GET as c_int;
-        match redirect::decide(
+        let action = redirect::decide(
             md.require_https,
             is_https,
             &path,
@@ -52,28 +46,38 @@ pub unsafe extern "C" fn require_https(r: *mut ffi::request_rec) -> c_int {
             &host,
             query.as_deref(),
             fragment.as_deref(),
-        ) {
-            Action::Nothing => DECLINED,
-            Action::Hsts => {
-                // SAFETY: headers_out is the request's table; values are
-                // copied into the request pool.
-                unsafe {
-                    let name = c"Strict-Transport-Security";
-                    if ffi::apr_table_get(req.headers_out, name.as_ptr()).is_null() {
-                        let v = apr::pstrdup(req.pool, redirect::HSTS_VALUE);
-                        ffi::apr_table_setn(req.headers_out, name.as_ptr(), v);
-                    }
-                }
-                DECLINED
-            }
-            Action::Redirect(status, url) => {
-                // SAFETY: as above.
-                unsafe {
-                    let v = apr::pstrdup(req.pool, &url);
-                    ffi::apr_table_setn(req.headers_out, c"Location".as_ptr(), v);
-                }
-                c_int::from(status)
-            }
-        }
+        );
+        // SAFETY: `req` is the live request being read.
+        unsafe { apply(req, action) }
     })
+}
+
+/// Carries out what `MDRequireHttps` decided for the request.
+///
+/// # Safety
+/// `req` is a live request.
+unsafe fn apply(req: &mut ffi::request_rec, action: Action) -> c_int {
+    match action {
+        Action::Nothing => DECLINED,
+        Action::Hsts => {
+            // SAFETY: headers_out is the request's table; values are
+            // copied into the request pool.
+            unsafe {
+                let name = c"Strict-Transport-Security";
+                if ffi::apr_table_get(req.headers_out, name.as_ptr()).is_null() {
+                    let v = apr::pstrdup(req.pool, redirect::HSTS_VALUE);
+                    ffi::apr_table_setn(req.headers_out, name.as_ptr(), v);
+                }
+            }
+            DECLINED
+        }
+        Action::Redirect(status, url) => {
+            // SAFETY: as above.
+            unsafe {
+                let v = apr::pstrdup(req.pool, &url);
+                ffi::apr_table_setn(req.headers_out, c"Location".as_ptr(), v);
+            }
+            c_int::from(status)
+        }
+    }
 }

@@ -147,93 +147,103 @@ unsafe extern "C" fn register_hooks(_pool: *mut ffi::apr_pool_t) {
         // SAFETY: httpd assigned module_index in ap_add_module, just before
         // calling us; nothing writes it while we read it.
         crate::log::set_module_index(unsafe { (*std::ptr::addr_of!(md_module)).module_index });
-        let first = ffi::APR_HOOK_FIRST as c_int;
-        let middle = ffi::APR_HOOK_MIDDLE as c_int;
-        let last = ffi::APR_HOOK_LAST as c_int;
-        // SAFETY: registering our hook functions with static, NULL-terminated
-        // predecessor/successor lists, as httpd's hook API expects.
+        // SAFETY: called from httpd's register_hooks, as the hook API expects.
         unsafe {
-            ffi::ap_hook_post_config(
-                Some(hooks::post_config_before_ssl),
-                null(),
-                MOD_SSL.0.as_ptr(),
-                first,
-            );
-            ffi::ap_hook_post_config(
-                Some(hooks::post_config_after_ssl),
-                MOD_SSL.0.as_ptr(),
-                MOD_WATCHDOG.0.as_ptr(),
-                last,
-            );
-            ffi::ap_hook_child_init(Some(hooks::child_init), null(), MOD_SSL.0.as_ptr(), middle);
-            ffi::ap_hook_ssl_add_cert_files(
-                Some(hooks::ssl_add_cert_files),
-                null(),
-                null(),
-                middle,
-            );
-            ffi::ap_hook_ssl_add_fallback_cert_files(
-                Some(hooks::ssl_add_fallback_cert_files),
-                null(),
-                null(),
-                middle,
-            );
-            ffi::ap_hook_post_read_request(
-                Some(https::require_https),
-                MOD_SSL.0.as_ptr(),
-                null(),
-                middle,
-            );
-            ffi::ap_hook_post_read_request(Some(challenge::http_challenge), null(), null(), middle);
-            ffi::ap_hook_protocol_propose(
-                Some(challenge::protocol_propose),
-                null(),
-                null(),
-                middle,
-            );
-            ffi::ap_hook_protocol_switch(Some(challenge::protocol_switch), null(), null(), middle);
-            ffi::ap_hook_protocol_get(Some(challenge::protocol_get), null(), null(), middle);
-            ffi::ap_hook_handler(Some(status::handler), null(), null(), middle);
-            ffi::ap_hook_post_read_request(
-                Some(status::certificate_status),
-                null(),
-                MOD_SSL.0.as_ptr(),
-                middle,
-            );
-            // mod_status's optional hook, by name (mod_status may be absent).
-            add_status_hook(status::status_hook, middle);
-            add_status_hook(status::stapling_status_hook, middle);
-            // mod_ssl's optional init_server hook (hot activation).
-            type InitServer = unsafe extern "C" fn(
-                *mut ffi::server_rec,
-                *mut ffi::apr_pool_t,
-                c_int,
-                *mut c_void,
-            ) -> c_int;
-            let f: InitServer = crate::hot::init_server;
-            // SAFETY: type-erased like every APR optional hook; mod_ssl calls
-            // it with the init_server signature.
-            let erased = std::mem::transmute::<InitServer, unsafe extern "C" fn()>(f);
-            ffi::apr_optional_hook_add(
-                c"init_server".as_ptr(),
-                Some(erased),
-                null(),
-                null(),
-                middle,
-            );
-            ffi::ap_hook_ssl_ocsp_prime_hook(Some(crate::ocsp::prime), null(), null(), middle);
-            ffi::ap_hook_ssl_ocsp_get_resp_hook(
-                Some(crate::ocsp::get_resp),
-                null(),
-                null(),
-                middle,
-            );
-            ffi::ap_hook_ssl_answer_challenge(
-                Some(challenge::ssl_answer_challenge),
-                null(),
-                null(),
-                middle,
-            );
+            register_startup_hooks();
+            register_request_hooks();
+            register_ssl_hooks();
         }
     })
+}
+
+const FIRST: c_int = ffi::APR_HOOK_FIRST as c_int;
+const MIDDLE: c_int = ffi::APR_HOOK_MIDDLE as c_int;
+const LAST: c_int = ffi::APR_HOOK_LAST as c_int;
+
+/// post_config around mod_ssl's, child_init, the certificate hooks.
+///
+/// # Safety
+/// Only from `register_hooks`.
+unsafe fn register_startup_hooks() {
+    // SAFETY: registering our hook functions with static, NULL-terminated
+    // predecessor/successor lists, as httpd's hook API expects.
+    unsafe {
+        ffi::ap_hook_post_config(
+            Some(hooks::post_config_before_ssl),
+            null(),
+            MOD_SSL.0.as_ptr(),
+            FIRST,
+        );
+        ffi::ap_hook_post_config(
+            Some(hooks::post_config_after_ssl),
+            MOD_SSL.0.as_ptr(),
+            MOD_WATCHDOG.0.as_ptr(),
+            LAST,
+        );
+        ffi::ap_hook_child_init(Some(hooks::child_init), null(), MOD_SSL.0.as_ptr(), MIDDLE);
+        ffi::ap_hook_ssl_add_cert_files(Some(hooks::ssl_add_cert_files), null(), null(), MIDDLE);
+        ffi::ap_hook_ssl_add_fallback_cert_files(
+            Some(hooks::ssl_add_fallback_cert_files),
+            null(),
+            null(),
+            MIDDLE,
+        );
+    }
+}
+
+/// The request path: https redirects, http-01, certificate-status,
+/// protocol negotiation, md-status, mod_status sections.
+///
+/// # Safety
+/// Only from `register_hooks`.
+unsafe fn register_request_hooks() {
+    // SAFETY: as in register_startup_hooks.
+    unsafe {
+        let ssl = MOD_SSL.0.as_ptr();
+        ffi::ap_hook_post_read_request(Some(https::require_https), ssl, null(), MIDDLE);
+        ffi::ap_hook_post_read_request(Some(challenge::http_challenge), null(), null(), MIDDLE);
+        ffi::ap_hook_post_read_request(Some(status::certificate_status), null(), ssl, MIDDLE);
+        ffi::ap_hook_protocol_propose(Some(challenge::protocol_propose), null(), null(), MIDDLE);
+        ffi::ap_hook_protocol_switch(Some(challenge::protocol_switch), null(), null(), MIDDLE);
+        ffi::ap_hook_protocol_get(Some(challenge::protocol_get), null(), null(), MIDDLE);
+        ffi::ap_hook_handler(Some(status::handler), null(), null(), MIDDLE);
+        // mod_status's optional hook, by name (mod_status may be absent).
+        add_status_hook(status::status_hook, MIDDLE);
+        add_status_hook(status::stapling_status_hook, MIDDLE);
+    }
+}
+
+/// mod_ssl's hooks: init_server (hot activation), OCSP stapling,
+/// tls-alpn-01 answers.
+///
+/// # Safety
+/// Only from `register_hooks`.
+unsafe fn register_ssl_hooks() {
+    type InitServer = unsafe extern "C" fn(
+        *mut ffi::server_rec,
+        *mut ffi::apr_pool_t,
+        c_int,
+        *mut c_void,
+    ) -> c_int;
+    let f: InitServer = crate::hot::init_server;
+    // SAFETY: as in register_startup_hooks; init_server is type-erased like
+    // every APR optional hook, and mod_ssl calls it with its signature.
+    unsafe {
+        let erased = std::mem::transmute::<InitServer, unsafe extern "C" fn()>(f);
+        ffi::apr_optional_hook_add(
+            c"init_server".as_ptr(),
+            Some(erased),
+            null(),
+            null(),
+            MIDDLE,
+        );
+        ffi::ap_hook_ssl_ocsp_prime_hook(Some(crate::ocsp::prime), null(), null(), MIDDLE);
+        ffi::ap_hook_ssl_ocsp_get_resp_hook(Some(crate::ocsp::get_resp), null(), null(), MIDDLE);
+        ffi::ap_hook_ssl_answer_challenge(
+            Some(challenge::ssl_answer_challenge),
+            null(),
+            null(),
+            MIDDLE,
+        );
+    }
 }

@@ -24,22 +24,12 @@ fn staple_here(s: *const ffi::server_rec) -> Option<Option<String>> {
     // SAFETY: the state pointer shares the configuration pool's lifetime.
     let state = unsafe { sc.state.as_ref() }?;
     let rt = state.runtime()?;
-    if let Some(vi) = rt.vhost_index(s as usize) {
-        if let [mi] = rt.assigned[vi].as_slice() {
-            let md = &rt.mds[*mi];
-            if md.stapling {
-                return Some(Some(md.name.clone()));
-            }
-        }
+    let md = rt.md_of(s as usize).map(|d| &d.md);
+    if let Some(md) = md.filter(|m| m.stapling) {
+        return Some(Some(md.name.clone()));
     }
     if sc.settings.stapling.unwrap_or(false) && sc.settings.staple_others.unwrap_or(true) {
-        let md = rt
-            .vhost_index(s as usize)
-            .and_then(|vi| match rt.assigned[vi].as_slice() {
-                [mi] => Some(rt.mds[*mi].name.clone()),
-                _ => None,
-            });
-        return Some(md);
+        return Some(md.map(|m| m.name.clone()));
     }
     None
 }
@@ -103,14 +93,19 @@ pub unsafe extern "C" fn get_resp(
         };
         // SAFETY: mod_ssl passes `id_len` bytes at `id`.
         let id = unsafe { std::slice::from_raw_parts(id as *const u8, id_len) };
-        match state.stapling.response(id, time::now()) {
-            None => return DECLINED,
-            // SAFETY: mod_ssl copies the bytes before we return.
-            Some(Some(der)) => unsafe { cb(der.as_ptr(), der.len(), userdata) },
-            // SAFETY: NULL/0 tells mod_ssl there is no response.
-            Some(None) => unsafe { cb(std::ptr::null(), 0, userdata) },
+        let stapled = state
+            .stapling
+            .with_response(id, time::now(), |der| match der {
+                // SAFETY: mod_ssl copies the bytes before the callback returns.
+                Some(der) => unsafe { cb(der.as_ptr(), der.len(), userdata) },
+                // SAFETY: NULL/0 tells mod_ssl there is no response.
+                None => unsafe { cb(std::ptr::null(), 0, userdata) },
+            });
+        if stapled.is_some() {
+            OK
+        } else {
+            DECLINED
         }
-        OK
     })
 }
 

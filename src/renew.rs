@@ -10,7 +10,6 @@ use crate::log;
 use crate::watchdog::{watchdog_instance, watchdog_register};
 use md_engine::host::Host;
 use md_engine::log::Level;
-use md_engine::reg;
 use md_engine::scheduler::{self, Item};
 use md_engine::time;
 use std::os::raw::{c_int, c_void};
@@ -178,25 +177,11 @@ fn run(wd: &Watchdog) -> i64 {
     let Some(state) = (unsafe { wd.state.as_ref() }) else {
         return time::from_secs(3600);
     };
-    // Take a snapshot and release the lock: a renewal may take minutes.
-    let global = state.lock().config.global.clone();
     let Some(rt) = state.runtime() else {
         return time::from_secs(3600);
     };
-    let items: Vec<Item> = rt
-        .mds
-        .iter()
-        .zip(rt.md_rt.iter())
-        .filter(|(_, r)| r.watched)
-        .map(|(m, r)| Item {
-            md: m.clone(),
-            renew_at: r.renew_at,
-            warn_at: reg::warn_at(m, &r.certs),
-            complete: m.state == reg::STATE_COMPLETE,
-            challenges: r.challenges.clone(),
-            certs: r.certs.iter().flatten().filter_map(|c| c.leaf()).collect(),
-        })
-        .collect();
+    let global = rt.global.clone();
+    let items = rt.watched_items();
     let s = wd.main_server;
     log::log(
         s,
@@ -275,6 +260,34 @@ impl Drop for Restarter {
     }
 }
 
+/// Asks httpd for a graceful restart when an MD's renewed certificates
+/// are ready and the last request is `interval` ago.
+fn restart_if_ready(rt: &crate::conf::Runtime, last: &std::sync::atomic::AtomicI64, interval: i64) {
+    use std::sync::atomic::Ordering;
+    let now = time::now();
+    let prev = last.load(Ordering::SeqCst);
+    if prev != 0 && now - prev < interval {
+        return;
+    }
+    let Some(md) = rt.staged_ready(now) else {
+        return;
+    };
+    last.store(now, Ordering::SeqCst);
+    // NULL: the main error log. This thread outlives the configuration's
+    // server_rec by a little.
+    log::log(
+        std::ptr::null(),
+        Level::Notice,
+        &format!(
+            "{}: renewed certificates are ready, restarting the server gracefully (MDGracefulRestart on)",
+            md.name
+        ),
+    );
+    // SAFETY: signalling our own (parent) process: httpd's SIGUSR1 handler
+    // starts a graceful restart.
+    unsafe { libc::kill(libc::getpid(), libc::SIGUSR1) };
+}
+
 /// Starts the restart checker of this configuration generation.
 ///
 /// # Safety
@@ -292,43 +305,24 @@ pub unsafe fn start_restarter(
     let last = unsafe { apr::process_i64(s, c"mod_md_rs_last_restart") };
     let stop = Arc::new((Mutex::new(false), Condvar::new()));
     let stop2 = stop.clone();
-    let spawned = std::thread::Builder::new().name("md-restart".into()).spawn(move || {
-        let (flag, cv) = &*stop2;
-        let mut stopped = flag.lock().unwrap_or_else(|e| e.into_inner());
-        loop {
-            stopped = cv
-                .wait_timeout(stopped, std::time::Duration::from_secs(2))
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-            if *stopped {
-                return;
-            }
-            guard("md restart check", (), || {
-                use std::sync::atomic::Ordering;
-                let now = time::now();
-                let prev = last.load(Ordering::SeqCst);
-                if prev != 0 && now - prev < interval {
+    let spawned = std::thread::Builder::new()
+        .name("md-restart".into())
+        .spawn(move || {
+            let (flag, cv) = &*stop2;
+            let mut stopped = flag.lock().unwrap_or_else(|e| e.into_inner());
+            loop {
+                stopped = cv
+                    .wait_timeout(stopped, std::time::Duration::from_secs(2))
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+                if *stopped {
                     return;
                 }
-                if let Some(md) = rt.mds.iter().find(|m| reg::staged_ready(&rt.store, m, now)) {
-                    last.store(now, Ordering::SeqCst);
-                    // NULL: the main error log. This thread outlives the
-                    // configuration's server_rec by a little.
-                    log::log(
-                        std::ptr::null(),
-                        Level::Notice,
-                        &format!(
-                            "{}: renewed certificates are ready, restarting the server gracefully (MDGracefulRestart on)",
-                            md.name
-                        ),
-                    );
-                    // SAFETY: signalling our own (parent) process: httpd's
-                    // SIGUSR1 handler starts a graceful restart.
-                    unsafe { libc::kill(libc::getpid(), libc::SIGUSR1) };
-                }
-            })
-        }
-    });
+                guard("md restart check", (), || {
+                    restart_if_ready(&rt, last, interval)
+                });
+            }
+        });
     match spawned {
         Ok(t) => {
             let r = Restarter {

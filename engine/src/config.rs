@@ -352,7 +352,7 @@ impl Settings {
 /// Module-wide settings (NOT_MD directives and the "global effect" ones).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Global {
-    /// `MDStoreDir` as given (resolved against ServerRoot by [`Global::store_dir`]).
+    /// `MDStoreDir` as given (resolved against ServerRoot by [`Global::store_dir_in`]).
     pub store_dir: Option<String>,
     /// Local ports that the public ports 80/443 reach; `None` = unreachable.
     pub local_80: Option<u16>,
@@ -390,6 +390,19 @@ pub struct Global {
 
 /// Default of `MDParallelRenewals`.
 pub const DEFAULT_PARALLEL_RENEWALS: usize = 8;
+
+impl Global {
+    /// The store directory: `MDStoreDir`, or `md` under ServerRoot.
+    pub fn store_dir_in(&self, server_root: &str) -> String {
+        self.store_dir.clone().unwrap_or_else(|| {
+            Ctx {
+                server_root: server_root.to_string(),
+                ..Default::default()
+            }
+            .root_relative("md")
+        })
+    }
+}
 
 impl Default for Global {
     fn default() -> Self {
@@ -1014,28 +1027,60 @@ impl ModConfig {
     }
 }
 
-/// The effective properties of one MD after the merge of §1.3.
+/// The state of an MD's certificates (the C module's `md_state_t`; md.json
+/// and md-status carry the number).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum State {
+    #[default]
+    Unknown = 0,
+    /// Not all certificates, or a changed name/key set: renewal needed.
+    Incomplete = 1,
+    Complete = 2,
+    Expired = 3,
+    /// Unusable (e.g. static files that cannot be read): not renewed.
+    Error = 4,
+    /// The C module's state for an MD that lacks data it needs.
+    MissingInformation = 5,
+}
+
+impl State {
+    pub fn code(self) -> i64 {
+        self as i64
+    }
+}
+
+/// What the store and start-up found about an MD, beside its
+/// configuration (md.json holds both).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MdState {
+    pub state: State,
+    /// Why the state is not complete, for md-status.
+    pub descr: Option<String>,
+    /// The CA the MD's certificates come from, and the account used there.
+    pub ca_url: Option<String>,
+    pub ca_account: Option<String>,
+    /// The names an SSL vhost answers tls-alpn-01 for.
+    pub acme_tls_1_domains: Vec<String>,
+}
+
+/// An MD: its effective configuration after the merge of §1.3
+/// (directives only) and what was found about it (`found`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Md {
     pub name: String,
     pub domains: Vec<String>,
     pub contacts: Vec<String>,
     pub transitive: bool,
-    pub ca_account: Option<String>,
     pub ca_proto: String,
-    pub ca_url: Option<String>,
     pub ca_urls: Vec<String>,
     pub ca_agreement: Option<String>,
     pub ca_challenges: Vec<String>,
     pub pkey_specs: Vec<KeySpec>,
-    pub state: i64,
-    pub state_descr: Option<String>,
     pub renew_mode: RenewMode,
     pub renew_window: TimeSlice,
     pub warn_window: TimeSlice,
     pub require_https: RequireHttps,
     pub must_staple: bool,
-    pub acme_tls_1_domains: Vec<String>,
     pub cert_files: Vec<String>,
     pub key_files: Vec<String>,
     pub stapling: bool,
@@ -1048,6 +1093,7 @@ pub struct Md {
     pub profile_mandatory: bool,
     pub ari: bool,
     pub defn: Option<(String, u32)>,
+    pub found: MdState,
 }
 
 /// Adds `mailto:` when the value has no `scheme:` prefix.
@@ -1085,15 +1131,11 @@ impl Md {
             domains: def.domains.clone(),
             contacts,
             transitive: def.transitive.or(s.transitive).unwrap_or(true),
-            ca_account: None,
             ca_proto: s.ca_proto.clone().unwrap_or_else(|| "ACME".into()),
-            ca_url: None,
             ca_urls: s.ca_urls.clone().unwrap_or_default(),
             ca_agreement: s.ca_agreement.clone(),
             ca_challenges: s.ca_challenges.clone().unwrap_or_default(),
             pkey_specs: s.pkey_specs.clone().unwrap_or_default(),
-            state: 0,
-            state_descr: None,
             renew_mode: s.renew_mode.unwrap_or(RenewMode::Auto),
             renew_window: s
                 .renew_window
@@ -1103,7 +1145,6 @@ impl Md {
                 .unwrap_or_else(|| TimeSlice::percent_of(LIFE_NORM, 10)),
             require_https: s.require_https.unwrap_or(RequireHttps::Off),
             must_staple: s.must_staple.unwrap_or(false),
-            acme_tls_1_domains: Vec::new(),
             cert_files: def.cert_files.clone(),
             key_files: def.key_files.clone(),
             stapling: s.stapling.unwrap_or(false),
@@ -1116,6 +1157,7 @@ impl Md {
             profile_mandatory: s.profile_mandatory.unwrap_or(false),
             ari: s.ari.unwrap_or(true),
             defn: def.defn.clone(),
+            found: MdState::default(),
         }
     }
 
@@ -1140,11 +1182,11 @@ impl Md {
         o.insert("contacts".into(), json!(self.contacts));
         o.insert("transitive".into(), json!(i64::from(self.transitive)));
         let mut ca = Map::new();
-        if let Some(a) = &self.ca_account {
+        if let Some(a) = &self.found.ca_account {
             ca.insert("account".into(), json!(a));
         }
         ca.insert("proto".into(), json!(self.ca_proto));
-        if let Some(u) = &self.ca_url {
+        if let Some(u) = &self.found.ca_url {
             ca.insert("url".into(), json!(u));
         }
         if !self.ca_urls.is_empty() {
@@ -1160,8 +1202,8 @@ impl Md {
         if !self.pkey_specs.is_empty() {
             o.insert("privkey".into(), keyspec::specs_to_json(&self.pkey_specs));
         }
-        o.insert("state".into(), json!(self.state));
-        if let Some(d) = &self.state_descr {
+        o.insert("state".into(), json!(self.found.state.code()));
+        if let Some(d) = &self.found.descr {
             o.insert("state-descr".into(), json!(d));
         }
         o.insert("renew-mode".into(), json!(self.renew_mode as i64));
@@ -1179,7 +1221,7 @@ impl Md {
         o.insert("must-staple".into(), json!(self.must_staple));
         o.insert(
             "proto".into(),
-            json!({"acme-tls/1": self.acme_tls_1_domains}),
+            json!({"acme-tls/1": self.found.acme_tls_1_domains}),
         );
         if !self.cert_files.is_empty() {
             o.insert("cert-files".into(), json!(self.cert_files));

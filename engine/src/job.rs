@@ -2,7 +2,7 @@
 //! (§7) and the processing of one MD's job (§3.3).
 
 use crate::acme::order::{self, ChallengeEnv, Events, RunEnv};
-use crate::acme::{status, Acme, AcmeError};
+use crate::acme::{status, Acme, AcmeError, Kind};
 use crate::config::{Global, Md, RenewMode};
 use crate::http::Client;
 use crate::log::{Level, Note};
@@ -265,13 +265,54 @@ pub fn rand_byte() -> u8 {
     b[0]
 }
 
-/// Event rate limits (§7.1).
-pub fn rate_limit(event: &str) -> Micros {
-    let hour = time::from_secs(3600);
-    match event {
-        "renewing" | "errored" | "ocsp-errored" => hour,
-        e if e.starts_with("challenge-setup") => 0,
-        _ => 24 * hour,
+/// The events of an MD (§7): their names are what `MDMessageCmd` gets
+/// and what the job log records as `message-<name>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Renewing,
+    Renewed,
+    Installed,
+    Expiring,
+    Errored,
+    OcspRenewed,
+    OcspErrored,
+    /// `challenge-setup:<type>:<domain>`
+    ChallengeSetup {
+        ctype: String,
+        domain: String,
+    },
+}
+
+impl Event {
+    pub fn name(&self) -> std::borrow::Cow<'static, str> {
+        match self {
+            Event::Renewing => "renewing".into(),
+            Event::Renewed => "renewed".into(),
+            Event::Installed => "installed".into(),
+            Event::Expiring => "expiring".into(),
+            Event::Errored => "errored".into(),
+            Event::OcspRenewed => "ocsp-renewed".into(),
+            Event::OcspErrored => "ocsp-errored".into(),
+            Event::ChallengeSetup { ctype, domain } => {
+                format!("challenge-setup:{ctype}:{domain}").into()
+            }
+        }
+    }
+
+    /// The least time between two notifications (§7.1); 0: none.
+    pub fn rate_limit(&self) -> Micros {
+        let hour = time::from_secs(3600);
+        match self {
+            Event::Renewing | Event::Errored | Event::OcspErrored => hour,
+            Event::ChallengeSetup { .. } => 0,
+            _ => 24 * hour,
+        }
+    }
+}
+
+impl std::fmt::Display for Event {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name())
     }
 }
 
@@ -356,12 +397,12 @@ impl Notify for CommandNotify {
 pub fn fire(
     job: &mut Job,
     notify: &mut dyn Notify,
-    event: &str,
+    event: &Event,
     now: Micros,
     notes: &mut Vec<Note>,
 ) -> Result<(), String> {
     let kind = format!("message-{event}");
-    let limit = rate_limit(event);
+    let limit = event.rate_limit();
     if limit > 0 && notify.has_message_cmd() {
         if let Some(e) = job.last_log(&kind) {
             if now - e.when < limit {
@@ -376,7 +417,7 @@ pub fn fire(
             }
         }
     }
-    if event == "renewed" {
+    if *event == Event::Renewed {
         if let Err(e) = notify.notify(&job.name) {
             let problem = "urn:org:apache:httpd:log:AH10108:";
             job.add_log(now, "notify-error", Some(problem.into()), Some(e.clone()));
@@ -394,7 +435,7 @@ pub fn fire(
     if !notify.has_message_cmd() {
         return Ok(());
     }
-    match notify.message(event, &job.name) {
+    match notify.message(&event.name(), &job.name) {
         Ok(()) => {
             job.add_log(now, &kind, None, None);
             Ok(())
@@ -403,7 +444,7 @@ pub fn fire(
             job.add_log(
                 now,
                 "message-error",
-                Some(event.to_string()),
+                Some(event.name().into_owned()),
                 Some(e.clone()),
             );
             job.last = Some(command_failure("urn:org:apache:httpd:log:AH10109:", &e));
@@ -416,7 +457,7 @@ pub fn fire(
 /// the C module records it (the log id as problem type).
 fn command_failure(problem: &str, detail: &str) -> JobResult {
     JobResult {
-        status: crate::acme::status::EGENERAL,
+        status: crate::acme::Kind::General.apr(),
         problem: Some(problem.into()),
         detail: Some(detail.into()),
         ..Default::default()
@@ -452,7 +493,10 @@ struct ProgressToJob<'a> {
 
 impl Events for ProgressToJob<'_> {
     fn challenge_setup(&mut self, ctype: &str, domain: &str) -> Result<(), String> {
-        let ev = format!("challenge-setup:{ctype}:{domain}");
+        let ev = Event::ChallengeSetup {
+            ctype: ctype.to_string(),
+            domain: domain.to_string(),
+        };
         fire(self.job, self.notify, &ev, time::now(), self.notes)
     }
     fn progress(&mut self, activity: &str) {
@@ -566,7 +610,7 @@ pub fn process(
                 format!("AH10512: md({}): need to renew now", md.name)
             },
         ));
-        if let Err(e) = fire(&mut job, notify, "renewing", now, notes) {
+        if let Err(e) = fire(&mut job, notify, &Event::Renewing, now, notes) {
             notes.push(Note::new(Level::Info, format!("AH10060: {}: event-handler for 'renewing' returned {e}, preventing renewal to proceed.", md.name)));
             save(&job)?;
             return Ok((Outcome::Vetoed, job));
@@ -582,7 +626,7 @@ pub fn process(
     if !job.finished {
         if let Some(w) = ctx.warn_at {
             if ctx.complete && w <= now {
-                if let Err(e) = fire(&mut job, notify, "expiring", now, notes) {
+                if let Err(e) = fire(&mut job, notify, &Event::Expiring, now, notes) {
                     job.errors += 1;
                     job.next_run =
                         now + backoff(job.errors, ctx.global.retry_delay, false, rand_byte());
@@ -762,7 +806,7 @@ fn notify_renewed(
     ctx: &JobCtx<'_>,
     notes: &mut Vec<Note>,
 ) {
-    match fire(job, notify, "renewed", now, notes) {
+    match fire(job, notify, &Event::Renewed, now, notes) {
         Ok(()) => {
             job.notified = true;
             job.notified_renewed = true;
@@ -802,7 +846,7 @@ fn run(
         let types = ctx
             .challenges
             .clone()
-            .map_err(|e| AcmeError::new(status::EGENERAL, e))?;
+            .map_err(|e| AcmeError::new(Kind::General, e))?;
         let (ca_url, failover) = pick_ca(ctx, job.errors);
         if failover {
             notes.push(Note::new(
@@ -814,10 +858,10 @@ fn run(
         // Record the CA of this run first: the next run fails over from it
         // even when this one cannot reach it at all.
         let mut staged_md = md.clone();
-        staged_md.ca_url = Some(ca_url.clone());
+        staged_md.found.ca_url = Some(ca_url.clone());
         ctx.store
             .save_json(Group::Staging, &md.name, "md.json", &staged_md.to_json())
-            .map_err(|e| AcmeError::new(status::EGENERAL, e.msg))?;
+            .map_err(|e| AcmeError::new(Kind::General, e.msg))?;
         let mut progress = ProgressToJob {
             job,
             notify,
@@ -836,7 +880,7 @@ fn run(
                 types,
                 dns01_cmd: ctx.global.dns01_cmd.clone(),
                 dns01_version: ctx.global.dns01_version,
-                tls_alpn_domains: Some(md.acme_tls_1_domains.clone()),
+                tls_alpn_domains: Some(md.found.acme_tls_1_domains.clone()),
             },
             notes: Vec::new(),
         };
@@ -907,7 +951,7 @@ fn run(
                 + backoff(
                     job.errors,
                     ctx.global.retry_delay,
-                    e.input_related(),
+                    e.retry() == crate::acme::Retry::NextDay,
                     rand_byte(),
                 );
             // what the run was doing when it failed (as the C module keeps it)
@@ -916,7 +960,7 @@ fn run(
                 .filter(|l| l.when >= now)
                 .and_then(|l| l.detail.clone());
             job.last = Some(JobResult {
-                status: e.status,
+                status: e.status(),
                 problem: e.problem.clone(),
                 detail: Some(e.detail.clone()),
                 activity,
@@ -942,7 +986,7 @@ fn run(
                     time::print_duration(job.next_run - now, false)
                 ),
             ));
-            let _ = fire(job, notify, "errored", now, notes);
+            let _ = fire(job, notify, &Event::Errored, now, notes);
             Outcome::Failed
         }
     }
@@ -1061,11 +1105,11 @@ mod tests {
         let mut rec = Rec(vec![], false);
         let mut notes = vec![];
         let t0 = time::from_secs(1_000_000);
-        fire(&mut job, &mut rec, "renewing", t0, &mut notes).unwrap();
+        fire(&mut job, &mut rec, &Event::Renewing, t0, &mut notes).unwrap();
         fire(
             &mut job,
             &mut rec,
-            "renewing",
+            &Event::Renewing,
             t0 + time::from_secs(60),
             &mut notes,
         )
@@ -1073,16 +1117,19 @@ mod tests {
         fire(
             &mut job,
             &mut rec,
-            "renewing",
+            &Event::Renewing,
             t0 + time::from_secs(3700),
             &mut notes,
         )
         .unwrap();
-        fire(&mut job, &mut rec, "renewed", t0, &mut notes).unwrap();
+        fire(&mut job, &mut rec, &Event::Renewed, t0, &mut notes).unwrap();
         fire(
             &mut job,
             &mut rec,
-            "challenge-setup:http-01:a.org",
+            &Event::ChallengeSetup {
+                ctype: "http-01".into(),
+                domain: "a.org".into(),
+            },
             t0,
             &mut notes,
         )
@@ -1090,7 +1137,10 @@ mod tests {
         fire(
             &mut job,
             &mut rec,
-            "challenge-setup:http-01:a.org",
+            &Event::ChallengeSetup {
+                ctype: "http-01".into(),
+                domain: "a.org".into(),
+            },
             t0,
             &mut notes,
         )
@@ -1108,7 +1158,7 @@ mod tests {
         );
         assert!(notes.iter().any(|n| n.msg.contains("AH10267")));
         let mut failing = Rec(vec![], true);
-        assert!(fire(&mut job, &mut failing, "expiring", t0, &mut notes).is_err());
+        assert!(fire(&mut job, &mut failing, &Event::Expiring, t0, &mut notes).is_err());
         assert_eq!(job.log[0].kind, "message-error");
         assert_eq!(job.log[0].status.as_deref(), Some("expiring"));
     }

@@ -18,6 +18,7 @@ pub mod log;
 pub mod ocsp;
 pub mod redirect;
 pub mod reg;
+pub mod report;
 pub mod scheduler;
 pub mod shutdown;
 pub mod stapling;

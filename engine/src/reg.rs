@@ -3,7 +3,7 @@
 //! installation of staged sets (§3.6) and fallback certificates (§2.4).
 
 use crate::acme::account::{self, Account};
-use crate::config::Md;
+use crate::config::{Md, State};
 use crate::crypto::{self, Key};
 use crate::keyspec::KeySpec;
 use crate::log::{Level, Note};
@@ -12,11 +12,6 @@ use crate::time::Micros;
 use openssl::x509::X509;
 use serde_json::Value;
 use std::fs;
-
-pub const STATE_UNKNOWN: i64 = 0;
-pub const STATE_INCOMPLETE: i64 = 1;
-pub const STATE_COMPLETE: i64 = 2;
-pub const STATE_ERROR: i64 = 4;
 
 /// Facts about one live certificate.
 #[derive(Debug, Clone)]
@@ -105,16 +100,29 @@ pub fn live_files(store: &Store, md: &Md) -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// The (key, chain) files mod_ssl gets for an MD's SSL vhost (§2.4): the
+/// static files as configured, else the live pairs that exist.
+pub fn servable_files(store: &Store, md: &Md) -> Vec<(String, String)> {
+    live_files(store, md)
+        .into_iter()
+        .filter(|(_, key, cert)| {
+            !md.cert_files.is_empty()
+                || (std::path::Path::new(key).exists() && std::path::Path::new(cert).exists())
+        })
+        .map(|(_, key, cert)| (key, cert))
+        .collect()
+}
+
 /// The state of an MD from its live certificates (§3.2).
-pub fn compute_state(store: &Store, md: &Md) -> (i64, Option<String>, Vec<Option<CertInfo>>) {
+pub fn compute_state(store: &Store, md: &Md) -> (State, Option<String>, Vec<Option<CertInfo>>) {
     let mut certs = Vec::new();
-    let mut state = STATE_COMPLETE;
+    let mut state = State::Complete;
     let mut descr = None;
     for (name, _key, chain) in live_files(store, md) {
         let info = match fs::read(&chain) {
             Err(_) => {
-                if state == STATE_COMPLETE {
-                    state = STATE_INCOMPLETE;
+                if state == State::Complete {
+                    state = State::Incomplete;
                     descr = Some(format!("certificate({name}) is missing"));
                 }
                 certs.push(None);
@@ -122,7 +130,7 @@ pub fn compute_state(store: &Store, md: &Md) -> (i64, Option<String>, Vec<Option
             }
             Ok(pem) => match CertInfo::from_pem(&name, &pem) {
                 None => {
-                    state = STATE_ERROR;
+                    state = State::Error;
                     descr = Some("error initializing".into());
                     certs.push(None);
                     continue;
@@ -130,12 +138,12 @@ pub fn compute_state(store: &Store, md: &Md) -> (i64, Option<String>, Vec<Option
                 Some(i) => i,
             },
         };
-        if state == STATE_COMPLETE {
+        if state == State::Complete {
             if !md.domains.iter().all(|d| info.covers(d)) {
-                state = STATE_INCOMPLETE;
+                state = State::Incomplete;
                 descr = Some(format!("certificate({name}) does not cover all domains."));
             } else if md.cert_files.is_empty() && info.must_staple != md.must_staple {
-                state = STATE_INCOMPLETE;
+                state = State::Incomplete;
                 descr = Some(format!(
                     "'must-staple' is{} requested, but certificate({name}) has it{} enabled.",
                     if md.must_staple { "" } else { " not" },
@@ -150,8 +158,8 @@ pub fn compute_state(store: &Store, md: &Md) -> (i64, Option<String>, Vec<Option
 
 /// When to renew (§3.4): the earliest start of a renew window; `now` for
 /// incomplete MDs or missing certificates.
-pub fn renew_at(md: &Md, state: i64, certs: &[Option<CertInfo>], now: Micros) -> Micros {
-    if state != STATE_COMPLETE || certs.iter().any(Option::is_none) {
+pub fn renew_at(md: &Md, state: State, certs: &[Option<CertInfo>], now: Micros) -> Micros {
+    if state != State::Complete || certs.iter().any(Option::is_none) {
         return now;
     }
     certs
@@ -184,11 +192,11 @@ pub fn merge_stored(md: &mut Md, stored: Option<&Value>) {
         }
     }
     let stored_url = j.pointer("/ca/url").and_then(Value::as_str);
-    if md.ca_url.is_none() {
-        md.ca_url = stored_url.map(str::to_string);
+    if md.found.ca_url.is_none() {
+        md.found.ca_url = stored_url.map(str::to_string);
     }
-    if md.ca_account.is_none() {
-        md.ca_account = j
+    if md.found.ca_account.is_none() {
+        md.found.ca_account = j
             .pointer("/ca/account")
             .and_then(Value::as_str)
             .map(str::to_string);
@@ -370,10 +378,10 @@ pub fn install_staged(store: &Store, md: &Md, notes: &mut Vec<Note>) -> Result<b
         .ensure_group(Group::Tmp, None)
         .map_err(|e| e.to_string())?;
     let mut live_md = md.clone();
-    live_md.ca_url = Some(ca_url);
-    live_md.ca_account = account_id;
-    live_md.state = STATE_COMPLETE;
-    live_md.state_descr = None;
+    live_md.found.ca_url = Some(ca_url);
+    live_md.found.ca_account = account_id;
+    live_md.found.state = State::Complete;
+    live_md.found.descr = None;
     store
         .save_json(Group::Tmp, &md.name, "md.json", &live_md.to_json())
         .map_err(|e| e.msg)?;
@@ -508,7 +516,7 @@ mod tests {
         let (dir, s) = tmpstore("state");
         let m = md(&["a.org", "www.a.org"]);
         let (st, descr, certs) = compute_state(&s, &m);
-        assert_eq!(st, STATE_INCOMPLETE);
+        assert_eq!(st, State::Incomplete);
         assert_eq!(descr.as_deref(), Some("certificate(rsa) is missing"));
         assert_eq!(renew_at(&m, st, &certs, 42), 42);
         let fb = ensure_fallbacks(&s, &m).unwrap();
@@ -526,14 +534,14 @@ mod tests {
         // a self-signed cert in place of the real one: complete, renew at 33%
         fs::copy(&fb[0].1, s.path(Group::Domains, "a.org", "pubcert.pem")).unwrap();
         let (st, _, certs) = compute_state(&s, &m);
-        assert_eq!(st, STATE_COMPLETE);
+        assert_eq!(st, State::Complete);
         let at = renew_at(&m, st, &certs, 0);
         let c = certs[0].as_ref().unwrap();
         assert_eq!(at, c.not_after - time::from_secs(14 * 86400 * 33 / 100));
         // a name not covered
         let m2 = md(&["a.org", "new.a.org"]);
         let (st, descr, _) = compute_state(&s, &m2);
-        assert_eq!(st, STATE_INCOMPLETE);
+        assert_eq!(st, State::Incomplete);
         assert_eq!(
             descr.as_deref(),
             Some("certificate(rsa) does not cover all domains.")
@@ -560,7 +568,7 @@ mod tests {
             )
             .unwrap();
             let mut sm = m.clone();
-            sm.ca_url = Some(format!("https://ca.example/{tag}"));
+            sm.found.ca_url = Some(format!("https://ca.example/{tag}"));
             s.save_json(Group::Staging, "a.org", "md.json", &sm.to_json())
                 .unwrap();
         };
@@ -583,7 +591,7 @@ mod tests {
             .exists());
         // an unfinished run: nothing staged, nothing purged
         let mut sm = m.clone();
-        sm.ca_url = Some("https://ca.example/x".into());
+        sm.found.ca_url = Some("https://ca.example/x".into());
         s.save_json(Group::Staging, "a.org", "md.json", &sm.to_json())
             .unwrap();
         assert!(!install_staged(&s, &m, &mut vec![]).unwrap());
@@ -612,7 +620,7 @@ pub fn challenge_types(
     }
     let mut out = Vec::new();
     let mut why = Vec::new();
-    if https_ok && !md.acme_tls_1_domains.is_empty() {
+    if https_ok && !md.found.acme_tls_1_domains.is_empty() {
         out.push("tls-alpn-01".to_string());
     } else if !https_ok {
         why.push("The https: challenge 'tls-alpn-01' is disabled because the server seems not reachable on public port 443.");
@@ -648,7 +656,7 @@ mod challenge_tests {
         let def = MdDef::new(vec!["a.org".into()]);
         let mut m = Md::from_def(&def, &Settings::default(), None);
         assert_eq!(challenge_types(&m, true, true, false).unwrap(), ["http-01"]);
-        m.acme_tls_1_domains = vec!["a.org".into()];
+        m.found.acme_tls_1_domains = vec!["a.org".into()];
         assert_eq!(
             challenge_types(&m, true, true, true).unwrap(),
             ["tls-alpn-01", "http-01", "dns-01"]

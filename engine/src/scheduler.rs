@@ -289,7 +289,11 @@ pub fn process_job(
     if md.renew_mode != RenewMode::Manual {
         notes.push(Note::new(
             Level::Debug,
-            format!("AH10052: md({}): state={}, driving", md.name, md.state),
+            format!(
+                "AH10052: md({}): state={}, driving",
+                md.name,
+                md.found.state.code()
+            ),
         ));
     }
     let ctx = JobCtx {

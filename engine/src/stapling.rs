@@ -162,15 +162,21 @@ impl Stapling {
         true
     }
 
-    /// The response to staple for a certificate id, after a look at the
-    /// store (another child may have fetched a newer one). `Some(None)`:
-    /// stapled here, but no response yet.
-    pub fn response(&self, id: &[u8], now: Micros) -> Option<Option<Vec<u8>>> {
+    /// Hands `f` the response to staple for a certificate id (DER, not
+    /// copied), after a look at the store (another child may have fetched a
+    /// newer one); `f` gets None when the certificate is stapled here but
+    /// has no response yet. None when it is not stapled here.
+    pub fn with_response<R>(
+        &self,
+        id: &[u8],
+        now: Micros,
+        f: impl FnOnce(Option<&[u8]>) -> R,
+    ) -> Option<R> {
         let mut guard = self.lock();
         let reg = guard.as_mut()?;
         let e = reg.entries.get_mut(&hex(id))?;
         refresh_from_store(e, &reg.store, &reg.renew_window, now);
-        Some(e.resp.as_ref().map(|r| r.der.clone()))
+        Some(f(e.resp.as_ref().map(|r| r.der.as_slice())))
     }
 
     /// Whether the responder reported a certificate of an MD revoked
@@ -343,7 +349,7 @@ impl Stapling {
                     e.errors = 0;
                     e.next_run = next;
                 });
-                (next, "ocsp-renewed")
+                (next, job::Event::OcspRenewed)
             }
             Err(err) => {
                 let errors = self
@@ -365,11 +371,11 @@ impl Stapling {
                 ));
                 jb.errors = errors;
                 jb.add_log(now, "ocsp-error", None, Some(err));
-                (next, "ocsp-errored")
+                (next, job::Event::OcspErrored)
             }
         };
         jb.next_run = next;
-        let _ = job::fire(&mut jb, notify, event, now, notes);
+        let _ = job::fire(&mut jb, notify, &event, now, notes);
         if let Err(e) = jb.save(store, Group::Ocsp) {
             notes.push(Note::new(
                 Level::Error,
@@ -412,6 +418,11 @@ fn refresh_from_store(e: &mut Entry, store: &Store, w: &TimeSlice, now: Micros) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The response stapled for `id`, copied.
+    fn der(s: &Stapling, id: &[u8]) -> Option<Option<Vec<u8>>> {
+        s.with_response(id, time::now(), |d| d.map(<[u8]>::to_vec))
+    }
     use crate::ocsp::test_certs::{cert, pem};
     use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -479,8 +490,8 @@ mod tests {
             "{notes:?}"
         );
         // nothing stapled yet, but registered
-        assert_eq!(s.response(&id, time::now()), Some(None));
-        assert_eq!(s.response(b"unknown", time::now()), None);
+        assert_eq!(der(&s, &id), Some(None));
+        assert_eq!(der(&s, b"unknown"), None);
         let _ = std::fs::remove_dir_all(d);
     }
 
@@ -498,10 +509,7 @@ mod tests {
         let next = s.refresh(&host, &global, &fetch);
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         // stapled now, and stored for the other children
-        assert_eq!(
-            s.response(&id, time::now()),
-            Some(Some(response(CertStatus::Good, 24).der))
-        );
+        assert_eq!(der(&s, &id), Some(Some(response(CertStatus::Good, 24).der)));
         let view = &s.views(time::now())[0];
         assert_eq!(view.dir, "a.org");
         assert_eq!(view.job.as_ref().map(|j| j.errors), Some(0));

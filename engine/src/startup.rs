@@ -9,12 +9,13 @@
 //! Log lines are notes (live through the caller's sink).
 
 use crate::config::{
-    self, Fatal, Global, Md, ModConfig, RenewMode, RequireHttps, Settings, NO_SERVER_ADMIN,
+    self, Fatal, Global, Md, ModConfig, RenewMode, RequireHttps, Settings, State, NO_SERVER_ADMIN,
 };
 use crate::job::{self, CommandNotify, Job};
 use crate::log::{Level, Note};
 use crate::reg;
 use crate::reg::CertInfo;
+use crate::scheduler;
 use crate::store::{Group, Store};
 use crate::time::{self, Micros};
 use crate::vhost::{self, VHost};
@@ -34,13 +35,24 @@ pub struct Server {
     pub admin: Option<String>,
 }
 
+/// A server as the rest of the generation knows it: which MDs it has.
+#[derive(Debug, Clone)]
+pub struct Vhost {
+    /// How the glue finds it again (its `server_rec` address).
+    pub id: usize,
+    pub host: VHost,
+    /// Its MDs, as indices into the MDs of the plan or runtime (more than
+    /// one only for a vhost without SSL).
+    pub mds: Vec<usize>,
+}
+
 /// What start-up decided, before mod_ssl runs.
 pub struct Plan {
+    /// The module-wide settings of the generation.
+    pub global: Global,
     pub store: Store,
     pub mds: Vec<Md>,
-    pub servers: Vec<Server>,
-    /// Per server, indices into `mds`.
-    pub assigned: Vec<Vec<usize>>,
+    pub vhosts: Vec<Vhost>,
 }
 
 /// Why the server must not start.
@@ -101,6 +113,15 @@ pub fn before_ssl(
     let vhosts: Vec<VHost> = servers.iter().map(|s| s.vhost.clone()).collect();
     let assigned = vhost::assign(&mds, &vhosts, global.match_mode, global.base_server, notes);
     lend_contacts(&mut mds, &servers, &assigned, notes);
+    let vhosts = servers
+        .into_iter()
+        .zip(assigned)
+        .map(|(s, mds)| Vhost {
+            id: s.id,
+            host: s.vhost,
+            mds,
+        })
+        .collect();
     for md in &mds {
         notes.push(Note::new(
             Level::Trace1,
@@ -112,10 +133,10 @@ pub fn before_ssl(
         ));
     }
     Ok(Plan {
+        global: global.clone(),
         store,
         mds,
-        servers,
-        assigned,
+        vhosts,
     })
 }
 
@@ -148,44 +169,97 @@ impl Default for MdRuntime {
     }
 }
 
+/// An MD of the generation: its configuration and what start-up found.
+pub struct ManagedDomain {
+    pub md: Md,
+    pub rt: MdRuntime,
+}
+
 /// The result of start-up, used by everything that runs after it.
 pub struct Runtime {
+    /// The module-wide settings of the generation (frozen).
+    pub global: Global,
     pub store: Store,
-    pub mds: Vec<Md>,
-    /// Parallel to `mds`.
-    pub md_rt: Vec<MdRuntime>,
+    pub domains: Vec<ManagedDomain>,
+    pub vhosts: Vec<Vhost>,
     pub http_ok: bool,
     pub https_ok: bool,
-    /// Server ids (the glue's `server_rec` addresses), parallel to `vhosts`.
-    pub servers: Vec<usize>,
     /// Server id → index into `vhosts` (request-time lookups).
-    pub server_index: HashMap<usize, usize>,
-    pub vhosts: Vec<VHost>,
-    /// Per vhost, indices into `mds`.
-    pub assigned: Vec<Vec<usize>>,
+    by_id: HashMap<usize, usize>,
 }
 
 impl Runtime {
     /// The runtime of a plan, before mod_ssl has said which vhosts use SSL.
     pub fn from_plan(plan: Plan) -> Runtime {
-        let (servers, vhosts): (Vec<usize>, Vec<VHost>) =
-            plan.servers.into_iter().map(|x| (x.id, x.vhost)).unzip();
         Runtime {
+            global: plan.global,
             store: plan.store,
-            md_rt: plan.mds.iter().map(|_| MdRuntime::default()).collect(),
-            mds: plan.mds,
+            domains: plan
+                .mds
+                .into_iter()
+                .map(|md| ManagedDomain {
+                    md,
+                    rt: MdRuntime::default(),
+                })
+                .collect(),
             http_ok: false,
             https_ok: false,
-            server_index: servers.iter().enumerate().map(|(i, &p)| (p, i)).collect(),
-            servers,
-            vhosts,
-            assigned: plan.assigned,
+            by_id: plan
+                .vhosts
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (v.id, i))
+                .collect(),
+            vhosts: plan.vhosts,
         }
     }
 
-    /// The index of server `id` in `vhosts`.
-    pub fn vhost_index(&self, id: usize) -> Option<usize> {
-        self.server_index.get(&id).copied()
+    /// Server `id`, if it was known at start-up.
+    pub fn vhost(&self, id: usize) -> Option<&Vhost> {
+        self.by_id.get(&id).map(|&i| &self.vhosts[i])
+    }
+
+    /// The MDs of a vhost.
+    pub fn mds_of<'a>(&'a self, v: &'a Vhost) -> impl Iterator<Item = &'a ManagedDomain> + 'a {
+        v.mds.iter().map(|&i| &self.domains[i])
+    }
+
+    /// The one MD of server `id` (none when it has none or several).
+    pub fn md_of(&self, id: usize) -> Option<&ManagedDomain> {
+        match self.vhost(id)?.mds.as_slice() {
+            [mi] => Some(&self.domains[*mi]),
+            _ => None,
+        }
+    }
+
+    /// Whether some vhost has MD `mi`.
+    fn used(&self, mi: usize) -> bool {
+        self.vhosts.iter().any(|v| v.mds.contains(&mi))
+    }
+
+    pub fn mds(&self) -> impl Iterator<Item = &Md> {
+        self.domains.iter().map(|d| &d.md)
+    }
+
+    /// The MDs the renewal job watches, as the scheduler takes them.
+    pub fn watched_items(&self) -> Vec<scheduler::Item> {
+        self.domains
+            .iter()
+            .filter(|d| d.rt.watched)
+            .map(|ManagedDomain { md, rt }| scheduler::Item {
+                md: md.clone(),
+                renew_at: rt.renew_at,
+                warn_at: reg::warn_at(md, &rt.certs),
+                complete: md.found.state == State::Complete,
+                challenges: rt.challenges.clone(),
+                certs: rt.certs.iter().flatten().filter_map(|c| c.leaf()).collect(),
+            })
+            .collect()
+    }
+
+    /// An MD whose renewed certificates wait for a restart to be installed.
+    pub fn staged_ready(&self, now: Micros) -> Option<&Md> {
+        self.mds().find(|m| reg::staged_ready(&self.store, m, now))
     }
 }
 
@@ -213,27 +287,26 @@ pub fn after_ssl(
     now: Micros,
     notes: &mut Vec<Note>,
 ) -> Result<(), StartError> {
-    let ssl_at = |rt: &Runtime, vi: usize| facts.ssl.contains(&rt.servers[vi]);
-    for (vi, a) in rt.assigned.iter().enumerate() {
-        if a.len() > 1 && ssl_at(rt, vi) {
+    let ssl = |v: &Vhost| facts.ssl.contains(&v.id);
+    for v in &rt.vhosts {
+        if v.mds.len() > 1 && ssl(v) {
             return Err(StartError::Failed(format!(
                 "AH10042: conflict: {} MDs match to SSL VirtualHost {}, there can at most be one.",
-                a.len(),
-                rt.vhosts[vi].name
+                v.mds.len(),
+                v.host.name
             )));
         }
     }
-    for md in &rt.mds {
+    for md in rt.mds() {
         config::check_protocol(md).map_err(StartError::Fatal)?;
     }
     // Names of SSL vhosts join their MD (member mode auto), else a warning (§2.3).
-    for vi in 0..rt.vhosts.len() {
-        let a = &rt.assigned[vi];
-        if a.len() != 1 || !ssl_at(rt, vi) {
+    for v in &rt.vhosts {
+        let ([mi], true) = (v.mds.as_slice(), ssl(v)) else {
             continue;
-        }
-        let vh = &rt.vhosts[vi];
-        let md = &mut rt.mds[a[0]];
+        };
+        let vh = &v.host;
+        let md = &mut rt.domains[*mi].md;
         for name in vhost::uncovered_names(md, vh) {
             if md.transitive {
                 md.domains.push(name.to_string());
@@ -258,11 +331,13 @@ pub fn after_ssl(
             if facts.https_ok { "" } else { " not" }
         ),
     ));
-    for mi in 0..rt.mds.len() {
-        rt.mds[mi].acme_tls_1_domains = acme_tls_domains(rt, mi, facts, notes);
-        let used = rt.assigned.iter().any(|a| a.contains(&mi));
-        rt.md_rt[mi] = md_runtime(&rt.store, &mut rt.mds[mi], used, global, facts, now, notes)?;
-        let md = &rt.mds[mi];
+    for mi in 0..rt.domains.len() {
+        let tls = acme_tls_domains(rt, mi, facts, notes);
+        let used = rt.used(mi);
+        let d = &mut rt.domains[mi];
+        d.md.found.acme_tls_1_domains = tls;
+        d.rt = md_runtime(&rt.store, &mut d.md, used, global, facts, now, notes)?;
+        let md = &d.md;
         notes.push(Note::new(
             Level::Trace1,
             format!(
@@ -273,12 +348,11 @@ pub fn after_ssl(
         ));
     }
     // Challenge data of MDs that are no longer configured is stale.
-    let names: Vec<&str> = rt.mds.iter().map(|m| m.name.as_str()).collect();
+    let names: Vec<&str> = rt.mds().map(|m| m.name.as_str()).collect();
     notes.extend(rt.store.purge_group_except(Group::Challenges, &names));
-    for (mi, md) in rt.mds.iter().enumerate() {
-        let used = rt.assigned.iter().any(|a| a.contains(&mi));
-        let ssl_used =
-            (0..rt.vhosts.len()).any(|vi| rt.assigned[vi].contains(&mi) && ssl_at(rt, vi));
+    for (mi, md) in rt.mds().enumerate() {
+        let used = rt.used(mi);
+        let ssl_used = rt.vhosts.iter().any(|v| v.mds.contains(&mi) && ssl(v));
         if md.require_https != RequireHttps::Off && !ssl_used {
             notes.push(Note::new(
                 Level::Warn,
@@ -296,8 +370,8 @@ pub fn after_ssl(
         }
     }
     // A job that failed before the restart starts over (§3.1).
-    for (mi, md) in rt.mds.iter().enumerate() {
-        if !rt.md_rt[mi].watched {
+    for ManagedDomain { md, rt: mrt } in &rt.domains {
+        if !mrt.watched {
             continue;
         }
         if let Ok(j) = Job::load(&rt.store, Group::Staging, &md.name) {
@@ -322,18 +396,19 @@ fn acme_tls_domains(
     facts: &SslFacts<'_>,
     notes: &mut Vec<Note>,
 ) -> Vec<String> {
-    let md = &rt.mds[mi];
+    let md = &rt.domains[mi].md;
     let mut out = Vec::new();
     for d in &md.domains {
-        let https: Vec<usize> = (0..rt.vhosts.len())
-            .filter(|&vi| {
-                rt.assigned[vi].contains(&mi)
-                    && facts.ssl.contains(&rt.servers[vi])
-                    && (rt.vhosts[vi].matches_host(d)
-                        || vhost::domain_matches(d, &rt.vhosts[vi].name))
+        let https: Vec<&Vhost> = rt
+            .vhosts
+            .iter()
+            .filter(|v| {
+                v.mds.contains(&mi)
+                    && facts.ssl.contains(&v.id)
+                    && (v.host.matches_host(d) || vhost::domain_matches(d, &v.host.name))
             })
             .collect();
-        if https.iter().any(|&vi| (facts.acme_tls)(rt.servers[vi])) {
+        if https.iter().any(|v| (facts.acme_tls)(v.id)) {
             out.push(d.clone());
             continue;
         }
@@ -376,8 +451,8 @@ fn md_runtime(
         md.ca_urls = vec![config::LETSENCRYPT_URL.to_string()];
     }
     let (state, descr, certs) = reg::compute_state(store, md);
-    md.state = state;
-    md.state_descr = descr;
+    md.found.state = state;
+    md.found.descr = descr;
     if !md.cert_files.is_empty() && md.renew_mode == RenewMode::Auto {
         md.renew_mode = RenewMode::Manual;
     }
@@ -397,7 +472,7 @@ fn md_runtime(
             global.dns01_cmd.is_some(),
         )
     };
-    let watched = state != reg::STATE_ERROR && (used || md.renew_mode == RenewMode::Always);
+    let watched = state != State::Error && (used || md.renew_mode == RenewMode::Always);
     if watched && md.renew_mode != RenewMode::Manual {
         if let Err(e) = &challenges {
             notes.push(Note::new(
@@ -454,7 +529,13 @@ fn install(store: &Store, mds: &[Md], conf: &ModConfig, notes: &mut Vec<Note>) {
                     notify_cmd: None,
                     notes: Vec::new(),
                 };
-                let _ = job::fire(&mut j, &mut notify, "installed", time::now(), notes);
+                let _ = job::fire(
+                    &mut j,
+                    &mut notify,
+                    &job::Event::Installed,
+                    time::now(),
+                    notes,
+                );
                 let _ = j.save(store, Group::Domains);
                 notes.append(&mut notify.notes);
             }
@@ -577,7 +658,13 @@ mod tests {
             &mut notes,
         )
         .unwrap();
-        assert_eq!(plan.assigned, vec![vec![0], vec![0], vec![]]);
+        assert_eq!(
+            plan.vhosts
+                .iter()
+                .map(|v| v.mds.clone())
+                .collect::<Vec<_>>(),
+            vec![vec![0], vec![0], vec![]]
+        );
         assert_eq!(plan.mds[0].contacts, vec!["mailto:admin@a.org".to_string()]);
         assert!(plan.mds[1].contacts.is_empty());
         assert!(notes
@@ -659,29 +746,33 @@ mod tests {
         after_ssl(&mut rt, &Global::default(), &facts, time::now(), &mut notes).unwrap();
         // the SSL vhost's ServerName joins its MD (member mode auto)
         assert_eq!(
-            rt.mds[0].domains,
+            rt.domains[0].md.domains,
             vec!["e.org".to_string(), "www.e.org".to_string()]
         );
         // no acme-tls/1 anywhere: said at debug per domain
-        assert!(rt.mds[0].acme_tls_1_domains.is_empty());
+        assert!(rt.domains[0].md.found.acme_tls_1_domains.is_empty());
         assert!(notes.iter().any(|n| n
             .msg
             .starts_with("AH10169: e.org: https server_rec for e.org")));
         // used → watched, with the default CA, http-01 usable; unused → not
-        assert!(rt.md_rt[0].watched);
-        assert_eq!(rt.mds[0].ca_urls, vec![config::LETSENCRYPT_URL.to_string()]);
-        assert!(rt.md_rt[0]
+        assert!(rt.domains[0].rt.watched);
+        assert_eq!(
+            rt.domains[0].md.ca_urls,
+            vec![config::LETSENCRYPT_URL.to_string()]
+        );
+        assert!(rt.domains[0]
+            .rt
             .challenges
             .as_ref()
             .unwrap()
             .contains(&"http-01".to_string()));
-        assert!(!rt.md_rt[1].watched);
+        assert!(!rt.domains[1].rt.watched);
         assert!(notes
             .iter()
             .any(|n| n.msg == "AH10045: No VirtualHost matches Managed Domain lonely.org"));
         // md.json written as synced
         assert!(rt.store.path(Group::Domains, "e.org", "md.json").exists());
-        assert!(rt.md_rt[0].renew_at > 0);
+        assert!(rt.domains[0].rt.renew_at > 0);
         let _ = std::fs::remove_dir_all(d);
     }
 

@@ -1,7 +1,7 @@
 //! Status rendering (spec §6.1): the `md-status` JSON of an MD and the
 //! overview.
 
-use crate::config::Md;
+use crate::config::{Md, State};
 use crate::job::Job;
 use crate::reg::CertInfo;
 use crate::store::{Group, Store};
@@ -281,12 +281,12 @@ fn ymd(t: Micros) -> String {
 }
 
 fn status_word(v: &MdView<'_>, now: Micros) -> String {
-    match v.md.state {
-        crate::reg::STATE_INCOMPLETE => match &v.md.state_descr {
+    match v.md.found.state {
+        State::Incomplete => match &v.md.found.descr {
             Some(d) => format!("incomplete: {d}"),
             None => "incomplete".into(),
         },
-        crate::reg::STATE_COMPLETE => {
+        State::Complete => {
             let until = v
                 .certs
                 .iter()
@@ -300,8 +300,8 @@ fn status_word(v: &MdView<'_>, now: Micros) -> String {
                 "good".into()
             }
         }
-        crate::reg::STATE_ERROR => "error".into(),
-        5 => "missing information".into(),
+        State::Error => "error".into(),
+        State::MissingInformation => "missing information".into(),
         _ => "unknown".into(),
     }
 }
@@ -335,17 +335,14 @@ pub fn server_status_text(
     let mut out = String::new();
     let ok = views
         .iter()
-        .filter(|v| v.md.state == crate::reg::STATE_COMPLETE)
+        .filter(|v| v.md.found.state == State::Complete)
         .count();
     let renew = views.iter().filter(|v| due(v, now)).count();
     let errored = views
         .iter()
         .filter(|v| {
             (due(v, now) && v.job.as_ref().is_some_and(job_failed))
-                || !matches!(
-                    v.md.state,
-                    crate::reg::STATE_COMPLETE | crate::reg::STATE_INCOMPLETE
-                )
+                || !matches!(v.md.found.state, State::Complete | State::Incomplete)
         })
         .count();
     let ready = views
@@ -370,7 +367,7 @@ pub fn server_status_text(
             }
             out.push_str(&format!("{p}ValidUntil: {}\n", ymd(until)));
         }
-        let urls: Vec<String> = match &v.md.ca_url {
+        let urls: Vec<String> = match &v.md.found.ca_url {
             Some(u) => vec![u.clone()],
             None => v.md.ca_urls.clone(),
         };
@@ -513,7 +510,7 @@ pub fn server_status_html(
             ));
         }
         out.push_str("</td><td>");
-        let urls: Vec<String> = match &v.md.ca_url {
+        let urls: Vec<String> = match &v.md.found.ca_url {
             Some(u) => vec![u.clone()],
             None => v.md.ca_urls.clone(),
         };
@@ -644,7 +641,7 @@ pub fn metrics(views: &[MdView<'_>], now: Micros) -> String {
         "md_domain_state",
         "State of the managed domain: 0 unknown, 1 incomplete, 2 complete, 4 error.",
         "gauge",
-        per_md(&|v| v.md.state as f64),
+        per_md(&|v| v.md.found.state.code() as f64),
     );
     family(
         "md_domain_renewal_errors",
@@ -673,10 +670,10 @@ pub fn metrics(views: &[MdView<'_>], now: Micros) -> String {
     .into_iter()
     .collect();
     for v in views {
-        let k = match v.md.state {
-            crate::reg::STATE_INCOMPLETE => "incomplete",
-            crate::reg::STATE_COMPLETE => "complete",
-            crate::reg::STATE_ERROR => "error",
+        let k = match v.md.found.state {
+            State::Incomplete => "incomplete",
+            State::Complete => "complete",
+            State::Error => "error",
             _ => "unknown",
         };
         *by_state.entry(k).or_default() += 1;
@@ -710,7 +707,7 @@ mod tests {
         let def = MdDef::new(vec!["a.org".into(), "www.a.org".into()]);
         let mut md = Md::from_def(&def, &Settings::default(), None);
         md.ca_urls = vec![crate::config::LETSENCRYPT_URL.into()];
-        md.state = crate::reg::STATE_COMPLETE;
+        md.found.state = State::Complete;
         let k = Key::generate(&KeySpec::Ec("P-256".into())).unwrap();
         let c = crypto::fallback_cert(&k, &md.domains).unwrap();
         let info = CertInfo::from_pem("rsa", &c.to_pem().unwrap()).unwrap();

@@ -1,7 +1,7 @@
 //! Certificates from the local tailscale daemon (spec §9): the C module
 //! dropped this in 2.6.0; this module speaks the current LocalAPI.
 
-use crate::acme::{status, AcmeError};
+use crate::acme::{AcmeError, Kind};
 use crate::config::{tailscale_socket_path as socket_path, Md, TAILSCALE_DEFAULT_URL};
 use crate::crypto::{self, Key};
 use crate::http::{Client, HttpError};
@@ -21,7 +21,7 @@ pub fn fetch(store: &Store, md: &Md, user_agent: &str, run_user: &str) -> Result
         .ca_urls
         .first()
         .map_or(TAILSCALE_DEFAULT_URL, String::as_str);
-    let sock = socket_path(url).map_err(|e| AcmeError::new(status::EINVAL, e))?;
+    let sock = socket_path(url).map_err(|e| AcmeError::new(Kind::Invalid, e))?;
     if let Err(e) = std::os::unix::net::UnixStream::connect(&sock) {
         let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {
             format!(
@@ -33,9 +33,9 @@ pub fn fetch(store: &Store, md: &Md, user_agent: &str, run_user: &str) -> Result
         };
         return Err(AcmeError::new(
             if e.kind() == std::io::ErrorKind::PermissionDenied {
-                status::EACCES
+                Kind::Denied
             } else {
-                status::ECONNREFUSED
+                Kind::Refused
             },
             format!("cannot connect to tailscaled at {sock}: {e}.{hint}"),
         ));
@@ -53,11 +53,11 @@ pub fn fetch(store: &Store, md: &Md, user_agent: &str, run_user: &str) -> Result
                 HttpError::Transport(_, m) => m,
                 other => other.to_string(),
             };
-            AcmeError::new(status::ECONNREFUSED, format!("tailscaled at {sock}: {msg}"))
+            AcmeError::new(Kind::Refused, format!("tailscaled at {sock}: {msg}"))
         })?;
     if r.status != 200 {
         return Err(AcmeError::new(
-            status::EGENERAL,
+            Kind::General,
             format!(
                 "tailscaled refused the certificate for {domain} (HTTP {}): {}",
                 r.status,
@@ -67,7 +67,7 @@ pub fn fetch(store: &Store, md: &Md, user_agent: &str, run_user: &str) -> Result
     }
     let bad = |what: &str| {
         AcmeError::new(
-            status::EINVAL,
+            Kind::Invalid,
             format!("tailscaled answered for {domain} without a usable {what}"),
         )
     };
@@ -76,12 +76,12 @@ pub fn fetch(store: &Store, md: &Md, user_agent: &str, run_user: &str) -> Result
     let leaf = chain.first().ok_or_else(|| bad("certificate"))?;
     if !key.matches(leaf) {
         return Err(AcmeError::new(
-            status::EINVAL,
+            Kind::Invalid,
             format!("tailscaled's key and certificate for {domain} do not match"),
         ));
     }
-    let serr = |e: crate::store::StoreError| AcmeError::new(status::EGENERAL, e.msg);
-    let pem = crypto::chain_to_pem(&chain).map_err(|e| AcmeError::new(status::EGENERAL, e.0))?;
+    let serr = |e: crate::store::StoreError| AcmeError::new(Kind::General, e.msg);
+    let pem = crypto::chain_to_pem(&chain).map_err(|e| AcmeError::new(Kind::General, e.0))?;
     store
         .save_key(Group::Staging, &md.name, "privkey.pem", &key)
         .map_err(serr)?;
@@ -89,7 +89,7 @@ pub fn fetch(store: &Store, md: &Md, user_agent: &str, run_user: &str) -> Result
         .save_bytes(Group::Staging, &md.name, "pubcert.pem", &pem, false)
         .map_err(serr)?;
     let mut staged = md.clone();
-    staged.ca_url = Some(url.to_string());
+    staged.found.ca_url = Some(url.to_string());
     store
         .save_json(Group::Staging, &md.name, "md.json", &staged.to_json())
         .map_err(serr)?;

@@ -2,7 +2,7 @@
 //! staged `staging/<md>/account.{json,pem}`, selection, validation and
 //! registration.
 
-use super::{json_body, status, AResult, Acme, AcmeError};
+use super::{json_body, AResult, Acme, AcmeError, Kind};
 use crate::config::Md;
 use crate::crypto::{self, Key};
 use crate::log::{Level, Note};
@@ -190,7 +190,7 @@ fn validate(acme: &mut Acme, acct: &mut Account) -> AResult<()> {
 fn validate_at_ca(acme: &mut Acme, acct: &mut Account) -> AResult<()> {
     let mut r = acme.post_as_get(&acct.url);
     if let Err(e) = &r {
-        if e.status == status::EINVAL
+        if e.kind == Kind::Invalid
             && (acct.agreement.is_some() || acme.dir.terms_of_service.is_none())
         {
             let url = acct.url.clone();
@@ -206,7 +206,7 @@ fn validate_at_ca(acme: &mut Acme, acct: &mut Account) -> AResult<()> {
     }
     if !acct.is_valid() {
         return Err(AcmeError::new(
-            status::EACCES,
+            Kind::Denied,
             format!(
                 "account {} is {}",
                 acct.url,
@@ -224,12 +224,12 @@ fn validate_at_ca(acme: &mut Acme, acct: &mut Account) -> AResult<()> {
 pub fn select(acme: &mut Acme, store: &Store, md: &Md, notes: &mut Vec<Note>) -> AResult<Source> {
     let ca_url = acme.dir.url.clone();
     let mut candidates: Vec<Source> = vec![Source::Staged(md.name.clone())];
-    if let Some(id) = &md.ca_account {
+    if let Some(id) = &md.found.ca_account {
         candidates.push(Source::Stored(id.clone()));
     }
     let prefix = id_prefix(&ca_url);
     for id in store.names(Group::Accounts) {
-        if id.starts_with(&prefix) && md.ca_account.as_ref() != Some(&id) {
+        if id.starts_with(&prefix) && md.found.ca_account.as_ref() != Some(&id) {
             candidates.push(Source::Stored(id));
         }
     }
@@ -238,7 +238,7 @@ pub fn select(acme: &mut Acme, store: &Store, md: &Md, notes: &mut Vec<Note>) ->
             candidates.push(Source::Staged(name));
         }
     }
-    if let Some(id) = &md.ca_account {
+    if let Some(id) = &md.found.ca_account {
         if !store.group_dir(Group::Accounts).join(id).exists() {
             notes.push(Note::new(
                 Level::Warn,
@@ -284,7 +284,7 @@ pub fn select(acme: &mut Acme, store: &Store, md: &Md, notes: &mut Vec<Note>) ->
                 ));
                 return Ok(src);
             }
-            Err(e) if [status::ENOENT, status::EACCES, status::EINVAL].contains(&e.status) => {
+            Err(e) if [Kind::NotFound, Kind::Denied, Kind::Invalid].contains(&e.kind) => {
                 notes.push(Note::new(
                     Level::Info,
                     format!(
@@ -312,7 +312,7 @@ pub fn select(acme: &mut Acme, store: &Store, md: &Md, notes: &mut Vec<Note>) ->
 fn register(acme: &mut Acme, store: &Store, md: &Md, notes: &mut Vec<Note>) -> AResult<()> {
     if md.contacts.is_empty() {
         return Err(AcmeError::new(
-            status::EINVAL,
+            Kind::Invalid,
             format!(
                 "No contact information is available for MD {}. Configure one using the \
                  MDContactEmail or ServerAdmin directive.",
@@ -323,7 +323,7 @@ fn register(acme: &mut Acme, store: &Store, md: &Md, notes: &mut Vec<Note>) -> A
     let tos = acme.dir.terms_of_service.clone();
     let Some(agreement) = md.ca_agreement.clone() else {
         return Err(AcmeError::with_problem(
-            status::EINVAL,
+            Kind::Invalid,
             "urn:ietf:params:acme:error:userActionRequired",
             format!(
                 "the CA requires you to accept the terms-of-service as specified in <{}>. Please \
@@ -349,8 +349,8 @@ fn register(acme: &mut Acme, store: &Store, md: &Md, notes: &mut Vec<Note>) -> A
     // §7.3.1), bypassing the External Account Binding it should check.
     super::check_shutdown()?;
     let key =
-        Key::generate_rsa(ACCOUNT_KEY_BITS).map_err(|e| AcmeError::new(status::EGENERAL, e.0))?;
-    let jwk = key.jwk().map_err(|e| AcmeError::new(status::EINVAL, e.0))?;
+        Key::generate_rsa(ACCOUNT_KEY_BITS).map_err(|e| AcmeError::new(Kind::General, e.0))?;
+    let jwk = key.jwk().map_err(|e| AcmeError::new(Kind::Invalid, e.0))?;
     let mut payload = Map::new();
     payload.insert("contact".into(), json!(md.contacts));
     if tos.is_some() {
@@ -360,7 +360,7 @@ fn register(acme: &mut Acme, store: &Store, md: &Md, notes: &mut Vec<Note>) -> A
     if let Some((kid, hmac)) = &eab {
         let obj = crypto::eab_jws(kid, hmac, &acme.dir.new_account, &jwk).map_err(|e| {
             AcmeError::with_problem(
-                status::EINVAL,
+                Kind::Invalid,
                 "apache:eab-hmac-invalid",
                 format!("invalid EAB hmac for kid {kid}: {e}"),
             )
@@ -373,7 +373,7 @@ fn register(acme: &mut Acme, store: &Store, md: &Md, notes: &mut Vec<Note>) -> A
     let acct_url = r
         .header("location")
         .map(str::to_string)
-        .ok_or_else(|| AcmeError::new(status::EINVAL, "new account without Location header"))?;
+        .ok_or_else(|| AcmeError::new(Kind::Invalid, "new account without Location header"))?;
     let reg = json_body(&r).unwrap_or(Value::Null);
     let acct = Account {
         status: Some(
@@ -401,7 +401,7 @@ fn register(acme: &mut Acme, store: &Store, md: &Md, notes: &mut Vec<Note>) -> A
     store
         .save_key(Group::Staging, &md.name, ACCOUNT_KEY, &key)
         .and_then(|()| store.save_json(Group::Staging, &md.name, "account.json", &acct.to_json()))
-        .map_err(|e| AcmeError::new(status::EGENERAL, e.msg))?;
+        .map_err(|e| AcmeError::new(Kind::General, e.msg))?;
     acme.account = Some((acct_url.clone(), key));
     notes.push(Note::new(
         Level::Info,

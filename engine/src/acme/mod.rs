@@ -4,9 +4,11 @@
 
 pub mod account;
 pub mod order;
+pub mod resource;
 
 use crate::crypto::{self, Key};
 use crate::http::{Client, HttpError, Response, TransportKind};
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use std::time::{Duration, Instant};
 
@@ -43,11 +45,64 @@ pub mod status {
     }
 }
 
-/// A failed ACME step: an APR-like status, the problem type (if the CA sent
-/// one or the module assigns one) and a text for the admin.
+/// What kind of failure an error is. The APR status that job.json, md-status
+/// and the log show is derived from it at the edge ([`Kind::apr`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// The resource does not exist (at the CA or in the store).
+    NotFound,
+    /// Try again now: a bad nonce, a CA that is busy.
+    Again,
+    /// Not allowed: unauthorized, an account that is not valid.
+    Denied,
+    /// The data is wrong: a malformed request or answer.
+    Invalid,
+    TimedOut,
+    /// The CA (or tailscaled) cannot be reached.
+    Refused,
+    /// The CA refused an argument: rate limits, rejected identifiers.
+    BadArgument,
+    General,
+    NotImplemented,
+    /// The server is shutting down; the work resumes on the next run.
+    Canceled,
+}
+
+impl Kind {
+    /// The APR status code of this kind.
+    pub fn apr(self) -> i32 {
+        use status::*;
+        match self {
+            Kind::NotFound => ENOENT,
+            Kind::Again => EAGAIN,
+            Kind::Denied => EACCES,
+            Kind::Invalid => EINVAL,
+            Kind::TimedOut => ETIMEDOUT,
+            Kind::Refused => ECONNREFUSED,
+            Kind::BadArgument => BADARG,
+            Kind::General => EGENERAL,
+            Kind::NotImplemented => ENOTIMPL,
+            Kind::Canceled => ECANCELED,
+        }
+    }
+}
+
+/// When a failed step may be tried again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// At once, by re-sending the request (§4.2: up to [`MAX_RETRIES`]).
+    Now,
+    /// After the job's back-off (§3.5).
+    Backoff,
+    /// A problem with the input (§3.5): not before a day.
+    NextDay,
+}
+
+/// A failed ACME step: its kind, the problem type (if the CA sent one or
+/// the module assigns one) and a text for the admin.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AcmeError {
-    pub status: i32,
+    pub kind: Kind,
     pub problem: Option<String>,
     pub detail: String,
     pub subproblems: Option<Box<Value>>,
@@ -63,27 +118,43 @@ impl std::fmt::Display for AcmeError {
 }
 
 impl AcmeError {
-    pub fn new(status: i32, detail: impl Into<String>) -> AcmeError {
+    pub fn new(kind: Kind, detail: impl Into<String>) -> AcmeError {
         AcmeError {
-            status,
+            kind,
             problem: None,
             detail: detail.into(),
             subproblems: None,
         }
     }
 
-    pub fn with_problem(status: i32, problem: &str, detail: impl Into<String>) -> AcmeError {
+    pub fn with_problem(kind: Kind, problem: &str, detail: impl Into<String>) -> AcmeError {
         AcmeError {
-            status,
+            kind,
             problem: Some(problem.to_string()),
             detail: detail.into(),
             subproblems: None,
         }
     }
 
+    /// The APR status of the error (job.json, md-status, the log).
+    pub fn status(&self) -> i32 {
+        self.kind.apr()
+    }
+
     /// "Input related" problems wait a day before the next try (§3.5).
     pub fn input_related(&self) -> bool {
         self.problem.as_deref().is_some_and(|p| problem_kind(p).1)
+    }
+
+    /// When the step may be tried again.
+    pub fn retry(&self) -> Retry {
+        if self.input_related() {
+            Retry::NextDay
+        } else if self.kind == Kind::Again {
+            Retry::Now
+        } else {
+            Retry::Backoff
+        }
     }
 }
 
@@ -94,7 +165,7 @@ pub type AResult<T> = Result<T, AcmeError>;
 pub fn check_shutdown() -> AResult<()> {
     if crate::shutdown::requested() {
         return Err(AcmeError::new(
-            status::ECANCELED,
+            Kind::Canceled,
             "the server is shutting down",
         ));
     }
@@ -102,30 +173,29 @@ pub fn check_shutdown() -> AResult<()> {
 }
 
 /// Status and "input related" flag of a problem type (§4.2 table).
-pub fn problem_kind(ptype: &str) -> (i32, bool) {
-    use status::*;
+pub fn problem_kind(ptype: &str) -> (Kind, bool) {
     let lower = ptype.to_ascii_lowercase();
     let t = lower
         .strip_prefix("urn:ietf:params:")
         .or_else(|| lower.strip_prefix("urn:"))
         .unwrap_or(&lower);
     match t {
-        "acme:error:agreementrequired" => (EGENERAL, true),
-        "acme:error:badcsr" => (EINVAL, true),
-        "acme:error:badnonce" => (EAGAIN, false),
-        "acme:error:badsignaturealgorithm" => (EINVAL, true),
-        "acme:error:externalaccountrequired" => (EINVAL, true),
-        "acme:error:invalidcontact" => (BADARG, true),
-        "acme:error:unsupportedcontact" => (EGENERAL, true),
-        "acme:error:malformed" => (EINVAL, true),
-        "acme:error:ratelimited" => (BADARG, false),
-        "acme:error:rejectedidentifier" => (BADARG, true),
-        "acme:error:serverinternal" => (EGENERAL, false),
-        "acme:error:unauthorized" => (EACCES, false),
-        "acme:error:unsupportedidentifier" => (BADARG, true),
-        "acme:error:useractionrequired" => (EGENERAL, true),
-        "acme:error:badrevocationreason" => (EINVAL, true),
-        _ => (EGENERAL, false),
+        "acme:error:agreementrequired" => (Kind::General, true),
+        "acme:error:badcsr" => (Kind::Invalid, true),
+        "acme:error:badnonce" => (Kind::Again, false),
+        "acme:error:badsignaturealgorithm" => (Kind::Invalid, true),
+        "acme:error:externalaccountrequired" => (Kind::Invalid, true),
+        "acme:error:invalidcontact" => (Kind::BadArgument, true),
+        "acme:error:unsupportedcontact" => (Kind::General, true),
+        "acme:error:malformed" => (Kind::Invalid, true),
+        "acme:error:ratelimited" => (Kind::BadArgument, false),
+        "acme:error:rejectedidentifier" => (Kind::BadArgument, true),
+        "acme:error:serverinternal" => (Kind::General, false),
+        "acme:error:unauthorized" => (Kind::Denied, false),
+        "acme:error:unsupportedidentifier" => (Kind::BadArgument, true),
+        "acme:error:useractionrequired" => (Kind::General, true),
+        "acme:error:badrevocationreason" => (Kind::Invalid, true),
+        _ => (Kind::General, false),
     }
 }
 
@@ -133,9 +203,9 @@ fn http_error(url: &str, e: HttpError) -> AcmeError {
     match e {
         HttpError::Transport(kind, msg) => {
             let st = match kind {
-                TransportKind::Connect => status::ECONNREFUSED,
-                TransportKind::Timeout => status::ETIMEDOUT,
-                _ => status::EGENERAL,
+                TransportKind::Connect => Kind::Refused,
+                TransportKind::Timeout => Kind::TimedOut,
+                _ => Kind::General,
             };
             AcmeError::new(
                 st,
@@ -151,7 +221,7 @@ fn http_error(url: &str, e: HttpError) -> AcmeError {
             )
         }
         HttpError::TooLarge(n) => AcmeError::new(
-            status::EINVAL,
+            Kind::Invalid,
             format!("response from {url} exceeds the limit of {n} bytes"),
         ),
     }
@@ -170,50 +240,43 @@ pub fn json_body(r: &Response) -> Option<Value> {
 
 /// Turns a non-2xx response into an error (§4.2).
 pub fn response_error(r: &Response) -> AcmeError {
-    if let Some(j) =
-        json_body(r).filter(|_| r.content_type().as_deref() == Some("application/problem+json"))
-    {
-        let ptype = j
-            .get("type")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let detail = match j.get("detail").and_then(Value::as_str) {
-            Some(d) if !d.is_empty() => d.to_string(),
+    let problem = json_body(r)
+        .filter(|_| r.content_type().as_deref() == Some("application/problem+json"))
+        .and_then(|j| resource::Problem::deserialize(&j).ok());
+    if let Some(p) = problem {
+        let detail = if p.detail.is_empty() {
             // a problem document without a text: say at least what came
-            _ => format!(
+            format!(
                 "the CA answered HTTP {} with a problem document without detail{}",
                 r.status,
-                if ptype.is_empty() { " or type" } else { "" }
-            ),
+                if p.kind.is_empty() { " or type" } else { "" }
+            )
+        } else {
+            p.detail
         };
-        let (st, _) = problem_kind(&ptype);
+        let (st, _) = problem_kind(&p.kind);
         return AcmeError {
-            status: st,
-            problem: Some(ptype),
+            kind: st,
+            problem: Some(p.kind),
             detail,
-            subproblems: j
-                .get("subproblems")
-                .filter(|v| v.is_array())
-                .cloned()
-                .map(Box::new),
+            subproblems: p.subproblems.map(|s| Box::new(Value::Array(s))),
         };
     }
     match r.status {
         400 => AcmeError::new(
-            status::EINVAL,
+            Kind::Invalid,
             format!("unexpected http status: {}", r.status),
         ),
         401 | 403 => AcmeError::new(
-            status::EACCES,
+            Kind::Denied,
             format!("unexpected http status: {}", r.status),
         ),
         404 => AcmeError::new(
-            status::ENOENT,
+            Kind::NotFound,
             format!("unexpected http status: {}", r.status),
         ),
         _ => AcmeError::new(
-            status::EGENERAL,
+            Kind::General,
             format!("unexpected http status: {}", r.status),
         ),
     }
@@ -236,30 +299,19 @@ pub struct Directory {
 
 impl Directory {
     pub fn parse(url: &str, j: &Value) -> AResult<Directory> {
-        let s = |k: &str| j.get(k).and_then(Value::as_str).map(str::to_string);
-        if let (Some(na), Some(no), Some(nn)) = (s("newAccount"), s("newOrder"), s("newNonce")) {
-            let meta = j.get("meta");
+        if let Ok(d) = resource::DirectoryResource::deserialize(j) {
+            let meta = d.meta.unwrap_or_default();
             return Ok(Directory {
                 url: url.to_string(),
-                new_account: na,
-                new_order: no,
-                new_nonce: nn,
-                revoke_cert: s("revokeCert"),
-                key_change: s("keyChange"),
-                renewal_info: s("renewalInfo"),
-                terms_of_service: meta
-                    .and_then(|m| m.get("termsOfService"))
-                    .and_then(Value::as_str)
-                    .map(str::to_string),
-                eab_required: meta
-                    .and_then(|m| m.get("externalAccountRequired"))
-                    .and_then(Value::as_bool)
-                    .unwrap_or(false),
-                profiles: meta
-                    .and_then(|m| m.get("profiles"))
-                    .and_then(Value::as_object)
-                    .map(|o| o.keys().cloned().collect())
-                    .unwrap_or_default(),
+                new_account: d.new_account,
+                new_order: d.new_order,
+                new_nonce: d.new_nonce,
+                revoke_cert: d.revoke_cert,
+                key_change: d.key_change,
+                renewal_info: d.renewal_info,
+                terms_of_service: meta.terms_of_service,
+                eab_required: meta.external_account_required,
+                profiles: meta.profiles.keys().cloned().collect(),
             });
         }
         if ["new-authz", "new-cert", "new-reg", "revoke-cert"]
@@ -267,13 +319,13 @@ impl Directory {
             .all(|k| j.get(k).is_some())
         {
             return Err(AcmeError::new(
-                status::EINVAL,
+                Kind::Invalid,
                 "ACME server speaks version 1, an obsolete version of the ACME protocol that is no \
                  longer supported.",
             ));
         }
         Err(AcmeError::new(
-            status::EINVAL,
+            Kind::Invalid,
             format!("Unable to understand ACME server response from {url}. Wrong ACME protocol version or link?"),
         ))
     }
@@ -297,7 +349,7 @@ impl Acme {
         let r = http.get(url).map_err(|e| http_error(url, e))?;
         if r.status == 503 {
             return Err(AcmeError::new(
-                status::EAGAIN,
+                Kind::Again,
                 format!(
                     "The ACME server at {url} reports that Service is Unavailable (503). This may \
                      happen during maintenance for short periods of time."
@@ -306,12 +358,12 @@ impl Acme {
         }
         if !(200..300).contains(&r.status) {
             let mut e = response_error(&r);
-            e.status = status::EAGAIN;
+            e.kind = Kind::Again;
             return Err(e);
         }
         let j = json_body(&r).ok_or_else(|| {
             AcmeError::new(
-                status::EINVAL,
+                Kind::Invalid,
                 format!("Unable to understand ACME server response from {url}. Wrong ACME protocol version or link?"),
             )
         })?;
@@ -340,7 +392,7 @@ impl Acme {
             .map_err(|e| http_error(&url, e))?;
         r.header("replay-nonce").map(str::to_string).ok_or_else(|| {
             AcmeError::new(
-                status::EGENERAL,
+                Kind::General,
                 format!("no nonce from {url} (HTTP {})", r.status),
             )
         })
@@ -361,16 +413,16 @@ impl Acme {
             Some((u, k)) => (u.clone(), k),
             None => {
                 return Err(AcmeError::new(
-                    status::EINVAL,
+                    Kind::Invalid,
                     "no account to sign the request with",
                 ))
             }
         };
         let key_alg = key
             .jws_alg()
-            .map_err(|e| AcmeError::new(status::EINVAL, e.0))?;
+            .map_err(|e| AcmeError::new(Kind::Invalid, e.0))?;
         let jwk = if with_jwk {
-            Some(key.jwk().map_err(|e| AcmeError::new(status::EINVAL, e.0))?)
+            Some(key.jwk().map_err(|e| AcmeError::new(Kind::Invalid, e.0))?)
         } else {
             None
         };
@@ -391,7 +443,7 @@ impl Acme {
             };
             let key = &self.account.as_ref().expect("account checked above").1;
             let body = crypto::jws(key, &prot, &payload_text)
-                .map_err(|e| AcmeError::new(status::EINVAL, e.0))?;
+                .map_err(|e| AcmeError::new(Kind::Invalid, e.0))?;
             let body = serde_json::to_string_pretty(&body).unwrap_or_default();
             let r = self
                 .http
@@ -406,7 +458,7 @@ impl Acme {
                 return Ok(r);
             }
             let e = response_error(&r);
-            if e.status == status::EAGAIN && attempt < MAX_RETRIES {
+            if e.retry() == Retry::Now && attempt < MAX_RETRIES {
                 attempt += 1;
                 continue;
             }
@@ -422,7 +474,7 @@ impl Acme {
     pub fn get_json(&mut self, url: &str) -> AResult<Value> {
         let r = self.post_as_get(url)?;
         json_body(&r).ok_or_else(|| {
-            AcmeError::new(status::EINVAL, format!("response from {url} is not JSON"))
+            AcmeError::new(Kind::Invalid, format!("response from {url} is not JSON"))
         })
     }
 }
@@ -444,10 +496,7 @@ pub fn poll<T>(
             return Ok(v);
         }
         if start.elapsed() >= timeout {
-            return Err(AcmeError::new(
-                status::ETIMEDOUT,
-                format!("{what}: timeout"),
-            ));
+            return Err(AcmeError::new(Kind::TimedOut, format!("{what}: timeout")));
         }
         let wait = hint.unwrap_or(pause).min(Duration::from_secs(10));
         if !crate::shutdown::sleep(
@@ -455,7 +504,7 @@ pub fn poll<T>(
                 .max(Duration::from_millis(10)),
         ) {
             return Err(AcmeError::new(
-                status::ECANCELED,
+                Kind::Canceled,
                 format!("{what}: the server is shutting down"),
             ));
         }
@@ -480,33 +529,39 @@ mod tests {
     fn problem_table() {
         assert_eq!(
             problem_kind("urn:ietf:params:acme:error:badNonce"),
-            (status::EAGAIN, false)
+            (Kind::Again, false)
         );
         assert_eq!(
             problem_kind("urn:acme:error:rejectedIdentifier"),
-            (status::BADARG, true)
+            (Kind::BadArgument, true)
         );
-        assert_eq!(problem_kind("acme:error:MALFORMED"), (status::EINVAL, true));
+        assert_eq!(problem_kind("acme:error:MALFORMED"), (Kind::Invalid, true));
         assert_eq!(
             problem_kind("urn:ietf:params:acme:error:unauthorized"),
-            (status::EACCES, false)
+            (Kind::Denied, false)
         );
         assert_eq!(
             problem_kind("urn:ietf:params:acme:error:rateLimited"),
-            (status::BADARG, false)
+            (Kind::BadArgument, false)
         );
         assert_eq!(
             problem_kind("urn:ietf:params:acme:error:externalAccountRequired"),
-            (status::EINVAL, true)
+            (Kind::Invalid, true)
         );
         assert_eq!(
             problem_kind("urn:ietf:params:acme:error:dns"),
-            (status::EGENERAL, false)
+            (Kind::General, false)
         );
-        assert_eq!(problem_kind("something:else"), (status::EGENERAL, false));
-        let e = AcmeError::with_problem(22, "urn:ietf:params:acme:error:badCSR", "x");
+        assert_eq!(problem_kind("something:else"), (Kind::General, false));
+        let e = AcmeError::with_problem(Kind::Invalid, "urn:ietf:params:acme:error:badCSR", "x");
         assert!(e.input_related());
-        assert!(!AcmeError::new(111, "x").input_related());
+        assert_eq!(e.retry(), Retry::NextDay);
+        assert_eq!(e.status(), 22);
+        let e = AcmeError::new(Kind::Refused, "x");
+        assert!(!e.input_related());
+        assert_eq!((e.retry(), e.status()), (Retry::Backoff, 111));
+        let e = AcmeError::with_problem(Kind::Again, "urn:ietf:params:acme:error:badNonce", "x");
+        assert_eq!(e.retry(), Retry::Now);
     }
 
     fn resp(status: u32, ctype: &str, body: &str) -> Response {
@@ -524,7 +579,7 @@ mod tests {
             "application/problem+json",
             r#"{"type":"urn:ietf:params:acme:error:rejectedIdentifier","detail":"no","subproblems":[{"type":"x"}]}"#,
         ));
-        assert_eq!(e.status, status::BADARG);
+        assert_eq!(e.kind, Kind::BadArgument);
         assert_eq!(
             e.problem.as_deref(),
             Some("urn:ietf:params:acme:error:rejectedIdentifier")
@@ -532,16 +587,16 @@ mod tests {
         assert_eq!(e.detail, "no");
         assert!(e.subproblems.is_some());
         assert_eq!(
-            response_error(&resp(404, "text/html", "")).status,
-            status::ENOENT
+            response_error(&resp(404, "text/html", "")).kind,
+            Kind::NotFound
         );
         assert_eq!(
-            response_error(&resp(403, "text/html", "")).status,
-            status::EACCES
+            response_error(&resp(403, "text/html", "")).kind,
+            Kind::Denied
         );
         assert_eq!(
-            response_error(&resp(400, "text/html", "")).status,
-            status::EINVAL
+            response_error(&resp(400, "text/html", "")).kind,
+            Kind::Invalid
         );
         assert_eq!(
             response_error(&resp(500, "text/html", "")).detail,
@@ -583,7 +638,7 @@ mod tests {
         .unwrap();
         assert_eq!(v, 3);
         let e = poll::<()>(Duration::from_millis(150), "authz", || Ok((None, None))).unwrap_err();
-        assert_eq!(e.status, status::ETIMEDOUT);
+        assert_eq!(e.kind, Kind::TimedOut);
         assert_eq!(status::describe(111), "Connection refused");
         assert_eq!(
             status::describe(status::EGENERAL),

@@ -1,7 +1,8 @@
 //! Orders, authorizations and challenges (spec §4.4–§4.7), and the staging
 //! run that obtains the certificates of one MD.
 
-use super::{account, json_body, poll, retry_after, status, AResult, Acme, AcmeError};
+use super::resource::{self, Authorization, AuthzStatus, OrderResource, OrderStatus};
+use super::{account, json_body, poll, retry_after, AResult, Acme, AcmeError, Kind};
 use crate::config::Md;
 use crate::crypto::{self, Key};
 use crate::keyspec::KeySpec;
@@ -10,6 +11,7 @@ use crate::store::{Group, Store};
 use crate::util::b64url_encode;
 use openssl::hash::{hash, MessageDigest};
 use openssl::x509::X509;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -19,81 +21,59 @@ pub const AUTHZ_TIMEOUT: Duration = Duration::from_secs(300);
 pub const ORDER_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// `staging/<md>/order.json`.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct Order {
     pub url: String,
-    pub status: String,
+    #[serde(default)]
+    pub status: OrderStatus,
+    #[serde(default)]
     pub authorizations: Vec<String>,
+    #[serde(default)]
     pub challenge_setups: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub finalize: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub certificate: Option<String>,
 }
 
 impl Order {
     pub fn to_json(&self) -> Value {
-        let mut o = Map::new();
-        o.insert("url".into(), json!(self.url));
-        o.insert("status".into(), json!(self.status));
-        o.insert("authorizations".into(), json!(self.authorizations));
-        o.insert("challenge-setups".into(), json!(self.challenge_setups));
-        if let Some(f) = &self.finalize {
-            o.insert("finalize".into(), json!(f));
-        }
-        if let Some(c) = &self.certificate {
-            o.insert("certificate".into(), json!(c));
-        }
-        Value::Object(o)
+        serde_json::to_value(self).unwrap_or(Value::Null)
     }
 
+    /// None when the file does not hold an order (it is then discarded and
+    /// a new order made).
     pub fn from_json(j: &Value) -> Option<Order> {
-        let strs = |k: &str| -> Vec<String> {
-            j.get(k)
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|x| x.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        let status = j.get("status").and_then(Value::as_str).unwrap_or("pending");
-        let status = match status {
-            "pending" | "ready" | "processing" | "valid" | "invalid" => status,
-            _ => "pending",
-        };
-        Some(Order {
-            url: j.get("url")?.as_str()?.to_string(),
-            status: status.to_string(),
-            authorizations: strs("authorizations"),
-            challenge_setups: strs("challenge-setups"),
-            finalize: j
-                .get("finalize")
-                .and_then(Value::as_str)
-                .map(str::to_string),
-            certificate: j
-                .get("certificate")
-                .and_then(Value::as_str)
-                .map(str::to_string),
-        })
+        let mut o = Order::deserialize(j).ok()?;
+        if o.status == OrderStatus::Unknown {
+            o.status = OrderStatus::Pending;
+        }
+        Some(o)
     }
 
     /// Takes over what the CA says about the order.
-    fn update(&mut self, j: &Value) {
-        if let Some(s) = j.get("status").and_then(Value::as_str) {
-            self.status = s.to_string();
+    fn update(&mut self, r: OrderResource) {
+        if let Some(s) = r.status {
+            self.status = s;
         }
-        if let Some(a) = j.get("authorizations").and_then(Value::as_array) {
-            self.authorizations = a
-                .iter()
-                .filter_map(|x| x.as_str().map(str::to_string))
-                .collect();
+        if let Some(a) = r.authorizations {
+            self.authorizations = a;
         }
-        if let Some(f) = j.get("finalize").and_then(Value::as_str) {
-            self.finalize = Some(f.to_string());
+        if r.finalize.is_some() {
+            self.finalize = r.finalize;
         }
-        if let Some(c) = j.get("certificate").and_then(Value::as_str) {
-            self.certificate = Some(c.to_string());
+        if r.certificate.is_some() {
+            self.certificate = r.certificate;
         }
+    }
+
+    /// Takes over the CA's answer about the order, if it sent one.
+    fn update_from(&mut self, r: &crate::http::Response) -> AResult<()> {
+        if let Some(j) = json_body(r) {
+            self.update(resource::parse("order", &self.url, &j)?);
+        }
+        Ok(())
     }
 }
 
@@ -246,12 +226,12 @@ fn setup_challenge(
     let acct_key = &acme
         .account
         .as_ref()
-        .ok_or_else(|| AcmeError::new(status::EINVAL, "no account"))?
+        .ok_or_else(|| AcmeError::new(Kind::Invalid, "no account"))?
         .1;
     let key_authz =
-        key_authorization(token, acct_key).map_err(|e| AcmeError::new(status::EINVAL, e.0))?;
+        key_authorization(token, acct_key).map_err(|e| AcmeError::new(Kind::Invalid, e.0))?;
     let store = env.store;
-    let store_err = |e: crate::store::StoreError| AcmeError::new(status::EGENERAL, e.msg);
+    let store_err = |e: crate::store::StoreError| AcmeError::new(Kind::General, e.msg);
     // The challenge-setup event fires when the challenge data is new or
     // changed, not again on each retry of the same challenge (as in the C
     // module); dns-01 runs its command every time.
@@ -299,13 +279,12 @@ fn setup_challenge(
                     }
                     other => other.clone(),
                 };
-                let key =
-                    Key::generate(&kspec).map_err(|e| AcmeError::new(status::EGENERAL, e.0))?;
+                let key = Key::generate(&kspec).map_err(|e| AcmeError::new(Kind::General, e.0))?;
                 let cert = crypto::tls_alpn01_cert(&key, ident, &key_authz)
-                    .map_err(|e| AcmeError::new(status::EGENERAL, e.0))?;
+                    .map_err(|e| AcmeError::new(Kind::General, e.0))?;
                 let pem = cert
                     .to_pem()
-                    .map_err(|e| AcmeError::new(status::EGENERAL, e.to_string()))?;
+                    .map_err(|e| AcmeError::new(Kind::General, e.to_string()))?;
                 env.store
                     .save_key(
                         Group::Challenges,
@@ -333,7 +312,7 @@ fn setup_challenge(
                 .or(env.challenges.dns01_cmd.as_ref())
                 .ok_or_else(|| {
                     AcmeError::with_problem(
-                        status::EINVAL,
+                        Kind::Invalid,
                         "challenge-mismatch",
                         "dns-01 needs MDChallengeDns01",
                     )
@@ -353,7 +332,7 @@ fn setup_challenge(
                         ),
                     ));
                     return Err(AcmeError::new(
-                        status::EGENERAL,
+                        Kind::General,
                         format!("dns-01 setup command returns {code} for {domain}"),
                     ));
                 }
@@ -365,14 +344,14 @@ fn setup_challenge(
                             md.name
                         ),
                     ));
-                    return Err(AcmeError::new(status::EGENERAL, e));
+                    return Err(AcmeError::new(Kind::General, e));
                 }
             }
             format!("dns-01:{domain} {value}")
         }
         other => {
             return Err(AcmeError::with_problem(
-                status::EINVAL,
+                Kind::Invalid,
                 "challenge-mismatch",
                 format!("unsupported challenge type {other}"),
             ))
@@ -385,29 +364,23 @@ fn setup_challenge(
         .challenge_setup(ctype, identifier_value(ident))
         .map_err(|e| {
             AcmeError::new(
-                status::EGENERAL,
+                Kind::General,
                 format!("challenge-setup:{ctype}:{ident} vetoed: {e}"),
             )
         })?;
     Ok(setup)
 }
 
-fn authz_error_detail(authz: &Value) -> String {
-    authz
-        .get("challenges")
-        .and_then(Value::as_array)
-        .and_then(|cs| cs.iter().find_map(|c| c.get("error")))
-        .map(|e| {
-            format!(
-                "{} {}",
-                e.get("type").and_then(Value::as_str).unwrap_or(""),
-                e.get("detail").and_then(Value::as_str).unwrap_or("")
-            )
-            .trim()
-            .to_string()
-        })
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "no error given".to_string())
+/// The error of an authorization that can no longer become valid.
+fn authz_failed(authz: &Authorization) -> AcmeError {
+    AcmeError::new(
+        Kind::Invalid,
+        format!(
+            "domain authorization for {} failed, CA considers answer to challenge invalid, {}.",
+            authz.identifier.value,
+            authz.error_detail()
+        ),
+    )
 }
 
 /// Handles one pending authorization: picks a challenge type and sets it up.
@@ -416,31 +389,10 @@ fn start_authz(
     md: &Md,
     env: &mut RunEnv<'_>,
     order: &mut Order,
-    authz: &Value,
+    authz: &Authorization,
 ) -> AResult<()> {
-    let ident = authz
-        .pointer("/identifier/value")
-        .and_then(Value::as_str)
-        .unwrap_or("")
-        .to_string();
-    let wildcard = authz
-        .get("wildcard")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    let ident = if wildcard {
-        format!("*.{ident}")
-    } else {
-        ident
-    };
-    let offered: Vec<&Value> = authz
-        .get("challenges")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().collect())
-        .unwrap_or_default();
-    let offered_types: Vec<&str> = offered
-        .iter()
-        .filter_map(|c| c.get("type").and_then(Value::as_str))
-        .collect();
+    let ident = authz.name();
+    let offered_types: Vec<&str> = authz.challenges.iter().map(|c| c.kind.as_str()).collect();
     let mut last_err = None;
     let mut any = false;
     for ctype in env.challenges.types.clone() {
@@ -453,20 +405,11 @@ fn start_authz(
         {
             continue;
         }
-        let Some(ch) = offered
-            .iter()
-            .find(|c| c.get("type").and_then(Value::as_str) == Some(ctype.as_str()))
-        else {
+        let Some(ch) = authz.challenges.iter().find(|c| c.kind == ctype) else {
             continue;
         };
         any = true;
-        let token = ch.get("token").and_then(Value::as_str).unwrap_or("");
-        let url = ch
-            .get("url")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        match setup_challenge(acme, md, env, &ctype, &ident, token) {
+        match setup_challenge(acme, md, env, &ctype, &ident, &ch.token) {
             Ok(setup) => {
                 if !order.challenge_setups.contains(&setup) {
                     order.challenge_setups.push(setup);
@@ -476,7 +419,7 @@ fn start_authz(
                         .save_json(Group::Staging, &md.name, "order.json", &order.to_json());
                 env.events
                     .progress(&format!("Responding to {ctype} challenge for {ident}"));
-                acme.post(&url, Some(&json!({})), false)?;
+                acme.post(&ch.url, Some(&json!({})), false)?;
                 return Ok(());
             }
             Err(e) => {
@@ -490,7 +433,7 @@ fn start_authz(
     }
     if !any {
         return Err(AcmeError::with_problem(
-            status::EINVAL,
+            Kind::Invalid,
             "challenge-mismatch",
             format!(
                 "None of offered challenge types for domain {ident} are supported. The server offered '{}' and available are: '{}'.",
@@ -501,7 +444,7 @@ fn start_authz(
     }
     let detail = last_err.map(|e| e.detail).unwrap_or_default();
     Err(AcmeError::with_problem(
-        status::EGENERAL,
+        Kind::General,
         "challenge-setup-failure",
         format!("all challenge types failed for {ident}: {detail}"),
     ))
@@ -521,7 +464,7 @@ fn new_order(acme: &mut Acme, md: &Md) -> AResult<Order> {
             }
             None if md.profile_mandatory => {
                 return Err(AcmeError::new(
-                    status::EINVAL,
+                    Kind::Invalid,
                     format!("mandatory ACME profile '{p}' is not offered by CA"),
                 ));
             }
@@ -533,15 +476,12 @@ fn new_order(acme: &mut Acme, md: &Md) -> AResult<Order> {
     let loc = r
         .header("location")
         .map(str::to_string)
-        .ok_or_else(|| AcmeError::new(status::EINVAL, "new order without Location header"))?;
+        .ok_or_else(|| AcmeError::new(Kind::Invalid, "new order without Location header"))?;
     let mut o = Order {
         url: loc,
-        status: "pending".into(),
         ..Default::default()
     };
-    if let Some(j) = json_body(&r) {
-        o.update(&j);
-    }
+    o.update_from(&r)?;
     Ok(o)
 }
 
@@ -563,7 +503,7 @@ fn parse_certs(r: &crate::http::Response) -> AResult<Vec<X509>> {
     };
     res.map_err(|e| {
         AcmeError::new(
-            status::EINVAL,
+            Kind::Invalid,
             format!("cannot parse certificate ({ct}): {e}"),
         )
     })
@@ -576,7 +516,7 @@ pub fn download_chain(acme: &mut Acme, url: &str) -> AResult<Vec<X509>> {
     let mut next = link_up(&r);
     if chain.len() == 1 && next.is_none() {
         return Err(AcmeError::new(
-            status::EINVAL,
+            Kind::Invalid,
             "no link header 'up' for new certificate, unable to retrieve chain",
         ));
     }
@@ -592,7 +532,7 @@ pub fn download_chain(acme: &mut Acme, url: &str) -> AResult<Vec<X509>> {
     }
     if chain.is_empty() {
         return Err(AcmeError::new(
-            status::EINVAL,
+            Kind::Invalid,
             "no certificate in the CA's response",
         ));
     }
@@ -657,7 +597,7 @@ fn discard_order(store: &Store, md: &Md, env: &mut RunEnv<'_>, o: &Order) {
 fn obtain(acme: &mut Acme, md: &Md, env: &mut RunEnv<'_>, spec: &KeySpec) -> AResult<X509> {
     let store = env.store;
     let sfx = spec.file_suffix();
-    let serr = |e: crate::store::StoreError| AcmeError::new(status::EGENERAL, e.msg);
+    let serr = |e: crate::store::StoreError| AcmeError::new(Kind::General, e.msg);
     let key_file = format!("privkey{sfx}.pem");
     let key = match store
         .load_key(Group::Staging, &md.name, &key_file)
@@ -665,7 +605,7 @@ fn obtain(acme: &mut Acme, md: &Md, env: &mut RunEnv<'_>, spec: &KeySpec) -> ARe
     {
         Some(k) => k,
         None => {
-            let k = Key::generate(spec).map_err(|e| AcmeError::new(status::EGENERAL, e.0))?;
+            let k = Key::generate(spec).map_err(|e| AcmeError::new(Kind::General, e.0))?;
             store
                 .save_key(Group::Staging, &md.name, &key_file, &k)
                 .map_err(serr)?;
@@ -679,10 +619,13 @@ fn obtain(acme: &mut Acme, md: &Md, env: &mut RunEnv<'_>, spec: &KeySpec) -> ARe
         .flatten()
         .and_then(|j| Order::from_json(&j))
     {
-        Some(mut o) => match acme.get_json(&o.url) {
-            Ok(j) => {
-                o.update(&j);
-                if o.status == "invalid" {
+        Some(mut o) => match acme
+            .get_json(&o.url)
+            .and_then(|j| resource::parse("order", &o.url, &j))
+        {
+            Ok(r) => {
+                o.update(r);
+                if o.status == OrderStatus::Invalid {
                     discard_order(store, md, env, &o);
                     None
                 } else {
@@ -690,7 +633,7 @@ fn obtain(acme: &mut Acme, md: &Md, env: &mut RunEnv<'_>, spec: &KeySpec) -> ARe
                     Some(o)
                 }
             }
-            Err(e) if [status::ENOENT, status::EACCES].contains(&e.status) => {
+            Err(e) if [Kind::NotFound, Kind::Denied].contains(&e.kind) => {
                 discard_order(store, md, env, &o);
                 None
             }
@@ -714,10 +657,11 @@ fn obtain(acme: &mut Acme, md: &Md, env: &mut RunEnv<'_>, spec: &KeySpec) -> ARe
         // Authorizations (step 3).
         let mut bad = None;
         for url in o.authorizations.clone() {
-            let authz = acme.get_json(&url)?;
-            match authz.get("status").and_then(Value::as_str).unwrap_or("") {
-                "valid" => {}
-                "pending" => start_authz(acme, md, env, &mut o, &authz)?,
+            let authz: Authorization =
+                resource::parse("authorization", &url, &acme.get_json(&url)?)?;
+            match authz.status {
+                AuthzStatus::Valid => {}
+                AuthzStatus::Pending => start_authz(acme, md, env, &mut o, &authz)?,
                 _ => {
                     bad = Some(authz);
                     break;
@@ -731,14 +675,7 @@ fn obtain(acme: &mut Acme, md: &Md, env: &mut RunEnv<'_>, spec: &KeySpec) -> ARe
                 discard_order(store, md, env, &o);
                 continue;
             }
-            let d = authz
-                .pointer("/identifier/value")
-                .and_then(Value::as_str)
-                .unwrap_or("?");
-            return Err(AcmeError::new(
-                status::EINVAL,
-                format!("domain authorization for {d} failed, CA considers answer to challenge invalid, {}.", authz_error_detail(&authz)),
-            ));
+            return Err(authz_failed(&authz));
         }
         // Wait for all authorizations (step 4).
         for url in o.authorizations.clone() {
@@ -746,25 +683,12 @@ fn obtain(acme: &mut Acme, md: &Md, env: &mut RunEnv<'_>, spec: &KeySpec) -> ARe
             poll(AUTHZ_TIMEOUT, "authorization", || {
                 let r = acme.post_as_get(&url)?;
                 let j = json_body(&r).unwrap_or(Value::Null);
-                match j.get("status").and_then(Value::as_str).unwrap_or("") {
-                    "valid" => Ok((Some(()), None)),
-                    "invalid" | "deactivated" | "expired" | "revoked" => {
-                        let d = j
-                            .pointer("/identifier/value")
-                            .and_then(Value::as_str)
-                            .unwrap_or("?");
-                        let mut e = AcmeError::new(
-                            status::EINVAL,
-                            format!("domain authorization for {d} failed, CA considers answer to challenge invalid, {}.", authz_error_detail(&j)),
-                        );
-                        if let Some(p) = j
-                            .pointer("/challenges")
-                            .and_then(Value::as_array)
-                            .and_then(|cs| cs.iter().find_map(|c| c.pointer("/error/type")))
-                            .and_then(Value::as_str)
-                        {
-                            e.problem = Some(p.to_string());
-                        }
+                let authz: Authorization = resource::parse("authorization", &url, &j)?;
+                match authz.status {
+                    AuthzStatus::Valid => Ok((Some(()), None)),
+                    s if s.is_failed() => {
+                        let mut e = authz_failed(&authz);
+                        e.problem = authz.error().map(|p| p.kind.clone());
                         Err(e)
                     }
                     _ => Ok((None, retry_after(&r))),
@@ -775,44 +699,37 @@ fn obtain(acme: &mut Acme, md: &Md, env: &mut RunEnv<'_>, spec: &KeySpec) -> ARe
         let order_url = o.url.clone();
         let refresh = |acme: &mut Acme, o: &mut Order| -> AResult<Option<Duration>> {
             let r = acme.post_as_get(&order_url)?;
-            if let Some(j) = json_body(&r) {
-                o.update(&j);
-            }
+            o.update_from(&r)?;
             Ok(retry_after(&r))
         };
         poll(ORDER_TIMEOUT, "order ready", || {
             let hint = refresh(acme, &mut o)?;
-            Ok((
-                matches!(o.status.as_str(), "ready" | "processing" | "valid").then_some(()),
-                hint,
-            ))
+            Ok((o.status.is_ready().then_some(()), hint))
         })?;
-        if o.status == "ready" {
+        if o.status == OrderStatus::Ready {
             env.events.progress("Finalizing order");
             let csr = crypto::csr_der(&key, &order_identifiers(&md.domains), md.must_staple)
-                .map_err(|e| AcmeError::new(status::EINVAL, e.0))?;
+                .map_err(|e| AcmeError::new(Kind::Invalid, e.0))?;
             let fin = o
                 .finalize
                 .clone()
-                .ok_or_else(|| AcmeError::new(status::EINVAL, "order without finalize URL"))?;
+                .ok_or_else(|| AcmeError::new(Kind::Invalid, "order without finalize URL"))?;
             let r = acme.post(&fin, Some(&json!({"csr": b64url_encode(&csr)})), false)?;
-            if let Some(j) = json_body(&r) {
-                o.update(&j);
-            }
+            o.update_from(&r)?;
         }
         // The finalize response often says `valid` already: no poll then.
-        if !(o.status == "valid" && o.certificate.is_some()) {
+        if !(o.status == OrderStatus::Valid && o.certificate.is_some()) {
             poll(ORDER_TIMEOUT, "order valid", || {
                 let hint = refresh(acme, &mut o)?;
-                if o.status == "invalid" {
-                    return Err(AcmeError::new(status::EINVAL, "order became invalid"));
+                if o.status == OrderStatus::Invalid {
+                    return Err(AcmeError::new(Kind::Invalid, "order became invalid"));
                 }
-                Ok(((o.status == "valid").then_some(()), hint))
+                Ok(((o.status == OrderStatus::Valid).then_some(()), hint))
             })?;
         }
         let cert_url = o.certificate.clone().ok_or_else(|| {
             AcmeError::new(
-                status::EINVAL,
+                Kind::Invalid,
                 "Order valid, but certificate url is missing.",
             )
         })?;
@@ -824,12 +741,11 @@ fn obtain(acme: &mut Acme, md: &Md, env: &mut RunEnv<'_>, spec: &KeySpec) -> ARe
         if !key.matches(&chain[0]) {
             discard_order(store, md, env, &o);
             return Err(AcmeError::new(
-                status::EINVAL,
+                Kind::Invalid,
                 "certificate and private key do not match",
             ));
         }
-        let pem =
-            crypto::chain_to_pem(&chain).map_err(|e| AcmeError::new(status::EGENERAL, e.0))?;
+        let pem = crypto::chain_to_pem(&chain).map_err(|e| AcmeError::new(Kind::General, e.0))?;
         store
             .save_bytes(
                 Group::Staging,
@@ -885,14 +801,14 @@ pub fn stage(acme: &mut Acme, md: &Md, env: &mut RunEnv<'_>) -> AResult<Staged> 
         if !store.path(Group::Staging, &md.name, &file).exists() {
             store
                 .save_key(Group::Staging, &md.name, &file, &key)
-                .map_err(|e| AcmeError::new(status::EGENERAL, e.msg))?;
+                .map_err(|e| AcmeError::new(Kind::General, e.msg))?;
         }
     }
     let source = selected?;
     let mut staged_md = md.clone();
-    staged_md.ca_url = Some(acme.dir.url.clone());
+    staged_md.found.ca_url = Some(acme.dir.url.clone());
     match &source {
-        account::Source::Stored(id) => staged_md.ca_account = Some(id.clone()),
+        account::Source::Stored(id) => staged_md.found.ca_account = Some(id.clone()),
         // Another MD's new account, not installed yet: staged here as well,
         // so that installing this MD finds it (by its URL) and records its
         // id in md.json.
@@ -901,7 +817,7 @@ pub fn stage(acme: &mut Acme, md: &Md, env: &mut RunEnv<'_>) -> AResult<Staged> 
                 if let Ok(Some(data)) = store.load_bytes(Group::Staging, other, file) {
                     store
                         .save_bytes(Group::Staging, &md.name, file, &data, is_key)
-                        .map_err(|e| AcmeError::new(status::EGENERAL, e.msg))?;
+                        .map_err(|e| AcmeError::new(Kind::General, e.msg))?;
                 }
             }
         }
@@ -909,7 +825,7 @@ pub fn stage(acme: &mut Acme, md: &Md, env: &mut RunEnv<'_>) -> AResult<Staged> 
     }
     store
         .save_json(Group::Staging, &md.name, "md.json", &staged_md.to_json())
-        .map_err(|e| AcmeError::new(status::EGENERAL, e.msg))?;
+        .map_err(|e| AcmeError::new(Kind::General, e.msg))?;
     let mut new_certs = Vec::new();
     let mut valid_from = 0;
     for spec in md.effective_specs() {
@@ -971,7 +887,7 @@ mod tests {
     fn order_json() {
         let o = Order {
             url: "u".into(),
-            status: "pending".into(),
+            status: OrderStatus::Pending,
             authorizations: vec!["a1".into()],
             challenge_setups: vec!["http-01:a.org".into()],
             finalize: Some("f".into()),
@@ -984,7 +900,7 @@ mod tests {
         );
         assert_eq!(Order::from_json(&j).unwrap(), o);
         let odd = Order::from_json(&json!({"url": "u", "status": "weird"})).unwrap();
-        assert_eq!(odd.status, "pending");
+        assert_eq!(odd.status, OrderStatus::Pending);
     }
 
     #[test]

@@ -128,7 +128,7 @@ fn main() {
         md.contacts = vec![schemify_contact(c)];
     }
     md.ca_urls = vec![ca.clone()];
-    md.ca_account = account;
+    md.found.ca_account = account;
 
     let mut notes = Vec::new();
     let store = match Store::open(&PathBuf::from(&store_dir), None, &mut notes) {
@@ -169,8 +169,8 @@ fn main() {
         }
         Err(e) => {
             let out = json!({
-                "status": e.status,
-                "status-description": status::describe(e.status),
+                "status": e.status(),
+                "status-description": status::describe(e.status()),
                 "problem": e.problem,
                 "detail": e.detail,
                 "subproblems": e.subproblems,

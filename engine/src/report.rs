@@ -1,0 +1,201 @@
+//! What the request path answers, from a generation's [`Runtime`]: the
+//! status handlers (spec §6: md-status, `/.httpd/certificate-status`, the
+//! views the mod_status sections and metrics render), http-01 (§2.6) and
+//! the MD whose `MDRequireHttps` applies (§2.5). The glue only finds the
+//! runtime and writes the answer.
+
+use crate::config::{Md, RenewMode};
+use crate::job::Job;
+use crate::startup::Runtime;
+use crate::status::{self, MdView, StaplingView};
+use crate::store::Group;
+use crate::time::Micros;
+use crate::vhost::domain_matches;
+use serde_json::{json, Value};
+
+/// The status views of all MDs, sorted by name as the C module lists them,
+/// with the staging jobs read live.
+pub fn views(rt: &Runtime) -> Vec<MdView<'_>> {
+    let mut v: Vec<_> = rt
+        .domains
+        .iter()
+        .map(|d| {
+            let job = match rt.store.load_json(Group::Staging, &d.md.name, "job.json") {
+                Ok(Some(j)) => Some(Job::from_json(&j)),
+                _ => None,
+            };
+            let last = job
+                .as_ref()
+                .map_or(0, status::last_finished)
+                .max(d.rt.last_success);
+            MdView {
+                md: &d.md,
+                certs: &d.rt.certs,
+                renew_at: d.rt.renew_at,
+                job,
+                last_success: last,
+            }
+        })
+        .collect();
+    v.sort_by(|a, b| a.md.name.cmp(&b.md.name));
+    v
+}
+
+/// The md-status answer (§6.1): the MD named by the last segment of `want`
+/// (or the one covering that domain, wildcards too) with its logs, else
+/// the overview of all. `serving_staged` says whether hot activation
+/// serves an MD's staged set (our `live` member).
+pub fn md_status(
+    rt: &Runtime,
+    staplings: &[StaplingView],
+    want: Option<&str>,
+    serving_staged: &dyn Fn(&str) -> bool,
+    now: Micros,
+) -> Value {
+    let want = want
+        .filter(|p| p.len() > 1)
+        .map(|p| p.rsplit('/').next().unwrap_or(""))
+        .filter(|p| !p.is_empty());
+    let one = |d: &crate::startup::ManagedDomain, full: bool| {
+        let mut j = status::md_json(
+            &rt.store,
+            &d.md,
+            &d.rt.cert_json,
+            d.rt.renew_at,
+            d.rt.watched,
+            full,
+            now,
+        );
+        status::add_ocsp(&mut j, staplings, full);
+        let live = if serving_staged(&d.md.name) {
+            "staging"
+        } else if d.rt.cert_json.as_object().is_some_and(|o| !o.is_empty()) {
+            "domains"
+        } else {
+            "none"
+        };
+        if let Some(o) = j.as_object_mut() {
+            o.insert("live".into(), json!(live));
+        }
+        j
+    };
+    let found = want.and_then(|name| {
+        rt.domains
+            .iter()
+            .find(|d| d.md.name == name)
+            .or_else(|| domain_of(rt, name))
+    });
+    match found {
+        Some(d) => one(d, true),
+        None => status::overview(rt.domains.iter().map(|d| one(d, false)).collect()),
+    }
+}
+
+/// The MD that covers `host`.
+fn domain_of<'a>(rt: &'a Runtime, host: &str) -> Option<&'a crate::startup::ManagedDomain> {
+    rt.domains
+        .iter()
+        .find(|d| d.md.domains.iter().any(|n| domain_matches(n, host)))
+}
+
+/// `/.httpd/certificate-status` for `host` (§6.2); None when no MD covers it.
+pub fn certificate_status(rt: &Runtime, host: &str, now: Micros) -> Option<Value> {
+    let d = domain_of(rt, host)?;
+    Some(status::certificate_status(
+        &rt.store,
+        &d.md,
+        &d.rt.certs,
+        d.rt.renew_at,
+        now,
+    ))
+}
+
+/// The MD of server `server` that covers `host`, for `MDRequireHttps`.
+pub fn https_md<'a>(rt: &'a Runtime, server: usize, host: &str) -> Option<&'a Md> {
+    let v = rt.vhost(server)?;
+    rt.mds_of(v)
+        .map(|d| &d.md)
+        .find(|m| m.domains.iter().any(|d| domain_matches(d, host)))
+}
+
+/// The answer to a request that may be the CA's http-01 check.
+#[derive(Debug, PartialEq)]
+pub enum Http01 {
+    /// Not ours: other modules handle the request.
+    Decline,
+    /// Ours, but no challenge is set up for that token.
+    NotFound,
+    /// The key authorization to send.
+    Respond(Vec<u8>),
+    /// The store could not be read (AH10081).
+    Failed(String),
+}
+
+const HTTP01_PREFIX: &str = "/.well-known/acme-challenge/";
+
+/// A host name we may use as a directory name in the store.
+fn safe_name(h: &str) -> bool {
+    !h.is_empty()
+        && h.len() < 256
+        && !h.starts_with('.')
+        && !h.contains("..")
+        && h.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.:*_[]".contains(&b))
+}
+
+/// http-01 (§2.6): `GET /.well-known/acme-challenge/<token>` for `host`.
+pub fn http01(rt: &Runtime, path: &str, host: &str) -> Http01 {
+    let Some(token) = path.strip_prefix(HTTP01_PREFIX) else {
+        return Http01::Decline;
+    };
+    if token.is_empty() || token.contains('/') || !safe_name(host) {
+        return Http01::Decline;
+    }
+    let md = domain_of(rt, host).map(|d| &d.md);
+    if let Some(m) = md {
+        if !m.ca_challenges.is_empty() && !m.ca_challenges.iter().any(|c| c == "http-01") {
+            return Http01::Decline;
+        }
+    }
+    match rt
+        .store
+        .load_bytes(Group::Challenges, host, "acme-http-01.txt")
+    {
+        Ok(Some(data)) => Http01::Respond(data),
+        Ok(None) => match md {
+            Some(m) if m.renew_mode != RenewMode::Manual && m.cert_files.is_empty() => {
+                Http01::NotFound
+            }
+            _ => Http01::Decline,
+        },
+        Err(e) => Http01::Failed(format!("AH10081: loading challenge {host} from store: {e}")),
+    }
+}
+
+/// tls-alpn-01 (§2.7): the challenge certificate and key (PEM) for `name`;
+/// the default (RSA) one first, then those of other key types.
+pub fn tls_alpn01(rt: &Runtime, name: &str) -> Option<(Vec<u8>, Vec<u8>)> {
+    if !safe_name(name) {
+        return None;
+    }
+    let mut sfxs = vec![String::new()];
+    for f in rt.store.names_in(Group::Challenges, name) {
+        if let Some(sfx) = f
+            .strip_prefix("acme-tls-alpn-01-pubcert")
+            .and_then(|x| x.strip_suffix(".pem"))
+            .filter(|x| !x.is_empty())
+        {
+            sfxs.push(sfx.to_string());
+        }
+    }
+    sfxs.into_iter().find_map(|sfx| {
+        let load = |what: &str| {
+            let file = format!("acme-tls-alpn-01-{what}{sfx}.pem");
+            rt.store
+                .load_bytes(Group::Challenges, name, &file)
+                .ok()
+                .flatten()
+        };
+        Some((load("pubcert")?, load("privkey")?))
+    })
+}
