@@ -30,6 +30,8 @@ pub struct StateInner {
     pub runtime: Option<Arc<Runtime>>,
     /// Servers that mod_ssl asked for certificates (SSL vhosts).
     pub ssl_servers: HashSet<usize>,
+    /// SSL vhosts handed their MD's fallback by `ssl_add_cert_files`.
+    pub fallback_servers: HashSet<usize>,
     /// This generation is httpd's configuration dry run.
     pub dry_run: bool,
 }

@@ -283,6 +283,7 @@ unsafe fn after_ssl(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> c_i
     let state = unsafe { &*conf::state_for_pool(pconf) };
     let mut st = state.lock();
     let ssl_servers = st.ssl_servers.clone();
+    let fallback_servers = st.fallback_servers.clone();
     let global = st.config.global.clone();
     // The runtime is still only ours here: nothing else holds a clone yet.
     let Some(rt) = st.runtime.as_mut().and_then(std::sync::Arc::get_mut) else {
@@ -294,6 +295,7 @@ unsafe fn after_ssl(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> c_i
     let acme_tls = |id: usize| unsafe { allows_acme_tls(id as *mut ffi::server_rec) };
     let facts = startup::SslFacts {
         ssl: &ssl_servers,
+        fallback: &fallback_servers,
         acme_tls: &acme_tls,
         http_ok,
         https_ok,
@@ -336,10 +338,11 @@ unsafe fn after_ssl(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> c_i
             return FAILED;
         }
     }
-    if global.graceful_restart {
+    if global.graceful_restart || (global.hot_activation && watched > 0) {
         if let Some(rt) = state.runtime() {
+            let (interval, eager) = (global.check_interval, global.graceful_restart);
             // SAFETY: real run, parent; pconf and s are live.
-            unsafe { crate::renew::start_restarter(pconf, s, rt, global.check_interval) };
+            unsafe { crate::renew::start_restarter(pconf, s, rt, interval, eager) };
         }
     }
     OK
@@ -382,7 +385,7 @@ pub unsafe extern "C" fn ssl_add_cert_files(
         };
         let mut st = state.lock();
         st.ssl_servers.insert(s as usize);
-        let Some(rt) = st.runtime.as_ref() else {
+        let Some(rt) = st.runtime.clone() else {
             return DECLINED;
         };
         let Some(vhost) = rt.vhost(s as usize) else {
@@ -407,17 +410,32 @@ pub unsafe extern "C" fn ssl_add_cert_files(
         // SAFETY: cert_files/key_files are mod_ssl's arrays from pool p.
         let had = unsafe { cert_files.as_ref().map_or(0, |a| a.nelts) };
         let files = reg::servable_files(&rt.store, md);
-        for (key, cert) in &files {
-            // SAFETY: see above.
-            unsafe {
-                push_path(p, cert_files, cert);
-                push_path(p, key_files, key);
-            }
-        }
+        // SAFETY: see above.
+        unsafe { push_pairs(p, cert_files, key_files, &files) };
+        // The C module says it provides them before it finds none.
+        log_providing(s, md, vname);
         if files.is_empty() {
-            // The C module says it provides them before it finds none.
-            log_providing(s, md, vname);
-            return DECLINED;
+            // With hot activation the fallback comes from here: mod_ssl
+            // then does not mark the vhost unavailable for the whole
+            // generation, and the MD's first certificate goes live without
+            // a restart (the 503 is ours: `https::fallback_unavailable`).
+            if !(rt.global.hot_activation && md.cert_files.is_empty()) {
+                return DECLINED;
+            }
+            // SAFETY: see above.
+            let rv = unsafe { provide_fallback(s, p, cert_files, key_files, &rt.store, md, vname) };
+            if rv == DONE {
+                st.fallback_servers.insert(s as usize);
+                log::log(
+                    s,
+                    Level::Info,
+                    &format!(
+                        "{vname}: answers 503 with the fallback certificate of {} until its certificate is obtained, which then goes live without a restart (MDHotActivation)",
+                        md.name
+                    ),
+                );
+            }
+            return rv;
         }
         if had > 0 {
             log::log(
@@ -428,9 +446,65 @@ pub unsafe extern "C" fn ssl_add_cert_files(
                 ),
             );
         }
-        log_providing(s, md, vname);
         DONE
     })
+}
+
+/// Appends (key, cert) pairs to mod_ssl's arrays.
+///
+/// # Safety
+/// The arrays are mod_ssl's, from pool `p`.
+unsafe fn push_pairs(
+    p: *mut ffi::apr_pool_t,
+    cert_files: *mut ffi::apr_array_header_t,
+    key_files: *mut ffi::apr_array_header_t,
+    files: &[(String, String)],
+) {
+    for (key, cert) in files {
+        // SAFETY: forwarded contract.
+        unsafe {
+            push_path(p, cert_files, cert);
+            push_path(p, key_files, key);
+        }
+    }
+}
+
+/// Hands mod_ssl the MD's self-signed fallback certificates (created when
+/// missing): DONE, or DECLINED when they cannot be made (AH10174).
+///
+/// # Safety
+/// As [`push_pairs`]; `s` is the live SSL vhost.
+unsafe fn provide_fallback(
+    s: *mut ffi::server_rec,
+    p: *mut ffi::apr_pool_t,
+    cert_files: *mut ffi::apr_array_header_t,
+    key_files: *mut ffi::apr_array_header_t,
+    store: &md_engine::store::Store,
+    md: &config::Md,
+    vname: &str,
+) -> c_int {
+    match reg::ensure_fallbacks(store, md) {
+        Ok(pairs) => {
+            // SAFETY: forwarded contract.
+            unsafe { push_pairs(p, cert_files, key_files, &pairs) };
+            for spec in md.effective_specs() {
+                log::log(
+                    s,
+                    Level::Debug,
+                    &format!(
+                        "AH10116: {}: providing {} fallback certificate for server {vname}",
+                        md.name,
+                        spec.name(),
+                    ),
+                );
+            }
+            DONE
+        }
+        Err(e) => {
+            log::log(s, Level::Error, &format!("AH10174: {e}"));
+            DECLINED
+        }
+    }
 }
 
 /// AH10113, as the C module logs it each time mod_ssl asks for a server's
@@ -480,30 +554,7 @@ pub unsafe extern "C" fn ssl_add_fallback_cert_files(
         let Some(md) = rt.md_of(s as usize).map(|d| &d.md) else {
             return DECLINED;
         };
-        match reg::ensure_fallbacks(&rt.store, md) {
-            Ok(pairs) => {
-                for ((key, cert), spec) in pairs.into_iter().zip(md.effective_specs()) {
-                    // SAFETY: mod_ssl's arrays from pool p.
-                    unsafe {
-                        push_path(p, cert_files, &cert);
-                        push_path(p, key_files, &key);
-                    }
-                    log::log(
-                        s,
-                        Level::Debug,
-                        &format!(
-                            "AH10116: {}: providing {} fallback certificate for server {vname}",
-                            md.name,
-                            spec.name(),
-                        ),
-                    );
-                }
-                DONE
-            }
-            Err(e) => {
-                log::log(s, Level::Error, &format!("AH10174: {e}"));
-                DECLINED
-            }
-        }
+        // SAFETY: mod_ssl's arrays from pool p; s is the live vhost.
+        unsafe { provide_fallback(s, p, cert_files, key_files, &rt.store, md, vname) }
     })
 }

@@ -62,22 +62,27 @@ pub unsafe extern "C" fn init_server(
         if is_proxy != 0 || ctx.is_null() {
             return ffi::DECLINED;
         }
-        // SAFETY: s is the live server of this SSL context.
-        let enabled = unsafe { crate::conf::state(s) }
-            .is_some_and(|st| st.lock().config.global.hot_activation);
-        if enabled {
-            // SAFETY: ctx is mod_ssl's SSL_CTX for s; `s` lives as long as the
-            // configuration that owns the context.
-            unsafe { SSL_CTX_set_cert_cb(ctx, Some(cert_cb), s as *mut c_void) };
-        }
+        // Installed whether hot activation is on or not (its slots are
+        // empty then): tls-alpn-01 answers need it too.
+        // SAFETY: ctx is mod_ssl's SSL_CTX for s; `s` lives as long as the
+        // configuration that owns the context.
+        unsafe { SSL_CTX_set_cert_cb(ctx, Some(cert_cb), s as *mut c_void) };
         ffi::OK as c_int
     })
 }
 
 /// The certificate callback: runs in every handshake of the vhost. Never
 /// fails a handshake: on any problem the configured certificate stays.
+/// An `acme-tls/1` handshake offers only the challenge certificate; the
+/// others get the staged set that hot activation serves, if any.
 unsafe extern "C" fn cert_cb(ssl: *mut c_void, arg: *mut c_void) -> c_int {
     guard("certificate callback", 1, || {
+        // SAFETY: a live SSL in its handshake (OpenSSL's callback).
+        if unsafe { tls::is_acme_tls(ssl) } {
+            // SAFETY: as above.
+            unsafe { tls::keep_only_current(ssl) };
+            return 1;
+        }
         let s = arg as *const ffi::server_rec;
         // SAFETY: `arg` is the server of this SSL context (init_server),
         // alive as long as its configuration.

@@ -1,4 +1,5 @@
-//! `MDRequireHttps` in post_read_request (spec §2.5).
+//! `MDRequireHttps` in post_read_request (spec §2.5), and the 503 of a
+//! connection handed an MD's fallback certificate (hot activation).
 
 use crate::apr;
 use crate::conf;
@@ -80,4 +81,44 @@ unsafe fn apply(req: &mut ffi::request_rec, action: Action) -> c_int {
             c_int::from(status)
         }
     }
+}
+
+/// The 503 of a vhost that started without its MD's certificate: mod_ssl
+/// got the fallback through the ordinary certificate hook (so it serves the
+/// vhost normally once hot activation swaps the certificate in), and this
+/// hook answers 503 on the connections that were handed the fallback, as
+/// mod_ssl would have for the whole generation.
+pub unsafe extern "C" fn fallback_unavailable(r: *mut ffi::request_rec) -> c_int {
+    guard("fallback_unavailable", DECLINED, || {
+        // SAFETY: httpd passes a live request.
+        let Some(req) = (unsafe { r.as_mut() }) else {
+            return DECLINED;
+        };
+        // SAFETY: the request's server belongs to this generation.
+        let Some(rt) = (unsafe { conf::state(req.server) }).and_then(|s| s.runtime()) else {
+            return DECLINED;
+        };
+        if !rt.vhost(req.server as usize).is_some_and(|v| v.fallback) {
+            return DECLINED;
+        }
+        // SAFETY: the request's connection is live; mod_ssl returns a
+        // request pool string (or NULL) for the connection's certificate.
+        let cn = unsafe {
+            if ffi::ap_ssl_conn_is_ssl(req.connection) == 0 {
+                return DECLINED;
+            }
+            apr::opt_str(ffi::ap_ssl_var_lookup(
+                req.pool,
+                req.server,
+                req.connection,
+                r,
+                c"SSL_SERVER_S_DN_CN".as_ptr(),
+            ))
+        };
+        if report::fallback_unavailable(&rt, req.server as usize, cn.as_deref()) {
+            ffi::HTTP_SERVICE_UNAVAILABLE as c_int
+        } else {
+            DECLINED
+        }
+    })
 }

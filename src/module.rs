@@ -200,6 +200,7 @@ unsafe fn register_request_hooks() {
     // SAFETY: as in register_startup_hooks.
     unsafe {
         let ssl = MOD_SSL.0.as_ptr();
+        ffi::ap_hook_post_read_request(Some(https::fallback_unavailable), null(), null(), FIRST);
         ffi::ap_hook_post_read_request(Some(https::require_https), ssl, null(), MIDDLE);
         ffi::ap_hook_post_read_request(Some(challenge::http_challenge), null(), null(), MIDDLE);
         ffi::ap_hook_post_read_request(Some(status::certificate_status), null(), ssl, MIDDLE);

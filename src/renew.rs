@@ -227,9 +227,12 @@ fn run(wd: &Watchdog) -> i64 {
     sched.run(items, ctx, time::now())
 }
 
-/// `MDGracefulRestart`: a thread in the parent (root) process asks httpd
-/// for a graceful restart once renewed certificates are ready, at most once
-/// per `MDCheckInterval`; the restart installs them (§3.6).
+/// A thread in the parent (root) process asks httpd for a graceful restart,
+/// at most once per `MDCheckInterval`, which installs staged sets (§3.6):
+/// with `MDGracefulRestart`, once renewed certificates are ready; with hot
+/// activation alone (which serves them without a restart), only once a set
+/// it serves is due for renewal itself, since the renewal job renews what
+/// is installed.
 ///
 /// mod_watchdog has no parent-process watchdogs under forked MPMs, and a
 /// child (running as `User`) may not signal the root parent, hence a thread.
@@ -262,14 +265,19 @@ impl Drop for Restarter {
 
 /// Asks httpd for a graceful restart when an MD's renewed certificates
 /// are ready and the last request is `interval` ago.
-fn restart_if_ready(rt: &crate::conf::Runtime, last: &std::sync::atomic::AtomicI64, interval: i64) {
+fn restart_if_ready(
+    rt: &crate::conf::Runtime,
+    last: &std::sync::atomic::AtomicI64,
+    interval: i64,
+    eager: bool,
+) {
     use std::sync::atomic::Ordering;
     let now = time::now();
     let prev = last.load(Ordering::SeqCst);
     if prev != 0 && now - prev < interval {
         return;
     }
-    let Some(md) = rt.staged_ready(now) else {
+    let Some(md) = rt.restart_wanted(now, eager) else {
         return;
     };
     last.store(now, Ordering::SeqCst);
@@ -278,10 +286,17 @@ fn restart_if_ready(rt: &crate::conf::Runtime, last: &std::sync::atomic::AtomicI
     log::log(
         std::ptr::null(),
         Level::Notice,
-        &format!(
-            "{}: renewed certificates are ready, restarting the server gracefully (MDGracefulRestart on)",
-            md.name
-        ),
+        &if eager {
+            format!(
+                "{}: renewed certificates are ready, restarting the server gracefully (MDGracefulRestart on)",
+                md.name
+            )
+        } else {
+            format!(
+                "{}: the certificates that hot activation serves are due for renewal; restarting the server gracefully to install them, so that they can be renewed",
+                md.name
+            )
+        },
     );
     // SAFETY: signalling our own (parent) process: httpd's SIGUSR1 handler
     // starts a graceful restart.
@@ -298,6 +313,7 @@ pub unsafe fn start_restarter(
     s: *const ffi::server_rec,
     rt: Arc<crate::conf::Runtime>,
     interval: i64,
+    eager: bool,
 ) {
     // When this parent process last asked for a restart (µs), kept on the
     // process pool: this module's statics start over with every generation.
@@ -319,7 +335,7 @@ pub unsafe fn start_restarter(
                     return;
                 }
                 guard("md restart check", (), || {
-                    restart_if_ready(&rt, last, interval)
+                    restart_if_ready(&rt, last, interval, eager)
                 });
             }
         });

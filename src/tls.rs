@@ -18,6 +18,12 @@ unsafe extern "C" {
         chain: *mut c_void,
         over: c_int,
     ) -> c_int;
+    fn SSL_get0_alpn_selected(ssl: *const c_void, data: *mut *const u8, len: *mut u32);
+    fn SSL_get_certificate(ssl: *const c_void) -> *mut c_void;
+    fn SSL_get_privatekey(ssl: *const c_void) -> *mut c_void;
+    fn SSL_certs_clear(ssl: *mut c_void);
+    fn X509_up_ref(x: *mut c_void) -> c_int;
+    fn EVP_PKEY_up_ref(k: *mut c_void) -> c_int;
     fn d2i_X509(a: *mut *mut c_void, pp: *mut *const u8, len: c_long) -> *mut c_void;
     fn d2i_AutoPrivateKey(a: *mut *mut c_void, pp: *mut *const u8, len: c_long) -> *mut c_void;
     fn X509_free(x: *mut c_void);
@@ -53,6 +59,47 @@ impl Drop for Loaded {
                 }
             }
         }
+    }
+}
+
+/// Whether the handshake of `ssl` negotiated `acme-tls/1` (RFC 8737).
+///
+/// # Safety
+/// `ssl` is a live SSL in its handshake.
+pub unsafe fn is_acme_tls(ssl: *mut c_void) -> bool {
+    let (mut data, mut len) = (std::ptr::null(), 0u32);
+    // SAFETY: out pointers to locals; OpenSSL returns a pointer into the
+    // SSL's own state (or NULL), valid during this call.
+    unsafe {
+        SSL_get0_alpn_selected(ssl, &mut data, &mut len);
+        !data.is_null() && std::slice::from_raw_parts(data, len as usize) == b"acme-tls/1"
+    }
+}
+
+/// Keeps only the certificate and key that mod_ssl set last (the
+/// tls-alpn-01 challenge certificate, set in its ALPN callback): the other
+/// key types' certificates of the vhost would otherwise be offered too,
+/// and a client preferring ECDSA would get the vhost's ECDSA certificate.
+///
+/// # Safety
+/// `ssl` is a live SSL in its handshake.
+pub unsafe fn keep_only_current(ssl: *mut c_void) {
+    // SAFETY: the current certificate and key of the SSL; one reference
+    // each is taken before the SSL drops its own, and given back after
+    // OpenSSL took its references again.
+    unsafe {
+        let (x, k) = (SSL_get_certificate(ssl), SSL_get_privatekey(ssl));
+        if x.is_null() || k.is_null() || X509_up_ref(x) != 1 {
+            return;
+        }
+        if EVP_PKEY_up_ref(k) != 1 {
+            X509_free(x);
+            return;
+        }
+        SSL_certs_clear(ssl);
+        SSL_use_cert_and_key(ssl, x, k, std::ptr::null_mut(), 1);
+        X509_free(x);
+        EVP_PKEY_free(k);
     }
 }
 

@@ -2,7 +2,9 @@
 pebble 2.4 lacks: `renewalInfo` (RFC 9773) and `meta.profiles` in the
 directory. Every other request is passed to pebble unchanged, with the
 front's Host, so pebble's URLs (and the JWS `url` it checks) name the front;
-the payloads of newOrder requests are recorded on the way.
+the payloads of newOrder requests are recorded on the way, and the next
+`reject_replaces` of them that carry `replaces` get an `alreadyReplaced`
+problem (RFC 9773 §5).
 
 With `known_keys=True` it answers a newAccount for a key it has seen
 registered with that account, without asking pebble (RFC 8555 §7.3.1 lets
@@ -40,6 +42,7 @@ class AcmeFront:
         self.explanation = "https://ca.example.net/why"
         self.asked = []  # ARI certificate ids asked for
         self.orders = []  # newOrder payloads
+        self.reject_replaces = 0  # newOrders with `replaces` to reject
         front = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -66,7 +69,12 @@ class AcmeFront:
                 n = int(self.headers.get("Content-Length", 0) or 0)
                 body = self.rfile.read(n) if n else None
                 if self.command == "POST" and self.path == "/order-plz" and body:
-                    front.orders.append(b64url_json(json.loads(body)["payload"]))
+                    payload = b64url_json(json.loads(body)["payload"])
+                    front.orders.append(payload)
+                    if "replaces" in payload and front.reject_replaces > 0:
+                        front.reject_replaces -= 1
+                        return self.problem(409, "urn:ietf:params:acme:error:alreadyReplaced",
+                                            "certificate already replaced")
                 jwk = None
                 if self.command == "POST" and self.path == "/sign-me-up" and body:
                     jwk = json.dumps(b64url_json(json.loads(body)["protected"]).get("jwk"),
@@ -102,16 +110,28 @@ class AcmeFront:
                 if self.command != "HEAD":
                     self.wfile.write(data)
 
-            def known_account(self, location, data):
+            def fresh_nonce(self):
                 ctx = ssl.create_default_context(cafile=front.sb.ca_cert)
                 conn = http.client.HTTPSConnection("localhost", front.sb.pebble_port, context=ctx,
                                                    timeout=30)
                 conn.request("HEAD", "/nonce-plz", headers={"Host": f"localhost:{front.port}"})
                 nonce = conn.getresponse().getheader("Replay-Nonce")
                 conn.close()
+                return nonce
+
+            def problem(self, code, ptype, detail):
+                data = json.dumps({"type": ptype, "detail": detail}).encode()
+                self.send_response(code)
+                self.send_header("Replay-Nonce", self.fresh_nonce())
+                self.send_header("Content-Type", "application/problem+json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def known_account(self, location, data):
                 self.send_response(200)
                 self.send_header("Location", location)
-                self.send_header("Replay-Nonce", nonce)
+                self.send_header("Replay-Nonce", self.fresh_nonce())
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()

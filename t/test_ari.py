@@ -77,6 +77,57 @@ def test_ca_advising_renewal_now_renews(ari_sb):
             f"{front.explanation}") in log
 
 
+def renew_now(sb, front):
+    """Installs a certificate, then has the CA advise its renewal now;
+    returns (the live certificate's ARI id, the renewed staged file)."""
+    installed(sb, front)
+    live = sb.path("md", "domains", NAME, "pubcert.pem")
+    front.orders.clear()
+    now = time.time()
+    front.window = (now - 7200, now - 3600)
+    sb.start_httpd(conf(front))
+    old = cert_id(live)
+    new = sb.path("md", "staging", NAME, "pubcert.pem")
+    assert wait_for(lambda: os.path.exists(new), 60), sb.error_log()[-3000:]
+    return old, new
+
+
+def test_renewal_names_the_certificate_it_replaces(ari_sb):
+    """Issue 13.2: the renewal's order carries `replaces` with the ARI id
+    of the certificate it replaces; job.json remembers it."""
+    sb, front = ari_sb
+    old, new = renew_now(sb, front)
+    assert [o.get("replaces") for o in front.orders] == [old]
+    assert cert_id(new) != old
+    job = json.load(open(sb.path("md", "staging", NAME, "job.json")))
+    assert job["ari-replaced"] == [old]
+
+
+def test_rejected_replaces_is_retried_without_it(ari_sb):
+    """Issue 13.2: a CA that rejects `replaces` (alreadyReplaced) gets the
+    order once more without it, and the certificate is not named again."""
+    sb, front = ari_sb
+    front.reject_replaces = 1
+    old, new = renew_now(sb, front)
+    assert [o.get("replaces") for o in front.orders] == [old, None]
+    assert "the CA rejected the order replacing certificate" in sb.error_log()
+    # a later run of the same MD (e.g. the staged set lost) does not name it
+    sb.stop_httpd()
+    for f in os.listdir(sb.path("md", "staging", NAME)):
+        if f != "job.json":
+            os.remove(sb.path("md", "staging", NAME, f))
+    job_file = sb.path("md", "staging", NAME, "job.json")
+    job = json.load(open(job_file))
+    assert job["ari-replaced"] == [old]
+    job["finished"] = False
+    job.pop("next-run", None)
+    json.dump(job, open(job_file, "w"))
+    front.orders.clear()
+    sb.start_httpd(conf(front))
+    assert wait_for(lambda: os.path.exists(new), 60), sb.error_log()[-3000:]
+    assert [o.get("replaces") for o in front.orders] == [None]
+
+
 def test_ari_time_ahead_waits(ari_sb):
     sb, front = ari_sb
     installed(sb, front)

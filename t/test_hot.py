@@ -1,5 +1,6 @@
-"""Hot activation (issue 5, points 1, 3, 5): a renewed certificate reaches
-new handshakes without a restart, while a client keeps connecting."""
+"""Hot activation (issue 5, points 1, 3, 5; issue 13.1): a renewed, and a
+first, certificate reaches new handshakes without a restart, while a client
+keeps connecting."""
 
 import json
 import ssl
@@ -69,6 +70,51 @@ def test_renewed_certificate_goes_live_without_restart(ca_sb):
     # the next restart installs B into domains/ as usual, and B stays live
     ca_sb.start_httpd()
     assert wait_for(lambda: fingerprint(ca_sb, name)[0] == b, 20)
+    assert md_status(ca_sb, name)["live"] == "domains"
+
+
+def test_first_certificate_goes_live_without_restart(ca_sb):
+    """Issue 13.1: a new MD answers 503 with its fallback, and its first
+    certificate is served with 200 within seconds of being staged, with no
+    restart; a client connecting all along never sees a failed handshake,
+    nor the fallback with 200 or the real certificate with 503."""
+    name = "first.example.org"
+    ca_sb.start_httpd(site(ca_sb, name) + STATUS)
+    pid = ca_sb.pid()
+    fallback, st = fingerprint(ca_sb, name)
+    assert st == 503
+    seen, failures, stop = [], [], threading.Event()
+
+    def client():
+        while not stop.is_set():
+            try:
+                fp, st = fingerprint(ca_sb, name)
+                seen.append((fp, st, time.time()))
+            except (OSError, ssl.SSLError) as e:
+                failures.append(repr(e))
+            time.sleep(0.02)
+    t = threading.Thread(target=client)
+    t.start()
+    try:
+        ok = wait_for(lambda: any(fp != fallback for fp, _, _ in seen), 90)
+        time.sleep(8)  # every child process looks again within 5 s
+    finally:
+        stop.set()
+        t.join()
+    assert ok, ca_sb.error_log()[-3000:]
+    assert failures == [], failures[:3]
+    assert all((fp == fallback) == (st == 503) for fp, st, _ in seen), \
+        {(fp == fallback, st) for fp, st, _ in seen}
+    real, _, t_real = next(x for x in seen if x[0] != fallback)
+    assert {fp for fp, _, _ in seen} == {fallback, real}
+    assert all(fp == real for fp, _, t in seen if t > t_real + 6)
+    assert ca_sb.pid() == pid  # no restart happened
+    status, text = https_get(ca_sb, name)
+    assert status == 200 and "Pebble Intermediate" in text
+    assert md_status(ca_sb, name)["live"] == "staging"
+    # the next restart installs it into domains/; it stays live
+    ca_sb.start_httpd()
+    assert wait_for(lambda: fingerprint(ca_sb, name) == (real, 200), 20)
     assert md_status(ca_sb, name)["live"] == "domains"
 
 

@@ -73,8 +73,10 @@ def test_first_certificate_http01(ca_sb):
     assert j["finished"] is True and j["errors"] == 0
     assert [e["type"] for e in j["log"]["entries"]][-1] == "starting"
     assert "AH10059: The Managed Domain h.example.org has been setup" in ca_sb.error_log()
-    # staged, not yet live: the fallback answers until the graceful restart
-    assert https_get(ca_sb, name)[0] == 503
+    # staged: live within seconds without a restart (hot activation), and
+    # installed into domains/ by the next graceful restart
+    assert wait_for(lambda: https_get(ca_sb, name)[0] == 200, 20)
+    assert not os.path.exists(ca_sb.path("md", "domains", name, "pubcert.pem"))
     ca_sb.start_httpd()  # graceful
     assert wait_for(lambda: https_get(ca_sb, name)[0] == 200, 20)
     status, text = https_get(ca_sb, name)
@@ -92,6 +94,22 @@ def test_first_certificate_tls_alpn01(ca_sb):
     obtain(ca_sb, name)
     entries = [e.get("detail", "") for e in job(ca_sb, name)["log"]["entries"]]
     assert any("tls-alpn-01" in d for d in entries), entries
+
+
+def test_tls_alpn01_with_rsa_and_ecdsa_keys(ca_sb):
+    """Issue 13.5: with an ECDSA and an RSA key, the CA's acme-tls/1
+    handshake is offered only the challenge certificate (not the vhost's
+    ECDSA fallback, which a client preferring ECDSA would get), and pebble
+    validates both orders."""
+    name = "alpn2.example.org"
+    body = site(ca_sb, name, ssl_extra="  Protocols acme-tls/1 http/1.1",
+                md_body="  MDCAChallenges tls-alpn-01\n  MDPrivateKeys secp256r1 rsa2048")
+    ca_sb.start_httpd(body)
+    obtain(ca_sb, name, f="pubcert.secp256r1.pem")
+    assert os.path.exists(ca_sb.path("md", "staging", name, "pubcert.pem"))
+    entries = [e.get("detail", "") for e in job(ca_sb, name)["log"]["entries"]]
+    assert any("tls-alpn-01" in d for d in entries), entries
+    assert not any("http-01" in d for d in entries), entries
 
 
 def test_tls_alpn01_skipped_where_protocols_forbid_it(ca_sb):

@@ -37,13 +37,25 @@ def test_fallback_until_a_certificate_exists(sb):
     assert "Subject: CN = Apache Managed Domain Fallback" in text
     assert "DNS:f.example.org" in text
     log = sb.error_log()
-    assert "AH10085" in log  # mod_ssl: will respond with 503 for now
+    # hot activation (default): the fallback comes through the ordinary
+    # certificate hook, the 503 is the module's, not mod_ssl's for the
+    # whole generation
+    assert "AH10085" not in log
+    assert "f.example.org: answers 503 with the fallback certificate of f.example.org" in log
     md = os.path.join(sb.path("md"), "domains", "f.example.org")
     assert os.stat(os.path.join(md, "fallback-privkey.pem")).st_mode & 0o077 == 0
     # the alias joined the MD (member mode auto) and the MD needs a certificate
     j = json.load(open(os.path.join(md, "md.json")))
     assert j["domains"] == ["f.example.org", "www.f.example.org"]
     assert j["state"] == 1 and j["state-descr"] == "certificate(rsa) is missing"
+
+
+def test_fallback_without_hot_activation_is_mod_ssls(sb):
+    sb.start_httpd(ssl_md(sb, "g.example.org") + "MDHotActivation off\n")
+    status, text = https_get(sb, "g.example.org")
+    assert status == 503
+    assert "Subject: CN = Apache Managed Domain Fallback" in text
+    assert "AH10085" in sb.error_log()  # mod_ssl: will respond with 503 for now
 
 
 def test_manual_members_warn(sb):
@@ -225,9 +237,39 @@ def test_store_lock_held_elsewhere(ca_sb, a2md):  # noqa: F811
         fcntl.flock(f, fcntl.LOCK_EX)
         ca_sb.start_httpd(body)
         assert "AH10398: unable to obtain global registry lock" in ca_sb.error_log()
-        assert https_get(ca_sb, name)[0] == 503
+        assert not os.path.exists(ca_sb.path("md", "domains", name, "pubcert.pem"))
         assert os.path.exists(ca_sb.path("md", "staging", name, "pubcert.pem"))
     ca_sb.start_httpd()  # lock released: the graceful restart installs it
     from test_renewal import wait_for
     assert wait_for(lambda: https_get(ca_sb, name)[0] == 200, 20)
     assert f"AH10068: {name}: staged set activated" in ca_sb.error_log()
+
+
+def test_acme_tls_handshake_offers_only_the_challenge_certificate(sb):
+    """Issue 13.5: an SSL vhost with an ECDSA and an RSA certificate; on an
+    `acme-tls/1` handshake a client that prefers ECDSA (as some ACME
+    servers' validators do) gets the challenge certificate, not the vhost's
+    ECDSA one (the C module offers both, and the ECDSA one wins)."""
+    import subprocess
+    name = "alpnk.example.org"
+    body = ssl_md(sb, name, "  Protocols acme-tls/1 http/1.1").replace(
+        f"MDomain {name}", f"<MDomain {name}>\n MDPrivateKeys secp256r1 rsa2048\n"
+                           f" MDCAChallenges tls-alpn-01\n</MDomain>")
+    sb.start_httpd(body)
+    # the challenge data as a renewal would leave it (an RSA certificate)
+    d = sb.path("md", "challenges", name)
+    os.makedirs(d, exist_ok=True)
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=acme-challenge-test", "-addext", f"subjectAltName=DNS:{name}",
+                    "-keyout", os.path.join(d, "acme-tls-alpn-01-privkey.pem"),
+                    "-out", os.path.join(d, "acme-tls-alpn-01-pubcert.pem")],
+                   check=True, capture_output=True)
+    for f in os.listdir(d):
+        os.chmod(os.path.join(d, f), 0o644)
+    r = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{sb.https_port}",
+                        "-servername", name, "-alpn", "acme-tls/1",
+                        "-sigalgs", "ECDSA+SHA256:RSA-PSS+SHA256:RSA+SHA256"],
+                       input="", capture_output=True, text=True, timeout=20)
+    assert "ALPN protocol: acme-tls/1" in r.stdout, r.stdout[-2000:]
+    assert "CN=acme-challenge-test" in r.stdout or "CN = acme-challenge-test" in r.stdout, \
+        r.stdout[:2000]

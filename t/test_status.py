@@ -105,6 +105,7 @@ def test_md_status_same_shape_as_c_module(eab_sb, c_module):
     o, t = ours["managed-domains"][0], theirs["managed-domains"][0]
     # our documented addition: which certificate is live
     assert o.pop("live") == "domains"
+    assert o.pop("next-run") == o["renew-at"]  # our addition: when the job looks next
     assert o["eab"] == t["eab"] == {"kid": "kid-1", "hmac": "***"}
     assert list(o.keys()) == list(t.keys()), (list(o.keys()), list(t.keys()))
     assert shape(o) == shape(t), json.dumps({"ours": shape(o), "c": shape(t)}, indent=1)
@@ -228,6 +229,7 @@ def test_md_status_of_a_failing_renewal_same_shape_as_c_module(sb, c_module):
     sb.stop_httpd()
     o, t = views["ours"], views["c"]
     assert o.pop("live") == "none"
+    assert o.pop("next-run")  # our addition: the job's back-off
     assert list(o.keys()) == list(t.keys()), (list(o.keys()), list(t.keys()))
     ro, rt = o["renewal"], t["renewal"]
     assert list(ro.keys()) == list(rt.keys()), (list(ro.keys()), list(rt.keys()))

@@ -405,7 +405,15 @@ def demo():
         if not all(ready(n) for n in ("demo.example.org", "other.example.org")):
             print(sb.error_log()[-3000:])
             raise SystemExit("demo: no certificates after 120 s")
-        print(f"   staged after {time.time() - t0:.1f} s; graceful restart activates them")
+        print(f"   staged after {time.time() - t0:.1f} s; they go live without a restart (hot activation)...")
+        t1 = time.time()
+        while time.time() - t1 < 15 and not all(
+                _https_status(sb, h)[0] == 200 for h in ("demo.example.org", "other.example.org")):
+            time.sleep(0.5)
+        for host in ("demo.example.org", "other.example.org"):
+            st, subj, iss = _https_status(sb, host)
+            print(f"   https://{host}/ -> {st} ({subj}, {iss})")
+        print("== a graceful restart installs them into the store's domains/ (as the C module expects)")
         sb.start_httpd()
         time.sleep(1)
         for host in ("demo.example.org", "other.example.org"):

@@ -387,9 +387,12 @@ pub fn tls_alpn01_cert(key: &Key, ident: &str, key_authz: &str) -> R<X509> {
     )
 }
 
+/// The subject CN of the fallback certificates (as the C module names them).
+pub const FALLBACK_CN: &str = "Apache Managed Domain Fallback";
+
 /// The fallback certificate served until a real one exists (§2.4).
 pub fn fallback_cert(key: &Key, domains: &[String]) -> R<X509> {
-    self_signed(key, "Apache Managed Domain Fallback", domains, 14, None)
+    self_signed(key, FALLBACK_CN, domains, 14, None)
 }
 
 /// All certificates of a PEM chain, in order.

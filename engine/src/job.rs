@@ -85,6 +85,9 @@ pub struct Job {
     pub valid_from: Micros,
     pub errors: i32,
     pub last: Option<JobResult>,
+    /// ARI ids of certificates named in an order's `replaces` (our
+    /// addition, `ari-replaced`; only written when there are some).
+    pub ari_replaced: Vec<String>,
     /// Newest first.
     pub log: Vec<LogEntry>,
 }
@@ -115,6 +118,9 @@ impl Job {
         o.insert("errors".into(), json!(self.errors));
         if let Some(l) = &self.last {
             o.insert("last".into(), l.to_json());
+        }
+        if !self.ari_replaced.is_empty() {
+            o.insert("ari-replaced".into(), json!(self.ari_replaced));
         }
         let entries: Vec<Value> = self
             .log
@@ -158,6 +164,15 @@ impl Job {
             valid_from: t("valid-from"),
             errors: j.get("errors").and_then(Value::as_i64).unwrap_or(0) as i32,
             last: j.get("last").map(JobResult::from_json),
+            ari_replaced: j
+                .get("ari-replaced")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default(),
             log: j
                 .pointer("/log/entries")
                 .and_then(Value::as_array)
@@ -481,7 +496,7 @@ pub struct JobCtx<'a> {
     /// The MD staples and its OCSP responder says a certificate is revoked.
     pub revoked: bool,
     /// The MD's current certificates (leaves), for ARI.
-    pub certs: Vec<openssl::x509::X509>,
+    pub certs: Vec<(String, openssl::x509::X509)>,
 }
 
 struct ProgressToJob<'a> {
@@ -695,7 +710,9 @@ fn ari_says_renew(ctx: &JobCtx<'_>, job: &mut Job, now: Micros, notes: &mut Vec<
                 time::rfc822(at)
             ),
         ));
-        if at - now < time::from_secs(time::SECS_PER_DAY) {
+        // the job comes back at the ARI time when the regular check would
+        // come later (within a day, as the C module, or MDCheckInterval)
+        if at - now < time::from_secs(time::SECS_PER_DAY).max(ctx.global.check_interval) {
             job.next_run = at;
         }
         false
@@ -739,7 +756,7 @@ fn ari_time(ctx: &JobCtx<'_>, notes: &mut Vec<Note>) -> Option<(Micros, Option<S
         .trim_end_matches('/')
         .to_string();
     let mut best: Option<(Micros, Option<String>)> = None;
-    for cert in &ctx.certs {
+    for (_, cert) in &ctx.certs {
         let Some(id) = crate::crypto::ari_cert_id(cert) else {
             continue; // no AKI key id
         };
@@ -862,6 +879,7 @@ fn run(
         ctx.store
             .save_json(Group::Staging, &md.name, "md.json", &staged_md.to_json())
             .map_err(|e| AcmeError::new(Kind::General, e.msg))?;
+        let replaced = job.ari_replaced.clone();
         let mut progress = ProgressToJob {
             job,
             notify,
@@ -883,11 +901,15 @@ fn run(
                 tls_alpn_domains: Some(md.found.acme_tls_1_domains.clone()),
             },
             notes: Vec::new(),
+            replaced,
+            current: ctx.certs.clone(),
         };
         let r = order::stage(&mut acme, md, &mut env);
         let more = std::mem::take(&mut env.notes);
+        let replaced = std::mem::take(&mut env.replaced);
         drop(env);
         progress.notes.extend(more);
+        progress.job.ari_replaced = replaced;
         r.map(|staged| staged.valid_from)
     })();
     match result {
@@ -954,6 +976,15 @@ fn run(
                     e.retry() == crate::acme::Retry::NextDay,
                     rand_byte(),
                 );
+            if ctx.md.must_staple && job.errors == 1 {
+                notes.push(Note::new(
+                    Level::Warn,
+                    format!(
+                        "md[{}]: the renewal with MDMustStaple on failed ({e}). A CA that runs no OCSP responder (Let's Encrypt since 2025) rejects must-staple orders, and clients reject must-staple certificates without a stapled response: consider MDMustStaple off",
+                        ctx.md.name
+                    ),
+                ));
+            }
             // what the run was doing when it failed (as the C module keeps it)
             let activity = job
                 .last_log("progress")

@@ -28,6 +28,8 @@ pub struct CertInfo {
     leaf: X509,
     /// SHA-256 fingerprint of the leaf, lower-case hex.
     pub sha256_hex: String,
+    /// The OCSP responder the certificate names, if any.
+    pub ocsp_url: Option<String>,
 }
 
 fn has_must_staple(c: &X509) -> bool {
@@ -52,6 +54,10 @@ impl CertInfo {
             sha256_hex: crate::util::hex(
                 &leaf.digest(openssl::hash::MessageDigest::sha256()).ok()?,
             ),
+            ocsp_url: leaf
+                .ocsp_responders()
+                .ok()
+                .and_then(|r| r.iter().next().map(|u| u.to_string())),
             leaf: leaf.clone(),
         })
     }
@@ -142,7 +148,13 @@ pub fn compute_state(store: &Store, md: &Md) -> (State, Option<String>, Vec<Opti
             if !md.domains.iter().all(|d| info.covers(d)) {
                 state = State::Incomplete;
                 descr = Some(format!("certificate({name}) does not cover all domains."));
-            } else if md.cert_files.is_empty() && info.must_staple != md.must_staple {
+            } else if md.cert_files.is_empty()
+                && info.must_staple != md.must_staple
+                // a CA that runs no OCSP responder issues no must-staple
+                // certificates: another order would get the same (a
+                // renewal loop); the start-up warns about it instead
+                && !(md.must_staple && info.ocsp_url.is_none())
+            {
                 state = State::Incomplete;
                 descr = Some(format!(
                     "'must-staple' is{} requested, but certificate({name}) has it{} enabled.",
@@ -156,6 +168,23 @@ pub fn compute_state(store: &Store, md: &Md) -> (State, Option<String>, Vec<Opti
     (state, descr, certs)
 }
 
+/// Certificates that live less than this renew at half their lifetime at
+/// the latest, whatever the renew window says (6-day certificates).
+pub const SHORT_LIVED: Micros = 10 * crate::time::SECS_PER_DAY * crate::time::USEC_PER_SEC;
+
+/// The start of a certificate's renew window: `MDRenewWindow` applied to
+/// its real lifetime; a short-lived one ([`SHORT_LIVED`]) renews at half
+/// its lifetime at the latest.
+pub fn cert_renew_at(md: &Md, c: &CertInfo) -> Micros {
+    let life = c.not_after - c.not_before;
+    let at = c.not_after - md.renew_window.length_within(life);
+    if life < SHORT_LIVED {
+        at.min(c.not_before + life / 2)
+    } else {
+        at
+    }
+}
+
 /// When to renew (§3.4): the earliest start of a renew window; `now` for
 /// incomplete MDs or missing certificates.
 pub fn renew_at(md: &Md, state: State, certs: &[Option<CertInfo>], now: Micros) -> Micros {
@@ -165,7 +194,7 @@ pub fn renew_at(md: &Md, state: State, certs: &[Option<CertInfo>], now: Micros) 
     certs
         .iter()
         .flatten()
-        .map(|c| c.not_after - md.renew_window.length_within(c.not_after - c.not_before))
+        .map(|c| cert_renew_at(md, c))
         .min()
         .unwrap_or(now)
 }
@@ -406,16 +435,17 @@ pub fn install_staged(store: &Store, md: &Md, notes: &mut Vec<Note>) -> Result<b
         .ensure_group(Group::Domains, None)
         .map_err(|e| e.to_string())?;
     archive(store, &md.name)?;
-    let tmp = store.group_dir(Group::Tmp).join(&md.name);
-    let live = store.group_dir(Group::Domains).join(&md.name);
-    fs::rename(&tmp, &live).map_err(|e| format!("activating {}: {e}", live.display()))?;
-    purge_staging(store, md);
     // the groups the renewal job reads from are open to it from now on
+    // (before the new set appears: whoever sees it sees them open)
     for g in [Group::Accounts, Group::Staging] {
         if let Err(e) = store.open_group(g) {
             notes.push(Note::new(Level::Warn, e.msg));
         }
     }
+    let tmp = store.group_dir(Group::Tmp).join(&md.name);
+    let live = store.group_dir(Group::Domains).join(&md.name);
+    fs::rename(&tmp, &live).map_err(|e| format!("activating {}: {e}", live.display()))?;
+    purge_staging(store, md);
     Ok(true)
 }
 
@@ -502,6 +532,39 @@ mod tests {
     fn md(domains: &[&str]) -> Md {
         let def = MdDef::new(domains.iter().map(|s| s.to_string()).collect());
         Md::from_def(&def, &Settings::default(), None)
+    }
+
+    #[test]
+    fn short_lived_certificates_renew_at_half_their_lifetime_at_the_latest() {
+        let day = time::from_secs(time::SECS_PER_DAY);
+        let mut m = md(&["a.org"]);
+        let key = crate::crypto::Key::generate(&KeySpec::Default).unwrap();
+        let pem = crate::crypto::fallback_cert(&key, &["a.org".into()])
+            .unwrap()
+            .to_pem()
+            .unwrap();
+        let mut c = CertInfo::from_pem("rsa", &pem).unwrap();
+        // 6 days: a window of 33 % is 2 days of the real lifetime, but a
+        // certificate of under 10 days renews half-way at the latest
+        c.not_before = 100 * day;
+        c.not_after = 106 * day;
+        m.renew_window = time::TimeSlice::percent_of(day, 33);
+        assert_eq!(cert_renew_at(&m, &c), 103 * day);
+        // 6 days with a window of 4 days: as configured (earlier)
+        m.renew_window = time::TimeSlice::parse("4d", day).unwrap();
+        assert_eq!(cert_renew_at(&m, &c), 102 * day);
+        // 12 days, 33 %: 4 days before the end, the window of the real
+        // lifetime (not of the 90-day norm)
+        c.not_after = 112 * day;
+        m.renew_window = time::TimeSlice::percent_of(day, 33);
+        assert_eq!(
+            cert_renew_at(&m, &c),
+            c.not_after - time::from_secs(12 * time::SECS_PER_DAY * 33 / 100)
+        );
+        // 90 days, one day: as configured
+        m.renew_window = time::TimeSlice::parse("1d", day).unwrap();
+        c.not_after = 190 * day;
+        assert_eq!(cert_renew_at(&m, &c), 189 * day);
     }
 
     fn tmpstore(tag: &str) -> (std::path::PathBuf, Store) {
@@ -740,6 +803,53 @@ pub fn staged_files_present(store: &Store, md: &Md) -> bool {
                 .path(Group::Staging, &md.name, &format!("pubcert{sfx}.pem"))
                 .exists()
     })
+}
+
+/// Identifier limits of profiles as Let's Encrypt documents them (2026):
+/// its `shortlived` and `tlsserver` profiles allow at most 25 identifiers
+/// in a certificate.
+const LETSENCRYPT_PROFILE_LIMITS: [(&str, usize); 2] = [("shortlived", 25), ("tlsserver", 25)];
+
+/// An error for an MD with more names than its CA's profile allows, where
+/// the CA states the limit (Let's Encrypt's profiles): said at start-up,
+/// before an order is refused.
+pub fn profile_limit_error(md: &Md) -> Option<String> {
+    let p = md.profile.as_deref()?;
+    let ca = md.ca_urls.first()?;
+    if !ca.contains("api.letsencrypt.org") {
+        return None;
+    }
+    let (_, limit) = LETSENCRYPT_PROFILE_LIMITS
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(p))?;
+    let n = crate::acme::order::order_identifiers(&md.domains).len();
+    (n > *limit).then(|| {
+        format!(
+            "md[{}]: {n} names, but the CA's '{p}' profile allows at most {limit} identifiers in a certificate: split the MD into several, or choose another profile (MDProfile)",
+            md.name
+        )
+    })
+}
+
+/// When a staged set that hot activation serves must be installed, so that
+/// it can be renewed in turn (the renewal job renews what `domains/` holds):
+/// its certificates' renewal time, at the earliest half-way through their
+/// lifetime. None when no complete set is staged.
+pub fn staged_due_at(store: &Store, md: &Md, now: Micros) -> Option<Micros> {
+    if !md.cert_files.is_empty() || !staged_ready(store, md, now) {
+        return None;
+    }
+    md.effective_specs()
+        .iter()
+        .map(|spec| {
+            let file = format!("pubcert{}.pem", spec.file_suffix());
+            let pem = store.load_bytes(Group::Staging, &md.name, &file).ok()??;
+            let c = CertInfo::from_pem(&spec.name(), &pem)?;
+            Some(cert_renew_at(md, &c).max(c.not_before + (c.not_after - c.not_before) / 2))
+        })
+        .collect::<Option<Vec<Micros>>>()?
+        .into_iter()
+        .min()
 }
 
 /// Whether the staged set of `md` is complete and its activation time has

@@ -5,6 +5,7 @@
 //! runtime and writes the answer.
 
 use crate::config::{Md, RenewMode};
+use crate::crypto::FALLBACK_CN;
 use crate::job::Job;
 use crate::startup::Runtime;
 use crate::status::{self, MdView, StaplingView};
@@ -66,7 +67,7 @@ pub fn md_status(
             full,
             now,
         );
-        status::add_ocsp(&mut j, staplings, full);
+        status::add_ocsp(&mut j, staplings, full, &d.rt.certs);
         let live = if serving_staged(&d.md.name) {
             "staging"
         } else if d.rt.cert_json.as_object().is_some_and(|o| !o.is_empty()) {
@@ -74,8 +75,15 @@ pub fn md_status(
         } else {
             "none"
         };
+        let next =
+            d.rt.watched
+                .then(|| next_run(&j, d.rt.renew_at, now))
+                .flatten();
         if let Some(o) = j.as_object_mut() {
             o.insert("live".into(), json!(live));
+            if let Some(t) = next {
+                o.insert("next-run".into(), json!(crate::time::rfc822(t)));
+            }
         }
         j
     };
@@ -89,6 +97,18 @@ pub fn md_status(
         Some(d) => one(d, true),
         None => status::overview(rt.domains.iter().map(|d| one(d, false)).collect()),
     }
+}
+
+/// When the renewal job looks at a watched MD next (our `next-run`): the
+/// run its job asked for (back-off, an ARI time, an activation), else its
+/// renewal time; not before now.
+fn next_run(md_json: &Value, renew_at: Micros, now: Micros) -> Option<Micros> {
+    md_json
+        .pointer("/renewal/next-run")
+        .and_then(Value::as_str)
+        .and_then(crate::time::parse_rfc822)
+        .or((renew_at > 0).then_some(renew_at))
+        .map(|t| t.max(now))
 }
 
 /// The MD that covers `host`.
@@ -108,6 +128,14 @@ pub fn certificate_status(rt: &Runtime, host: &str, now: Micros) -> Option<Value
         d.rt.renew_at,
         now,
     ))
+}
+
+/// Whether a request on server `server`, over a connection whose server
+/// certificate has the subject CN `cn`, gets 503: the vhost started with
+/// its MD's fallback (hot activation) and this connection was handed it.
+/// A connection handed the MD's own certificate is served.
+pub fn fallback_unavailable(rt: &Runtime, server: usize, cn: Option<&str>) -> bool {
+    rt.vhost(server).is_some_and(|v| v.fallback) && cn == Some(FALLBACK_CN)
 }
 
 /// The MD of server `server` that covers `host`, for `MDRequireHttps`.

@@ -32,7 +32,8 @@ pub struct Item {
     /// The challenge types it may use, or why none.
     pub challenges: Result<Vec<String>, String>,
     /// Its current certificates (leaves), for ARI.
-    pub certs: Vec<openssl::x509::X509>,
+    /// The MD's current certificates (leaves) by key name, for ARI.
+    pub certs: Vec<(String, openssl::x509::X509)>,
 }
 
 /// Runs one MD's job; returns its wanted next run (0 = none).

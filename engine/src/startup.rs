@@ -44,6 +44,10 @@ pub struct Vhost {
     /// Its MDs, as indices into the MDs of the plan or runtime (more than
     /// one only for a vhost without SSL).
     pub mds: Vec<usize>,
+    /// mod_ssl got the MD's fallback certificate for it through the
+    /// ordinary certificate hook (hot activation): a connection handed the
+    /// fallback answers 503, one handed the MD's certificate is served.
+    pub fallback: bool,
 }
 
 /// What start-up decided, before mod_ssl runs.
@@ -120,6 +124,7 @@ pub fn before_ssl(
             id: s.id,
             host: s.vhost,
             mds,
+            fallback: false,
         })
         .collect();
     for md in &mds {
@@ -252,14 +257,30 @@ impl Runtime {
                 warn_at: reg::warn_at(md, &rt.certs),
                 complete: md.found.state == State::Complete,
                 challenges: rt.challenges.clone(),
-                certs: rt.certs.iter().flatten().filter_map(|c| c.leaf()).collect(),
+                certs: rt
+                    .certs
+                    .iter()
+                    .flatten()
+                    .filter_map(|c| Some((c.key_name.clone(), c.leaf()?)))
+                    .collect(),
             })
             .collect()
     }
 
-    /// An MD whose renewed certificates wait for a restart to be installed.
-    pub fn staged_ready(&self, now: Micros) -> Option<&Md> {
-        self.mds().find(|m| reg::staged_ready(&self.store, m, now))
+    /// An MD whose staged set a graceful restart should install now: any
+    /// ready set with `MDGracefulRestart` (`eager`); else one that hot
+    /// activation serves and that is due for renewal itself
+    /// ([`reg::staged_due_at`]), which the renewal job can only renew once
+    /// it is installed.
+    pub fn restart_wanted(&self, now: Micros, eager: bool) -> Option<&Md> {
+        let staged = self.store.names(Group::Staging);
+        self.mds().filter(|m| staged.contains(&m.name)).find(|m| {
+            if eager {
+                reg::staged_ready(&self.store, m, now)
+            } else {
+                reg::staged_due_at(&self.store, m, now).is_some_and(|t| t <= now)
+            }
+        })
     }
 }
 
@@ -267,6 +288,9 @@ impl Runtime {
 pub struct SslFacts<'a> {
     /// Servers mod_ssl asked for certificates (SSL vhosts).
     pub ssl: &'a HashSet<usize>,
+    /// SSL vhosts that got their MD's fallback through the ordinary
+    /// certificate hook ([`Vhost::fallback`]).
+    pub fallback: &'a HashSet<usize>,
     /// Whether a server allows the `acme-tls/1` protocol.
     pub acme_tls: &'a dyn Fn(usize) -> bool,
     /// Whether the CA can reach us on http: and https: (listeners and
@@ -323,6 +347,9 @@ pub fn after_ssl(
     }
     rt.http_ok = facts.http_ok;
     rt.https_ok = facts.https_ok;
+    for v in &mut rt.vhosts {
+        v.fallback = facts.fallback.contains(&v.id);
+    }
     notes.push(Note::new(
         Level::Debug,
         format!(
@@ -472,6 +499,21 @@ fn md_runtime(
             global.dns01_cmd.is_some(),
         )
     };
+    if let Some(e) = reg::profile_limit_error(md) {
+        notes.push(Note::new(Level::Error, e));
+    }
+    if md.must_staple
+        && md.cert_files.is_empty()
+        && certs.iter().flatten().any(|c| c.ocsp_url.is_none())
+    {
+        notes.push(Note::new(
+            Level::Warn,
+            format!(
+                "md[{}]: MDMustStaple is on, but the MD's certificate names no OCSP responder (its CA runs none): clients that honour must-staple reject it without a stapled response; consider MDMustStaple off",
+                md.name
+            ),
+        ));
+    }
     let watched = state != State::Error && (used || md.renew_mode == RenewMode::Always);
     if watched && md.renew_mode != RenewMode::Manual {
         if let Err(e) = &challenges {
@@ -738,6 +780,7 @@ mod tests {
         let ssl: HashSet<usize> = [21].into_iter().collect();
         let facts = SslFacts {
             ssl: &ssl,
+            fallback: &HashSet::new(),
             acme_tls: &|_| false,
             http_ok: true,
             https_ok: true,
@@ -784,6 +827,7 @@ mod tests {
         let ssl: HashSet<usize> = [31].into_iter().collect();
         let facts = SslFacts {
             ssl: &ssl,
+            fallback: &HashSet::new(),
             acme_tls: &|_| true,
             http_ok: true,
             https_ok: true,

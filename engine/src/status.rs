@@ -929,18 +929,35 @@ pub fn staplings_html(views: &[StaplingView], now: Micros) -> String {
 /// md-status: adds `ocsp` {status, valid, renewal (the OCSP job.json)} to
 /// each certificate of an MD with stapling that has OCSP data (matched by
 /// fingerprint).
-pub fn add_ocsp(md_json: &mut Value, views: &[StaplingView], with_logs: bool) {
+/// Without a stapling entry, a certificate that names no OCSP responder
+/// says so (`certs`: the MD's certificates, by key name).
+pub fn add_ocsp(
+    md_json: &mut Value,
+    views: &[StaplingView],
+    with_logs: bool,
+    certs: &[Option<CertInfo>],
+) {
     if md_json.get("stapling") != Some(&Value::Bool(true)) {
         return;
     }
-    let Some(certs) = md_json.get_mut("cert").and_then(Value::as_object_mut) else {
+    let Some(cert_objs) = md_json.get_mut("cert").and_then(Value::as_object_mut) else {
         return;
     };
-    for (_, c) in certs.iter_mut() {
+    for (name, c) in cert_objs.iter_mut() {
         let Some(fp) = c.get("sha256-fingerprint").and_then(Value::as_str) else {
             continue;
         };
         let Some(v) = views.iter().find(|v| v.sha256 == fp) else {
+            let no_responder = certs
+                .iter()
+                .flatten()
+                .any(|i| &i.key_name == name && i.ocsp_url.is_none());
+            if let (true, Some(co)) = (no_responder, c.as_object_mut()) {
+                co.insert(
+                    "ocsp".into(),
+                    json!({"status": "none", "reason": "the certificate names no OCSP responder: nothing to staple"}),
+                );
+            }
             continue;
         };
         let mut o = Map::new();
@@ -1013,11 +1030,21 @@ mod stapling_tests {
     #[test]
     fn md_status_gets_ocsp_by_fingerprint() {
         let mut j = json!({"stapling": true, "cert": {"rsa": {"sha256-fingerprint": "fp-bb"}}});
-        add_ocsp(&mut j, &[view("x", "bb", Some(CertStatus::Good))], false);
+        add_ocsp(
+            &mut j,
+            &[view("x", "bb", Some(CertStatus::Good))],
+            false,
+            &[],
+        );
         assert_eq!(j["cert"]["rsa"]["ocsp"]["status"], "good");
         assert!(j["cert"]["rsa"]["ocsp"]["valid"]["until"].is_string());
         let mut off = json!({"stapling": false, "cert": {"rsa": {"sha256-fingerprint": "fp-bb"}}});
-        add_ocsp(&mut off, &[view("x", "bb", Some(CertStatus::Good))], false);
+        add_ocsp(
+            &mut off,
+            &[view("x", "bb", Some(CertStatus::Good))],
+            false,
+            &[],
+        );
         assert!(off["cert"]["rsa"].get("ocsp").is_none());
     }
 }

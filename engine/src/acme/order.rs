@@ -113,6 +113,13 @@ pub struct RunEnv<'a> {
     pub events: &'a mut dyn Events,
     pub challenges: ChallengeEnv,
     pub notes: Vec<Note>,
+    /// ARI ids of certificates already named in `replaces` (RFC 9773 §5):
+    /// never named again. The run adds the ones it names.
+    pub replaced: Vec<String>,
+    /// The MD's current certificates (leaves) by key name (`rsa`, a
+    /// curve): what a new order replaces. The renewal job cannot read
+    /// `domains/`; the parent read them at start-up.
+    pub current: Vec<(String, X509)>,
 }
 
 /// The identifiers to order: MD names minus those a wildcard in the list
@@ -450,14 +457,96 @@ fn start_authz(
     ))
 }
 
-fn new_order(acme: &mut Acme, md: &Md) -> AResult<Order> {
+/// The ARI id of the live certificate that an order for `spec` replaces
+/// (RFC 9773 §5): when the CA offers `renewalInfo`, ARI is on for the MD,
+/// and the certificate was not named before.
+fn replaces(acme: &Acme, md: &Md, env: &RunEnv<'_>, spec: &KeySpec) -> Option<String> {
+    if !md.ari || acme.dir.renewal_info.is_none() {
+        return None;
+    }
+    let name = spec.name();
+    let (_, leaf) = env
+        .current
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(&name))?;
+    crypto::ari_cert_id(leaf).filter(|id| !env.replaced.contains(id))
+}
+
+/// A new order, naming the certificate it replaces when there is one; a CA
+/// that rejects `replaces` (already replaced, or a problem with it) gets the
+/// order once more without it.
+fn new_order_replacing(
+    acme: &mut Acme,
+    md: &Md,
+    env: &mut RunEnv<'_>,
+    spec: &KeySpec,
+) -> AResult<Order> {
+    let profile = profile(acme, md, env);
+    let profile = profile.as_deref();
+    let Some(id) = replaces(acme, md, env, spec) else {
+        return new_order(acme, md, None, profile);
+    };
+    let r = new_order(acme, md, Some(&id), profile);
+    // named once the CA has answered (accepted or rejected), not after a
+    // transport failure, which the next run repeats with `replaces`
+    if r.as_ref().map_or_else(|e| e.problem.is_some(), |_| true) {
+        env.replaced.push(id.clone());
+    }
+    match r {
+        Err(e) if e.problem.is_some() => {
+            env.notes.push(Note::new(
+                Level::Info,
+                format!(
+                    "{}: the CA rejected the order replacing certificate {id} ({e}); ordering without 'replaces'",
+                    md.name
+                ),
+            ));
+            new_order(acme, md, None, profile)
+        }
+        r => r,
+    }
+}
+
+/// The profile to ask for: `MDProfile`; without it, for an MD with IP
+/// addresses, a `shortlived` profile the CA offers (Let's Encrypt issues IP
+/// certificates only under it).
+fn profile(acme: &Acme, md: &Md, env: &mut RunEnv<'_>) -> Option<String> {
+    if md.profile.is_some() {
+        return md.profile.clone();
+    }
+    let ip = md.domains.iter().any(|d| crypto::ident_type(d) == "ip");
+    let offered = acme
+        .dir
+        .profiles
+        .iter()
+        .find(|p| p.eq_ignore_ascii_case("shortlived"))
+        .filter(|_| ip)?;
+    env.notes.push(Note::new(
+        Level::Info,
+        format!(
+            "{}: the MD has IP addresses and no MDProfile: asking the CA for its '{offered}' profile",
+            md.name
+        ),
+    ));
+    Some(offered.clone())
+}
+
+fn new_order(
+    acme: &mut Acme,
+    md: &Md,
+    replaces: Option<&str>,
+    profile: Option<&str>,
+) -> AResult<Order> {
     let idents: Vec<Value> = order_identifiers(&md.domains)
         .iter()
         .map(|d| json!({"type": crypto::ident_type(d), "value": d}))
         .collect();
     let mut payload = Map::new();
     payload.insert("identifiers".into(), Value::Array(idents));
-    if let Some(p) = &md.profile {
+    if let Some(id) = replaces {
+        payload.insert("replaces".into(), json!(id));
+    }
+    if let Some(p) = profile {
         match acme.dir.profiles.iter().find(|x| x.eq_ignore_ascii_case(p)) {
             Some(offered) => {
                 payload.insert("profile".into(), json!(offered));
@@ -648,7 +737,7 @@ fn obtain(acme: &mut Acme, md: &Md, env: &mut RunEnv<'_>, spec: &KeySpec) -> ARe
             None => {
                 env.events
                     .progress(&format!("Creating new order for {}", md.name));
-                new_order(acme, md)?
+                new_order_replacing(acme, md, env, spec)?
             }
         };
         store

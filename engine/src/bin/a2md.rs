@@ -149,6 +149,8 @@ fn main() {
             events: &mut events,
             challenges,
             notes: Vec::new(),
+            replaced: Vec::new(),
+            current: Vec::new(),
         };
         let r = order::stage(&mut acme, &md, &mut env);
         for n in &env.notes {
