@@ -57,6 +57,40 @@ fn error(cmd: &ffi::cmd_parms, msg: &str) -> *const c_char {
     unsafe { apr::pstrdup(cmd.pool, msg) }
 }
 
+/// `<MDomain ...>` / `<MDomainSet ...>`: opens the section, has httpd walk
+/// its body (whose directives come back into `handle`), closes it.
+///
+/// # Safety
+/// `cmd` is httpd's valid cmd_parms of the section directive.
+unsafe fn section(
+    cmd: *mut ffi::cmd_parms,
+    state: &conf::ModState,
+    d: Directive,
+    raw: &str,
+    inside: bool,
+    context: &Ctx,
+) -> *const c_char {
+    // SAFETY: forwarded contract.
+    let cmdr = unsafe { &mut *cmd };
+    if let Err(e) = state.lock().config.begin_section(d, raw, inside, context) {
+        return error(cmdr, &e);
+    }
+    // The lock is released while httpd walks the section body.
+    // SAFETY: walking the children of the current directive with the same
+    // parms, as httpd's own section handlers do.
+    let walk_err = unsafe {
+        let first = cmdr
+            .directive
+            .as_ref()
+            .map_or(std::ptr::null_mut(), |x| x.first_child);
+        ffi::ap_walk_config(first, cmd, cmdr.context)
+    };
+    if let Err(e) = state.lock().config.end_section(walk_err.is_null()) {
+        return error(cmdr, &e);
+    }
+    walk_err
+}
+
 /// Shared body of every handler.
 ///
 /// # Safety
@@ -90,24 +124,8 @@ unsafe fn handle(cmd: *mut ffi::cmd_parms, args: Vec<String>) -> *const c_char {
     };
     if d.form() == ArgForm::Raw && matches!(d, Directive::Section | Directive::SectionSet) {
         let raw = args.first().cloned().unwrap_or_default();
-        if let Err(e) = state.lock().config.begin_section(d, &raw, inside, &context) {
-            return error(cmdr, &e);
-        }
-        // The lock is released while httpd walks the section body: the
-        // body's directives come back into `handle`.
-        // SAFETY: walking the children of the current directive with the
-        // same parms, as httpd's own section handlers do.
-        let walk_err = unsafe {
-            let first = cmdr
-                .directive
-                .as_ref()
-                .map_or(std::ptr::null_mut(), |x| x.first_child);
-            ffi::ap_walk_config(first, cmd, cmdr.context)
-        };
-        if let Err(e) = state.lock().config.end_section(walk_err.is_null()) {
-            return error(cmdr, &e);
-        }
-        return walk_err;
+        // SAFETY: forwarded from httpd's call.
+        return unsafe { section(cmd, state, d, &raw, inside, &context) };
     }
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut st = state.lock();

@@ -85,6 +85,17 @@ fn fatal(s: *const ffi::server_rec, f: &config::Fatal) -> c_int {
     FAILED
 }
 
+/// Logs why start-up cannot go on; httpd then stops.
+fn start_failed(s: *const ffi::server_rec, e: startup::StartError) -> c_int {
+    match e {
+        startup::StartError::Fatal(f) => fatal(s, &f),
+        e => {
+            log::log(s, Level::Error, &e.to_string());
+            FAILED
+        }
+    }
+}
+
 /// post_config, first part ("before SSL", §2.2 steps 1–9 as far as this
 /// module implements them): store, MD merge, fatal checks, vhost matching.
 pub unsafe extern "C" fn post_config_before_ssl(
@@ -196,11 +207,7 @@ unsafe fn before_ssl(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> c_
     log::notes(s, &notes);
     let plan = match planned {
         Ok(p) => p,
-        Err(startup::StartError::Fatal(f)) => return fatal(s, &f),
-        Err(e) => {
-            log::log(s, Level::Error, &e.to_string());
-            return FAILED;
-        }
+        Err(e) => return start_failed(s, e),
     };
     // mod_ssl primes the certificates it loads into a new OCSP registry
     // during its post_config, which runs next (§8.2).
@@ -306,26 +313,40 @@ unsafe fn after_ssl(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> c_i
         startup::after_ssl(rt, &global, &facts, now, &mut notes)
     });
     log::notes(s, &notes);
-    match done {
-        Ok(()) => {}
-        Err(startup::StartError::Fatal(f)) => return fatal(s, &f),
-        Err(e) => {
-            log::log(s, Level::Error, &e.to_string());
-            return FAILED;
-        }
+    if let Err(e) = done {
+        return start_failed(s, e);
     }
     crate::hot::prepare(state, rt, &ssl_servers, global.hot_activation);
     let watched = rt.domains.iter().filter(|d| d.rt.watched).count();
     let total = rt.domains.len();
     drop(st);
     state.publish();
+    // SAFETY: real run, parent; pconf and s are live.
+    unsafe { start_background(pconf, s, state, &global, watched, total) }
+}
+
+/// The generation's background work, once its runtime is published: the
+/// renewal and OCSP watchdogs (in a child) and the restart checker (in
+/// this parent).
+///
+/// # Safety
+/// Real run, parent; `pconf` and `s` are the live configuration pool and
+/// main server, `state` the generation's.
+unsafe fn start_background(
+    pconf: *mut ffi::apr_pool_t,
+    s: *mut ffi::server_rec,
+    state: &conf::ModState,
+    global: &config::Global,
+    watched: usize,
+    total: usize,
+) -> c_int {
     if watched > 0 {
         log::log(
             s,
             Level::Debug,
             &format!("AH10074: {watched} out of {total} mds need watching"),
         );
-        // SAFETY: real run, parent; pconf and s are live.
+        // SAFETY: forwarded contract.
         if !unsafe { crate::renew::register(pconf, s, state, global.initial_delay) } {
             return FAILED;
         }
@@ -333,7 +354,7 @@ unsafe fn after_ssl(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> c_i
         log::log(s, Level::Debug, "AH10075: no mds to supervise");
     }
     if state.stapling.count() > 0 {
-        // SAFETY: real run, parent; pconf and s are live.
+        // SAFETY: forwarded contract.
         if !unsafe { crate::ocsp::register(pconf, s, state, &global.stapling_keep_response) } {
             return FAILED;
         }
@@ -341,7 +362,7 @@ unsafe fn after_ssl(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> c_i
     if global.graceful_restart || (global.hot_activation && watched > 0) {
         if let Some(rt) = state.runtime() {
             let (interval, eager) = (global.check_interval, global.graceful_restart);
-            // SAFETY: real run, parent; pconf and s are live.
+            // SAFETY: forwarded contract.
             unsafe { crate::renew::start_restarter(pconf, s, rt, interval, eager) };
         }
     }
@@ -393,15 +414,8 @@ pub unsafe extern "C" fn ssl_add_cert_files(
         };
         let vname = &vhost.host.name;
         log_get_certificates(s, vname);
-        let n = vhost.mds.len();
-        if n > 1 {
-            log::log(
-                s,
-                Level::Error,
-                &format!(
-                    "AH10238: conflict: {n} MDs match Virtualhost {vname} which uses SSL, however there can be at most 1.",
-                ),
-            );
+        if vhost.mds.len() > 1 {
+            log_conflict(s, vhost.mds.len(), vname);
             return DECLINED;
         }
         let Some(md) = rt.md_of(s as usize).map(|d| &d.md) else {
@@ -426,14 +440,7 @@ pub unsafe extern "C" fn ssl_add_cert_files(
             let rv = unsafe { provide_fallback(s, p, cert_files, key_files, &rt.store, md, vname) };
             if rv == DONE {
                 st.fallback_servers.insert(s as usize);
-                log::log(
-                    s,
-                    Level::Info,
-                    &format!(
-                        "{vname}: answers 503 with the fallback certificate of {} until its certificate is obtained, which then goes live without a restart (MDHotActivation)",
-                        md.name
-                    ),
-                );
+                log_hot_fallback(s, md, vname);
             }
             return rv;
         }
@@ -448,6 +455,27 @@ pub unsafe extern "C" fn ssl_add_cert_files(
         }
         DONE
     })
+}
+
+fn log_conflict(s: *mut ffi::server_rec, n: usize, vname: &str) {
+    log::log(
+        s,
+        Level::Error,
+        &format!(
+            "AH10238: conflict: {n} MDs match Virtualhost {vname} which uses SSL, however there can be at most 1.",
+        ),
+    );
+}
+
+fn log_hot_fallback(s: *mut ffi::server_rec, md: &config::Md, vname: &str) {
+    log::log(
+        s,
+        Level::Info,
+        &format!(
+            "{vname}: answers 503 with the fallback certificate of {} until its certificate is obtained, which then goes live without a restart (MDHotActivation)",
+            md.name
+        ),
+    );
 }
 
 /// Appends (key, cert) pairs to mod_ssl's arrays.

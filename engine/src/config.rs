@@ -9,7 +9,8 @@
 use crate::keyspec::{self, KeySpec};
 use crate::time::{self, Micros, TimeSlice};
 use crate::uri;
-use serde_json::{json, Map, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
 
 /// Where a directive may be written (spec §1.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1096,6 +1097,157 @@ pub struct Md {
     pub found: MdState,
 }
 
+/// `md.json` as the C module writes it (spec §5.3): field order, names,
+/// numbers for booleans and modes where it uses them, members left out
+/// when empty.
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct MdFile<'a> {
+    name: &'a str,
+    domains: &'a [String],
+    contacts: &'a [String],
+    transitive: i64,
+    ca: CaFile<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    privkey: Option<Value>,
+    state: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state_descr: Option<&'a str>,
+    renew_mode: i64,
+    renew_window: String,
+    warn_window: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    require_https: Option<&'static str>,
+    must_staple: bool,
+    proto: ProtoFile<'a>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    cert_files: &'a [String],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pkey_files: &'a [String],
+    stapling: bool,
+    #[serde(rename = "cmd-dns-01", skip_serializing_if = "Option::is_none")]
+    cmd_dns_01: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    proxy_url: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ca_certs: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    proxy_ca_certs: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    eab: Option<EabFile<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    profile: Option<&'a str>,
+    profile_mandatory: bool,
+    ari_renewals: bool,
+}
+
+#[derive(Serialize)]
+struct CaFile<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    account: Option<&'a str>,
+    proto: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    urls: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    agreement: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    challenges: &'a [String],
+}
+
+#[derive(Serialize)]
+struct ProtoFile<'a> {
+    #[serde(rename = "acme-tls/1")]
+    acme_tls_1: &'a [String],
+}
+
+#[derive(Serialize)]
+struct EabFile<'a> {
+    kid: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hmac: Option<&'a str>,
+}
+
+impl<'a> MdFile<'a> {
+    fn of(md: &'a Md) -> MdFile<'a> {
+        MdFile {
+            name: &md.name,
+            domains: &md.domains,
+            contacts: &md.contacts,
+            transitive: i64::from(md.transitive),
+            ca: CaFile {
+                account: md.found.ca_account.as_deref(),
+                proto: &md.ca_proto,
+                url: md.found.ca_url.as_deref(),
+                urls: &md.ca_urls,
+                agreement: md.ca_agreement.as_deref(),
+                challenges: &md.ca_challenges,
+            },
+            privkey: (!md.pkey_specs.is_empty()).then(|| keyspec::specs_to_json(&md.pkey_specs)),
+            state: md.found.state.code(),
+            state_descr: md.found.descr.as_deref(),
+            renew_mode: md.renew_mode as i64,
+            renew_window: md.renew_window.format(),
+            warn_window: md.warn_window.format(),
+            require_https: match md.require_https {
+                RequireHttps::Temporary => Some("temporary"),
+                RequireHttps::Permanent => Some("permanent"),
+                RequireHttps::Off => None,
+            },
+            must_staple: md.must_staple,
+            proto: ProtoFile {
+                acme_tls_1: &md.found.acme_tls_1_domains,
+            },
+            cert_files: &md.cert_files,
+            pkey_files: &md.key_files,
+            stapling: md.stapling,
+            cmd_dns_01: md.dns01_cmd.as_deref(),
+            proxy_url: md.proxy_url.as_deref(),
+            ca_certs: md.ca_certs.as_deref(),
+            proxy_ca_certs: md.proxy_ca_certs.as_deref(),
+            eab: md
+                .eab
+                .as_ref()
+                .filter(|e| e.kid != "none")
+                .map(|e| EabFile {
+                    kid: &e.kid,
+                    hmac: e.hmac.as_deref(),
+                }),
+            profile: md.profile.as_deref(),
+            profile_mandatory: md.profile_mandatory,
+            ari_renewals: md.ari,
+        }
+    }
+}
+
+/// What start-up takes over from a stored `md.json` (§2.2 after-SSL step
+/// 2); members of the wrong type are ignored.
+#[derive(Debug, Default, Deserialize)]
+pub struct StoredMd {
+    #[serde(default, deserialize_with = "lenient")]
+    pub contacts: Vec<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    pub ca: StoredCa,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct StoredCa {
+    #[serde(default, deserialize_with = "lenient")]
+    pub url: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    pub account: Option<String>,
+}
+
+fn lenient<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned + Default,
+{
+    let v = Value::deserialize(d)?;
+    Ok(T::deserialize(v).unwrap_or_default())
+}
+
 /// Adds `mailto:` when the value has no `scheme:` prefix.
 pub fn schemify_contact(c: &str) -> String {
     let has_scheme = c.find(':').is_some_and(|i| {
@@ -1175,89 +1327,9 @@ impl Md {
     }
 
     /// The md.json representation (§5.5), keys in the C module's order.
+    /// `md.json` (spec §5.3), as the C module writes it.
     pub fn to_json(&self) -> Value {
-        let mut o = Map::new();
-        o.insert("name".into(), json!(self.name));
-        o.insert("domains".into(), json!(self.domains));
-        o.insert("contacts".into(), json!(self.contacts));
-        o.insert("transitive".into(), json!(i64::from(self.transitive)));
-        let mut ca = Map::new();
-        if let Some(a) = &self.found.ca_account {
-            ca.insert("account".into(), json!(a));
-        }
-        ca.insert("proto".into(), json!(self.ca_proto));
-        if let Some(u) = &self.found.ca_url {
-            ca.insert("url".into(), json!(u));
-        }
-        if !self.ca_urls.is_empty() {
-            ca.insert("urls".into(), json!(self.ca_urls));
-        }
-        if let Some(a) = &self.ca_agreement {
-            ca.insert("agreement".into(), json!(a));
-        }
-        if !self.ca_challenges.is_empty() {
-            ca.insert("challenges".into(), json!(self.ca_challenges));
-        }
-        o.insert("ca".into(), Value::Object(ca));
-        if !self.pkey_specs.is_empty() {
-            o.insert("privkey".into(), keyspec::specs_to_json(&self.pkey_specs));
-        }
-        o.insert("state".into(), json!(self.found.state.code()));
-        if let Some(d) = &self.found.descr {
-            o.insert("state-descr".into(), json!(d));
-        }
-        o.insert("renew-mode".into(), json!(self.renew_mode as i64));
-        o.insert("renew-window".into(), json!(self.renew_window.format()));
-        o.insert("warn-window".into(), json!(self.warn_window.format()));
-        match self.require_https {
-            RequireHttps::Temporary => {
-                o.insert("require-https".into(), json!("temporary"));
-            }
-            RequireHttps::Permanent => {
-                o.insert("require-https".into(), json!("permanent"));
-            }
-            RequireHttps::Off => {}
-        }
-        o.insert("must-staple".into(), json!(self.must_staple));
-        o.insert(
-            "proto".into(),
-            json!({"acme-tls/1": self.found.acme_tls_1_domains}),
-        );
-        if !self.cert_files.is_empty() {
-            o.insert("cert-files".into(), json!(self.cert_files));
-        }
-        if !self.key_files.is_empty() {
-            o.insert("pkey-files".into(), json!(self.key_files));
-        }
-        o.insert("stapling".into(), json!(self.stapling));
-        if let Some(c) = &self.dns01_cmd {
-            o.insert("cmd-dns-01".into(), json!(c));
-        }
-        if let Some(c) = &self.proxy_url {
-            o.insert("proxy-url".into(), json!(c));
-        }
-        if let Some(c) = &self.ca_certs {
-            o.insert("ca-certs".into(), json!(c));
-        }
-        if let Some(c) = &self.proxy_ca_certs {
-            o.insert("proxy-ca-certs".into(), json!(c));
-        }
-        if let Some(e) = &self.eab {
-            if e.kid != "none" {
-                let mut eo = Map::new();
-                eo.insert("kid".into(), json!(e.kid));
-                if let Some(h) = &e.hmac {
-                    eo.insert("hmac".into(), json!(h));
-                }
-                o.insert("eab".into(), Value::Object(eo));
-            }
-        }
-        if let Some(p) = &self.profile {
-            o.insert("profile".into(), json!(p));
-        }
-        o.insert("profile-mandatory".into(), json!(self.profile_mandatory));
-        o.insert("ari-renewals".into(), json!(self.ari));
-        Value::Object(o)
+        serde_json::to_value(MdFile::of(self)).unwrap_or(Value::Null)
     }
 
     /// [`Md::to_json`] for logs and status pages: the EAB HMAC, a secret,

@@ -8,87 +8,182 @@ use crate::http::Client;
 use crate::log::{Level, Note};
 use crate::store::{Group, Store};
 use crate::time::{self, Micros};
-use serde_json::{json, Map, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
 
 pub const MAX_LOG_ENTRIES: usize = 128;
 
-#[derive(Debug, Clone, Default, PartialEq)]
+/// `job.json` fields as the C module writes them: times in RFC 822 (absent
+/// when 0), values of the wrong type read as their default, so that a
+/// file from another writer never fails the whole job.
+mod wire {
+    use crate::time::{self, Micros};
+    use serde::{Deserialize, Deserializer, Serializer};
+    use serde_json::Value;
+
+    /// Any field: a value of the wrong type is read as the default.
+    pub fn lenient<'de, D, T>(d: D) -> Result<T, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: serde::de::DeserializeOwned + Default,
+    {
+        let v = Value::deserialize(d)?;
+        Ok(T::deserialize(v).unwrap_or_default())
+    }
+
+    /// A list: the items that do not read are left out, the others kept.
+    pub fn lenient_items<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: serde::de::DeserializeOwned,
+    {
+        let v = Value::deserialize(d)?;
+        Ok(match v {
+            Value::Array(a) => a
+                .into_iter()
+                .filter_map(|x| T::deserialize(x).ok())
+                .collect(),
+            _ => Vec::new(),
+        })
+    }
+
+    pub fn is_zero(t: &Micros) -> bool {
+        *t == 0
+    }
+
+    /// A time as RFC 822 text; unreadable or missing: 0.
+    pub mod rfc822 {
+        use super::*;
+
+        pub fn serialize<S: Serializer>(t: &Micros, s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_str(&time::rfc822(*t))
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Micros, D::Error> {
+            let v = Value::deserialize(d)?;
+            Ok(v.as_str().and_then(time::parse_rfc822).unwrap_or(0))
+        }
+    }
+}
+
+/// The result of the last run (`last` in job.json).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct JobResult {
+    #[serde(default, deserialize_with = "wire::lenient")]
     pub status: i32,
+    #[serde(
+        default,
+        deserialize_with = "wire::lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub problem: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "wire::lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub detail: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "wire::lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub activity: Option<String>,
+    #[serde(default, with = "wire::rfc822", skip_serializing_if = "wire::is_zero")]
     pub valid_from: Micros,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subproblems: Option<Value>,
 }
 
 impl JobResult {
+    /// As serialized, with `status-description` after `status` when it is
+    /// an error (derived from the status: not read back).
     fn to_json(&self) -> Value {
-        let mut o = Map::new();
-        o.insert("status".into(), json!(self.status));
-        if self.status > 0 {
-            o.insert(
-                "status-description".into(),
-                json!(status::describe(self.status)),
-            );
+        let Ok(Value::Object(o)) = serde_json::to_value(self) else {
+            return Value::Null;
+        };
+        let mut out = serde_json::Map::new();
+        for (k, v) in o {
+            let is_status = k == "status";
+            out.insert(k, v);
+            if is_status && self.status > 0 {
+                out.insert(
+                    "status-description".into(),
+                    json!(status::describe(self.status)),
+                );
+            }
         }
-        if let Some(p) = &self.problem {
-            o.insert("problem".into(), json!(p));
-        }
-        if let Some(d) = &self.detail {
-            o.insert("detail".into(), json!(d));
-        }
-        if let Some(a) = &self.activity {
-            o.insert("activity".into(), json!(a));
-        }
-        if self.valid_from > 0 {
-            o.insert("valid-from".into(), json!(time::rfc822(self.valid_from)));
-        }
-        if let Some(s) = &self.subproblems {
-            o.insert("subproblems".into(), s.clone());
-        }
-        Value::Object(o)
-    }
-
-    fn from_json(j: &Value) -> JobResult {
-        let s = |k: &str| j.get(k).and_then(Value::as_str).map(str::to_string);
-        JobResult {
-            status: j.get("status").and_then(Value::as_i64).unwrap_or(0) as i32,
-            problem: s("problem"),
-            detail: s("detail"),
-            activity: s("activity"),
-            valid_from: s("valid-from")
-                .and_then(|t| time::parse_rfc822(&t))
-                .unwrap_or(0),
-            subproblems: j.get("subproblems").cloned(),
-        }
+        Value::Object(out)
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LogEntry {
+    #[serde(with = "wire::rfc822", default)]
     pub when: Micros,
+    #[serde(rename = "type", default, deserialize_with = "wire::lenient")]
     pub kind: String,
+    #[serde(
+        default,
+        deserialize_with = "wire::lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub status: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "wire::lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub detail: Option<String>,
 }
 
+/// `log` in job.json: `{"entries": [...]}`, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct JobLog {
+    #[serde(default, deserialize_with = "wire::lenient_items")]
+    entries: Vec<LogEntry>,
+}
+
 /// `job.json` of an MD (or of OCSP: name `other`).
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct Job {
+    #[serde(default, deserialize_with = "wire::lenient")]
     pub name: String,
+    #[serde(default, deserialize_with = "wire::lenient")]
     pub finished: bool,
+    #[serde(default, deserialize_with = "wire::lenient")]
     pub notified: bool,
+    #[serde(default, deserialize_with = "wire::lenient")]
     pub notified_renewed: bool,
+    #[serde(default, with = "wire::rfc822", skip_serializing_if = "wire::is_zero")]
     pub next_run: Micros,
+    #[serde(default, with = "wire::rfc822", skip_serializing_if = "wire::is_zero")]
     pub last_run: Micros,
+    #[serde(default, with = "wire::rfc822", skip_serializing_if = "wire::is_zero")]
     pub valid_from: Micros,
+    #[serde(default, deserialize_with = "wire::lenient")]
     pub errors: i32,
+    #[serde(default, deserialize_with = "wire::lenient", skip_serializing)]
     pub last: Option<JobResult>,
     /// ARI ids of certificates named in an order's `replaces` (our
     /// addition, `ari-replaced`; only written when there are some).
+    #[serde(
+        default,
+        deserialize_with = "wire::lenient",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub ari_replaced: Vec<String>,
     /// Newest first.
+    #[serde(
+        default,
+        deserialize_with = "wire::lenient",
+        skip_serializing,
+        rename = "log"
+    )]
+    log_wire: JobLog,
+    #[serde(skip)]
     pub log: Vec<LogEntry>,
 }
 
@@ -101,101 +196,26 @@ impl Job {
     }
 
     pub fn to_json(&self) -> Value {
-        let mut o = Map::new();
-        o.insert("name".into(), json!(self.name));
-        o.insert("finished".into(), json!(self.finished));
-        o.insert("notified".into(), json!(self.notified));
-        o.insert("notified-renewed".into(), json!(self.notified_renewed));
-        if self.next_run > 0 {
-            o.insert("next-run".into(), json!(time::rfc822(self.next_run)));
+        let mut v = serde_json::to_value(self).unwrap_or_else(|_| json!({}));
+        if let Some(o) = v.as_object_mut() {
+            // `last` (with its derived text) after `errors`, `log` at the
+            // end, as the C module orders them
+            let tail = o.remove("ari-replaced");
+            if let Some(l) = &self.last {
+                o.insert("last".into(), l.to_json());
+            }
+            if let Some(t) = tail {
+                o.insert("ari-replaced".into(), t);
+            }
+            o.insert("log".into(), json!({ "entries": self.log }));
         }
-        if self.last_run > 0 {
-            o.insert("last-run".into(), json!(time::rfc822(self.last_run)));
-        }
-        if self.valid_from > 0 {
-            o.insert("valid-from".into(), json!(time::rfc822(self.valid_from)));
-        }
-        o.insert("errors".into(), json!(self.errors));
-        if let Some(l) = &self.last {
-            o.insert("last".into(), l.to_json());
-        }
-        if !self.ari_replaced.is_empty() {
-            o.insert("ari-replaced".into(), json!(self.ari_replaced));
-        }
-        let entries: Vec<Value> = self
-            .log
-            .iter()
-            .map(|e| {
-                let mut m = Map::new();
-                m.insert("when".into(), json!(time::rfc822(e.when)));
-                m.insert("type".into(), json!(e.kind));
-                if let Some(s) = &e.status {
-                    m.insert("status".into(), json!(s));
-                }
-                if let Some(d) = &e.detail {
-                    m.insert("detail".into(), json!(d));
-                }
-                Value::Object(m)
-            })
-            .collect();
-        o.insert("log".into(), json!({"entries": entries}));
-        Value::Object(o)
+        v
     }
 
     pub fn from_json(j: &Value) -> Job {
-        let t = |k: &str| {
-            j.get(k)
-                .and_then(Value::as_str)
-                .and_then(time::parse_rfc822)
-                .unwrap_or(0)
-        };
-        let b = |k: &str| j.get(k).and_then(Value::as_bool).unwrap_or(false);
-        Job {
-            name: j
-                .get("name")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string(),
-            finished: b("finished"),
-            notified: b("notified"),
-            notified_renewed: b("notified-renewed"),
-            next_run: t("next-run"),
-            last_run: t("last-run"),
-            valid_from: t("valid-from"),
-            errors: j.get("errors").and_then(Value::as_i64).unwrap_or(0) as i32,
-            last: j.get("last").map(JobResult::from_json),
-            ari_replaced: j
-                .get("ari-replaced")
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|x| x.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default(),
-            log: j
-                .pointer("/log/entries")
-                .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .map(|e| LogEntry {
-                            when: e
-                                .get("when")
-                                .and_then(Value::as_str)
-                                .and_then(time::parse_rfc822)
-                                .unwrap_or(0),
-                            kind: e
-                                .get("type")
-                                .and_then(Value::as_str)
-                                .unwrap_or("")
-                                .to_string(),
-                            status: e.get("status").and_then(Value::as_str).map(str::to_string),
-                            detail: e.get("detail").and_then(Value::as_str).map(str::to_string),
-                        })
-                        .collect()
-                })
-                .unwrap_or_default(),
-        }
+        let mut job = Job::deserialize(j).unwrap_or_default();
+        job.log = std::mem::take(&mut job.log_wire.entries);
+        job
     }
 
     /// Reads `staging/<name>/job.json`; a broken file is reported, and a
@@ -1108,6 +1128,20 @@ mod tests {
             ]
         );
         assert_eq!(Job::from_json(&v), j);
+        let last: Vec<&String> = v["last"].as_object().unwrap().keys().collect();
+        assert_eq!(last, ["status", "status-description", "detail"]);
+        // another writer's file: a wrong type is read as the default, the
+        // rest of the job is kept
+        let odd = Job::from_json(&json!({
+            "name": "a.org", "errors": "three", "finished": true,
+            "next-run": 5, "last": {"status": "x", "detail": "kept"},
+            "log": {"entries": [{"when": "bad", "type": "progress"}, 7]}
+        }));
+        assert_eq!((odd.errors, odd.finished, odd.next_run), (0, true, 0));
+        assert_eq!(odd.last.unwrap().detail.as_deref(), Some("kept"));
+        // the entry that is not one is left out
+        assert_eq!(odd.log.len(), 1);
+        assert_eq!((odd.log[0].when, odd.log[0].kind.as_str()), (0, "progress"));
         for _ in 0..200 {
             j.add_log(0, "progress", None, None);
         }

@@ -10,6 +10,7 @@ use crate::log::{Level, Note};
 use crate::store::{Group, Store};
 use crate::time::Micros;
 use openssl::x509::X509;
+use serde::Deserialize;
 use serde_json::Value;
 use std::fs;
 
@@ -212,23 +213,17 @@ pub fn warn_at(md: &Md, certs: &[Option<CertInfo>]) -> Option<Micros> {
 /// step 2): contacts, CA URL and account of the stored md.json.
 pub fn merge_stored(md: &mut Md, stored: Option<&Value>) {
     let Some(j) = stored else { return };
-    if md.contacts.is_empty() {
-        if let Some(a) = j.get("contacts").and_then(Value::as_array) {
-            md.contacts = a
-                .iter()
-                .filter_map(|x| x.as_str().map(str::to_string))
-                .collect();
-        }
+    let Ok(st) = crate::config::StoredMd::deserialize(j) else {
+        return;
+    };
+    if md.contacts.is_empty() && !st.contacts.is_empty() {
+        md.contacts = st.contacts;
     }
-    let stored_url = j.pointer("/ca/url").and_then(Value::as_str);
     if md.found.ca_url.is_none() {
-        md.found.ca_url = stored_url.map(str::to_string);
+        md.found.ca_url = st.ca.url;
     }
     if md.found.ca_account.is_none() {
-        md.found.ca_account = j
-            .pointer("/ca/account")
-            .and_then(Value::as_str)
-            .map(str::to_string);
+        md.found.ca_account = st.ca.account;
     }
 }
 
