@@ -2,7 +2,7 @@
 pebble 2.4 lacks: `renewalInfo` (RFC 9773) and `meta.profiles` in the
 directory. Every other request is passed to pebble unchanged, with the
 front's Host, so pebble's URLs (and the JWS `url` it checks) name the front;
-the payloads of newOrder requests are recorded on the way, and the next
+the payloads of the newOrder requests pebble accepts are recorded on the way, and the next
 `reject_replaces` of them that carry `replaces` get an `alreadyReplaced`
 problem (RFC 9773 §5).
 
@@ -68,11 +68,12 @@ class AcmeFront:
             def forward(self):
                 n = int(self.headers.get("Content-Length", 0) or 0)
                 body = self.rfile.read(n) if n else None
+                payload = None
                 if self.command == "POST" and self.path == "/order-plz" and body:
                     payload = b64url_json(json.loads(body)["payload"])
-                    front.orders.append(payload)
                     if "replaces" in payload and front.reject_replaces > 0:
                         front.reject_replaces -= 1
+                        front.orders.append(payload)
                         return self.problem(409, "urn:ietf:params:acme:error:alreadyReplaced",
                                             "certificate already replaced")
                 jwk = None
@@ -92,6 +93,10 @@ class AcmeFront:
                 r = conn.getresponse()
                 data = r.read()
                 conn.close()
+                # an order pebble took (not one it refused, e.g. for one of
+                # the bad nonces it hands out on purpose, which is sent again)
+                if payload is not None and r.status == 201:
+                    front.orders.append(payload)
                 if jwk and r.status in (200, 201) and r.getheader("Location"):
                     front.accounts[jwk] = (r.getheader("Location"), data)
                 if self.path == "/dir" and r.status == 200:
