@@ -21,6 +21,32 @@ def fingerprint(sb, host):
     return hashlib.sha256(der).hexdigest(), status
 
 
+def watch(sb, name, old, timeout):
+    """A client handshaking with `name` every 20 ms until another
+    certificate than `old` is served (and 8 s more: every child process
+    looks again within 5 s). Returns (whether it came, [(fingerprint,
+    status, time)], [handshake failures])."""
+    seen, failures, stop = [], [], threading.Event()
+
+    def client():
+        while not stop.is_set():
+            try:
+                fp, st = fingerprint(sb, name)
+                seen.append((fp, st, time.time()))
+            except (OSError, ssl.SSLError) as e:
+                failures.append(repr(e))
+            time.sleep(0.02)
+    t = threading.Thread(target=client)
+    t.start()
+    try:
+        ok = wait_for(lambda: any(fp != old for fp, _, _ in seen), timeout)
+        time.sleep(8)
+    finally:
+        stop.set()
+        t.join()
+    return ok, seen, failures
+
+
 def md_status(sb, name):
     with urllib.request.urlopen(f"http://127.0.0.1:{sb.http_port}/md-status/{name}", timeout=5) as r:
         return json.load(r)
@@ -38,24 +64,7 @@ def test_renewed_certificate_goes_live_without_restart(ca_sb):
     ca_sb.start_httpd(site(ca_sb, name, md_body="  MDRenewWindow 3000d") + STATUS)
     assert wait_for(lambda: fingerprint(ca_sb, name)[1] == 200, 20)
     assert fingerprint(ca_sb, name)[0] == a
-    seen, failures, stop = [], [], threading.Event()
-
-    def client():
-        while not stop.is_set():
-            try:
-                fp, st = fingerprint(ca_sb, name)
-                seen.append((fp, st, time.time()))
-            except (OSError, ssl.SSLError) as e:
-                failures.append(repr(e))
-            time.sleep(0.02)
-    t = threading.Thread(target=client)
-    t.start()
-    try:
-        ok = wait_for(lambda: any(fp != a for fp, _, _ in seen), 60)
-        time.sleep(8)  # every child process looks again within 5 s
-    finally:
-        stop.set()
-        t.join()
+    ok, seen, failures = watch(ca_sb, name, a, 60)
     assert ok, ca_sb.error_log()[-3000:]
     assert failures == [], failures[:3]
     assert all(st == 200 for _, st, _ in seen)
@@ -83,24 +92,7 @@ def test_first_certificate_goes_live_without_restart(ca_sb):
     pid = ca_sb.pid()
     fallback, st = fingerprint(ca_sb, name)
     assert st == 503
-    seen, failures, stop = [], [], threading.Event()
-
-    def client():
-        while not stop.is_set():
-            try:
-                fp, st = fingerprint(ca_sb, name)
-                seen.append((fp, st, time.time()))
-            except (OSError, ssl.SSLError) as e:
-                failures.append(repr(e))
-            time.sleep(0.02)
-    t = threading.Thread(target=client)
-    t.start()
-    try:
-        ok = wait_for(lambda: any(fp != fallback for fp, _, _ in seen), 90)
-        time.sleep(8)  # every child process looks again within 5 s
-    finally:
-        stop.set()
-        t.join()
+    ok, seen, failures = watch(ca_sb, name, fallback, 90)
     assert ok, ca_sb.error_log()[-3000:]
     assert failures == [], failures[:3]
     assert all((fp == fallback) == (st == 503) for fp, st, _ in seen), \

@@ -1225,27 +1225,18 @@ impl<'a> MdFile<'a> {
 /// 2); members of the wrong type are ignored.
 #[derive(Debug, Default, Deserialize)]
 pub struct StoredMd {
-    #[serde(default, deserialize_with = "lenient")]
+    #[serde(default, deserialize_with = "crate::util::lenient")]
     pub contacts: Vec<String>,
-    #[serde(default, deserialize_with = "lenient")]
+    #[serde(default, deserialize_with = "crate::util::lenient")]
     pub ca: StoredCa,
 }
 
 #[derive(Debug, Default, Deserialize)]
 pub struct StoredCa {
-    #[serde(default, deserialize_with = "lenient")]
+    #[serde(default, deserialize_with = "crate::util::lenient")]
     pub url: Option<String>,
-    #[serde(default, deserialize_with = "lenient")]
+    #[serde(default, deserialize_with = "crate::util::lenient")]
     pub account: Option<String>,
-}
-
-fn lenient<'de, D, T>(d: D) -> Result<T, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: serde::de::DeserializeOwned + Default,
-{
-    let v = Value::deserialize(d)?;
-    Ok(T::deserialize(v).unwrap_or_default())
 }
 
 /// Adds `mailto:` when the value has no `scheme:` prefix.

@@ -21,15 +21,7 @@ mod wire {
     use serde::{Deserialize, Deserializer, Serializer};
     use serde_json::Value;
 
-    /// Any field: a value of the wrong type is read as the default.
-    pub fn lenient<'de, D, T>(d: D) -> Result<T, D::Error>
-    where
-        D: Deserializer<'de>,
-        T: serde::de::DeserializeOwned + Default,
-    {
-        let v = Value::deserialize(d)?;
-        Ok(T::deserialize(v).unwrap_or_default())
-    }
+    pub use crate::util::lenient;
 
     /// A list: the items that do not read are left out, the others kept.
     pub fn lenient_items<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>

@@ -533,8 +533,9 @@ mod tests {
             ..Global::default()
         };
         let next = s.refresh(&host, &global, &|_| Err("responder down".into()));
+        // the retry delay with its jitter of up to ±50 % (job::backoff)
         assert!(
-            next >= time::from_secs(1) && next <= time::from_secs(6),
+            next >= time::from_secs(2) && next <= time::from_secs(8),
             "{next}"
         );
         let lines = host.0.lock().unwrap();

@@ -141,6 +141,18 @@ pub fn create_exclusive(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
     Ok(())
 }
 
+/// A serde field of a file another writer may have written: a value of
+/// the wrong type is read as the default, the rest of the file is kept
+/// (`#[serde(default, deserialize_with = "crate::util::lenient")]`).
+pub fn lenient<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned + Default,
+{
+    let v = <serde_json::Value as serde::Deserialize>::deserialize(d)?;
+    Ok(T::deserialize(v).unwrap_or_default())
+}
+
 /// JSON as jansson writes it with `JSON_INDENT(2)`: 2-space indent, no
 /// trailing newline.
 pub fn json_pretty(v: &serde_json::Value) -> String {
