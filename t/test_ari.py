@@ -150,10 +150,13 @@ def test_c_module_asks_for_the_same_certificate_id(ari_sb, c_module):
     sb.start_httpd(conf(front))
     assert wait_for(lambda: front.asked, 30)
     ours = front.asked[0]
+    # our job.json says: come back at the ARI time (written just after the
+    # answer); the C module would wait too
+    job = sb.path("md", "staging", NAME, "job.json")
+    assert wait_for(lambda: os.path.exists(job), 10), sb.error_log()[-3000:]
     sb.stop_httpd()
     front.asked.clear()
-    # our job.json says: come back at the ARI time; the C module would wait too
-    os.remove(sb.path("md", "staging", NAME, "job.json"))
+    os.remove(job)
     sb.start_httpd(conf(front), module=c_module)
     assert wait_for(lambda: front.asked, 30), sb.error_log()[-3000:]
     assert front.asked[0] == ours
