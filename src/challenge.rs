@@ -19,8 +19,8 @@ const ACME_TLS_1: &std::ffi::CStr = c"acme-tls/1";
 /// http-01: `GET /.well-known/acme-challenge/<token>` (§2.6).
 pub unsafe extern "C" fn http_challenge(r: *mut ffi::request_rec) -> c_int {
     guard("http-01 challenge", DECLINED, || {
-        // SAFETY: httpd passes a live request.
-        let Some(req) = (unsafe { r.as_mut() }) else {
+        // SAFETY: httpd passes a live request of this generation.
+        let Some((req, state)) = (unsafe { conf::request(r) }) else {
             return DECLINED;
         };
         // SAFETY: parsed_uri.path and hostname are request pool strings or NULL.
@@ -35,8 +35,7 @@ pub unsafe extern "C" fn http_challenge(r: *mut ffi::request_rec) -> c_int {
         if !path.starts_with("/.well-known/") {
             return DECLINED;
         }
-        // SAFETY: the request's server belongs to this generation.
-        let Some(rt) = (unsafe { conf::state(req.server) }).and_then(|s| s.runtime()) else {
+        let Some(rt) = state.runtime() else {
             return DECLINED;
         };
         match report::http01(&rt, &path, &host) {

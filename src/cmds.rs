@@ -139,7 +139,8 @@ unsafe fn handle(cmd: *mut ffi::cmd_parms, args: Vec<String>) -> *const c_char {
 }
 
 /// # Safety
-/// Called by httpd with valid arguments for a TAKE1 directive.
+/// Called by httpd with valid arguments for a TAKE1 or RAW_ARGS directive
+/// (one string: the argument, or the raw rest of the line).
 pub unsafe extern "C" fn take1(
     cmd: *mut ffi::cmd_parms,
     _mconfig: *mut c_void,
@@ -188,20 +189,5 @@ pub unsafe extern "C" fn argv(
             .collect();
         // SAFETY: forwarded.
         unsafe { handle(cmd, args) }
-    })
-}
-
-/// # Safety
-/// Called by httpd with valid arguments for a RAW_ARGS directive.
-pub unsafe extern "C" fn raw(
-    cmd: *mut ffi::cmd_parms,
-    _mconfig: *mut c_void,
-    args: *const c_char,
-) -> *const c_char {
-    crate::guard::guard("directive", c"mod_md: internal error".as_ptr(), || {
-        // SAFETY: args is a pool string from httpd.
-        let a = unsafe { apr::str_or_empty(args) };
-        // SAFETY: forwarded.
-        unsafe { handle(cmd, vec![a]) }
     })
 }

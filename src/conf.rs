@@ -8,10 +8,8 @@
 
 use crate::apr;
 use crate::ffi;
-use md_engine::config::{ModConfig, Settings};
-use std::collections::HashSet;
+use md_engine::config::Settings;
 use std::os::raw::c_void;
-use std::sync::{Arc, Mutex, MutexGuard};
 
 /// What the module keeps per server.
 pub struct SrvConf {
@@ -20,63 +18,8 @@ pub struct SrvConf {
     pub state: *const ModState,
 }
 
-pub use md_engine::startup::Runtime;
-
-#[derive(Default)]
-pub struct StateInner {
-    pub config: ModConfig,
-    /// Built by post_config; after it, only read (request handlers take a
-    /// cheap `Arc` clone and release the lock at once).
-    pub runtime: Option<Arc<Runtime>>,
-    /// Servers that mod_ssl asked for certificates (SSL vhosts).
-    pub ssl_servers: HashSet<usize>,
-    /// SSL vhosts handed their MD's fallback by `ssl_add_cert_files`.
-    pub fallback_servers: HashSet<usize>,
-    /// This generation is httpd's configuration dry run.
-    pub dry_run: bool,
-}
-
-/// The module state of one configuration generation.
-#[derive(Default)]
-pub struct ModState {
-    inner: Mutex<StateInner>,
-    /// The renewal workers (used in the child that runs the watchdog); the
-    /// OCSP and renewal callbacks register with it, and the child's exit
-    /// stops it.
-    pub scheduler: Arc<md_engine::scheduler::Scheduler>,
-    /// The stapled certificates (mod_ssl primes them in the parent; every
-    /// child staples from them; one child refreshes them).
-    pub stapling: Arc<md_engine::stapling::Stapling>,
-    /// Hot activation: the staged set each SSL vhost serves (`hot.rs`).
-    pub hot: md_engine::hot::HotSlots<crate::tls::Loaded>,
-    /// The runtime once start-up is complete (set in the parent before the
-    /// children fork): request handlers read it without taking the lock.
-    published: std::sync::OnceLock<Arc<Runtime>>,
-}
-
-impl ModState {
-    /// The runtime snapshot, if post_config built one.
-    pub fn runtime(&self) -> Option<Arc<Runtime>> {
-        if let Some(rt) = self.published.get() {
-            return Some(rt.clone());
-        }
-        self.lock().runtime.clone()
-    }
-
-    /// Start-up is complete: from now on the runtime is only read, and
-    /// [`ModState::runtime`] hands it out without the lock.
-    pub fn publish(&self) {
-        if let Some(rt) = self.lock().runtime.clone() {
-            let _ = self.published.set(rt);
-        }
-    }
-
-    /// Locks the state; a poisoned lock (a panic while holding it, caught by
-    /// the guard) is recovered, the data stays usable.
-    pub fn lock(&self) -> MutexGuard<'_, StateInner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
+/// The module state of one configuration generation (the engine's).
+pub type ModState = md_engine::generation::Generation;
 
 const STATE_KEY: &std::ffi::CStr = c"mod_md_rs_state";
 
@@ -133,6 +76,22 @@ pub unsafe fn srv_conf<'a>(s: *const ffi::server_rec) -> Option<&'a mut SrvConf>
 pub unsafe fn state<'a>(s: *const ffi::server_rec) -> Option<&'a ModState> {
     // SAFETY: forwarded contract; the state pointer shares the pool lifetime.
     unsafe { srv_conf(s).and_then(|c| c.state.as_ref()) }
+}
+
+/// A request being processed and the state of its generation.
+///
+/// # Safety
+/// `r` is NULL or a live request of this generation; the references are
+/// used during the hook that received it.
+pub unsafe fn request<'a>(
+    r: *mut ffi::request_rec,
+) -> Option<(&'a mut ffi::request_rec, &'a ModState)> {
+    // SAFETY: forwarded contract; the state outlives the request.
+    unsafe {
+        let req = r.as_mut()?;
+        let state = state(req.server)?;
+        Some((req, state))
+    }
 }
 
 pub unsafe extern "C" fn create_server_config(

@@ -14,11 +14,4 @@ pub fn guard<R>(what: &str, fallback: R, f: impl FnOnce() -> R) -> R {
     )
 }
 
-/// Test hook: `MD_RS_TEST_PANIC=<point>` in httpd's environment makes that
-/// point panic, so the end-to-end tests can show that httpd survives. Never
-/// set in production.
-pub fn test_panic(point: &str) {
-    if std::env::var_os("MD_RS_TEST_PANIC").is_some_and(|v| v == point) {
-        panic!("test panic at {point}");
-    }
-}
+pub use md_engine::boundary::test_panic;

@@ -1,18 +1,18 @@
 //! httpd hooks. Each is a thin shell: gather data from httpd's structures,
-//! call the engine, log, return a status.
+//! call the generation's engine state, return a status.
 
 use crate::apr;
-use crate::conf::{self, Runtime};
+use crate::conf;
 use crate::ffi;
 use crate::guard::guard;
 use crate::log;
-use md_engine::config;
+use md_engine::generation::{Background, Served, SslInput, StartInput};
+use md_engine::host::Host;
 use md_engine::log::Level;
-use md_engine::reg;
 use md_engine::startup;
 use md_engine::vhost::VHost;
-use md_engine::MOD_MD_VERSION;
-use std::os::raw::{c_int, c_void};
+use std::os::raw::{c_char, c_int, c_void};
+use std::sync::Arc;
 
 const OK: c_int = ffi::OK as c_int;
 const DECLINED: c_int = ffi::DECLINED;
@@ -47,57 +47,13 @@ unsafe fn is_dry_run(s: *mut ffi::server_rec) -> bool {
     false
 }
 
-/// The list of servers (main first, then vhosts) as plain data.
-///
-/// # Safety
-/// `s` is the live main server; the list is walked during post_config.
-unsafe fn collect_vhosts(s: *mut ffi::server_rec) -> (Vec<usize>, Vec<VHost>) {
-    let mut ptrs = Vec::new();
-    let mut out = Vec::new();
-    let mut cur = s;
-    // SAFETY: the server list is built by httpd and ends in NULL; all its
-    // strings and arrays live in pconf.
-    unsafe {
-        while let Some(sr) = cur.as_ref() {
-            let mut addrs = Vec::new();
-            let mut a = sr.addrs;
-            while let Some(ar) = a.as_ref() {
-                addrs.push((apr::str_or_empty(ar.virthost), ar.host_port));
-                a = ar.next;
-            }
-            ptrs.push(cur as usize);
-            out.push(VHost {
-                name: apr::str_or_empty(sr.server_hostname),
-                port: sr.port,
-                aliases: apr::str_array(sr.names),
-                wild_aliases: apr::str_array(sr.wild_names),
-                addrs,
-                is_base: sr.is_virtual == 0,
-            });
-            cur = sr.next;
-        }
-    }
-    (ptrs, out)
+/// The main server's log, as the engine's host.
+fn host(s: *const ffi::server_rec) -> Arc<dyn Host> {
+    Arc::new(log::ServerLog(s as usize))
 }
 
-fn fatal(s: *const ffi::server_rec, f: &config::Fatal) -> c_int {
-    log::log(s, Level::Error, &f.to_string());
-    FAILED
-}
-
-/// Logs why start-up cannot go on; httpd then stops.
-fn start_failed(s: *const ffi::server_rec, e: startup::StartError) -> c_int {
-    match e {
-        startup::StartError::Fatal(f) => fatal(s, &f),
-        e => {
-            log::log(s, Level::Error, &e.to_string());
-            FAILED
-        }
-    }
-}
-
-/// post_config, first part ("before SSL", §2.2 steps 1–9 as far as this
-/// module implements them): store, MD merge, fatal checks, vhost matching.
+/// post_config, first part ("before SSL", §2.2): store, MD merge, fatal
+/// checks, vhost matching.
 pub unsafe extern "C" fn post_config_before_ssl(
     pconf: *mut ffi::apr_pool_t,
     _plog: *mut ffi::apr_pool_t,
@@ -105,26 +61,19 @@ pub unsafe extern "C" fn post_config_before_ssl(
     s: *mut ffi::server_rec,
 ) -> c_int {
     guard("post_config", FAILED, || {
-        // SAFETY: httpd passes the live main server and pconf.
-        unsafe { before_ssl(pconf, s) }
+        crate::guard::test_panic("post_config");
+        // SAFETY: httpd passes the live main server and pconf; the state
+        // lives as long as pconf.
+        let (state, input) = unsafe { (&*conf::state_for_pool(pconf), start_input(s)) };
+        let Some(input) = input else {
+            log::log(s, Level::Error, "mod_md: main server configuration missing");
+            return FAILED;
+        };
+        match state.before_ssl(&host(s), input) {
+            Ok(()) => OK,
+            Err(_) => FAILED,
+        }
     })
-}
-
-/// AH10070 / AH10071: which post_config run this is.
-fn log_start(s: *mut ffi::server_rec, dry_run: bool) {
-    if dry_run {
-        log::log(
-            s,
-            Level::Trace1,
-            "AH10070: initializing post config dry run",
-        );
-    } else {
-        log::log(
-            s,
-            Level::Info,
-            &format!("AH10071: mod_md (v{MOD_MD_VERSION}), initializing..."),
-        );
-    }
 }
 
 /// The uid the store's child-written groups are handed to: only a root
@@ -135,91 +84,64 @@ fn run_user() -> Option<u32> {
     unsafe { (libc::geteuid() == 0).then_some(ffi::ap_unixd_config.user_id) }
 }
 
-/// The servers of this generation as start-up sees them.
+/// What start-up needs from httpd's configuration.
 ///
 /// # Safety
 /// `s` is the main server during post_config.
-unsafe fn servers(s: *mut ffi::server_rec) -> Vec<startup::Server> {
-    // SAFETY: s is the main server; the list lives in pconf.
-    let (ids, vhosts) = unsafe { collect_vhosts(s) };
-    ids.iter()
-        .zip(vhosts)
-        .map(|(&id, vhost)| {
-            let sp = id as *const ffi::server_rec;
-            // SAFETY: a server of this generation.
-            let (contact, admin) = unsafe {
-                (
-                    conf::srv_conf(sp).and_then(|c| c.settings.contact.clone()),
-                    apr::opt_str((*sp).server_admin),
-                )
-            };
-            startup::Server {
-                id,
-                vhost,
-                contact,
-                admin,
-            }
+unsafe fn start_input(s: *mut ffi::server_rec) -> Option<StartInput> {
+    // SAFETY: forwarded contract; the strings are httpd's.
+    unsafe {
+        Some(StartInput {
+            dry_run: is_dry_run(s),
+            main: conf::srv_conf(s)?.settings.clone(),
+            server_admin: apr::opt_str((*s).server_admin),
+            server_root: apr::str_or_empty(ffi::ap_server_root),
+            run_user: run_user(),
+            servers: servers(s),
         })
-        .collect()
+    }
 }
 
-unsafe fn before_ssl(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> c_int {
-    crate::guard::test_panic("post_config");
-    // SAFETY: s is the main server during post_config.
-    let dry_run = unsafe { is_dry_run(s) };
-    log_start(s, dry_run);
-    // SAFETY: pconf is the live configuration pool of this generation.
-    let state = unsafe { &*conf::state_for_pool(pconf) };
-    // SAFETY: s is live; its config was created by us.
-    let Some(main) = (unsafe { conf::srv_conf(s) }) else {
-        log::log(s, Level::Error, "mod_md: main server configuration missing");
-        return FAILED;
-    };
-    let main_settings = main.settings.clone();
-    // SAFETY: valid C strings owned by httpd.
-    let (server_root, server_admin) = unsafe {
-        (
-            apr::str_or_empty(ffi::ap_server_root),
-            apr::opt_str((*s).server_admin),
-        )
-    };
-    // libcurl and OpenSSL are initialised here, in the single-threaded
-    // parent, before any child or thread exists.
-    md_engine::http::global_init();
-    let mut st = state.lock();
-    st.dry_run = dry_run;
-    let global = st.config.global.clone();
-    let store_dir = global.store_dir_in(&server_root);
-    // SAFETY: s is the main server during post_config.
-    let servers = unsafe { servers(s) };
-    let mut notes = Vec::new();
-    let planned = log::live(s, || {
-        startup::before_ssl(
-            &st.config,
-            &main_settings,
-            server_admin.as_deref(),
-            &store_dir,
-            run_user(),
-            servers,
-            &mut notes,
-        )
-    });
-    log::notes(s, &notes);
-    let plan = match planned {
-        Ok(p) => p,
-        Err(e) => return start_failed(s, e),
-    };
-    // mod_ssl primes the certificates it loads into a new OCSP registry
-    // during its post_config, which runs next (§8.2).
-    state
-        .stapling
-        .reset(plan.store.clone(), global.stapling_renew_window);
-    st.runtime = Some(std::sync::Arc::new(Runtime::from_plan(plan)));
-    OK
+/// The servers of this generation (main first, then vhosts) as start-up
+/// sees them; `id` is the `server_rec` address.
+///
+/// # Safety
+/// `s` is the live main server; the list is walked during post_config.
+unsafe fn servers(s: *mut ffi::server_rec) -> Vec<startup::Server> {
+    let mut out = Vec::new();
+    let mut cur = s;
+    // SAFETY: the server list is built by httpd and ends in NULL; all its
+    // strings and arrays, and our configurations, live in pconf.
+    unsafe {
+        while let Some(sr) = cur.as_ref() {
+            let mut addrs = Vec::new();
+            let mut a = sr.addrs;
+            while let Some(ar) = a.as_ref() {
+                addrs.push((apr::str_or_empty(ar.virthost), ar.host_port));
+                a = ar.next;
+            }
+            let vhost = VHost {
+                name: apr::str_or_empty(sr.server_hostname),
+                port: sr.port,
+                aliases: apr::str_array(sr.names),
+                wild_aliases: apr::str_array(sr.wild_names),
+                addrs,
+                is_base: sr.is_virtual == 0,
+            };
+            out.push(startup::Server {
+                id: cur as usize,
+                vhost,
+                contact: conf::srv_conf(cur).and_then(|c| c.settings.contact.clone()),
+                admin: apr::opt_str(sr.server_admin),
+            });
+            cur = sr.next;
+        }
+    }
+    out
 }
 
 /// post_config, second part ("after SSL", §2.2): checks that need to know
-/// which vhosts use SSL. Skipped in the dry run.
+/// which vhosts use SSL, then the background work. Skipped in the dry run.
 pub unsafe extern "C" fn post_config_after_ssl(
     pconf: *mut ffi::apr_pool_t,
     _plog: *mut ffi::apr_pool_t,
@@ -227,13 +149,18 @@ pub unsafe extern "C" fn post_config_after_ssl(
     s: *mut ffi::server_rec,
 ) -> c_int {
     guard("post_config", FAILED, || {
-        // SAFETY: httpd passes the live main server and pconf.
-        unsafe {
-            let state = &*conf::state_for_pool(pconf);
-            if state.lock().dry_run {
-                return OK;
-            }
-            after_ssl(pconf, s)
+        // SAFETY: pconf is the live configuration pool.
+        let state = unsafe { &*conf::state_for_pool(pconf) };
+        // SAFETY: post_config, listeners are set up; the ids are servers
+        // of this generation.
+        let input = SslInput {
+            reach: &|p80, p443| unsafe { reachability(p80, p443) },
+            acme_tls: &|id| unsafe { allows_acme_tls(id as *mut ffi::server_rec) },
+        };
+        match state.after_ssl(&host(s), &input) {
+            // SAFETY: real run, parent; pconf and s are live.
+            Ok(bg) => unsafe { start_background(pconf, s, state, bg) },
+            Err(_) => FAILED,
         }
     })
 }
@@ -255,12 +182,8 @@ unsafe fn reachability(local_80: Option<u16>, local_443: Option<u16>) -> (bool, 
                 .unwrap_or_default()
                 .to_ascii_lowercase();
             if proto.is_empty() || proto.starts_with("http") {
-                if Some(port) == local_80 {
-                    http = true;
-                }
-                if Some(port) == local_443 {
-                    https = true;
-                }
+                http |= Some(port) == local_80;
+                https |= Some(port) == local_443;
             }
             lr = l.next;
         }
@@ -285,46 +208,6 @@ unsafe fn allows_acme_tls(s: *mut ffi::server_rec) -> bool {
     }
 }
 
-unsafe fn after_ssl(pconf: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) -> c_int {
-    // SAFETY: pconf is the live configuration pool.
-    let state = unsafe { &*conf::state_for_pool(pconf) };
-    let mut st = state.lock();
-    let ssl_servers = st.ssl_servers.clone();
-    let fallback_servers = st.fallback_servers.clone();
-    let global = st.config.global.clone();
-    // The runtime is still only ours here: nothing else holds a clone yet.
-    let Some(rt) = st.runtime.as_mut().and_then(std::sync::Arc::get_mut) else {
-        return OK;
-    };
-    // SAFETY: post_config, listeners are set up.
-    let (http_ok, https_ok) = unsafe { reachability(global.local_80, global.local_443) };
-    // SAFETY: the ids are servers of this generation.
-    let acme_tls = |id: usize| unsafe { allows_acme_tls(id as *mut ffi::server_rec) };
-    let facts = startup::SslFacts {
-        ssl: &ssl_servers,
-        fallback: &fallback_servers,
-        acme_tls: &acme_tls,
-        http_ok,
-        https_ok,
-    };
-    let mut notes = Vec::new();
-    let now = md_engine::time::now();
-    let done = log::live(s, || {
-        startup::after_ssl(rt, &global, &facts, now, &mut notes)
-    });
-    log::notes(s, &notes);
-    if let Err(e) = done {
-        return start_failed(s, e);
-    }
-    crate::hot::prepare(state, rt, &ssl_servers, global.hot_activation);
-    let watched = rt.domains.iter().filter(|d| d.rt.watched).count();
-    let total = rt.domains.len();
-    drop(st);
-    state.publish();
-    // SAFETY: real run, parent; pconf and s are live.
-    unsafe { start_background(pconf, s, state, &global, watched, total) }
-}
-
 /// The generation's background work, once its runtime is published: the
 /// renewal and OCSP watchdogs (in a child) and the restart checker (in
 /// this parent).
@@ -336,34 +219,21 @@ unsafe fn start_background(
     pconf: *mut ffi::apr_pool_t,
     s: *mut ffi::server_rec,
     state: &conf::ModState,
-    global: &config::Global,
-    watched: usize,
-    total: usize,
+    bg: Background,
 ) -> c_int {
-    if watched > 0 {
-        log::log(
-            s,
-            Level::Debug,
-            &format!("AH10074: {watched} out of {total} mds need watching"),
-        );
-        // SAFETY: forwarded contract.
-        if !unsafe { crate::renew::register(pconf, s, state, global.initial_delay) } {
+    use md_engine::generation::Watchdog;
+    // SAFETY: forwarded contract.
+    unsafe {
+        if let Some(delay) = bg.renew {
+            if !crate::watchdog::register(pconf, s, state, Watchdog::Renew, delay) {
+                return FAILED;
+            }
+        }
+        if bg.ocsp && !crate::watchdog::register(pconf, s, state, Watchdog::Ocsp, 0) {
             return FAILED;
         }
-    } else {
-        log::log(s, Level::Debug, "AH10075: no mds to supervise");
-    }
-    if state.stapling.count() > 0 {
-        // SAFETY: forwarded contract.
-        if !unsafe { crate::ocsp::register(pconf, s, state, &global.stapling_keep_response) } {
-            return FAILED;
-        }
-    }
-    if global.graceful_restart || (global.hot_activation && watched > 0) {
-        if let Some(rt) = state.runtime() {
-            let (interval, eager) = (global.check_interval, global.graceful_restart);
-            // SAFETY: forwarded contract.
-            unsafe { crate::renew::start_restarter(pconf, s, rt, interval, eager) };
+        if let Some((rt, interval, eager)) = bg.restarter {
+            crate::watchdog::start_restarter(pconf, s, rt, interval, eager);
         }
     }
     OK
@@ -375,21 +245,32 @@ pub unsafe extern "C" fn child_init(p: *mut ffi::apr_pool_t, s: *mut ffi::server
     guard("child_init", (), || {
         // SAFETY: p is pchild, destroyed when the child exits; s is the
         // main server of this generation.
-        unsafe { crate::renew::on_child_exit(p, s) }
+        unsafe { crate::watchdog::on_child_exit(p, s) }
     })
 }
 
-/// Appends a path to an APR array of `const char *`.
+/// Appends (key, cert) pairs to mod_ssl's arrays: DONE, or DECLINED.
 ///
 /// # Safety
-/// `arr` is a live array of `char *` allocated from `p`.
-unsafe fn push_path(p: *mut ffi::apr_pool_t, arr: *mut ffi::apr_array_header_t, path: &str) {
-    // SAFETY: apr_array_push returns a slot of elt_size (a pointer) in the
-    // array; the string is copied into pool `p`.
-    unsafe {
-        let slot = ffi::apr_array_push(arr) as *mut *const std::os::raw::c_char;
-        *slot = apr::pstrdup(p, path);
+/// The arrays are mod_ssl's arrays of `char *`, from pool `p`.
+unsafe fn serve(
+    p: *mut ffi::apr_pool_t,
+    cert_files: *mut ffi::apr_array_header_t,
+    key_files: *mut ffi::apr_array_header_t,
+    served: Served,
+) -> c_int {
+    let Served::Files(files) = served else {
+        return DECLINED;
+    };
+    for (key, cert) in &files {
+        // SAFETY: apr_array_push returns a slot of elt_size (a pointer) in
+        // the array; the strings are copied into pool `p`.
+        unsafe {
+            *(ffi::apr_array_push(cert_files) as *mut *const c_char) = apr::pstrdup(p, cert);
+            *(ffi::apr_array_push(key_files) as *mut *const c_char) = apr::pstrdup(p, key);
+        }
     }
+    DONE
 }
 
 /// mod_ssl asks for certificate files of an SSL vhost (§2.4).
@@ -404,157 +285,13 @@ pub unsafe extern "C" fn ssl_add_cert_files(
         let Some(state) = (unsafe { conf::state(s) }) else {
             return DECLINED;
         };
-        let mut st = state.lock();
-        st.ssl_servers.insert(s as usize);
-        let Some(rt) = st.runtime.clone() else {
-            return DECLINED;
-        };
-        let Some(vhost) = rt.vhost(s as usize) else {
-            return DECLINED;
-        };
-        let vname = &vhost.host.name;
-        log_get_certificates(s, vname);
-        if vhost.mds.len() > 1 {
-            log_conflict(s, vhost.mds.len(), vname);
-            return DECLINED;
-        }
-        let Some(md) = rt.md_of(s as usize).map(|d| &d.md) else {
-            return DECLINED;
-        };
         // SAFETY: cert_files/key_files are mod_ssl's arrays from pool p.
         let had = unsafe { cert_files.as_ref().map_or(0, |a| a.nelts) };
-        let files = reg::servable_files(&rt.store, md);
+        let had = usize::try_from(had).unwrap_or(0);
+        let served = state.cert_files(&log::ServerLog(s as usize), s as usize, had);
         // SAFETY: see above.
-        unsafe { push_pairs(p, cert_files, key_files, &files) };
-        // The C module says it provides them before it finds none.
-        log_providing(s, md, vname);
-        if files.is_empty() {
-            // With hot activation the fallback comes from here: mod_ssl
-            // then does not mark the vhost unavailable for the whole
-            // generation, and the MD's first certificate goes live without
-            // a restart (the 503 is ours: `https::fallback_unavailable`).
-            if !(rt.global.hot_activation && md.cert_files.is_empty()) {
-                return DECLINED;
-            }
-            // SAFETY: see above.
-            let rv = unsafe { provide_fallback(s, p, cert_files, key_files, &rt.store, md, vname) };
-            if rv == DONE {
-                st.fallback_servers.insert(s as usize);
-                log_hot_fallback(s, md, vname);
-            }
-            return rv;
-        }
-        if had > 0 {
-            log::log(
-                s,
-                Level::Debug,
-                &format!(
-                    "AH10084: host '{vname}' is covered by a Managed Domain, but certificate/key files are already configured for it (most likely via SSLCertificateFile).",
-                ),
-            );
-        }
-        DONE
+        unsafe { serve(p, cert_files, key_files, served) }
     })
-}
-
-fn log_conflict(s: *mut ffi::server_rec, n: usize, vname: &str) {
-    log::log(
-        s,
-        Level::Error,
-        &format!(
-            "AH10238: conflict: {n} MDs match Virtualhost {vname} which uses SSL, however there can be at most 1.",
-        ),
-    );
-}
-
-fn log_hot_fallback(s: *mut ffi::server_rec, md: &config::Md, vname: &str) {
-    log::log(
-        s,
-        Level::Info,
-        &format!(
-            "{vname}: answers 503 with the fallback certificate of {} until its certificate is obtained, which then goes live without a restart (MDHotActivation)",
-            md.name
-        ),
-    );
-}
-
-/// Appends (key, cert) pairs to mod_ssl's arrays.
-///
-/// # Safety
-/// The arrays are mod_ssl's, from pool `p`.
-unsafe fn push_pairs(
-    p: *mut ffi::apr_pool_t,
-    cert_files: *mut ffi::apr_array_header_t,
-    key_files: *mut ffi::apr_array_header_t,
-    files: &[(String, String)],
-) {
-    for (key, cert) in files {
-        // SAFETY: forwarded contract.
-        unsafe {
-            push_path(p, cert_files, cert);
-            push_path(p, key_files, key);
-        }
-    }
-}
-
-/// Hands mod_ssl the MD's self-signed fallback certificates (created when
-/// missing): DONE, or DECLINED when they cannot be made (AH10174).
-///
-/// # Safety
-/// As [`push_pairs`]; `s` is the live SSL vhost.
-unsafe fn provide_fallback(
-    s: *mut ffi::server_rec,
-    p: *mut ffi::apr_pool_t,
-    cert_files: *mut ffi::apr_array_header_t,
-    key_files: *mut ffi::apr_array_header_t,
-    store: &md_engine::store::Store,
-    md: &config::Md,
-    vname: &str,
-) -> c_int {
-    match reg::ensure_fallbacks(store, md) {
-        Ok(pairs) => {
-            // SAFETY: forwarded contract.
-            unsafe { push_pairs(p, cert_files, key_files, &pairs) };
-            for spec in md.effective_specs() {
-                log::log(
-                    s,
-                    Level::Debug,
-                    &format!(
-                        "AH10116: {}: providing {} fallback certificate for server {vname}",
-                        md.name,
-                        spec.name(),
-                    ),
-                );
-            }
-            DONE
-        }
-        Err(e) => {
-            log::log(s, Level::Error, &format!("AH10174: {e}"));
-            DECLINED
-        }
-    }
-}
-
-/// AH10113, as the C module logs it each time mod_ssl asks for a server's
-/// certificates (both hooks).
-fn log_get_certificates(s: *mut ffi::server_rec, vhost: &str) {
-    log::log(
-        s,
-        Level::Debug,
-        &format!("AH10113: get_certificates called for vhost {vhost}."),
-    );
-}
-
-fn log_providing(s: *mut ffi::server_rec, md: &config::Md, vhost: &str) {
-    log::log(
-        s,
-        Level::Debug,
-        &format!(
-            "AH10077: {}[state={}]: providing certificates for server {vhost}",
-            md.name,
-            md.found.state.code()
-        ),
-    );
 }
 
 /// mod_ssl has no certificate for an SSL vhost: hand it the MD's self-signed
@@ -570,19 +307,8 @@ pub unsafe extern "C" fn ssl_add_fallback_cert_files(
         let Some(state) = (unsafe { conf::state(s) }) else {
             return DECLINED;
         };
-        let st = state.lock();
-        let Some(rt) = st.runtime.as_ref() else {
-            return DECLINED;
-        };
-        let Some(vhost) = rt.vhost(s as usize) else {
-            return DECLINED;
-        };
-        let vname = &vhost.host.name;
-        log_get_certificates(s, vname);
-        let Some(md) = rt.md_of(s as usize).map(|d| &d.md) else {
-            return DECLINED;
-        };
-        // SAFETY: mod_ssl's arrays from pool p; s is the live vhost.
-        unsafe { provide_fallback(s, p, cert_files, key_files, &rt.store, md, vname) }
+        let served = state.fallback_files(&log::ServerLog(s as usize), s as usize);
+        // SAFETY: mod_ssl's arrays from pool p.
+        unsafe { serve(p, cert_files, key_files, served) }
     })
 }

@@ -11,45 +11,13 @@
 //! configured. The move into `domains/` still happens at the next restart,
 //! so the store stays as the C module expects it.
 
-use crate::conf::Runtime;
 use crate::ffi;
 use crate::guard::guard;
 use crate::log;
-use crate::tls::{self, SSL_CTX_set_cert_cb, SSL_use_cert_and_key};
-use md_engine::time;
+use crate::tls::{self, SSL_CTX_set_cert_cb};
+use foreign_types::ForeignTypeRef;
+use openssl::ssl::SslRef;
 use std::os::raw::{c_int, c_void};
-
-/// Logs the engine's hot-activation news for server `s`.
-fn logger(s: usize) -> impl Fn(md_engine::log::Level, &str) {
-    move |level, msg| log::log(s as *const ffi::server_rec, level, msg)
-}
-
-/// Whether hot activation serves a staged set for `md` in this process;
-/// what loading it says is logged for server `s`.
-pub fn serving_staged(state: &crate::conf::ModState, s: *const ffi::server_rec, md: &str) -> bool {
-    state
-        .hot
-        .serving_staged(md, time::now(), &tls::load, &logger(s as usize))
-}
-
-/// Sets up this generation's slots from its runtime (after-SSL, parent):
-/// one per SSL vhost of an MD.
-pub fn prepare(
-    state: &crate::conf::ModState,
-    rt: &Runtime,
-    ssl_servers: &std::collections::HashSet<usize>,
-    enabled: bool,
-) {
-    let mut vhosts = Vec::new();
-    if enabled {
-        for v in &rt.vhosts {
-            if let ([mi], true) = (v.mds.as_slice(), ssl_servers.contains(&v.id)) {
-                vhosts.push((v.id, rt.domains[*mi].md.clone()));
-            }
-        }
-    }
-    state.hot.prepare(&rt.store, vhosts);
-}
 
 /// mod_ssl's `init_server`: install the certificate callback.
 pub unsafe extern "C" fn init_server(
@@ -77,10 +45,11 @@ pub unsafe extern "C" fn init_server(
 /// others get the staged set that hot activation serves, if any.
 unsafe extern "C" fn cert_cb(ssl: *mut c_void, arg: *mut c_void) -> c_int {
     guard("certificate callback", 1, || {
-        // SAFETY: a live SSL in its handshake (OpenSSL's callback).
-        if unsafe { tls::is_acme_tls(ssl) } {
-            // SAFETY: as above.
-            unsafe { tls::keep_only_current(ssl) };
+        // SAFETY: a live SSL in its handshake (OpenSSL's callback), used
+        // only during it.
+        let ssl = unsafe { SslRef::from_ptr_mut(ssl.cast()) };
+        if tls::is_acme_tls(ssl) {
+            tls::keep_only_current(ssl);
             return 1;
         }
         let s = arg as *const ffi::server_rec;
@@ -89,16 +58,8 @@ unsafe extern "C" fn cert_cb(ssl: *mut c_void, arg: *mut c_void) -> c_int {
         let Some(state) = (unsafe { crate::conf::state(s) }) else {
             return 1;
         };
-        let now = time::now();
-        if let Some(l) = state
-            .hot
-            .current(arg as usize, now, &tls::load, &logger(arg as usize))
-        {
-            for (key, leaf, sk, _) in &l.pairs {
-                // SAFETY: a live SSL in its handshake; the objects stay valid
-                // while `l` lives, and OpenSSL takes its own references.
-                unsafe { SSL_use_cert_and_key(ssl, *leaf, *key, *sk, 1) };
-            }
+        if let Some(set) = state.hot_set(&log::ServerLog(arg as usize), arg as usize) {
+            tls::use_cert_and_key(ssl, &set);
         }
         1
     })

@@ -13,12 +13,8 @@ const DECLINED: c_int = ffi::DECLINED;
 
 pub unsafe extern "C" fn require_https(r: *mut ffi::request_rec) -> c_int {
     guard("require_https", DECLINED, || {
-        // SAFETY: httpd passes a live request.
-        let Some(req) = (unsafe { r.as_mut() }) else {
-            return DECLINED;
-        };
-        // SAFETY: the request's server belongs to this generation.
-        let Some(state) = (unsafe { conf::state(req.server) }) else {
+        // SAFETY: httpd passes a live request of this generation.
+        let Some((req, state)) = (unsafe { conf::request(r) }) else {
             return DECLINED;
         };
         // SAFETY: request strings live in the request pool.
@@ -90,12 +86,11 @@ unsafe fn apply(req: &mut ffi::request_rec, action: Action) -> c_int {
 /// mod_ssl would have for the whole generation.
 pub unsafe extern "C" fn fallback_unavailable(r: *mut ffi::request_rec) -> c_int {
     guard("fallback_unavailable", DECLINED, || {
-        // SAFETY: httpd passes a live request.
-        let Some(req) = (unsafe { r.as_mut() }) else {
+        // SAFETY: httpd passes a live request of this generation.
+        let Some((req, state)) = (unsafe { conf::request(r) }) else {
             return DECLINED;
         };
-        // SAFETY: the request's server belongs to this generation.
-        let Some(rt) = (unsafe { conf::state(req.server) }).and_then(|s| s.runtime()) else {
+        let Some(rt) = state.runtime() else {
             return DECLINED;
         };
         if !rt.vhost(req.server as usize).is_some_and(|v| v.fallback) {

@@ -28,7 +28,6 @@ mod https;
 mod log;
 mod module;
 mod ocsp;
-mod renew;
 mod status;
 mod tls;
 mod watchdog;

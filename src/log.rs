@@ -88,19 +88,6 @@ pub fn notes(s: *const ffi::server_rec, notes: &[Note]) {
     }
 }
 
-/// Runs `f` with the engine's notes going to the error log of server `s`
-/// as they are made (see `md_engine::log::with_sink`).
-/// Their lines name the caller of `live` as source.
-#[track_caller]
-pub fn live<R>(s: *const ffi::server_rec, f: impl FnOnce() -> R) -> R {
-    let server = s as usize;
-    let here = std::panic::Location::caller();
-    md_engine::log::with_sink(
-        move |level, msg| log_at(here, server as *const ffi::server_rec, level, 0, msg),
-        f,
-    )
-}
-
 /// The error log of one server (the main server for the watchdogs), as
 /// the engine's `Host` for its long-running parts.
 pub struct ServerLog(pub usize);

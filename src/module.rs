@@ -7,6 +7,7 @@ use crate::ffi;
 use crate::hooks;
 use crate::https;
 use crate::status;
+use crate::{hot, ocsp};
 use md_engine::config::{ArgForm, Override, DIRECTIVE_TABLE};
 use std::os::raw::{c_char, c_int, c_ulong, c_void};
 use std::ptr::{null, null_mut};
@@ -62,7 +63,7 @@ const fn command(i: usize) -> ffi::command_rec {
         ),
         ArgForm::Raw => (
             ffi::cmd_func {
-                raw_args: Some(cmds::raw),
+                raw_args: Some(cmds::take1),
             },
             ffi::cmd_how_RAW_ARGS,
         ),
@@ -127,124 +128,68 @@ pub static MOD_SSL: Table<*const c_char, 3> =
 pub static MOD_WATCHDOG: Table<*const c_char, 2> = Table([c"mod_watchdog.c".as_ptr(), null()]);
 
 type StatusHook = unsafe extern "C" fn(*mut ffi::request_rec, c_int) -> c_int;
+type InitServer =
+    unsafe extern "C" fn(*mut ffi::server_rec, *mut ffi::apr_pool_t, c_int, *mut c_void) -> c_int;
 
-/// Adds `f` to mod_status's optional `status_hook`.
+/// Adds `f` (type-erased) to the APR optional hook `name`.
 ///
 /// # Safety
-/// Only during register_hooks.
-unsafe fn add_status_hook(f: StatusHook, order: c_int) {
-    // SAFETY: APR's optional hooks store functions type-erased as `void
-    // (*)(void)`; mod_status calls them back with the status_hook signature,
-    // which is `f`'s.
-    unsafe {
-        let erased = std::mem::transmute::<StatusHook, unsafe extern "C" fn()>(f);
-        ffi::apr_optional_hook_add(c"status_hook".as_ptr(), Some(erased), null(), null(), order);
-    }
-}
-
-unsafe extern "C" fn register_hooks(_pool: *mut ffi::apr_pool_t) {
-    crate::guard::guard("register_hooks", (), || {
-        // SAFETY: httpd assigned module_index in ap_add_module, just before
-        // calling us; nothing writes it while we read it.
-        crate::log::set_module_index(unsafe { (*std::ptr::addr_of!(md_module)).module_index });
-        // SAFETY: called from httpd's register_hooks, as the hook API expects.
-        unsafe {
-            register_startup_hooks();
-            register_request_hooks();
-            register_ssl_hooks();
-        }
-    })
+/// Only during register_hooks; `f` has the signature the hook's caller
+/// uses (APR's optional hooks store functions as `void (*)(void)`).
+unsafe fn add_optional_hook(name: &std::ffi::CStr, f: unsafe extern "C" fn()) {
+    // SAFETY: forwarded contract.
+    unsafe { ffi::apr_optional_hook_add(name.as_ptr(), Some(f), null(), null(), MIDDLE) };
 }
 
 const FIRST: c_int = ffi::APR_HOOK_FIRST as c_int;
 const MIDDLE: c_int = ffi::APR_HOOK_MIDDLE as c_int;
 const LAST: c_int = ffi::APR_HOOK_LAST as c_int;
 
-/// post_config around mod_ssl's, child_init, the certificate hooks.
-///
-/// # Safety
-/// Only from `register_hooks`.
-unsafe fn register_startup_hooks() {
-    // SAFETY: registering our hook functions with static, NULL-terminated
-    // predecessor/successor lists, as httpd's hook API expects.
-    unsafe {
-        ffi::ap_hook_post_config(
-            Some(hooks::post_config_before_ssl),
-            null(),
-            MOD_SSL.0.as_ptr(),
-            FIRST,
-        );
-        ffi::ap_hook_post_config(
-            Some(hooks::post_config_after_ssl),
-            MOD_SSL.0.as_ptr(),
-            MOD_WATCHDOG.0.as_ptr(),
-            LAST,
-        );
-        ffi::ap_hook_child_init(Some(hooks::child_init), null(), MOD_SSL.0.as_ptr(), MIDDLE);
-        ffi::ap_hook_ssl_add_cert_files(Some(hooks::ssl_add_cert_files), null(), null(), MIDDLE);
-        ffi::ap_hook_ssl_add_fallback_cert_files(
-            Some(hooks::ssl_add_fallback_cert_files),
-            null(),
-            null(),
-            MIDDLE,
-        );
-    }
-}
-
-/// The request path: https redirects, http-01, certificate-status,
-/// protocol negotiation, md-status, mod_status sections.
-///
-/// # Safety
-/// Only from `register_hooks`.
-unsafe fn register_request_hooks() {
-    // SAFETY: as in register_startup_hooks.
-    unsafe {
-        let ssl = MOD_SSL.0.as_ptr();
-        ffi::ap_hook_post_read_request(Some(https::fallback_unavailable), null(), null(), FIRST);
-        ffi::ap_hook_post_read_request(Some(https::require_https), ssl, null(), MIDDLE);
-        ffi::ap_hook_post_read_request(Some(challenge::http_challenge), null(), null(), MIDDLE);
-        ffi::ap_hook_post_read_request(Some(status::certificate_status), null(), ssl, MIDDLE);
-        ffi::ap_hook_protocol_propose(Some(challenge::protocol_propose), null(), null(), MIDDLE);
-        ffi::ap_hook_protocol_switch(Some(challenge::protocol_switch), null(), null(), MIDDLE);
-        ffi::ap_hook_protocol_get(Some(challenge::protocol_get), null(), null(), MIDDLE);
-        ffi::ap_hook_handler(Some(status::handler), null(), null(), MIDDLE);
-        // mod_status's optional hook, by name (mod_status may be absent).
-        add_status_hook(status::status_hook, MIDDLE);
-        add_status_hook(status::stapling_status_hook, MIDDLE);
-    }
-}
-
-/// mod_ssl's hooks: init_server (hot activation), OCSP stapling,
-/// tls-alpn-01 answers.
-///
-/// # Safety
-/// Only from `register_hooks`.
-unsafe fn register_ssl_hooks() {
-    type InitServer = unsafe extern "C" fn(
-        *mut ffi::server_rec,
-        *mut ffi::apr_pool_t,
-        c_int,
-        *mut c_void,
-    ) -> c_int;
-    let f: InitServer = crate::hot::init_server;
-    // SAFETY: as in register_startup_hooks; init_server is type-erased like
-    // every APR optional hook, and mod_ssl calls it with its signature.
-    unsafe {
-        let erased = std::mem::transmute::<InitServer, unsafe extern "C" fn()>(f);
-        ffi::apr_optional_hook_add(
-            c"init_server".as_ptr(),
-            Some(erased),
-            null(),
-            null(),
-            MIDDLE,
-        );
-        ffi::ap_hook_ssl_ocsp_prime_hook(Some(crate::ocsp::prime), null(), null(), MIDDLE);
-        ffi::ap_hook_ssl_ocsp_get_resp_hook(Some(crate::ocsp::get_resp), null(), null(), MIDDLE);
-        ffi::ap_hook_ssl_answer_challenge(
-            Some(challenge::ssl_answer_challenge),
-            null(),
-            null(),
-            MIDDLE,
-        );
-    }
+/// post_config around mod_ssl's, child_init, the certificate hooks; the
+/// request path (https redirects, http-01, certificate-status, protocol
+/// negotiation, md-status, mod_status sections); mod_ssl's hooks
+/// (init_server for hot activation, OCSP stapling, tls-alpn-01 answers).
+unsafe extern "C" fn register_hooks(_pool: *mut ffi::apr_pool_t) {
+    crate::guard::guard("register_hooks", (), || {
+        // SAFETY: httpd assigned module_index in ap_add_module, just before
+        // calling us; nothing writes it while we read it.
+        crate::log::set_module_index(unsafe { (*std::ptr::addr_of!(md_module)).module_index });
+        let (ssl, wd, n) = (MOD_SSL.0.as_ptr(), MOD_WATCHDOG.0.as_ptr(), null());
+        // SAFETY: registering our hook functions with static, NULL-terminated
+        // predecessor/successor lists, as httpd's hook API expects; the
+        // optional hooks get functions of the signatures their callers use
+        // (mod_status's status_hook, mod_ssl's init_server).
+        unsafe {
+            ffi::ap_hook_post_config(Some(hooks::post_config_before_ssl), n, ssl, FIRST);
+            ffi::ap_hook_post_config(Some(hooks::post_config_after_ssl), ssl, wd, LAST);
+            ffi::ap_hook_child_init(Some(hooks::child_init), n, ssl, MIDDLE);
+            ffi::ap_hook_ssl_add_cert_files(Some(hooks::ssl_add_cert_files), n, n, MIDDLE);
+            let fallback = Some(hooks::ssl_add_fallback_cert_files as _);
+            ffi::ap_hook_ssl_add_fallback_cert_files(fallback, n, n, MIDDLE);
+            ffi::ap_hook_post_read_request(Some(https::fallback_unavailable), n, n, FIRST);
+            ffi::ap_hook_post_read_request(Some(https::require_https), ssl, n, MIDDLE);
+            ffi::ap_hook_post_read_request(Some(challenge::http_challenge), n, n, MIDDLE);
+            ffi::ap_hook_post_read_request(Some(status::certificate_status), n, ssl, MIDDLE);
+            ffi::ap_hook_protocol_propose(Some(challenge::protocol_propose), n, n, MIDDLE);
+            ffi::ap_hook_protocol_switch(Some(challenge::protocol_switch), n, n, MIDDLE);
+            ffi::ap_hook_protocol_get(Some(challenge::protocol_get), n, n, MIDDLE);
+            ffi::ap_hook_handler(Some(status::handler), n, n, MIDDLE);
+            for f in [
+                status::status_hook as StatusHook,
+                status::stapling_status_hook,
+            ] {
+                let erased = std::mem::transmute::<StatusHook, unsafe extern "C" fn()>(f);
+                add_optional_hook(c"status_hook", erased);
+            }
+            let init = hot::init_server as InitServer;
+            add_optional_hook(
+                c"init_server",
+                std::mem::transmute::<InitServer, unsafe extern "C" fn()>(init),
+            );
+            ffi::ap_hook_ssl_ocsp_prime_hook(Some(ocsp::prime), n, n, MIDDLE);
+            ffi::ap_hook_ssl_ocsp_get_resp_hook(Some(ocsp::get_resp), n, n, MIDDLE);
+            let answer = Some(challenge::ssl_answer_challenge as _);
+            ffi::ap_hook_ssl_answer_challenge(answer, n, n, MIDDLE);
+        }
+    })
 }

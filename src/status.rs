@@ -4,7 +4,7 @@ use crate::apr;
 use crate::conf;
 use crate::ffi;
 use crate::guard::guard;
-use md_engine::{report, status};
+use md_engine::report;
 use std::os::raw::{c_int, c_void};
 
 const DECLINED: c_int = ffi::DECLINED;
@@ -12,8 +12,8 @@ const OK: c_int = ffi::OK as c_int;
 
 pub unsafe extern "C" fn handler(r: *mut ffi::request_rec) -> c_int {
     guard("md-status handler", DECLINED, || {
-        // SAFETY: httpd passes a live request.
-        let Some(req) = (unsafe { r.as_mut() }) else {
+        // SAFETY: httpd passes a live request of this generation.
+        let Some((req, state)) = (unsafe { conf::request(r) }) else {
             return DECLINED;
         };
         // SAFETY: request strings live in the request pool.
@@ -28,23 +28,9 @@ pub unsafe extern "C" fn handler(r: *mut ffi::request_rec) -> c_int {
             return ffi::HTTP_NOT_IMPLEMENTED as c_int;
         }
         crate::guard::test_panic("md-status");
-        // SAFETY: the request's server belongs to this generation.
-        let Some(state) = (unsafe { conf::state(req.server) }) else {
-            return DECLINED;
-        };
-        // The frozen runtime (published at post_config; no lock taken).
-        let Some(rt) = state.runtime() else {
+        let host = crate::log::ServerLog(req.server as usize);
+        let Some((ctype, text)) = state.status_page(&host, metrics, path_info.as_deref()) else {
             return ffi::HTTP_SERVICE_UNAVAILABLE as c_int;
-        };
-        let now = md_engine::time::now();
-        let (ctype, text) = if metrics {
-            let ctype = "text/plain; version=0.0.4; charset=utf-8";
-            (ctype, status::metrics(&report::views(&rt), now))
-        } else {
-            let staplings = state.stapling.views(now);
-            let staged = |name: &str| crate::hot::serving_staged(state, req.server, name);
-            let body = report::md_status(&rt, &staplings, path_info.as_deref(), &staged, now);
-            ("application/json", md_engine::util::json_pretty(&body))
         };
         // SAFETY: writing the response of `r`.
         unsafe { write(r, ctype, &text, req.header_only != 0) };
@@ -71,8 +57,8 @@ unsafe fn write(r: *mut ffi::request_rec, ctype: &str, body: &str, header_only: 
 /// `/.httpd/certificate-status` (§6.2), in post_read_request.
 pub unsafe extern "C" fn certificate_status(r: *mut ffi::request_rec) -> c_int {
     guard("certificate-status", DECLINED, || {
-        // SAFETY: httpd passes a live request.
-        let Some(req) = (unsafe { r.as_mut() }) else {
+        // SAFETY: httpd passes a live request of this generation.
+        let Some((req, state)) = (unsafe { conf::request(r) }) else {
             return DECLINED;
         };
         // SAFETY: request strings live in the request pool.
@@ -85,10 +71,6 @@ pub unsafe extern "C" fn certificate_status(r: *mut ffi::request_rec) -> c_int {
         if path.as_deref() != Some("/.httpd/certificate-status") {
             return DECLINED;
         }
-        // SAFETY: the request's server belongs to this generation.
-        let Some(state) = (unsafe { conf::state(req.server) }) else {
-            return DECLINED;
-        };
         let Some(rt) = state.runtime().filter(|rt| rt.global.certificate_status) else {
             return DECLINED;
         };
@@ -106,29 +88,18 @@ pub unsafe extern "C" fn certificate_status(r: *mut ffi::request_rec) -> c_int {
     })
 }
 
-/// Appends one of our mod_status sections (only with `MDServerStatus on`):
-/// `render` gets the module state and whether the short (`?auto`) form is
-/// asked for.
+/// Appends one of our mod_status sections (only with `MDServerStatus on`).
 ///
 /// # Safety
 /// `r` is the live request of the status page being generated.
-unsafe fn status_section(
-    r: *mut ffi::request_rec,
-    flags: c_int,
-    render: impl FnOnce(&conf::ModState, bool) -> Option<String>,
-) -> c_int {
-    // SAFETY: httpd passes a live request.
-    let Some(req) = (unsafe { r.as_mut() }) else {
+unsafe fn status_section(r: *mut ffi::request_rec, flags: c_int, staplings: bool) -> c_int {
+    // SAFETY: httpd passes a live request; its server belongs to this
+    // generation.
+    let Some(state) = (unsafe { r.as_ref().and_then(|req| conf::state(req.server)) }) else {
         return DECLINED;
     };
-    // SAFETY: the request's server belongs to this generation.
-    let Some(state) = (unsafe { conf::state(req.server) }) else {
-        return DECLINED;
-    };
-    if !state.runtime().is_some_and(|rt| rt.global.server_status) {
-        return DECLINED;
-    }
-    let Some(text) = render(state, flags & ffi::AP_STATUS_SHORT as c_int != 0) else {
+    let short = flags & ffi::AP_STATUS_SHORT as c_int != 0;
+    let Some(text) = state.status_section(staplings, short) else {
         return DECLINED;
     };
     // SAFETY: appending to the status page being generated.
@@ -138,39 +109,17 @@ unsafe fn status_section(
 
 /// mod_status: the managed certificates section (§6.3).
 pub unsafe extern "C" fn status_hook(r: *mut ffi::request_rec, flags: c_int) -> c_int {
-    guard("status_hook", DECLINED, || {
-        // SAFETY: forwarded from mod_status.
-        unsafe {
-            status_section(r, flags, |state, short| {
-                let rt = state.runtime()?;
-                let now = md_engine::time::now();
-                let v = report::views(&rt);
-                let (name, url) = (&rt.global.cert_check_name, &rt.global.cert_check_url);
-                Some(if short {
-                    status::server_status_text(&v, name, url, now)
-                } else {
-                    status::server_status_html(&v, name, url, now)
-                })
-            })
-        }
+    // SAFETY: forwarded from mod_status.
+    guard("status_hook", DECLINED, || unsafe {
+        status_section(r, flags, false)
     })
 }
 
 /// mod_status: the managed staplings section (§6.3; the `?auto` summary
 /// lines also when nothing is stapled, as scripts expect them).
 pub unsafe extern "C" fn stapling_status_hook(r: *mut ffi::request_rec, flags: c_int) -> c_int {
-    guard("stapling status_hook", DECLINED, || {
-        // SAFETY: forwarded from mod_status.
-        unsafe {
-            status_section(r, flags, |state, short| {
-                let views = state.stapling.views(md_engine::time::now());
-                let now = md_engine::time::now();
-                Some(if short {
-                    status::staplings_text(&views, now)
-                } else {
-                    status::staplings_html(&views, now)
-                })
-            })
-        }
+    // SAFETY: forwarded from mod_status.
+    guard("stapling status_hook", DECLINED, || unsafe {
+        status_section(r, flags, true)
     })
 }

@@ -38,6 +38,15 @@ pub fn guard<R>(what: &str, fallback: R, report: impl FnOnce(&str), f: impl FnOn
     }
 }
 
+/// Test hook: `MD_RS_TEST_PANIC=<point>` in httpd's environment makes that
+/// point panic, so the end-to-end tests can show that httpd survives. Never
+/// set in production.
+pub fn test_panic(point: &str) {
+    if std::env::var_os("MD_RS_TEST_PANIC").is_some_and(|v| v == point) {
+        panic!("test panic at {point}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,6 @@
 //! What only the server around the engine can do, for the engine's
 //! long-running parts (renewal workers, OCSP refresh): write a log line as
-//! it happens. httpd's glue implements it with `ap_log_error`; the tests
+//! it happens, and ask for a graceful restart. httpd's glue implements it with `ap_log_error`; the tests
 //! with a vector.
 
 use crate::log::Level;
@@ -9,6 +9,11 @@ use std::sync::Arc;
 pub trait Host: Send + Sync {
     /// Writes one line to the server's error log now.
     fn log(&self, level: Level, msg: &str);
+
+    /// Asks the server for a graceful restart (from its parent process),
+    /// which installs staged certificates. Hosts that cannot restart
+    /// ignore it.
+    fn graceful_restart(&self) {}
 }
 
 /// Runs `f` with every note made on this thread going to `host` as it is

@@ -15,6 +15,9 @@ use crate::log::Level;
 use crate::reg::HotSet;
 use crate::store::{Group, Store};
 use crate::time::{self, Micros};
+use openssl::pkey::{PKey, Private};
+use openssl::stack::Stack;
+use openssl::x509::X509;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -47,6 +50,32 @@ impl<L> Default for HotSlots<L> {
             store: RwLock::new(None),
             slots: RwLock::new(HashMap::new()),
         }
+    }
+}
+
+/// A staged set as OpenSSL objects, parsed once per set in each process
+/// and shared by the handshakes that serve it (OpenSSL's reference counts
+/// are atomic; the objects are never modified).
+pub struct TlsSet {
+    /// Per key type: the key, the leaf, the rest of the chain.
+    pub pairs: Vec<(PKey<Private>, X509, Stack<X509>)>,
+}
+
+impl TlsSet {
+    /// Parses a staged set (None: a key or certificate does not parse).
+    pub fn load(set: &HotSet) -> Option<TlsSet> {
+        let mut pairs = Vec::new();
+        for (key_der, chain_der) in &set.pairs {
+            let key = PKey::private_key_from_der(key_der).ok()?;
+            let (leaf, rest) = chain_der.split_first()?;
+            let leaf = X509::from_der(leaf).ok()?;
+            let mut chain = Stack::new().ok()?;
+            for der in rest {
+                chain.push(X509::from_der(der).ok()?).ok()?;
+            }
+            pairs.push((key, leaf, chain));
+        }
+        Some(TlsSet { pairs })
     }
 }
 

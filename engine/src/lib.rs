@@ -9,6 +9,7 @@ pub mod acme;
 pub mod boundary;
 pub mod config;
 pub mod crypto;
+pub mod generation;
 pub mod host;
 pub mod hot;
 pub mod http;

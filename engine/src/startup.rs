@@ -267,6 +267,18 @@ impl Runtime {
             .collect()
     }
 
+    /// The hot-activation slots of the generation: each SSL vhost (of
+    /// `ssl`) with exactly one MD.
+    pub fn hot_vhosts(&self, ssl: &HashSet<usize>) -> Vec<(usize, Md)> {
+        self.vhosts
+            .iter()
+            .filter_map(|v| match v.mds.as_slice() {
+                [mi] if ssl.contains(&v.id) => Some((v.id, self.domains[*mi].md.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// An MD whose staged set a graceful restart should install now: any
     /// ready set with `MDGracefulRestart` (`eager`); else one that hot
     /// activation serves and that is due for renewal itself
