@@ -55,7 +55,8 @@ pub fn curve_nid(curve: &str) -> Option<Nid> {
     (nid != Nid::UNDEF).then_some(nid)
 }
 
-/// A private key.
+/// A private key (a clone shares the OpenSSL object).
+#[derive(Clone)]
 pub struct Key(PKey<Private>);
 
 impl std::fmt::Debug for Key {
@@ -391,6 +392,25 @@ pub fn tls_alpn01_cert(key: &Key, ident: &str, key_authz: &str) -> R<X509> {
 pub const FALLBACK_CN: &str = "Apache Managed Domain Fallback";
 
 /// The fallback certificate served until a real one exists (§2.4).
+/// One key per key spec, made once and handed out again: the fallback
+/// certificates of a generation's MDs share it (a fallback only serves a
+/// 503 behind an untrusted certificate, its key protects nothing), so a
+/// start with many new MDs pays one key generation, not one per MD.
+#[derive(Default)]
+pub struct KeyCache(std::sync::Mutex<std::collections::HashMap<String, Key>>);
+
+impl KeyCache {
+    pub fn get(&self, spec: &KeySpec) -> R<Key> {
+        let mut keys = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(k) = keys.get(&spec.name()) {
+            return Ok(k.clone());
+        }
+        let key = Key::generate(spec)?;
+        keys.insert(spec.name(), key.clone());
+        Ok(key)
+    }
+}
+
 pub fn fallback_cert(key: &Key, domains: &[String]) -> R<X509> {
     self_signed(key, FALLBACK_CN, domains, 14, None)
 }

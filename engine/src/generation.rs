@@ -45,6 +45,8 @@ pub struct Generation {
     pub stapling: Arc<Stapling>,
     /// Hot activation: the staged set each SSL vhost serves.
     pub hot: HotSlots<TlsSet>,
+    /// The keys of the fallback certificates made in this generation.
+    fallback_keys: crate::crypto::KeyCache,
     /// The runtime once start-up is complete (set in the parent before the
     /// children fork): request handlers read it without a lock.
     published: OnceLock<Arc<Runtime>>,
@@ -57,6 +59,7 @@ impl Default for Generation {
             scheduler: Arc::default(),
             stapling: Arc::default(),
             hot: HotSlots::default(),
+            fallback_keys: Default::default(),
             published: OnceLock::new(),
         }
     }
@@ -365,7 +368,7 @@ impl Generation {
             if !(rt.global.hot_activation && md.cert_files.is_empty()) {
                 return Served::Declined;
             }
-            let served = fallback(host, &rt.store, md, vname);
+            let served = self.fallback(host, &rt.store, md, vname);
             if let Served::Files(_) = served {
                 st.fallback_servers.insert(id);
                 host.log(Level::Info, &format!(
@@ -394,7 +397,7 @@ impl Generation {
         };
         log_get_certificates(host, &vhost.host.name);
         match rt.md_of(id) {
-            Some(d) => fallback(host, &rt.store, &d.md, &vhost.host.name),
+            Some(d) => self.fallback(host, &rt.store, &d.md, &vhost.host.name),
             None => Served::Declined,
         }
     }
@@ -573,6 +576,36 @@ impl Generation {
         self.scheduler.run(items, ctx, time::now())
     }
 
+    /// The MD's self-signed fallback certificates (created when missing), or
+    /// Declined when they cannot be made (AH10174).
+    fn fallback(
+        &self,
+        host: &dyn Host,
+        store: &crate::store::Store,
+        md: &crate::config::Md,
+        vname: &str,
+    ) -> Served {
+        match reg::ensure_fallbacks(store, md, &self.fallback_keys) {
+            Ok(pairs) => {
+                for spec in md.effective_specs() {
+                    host.log(
+                        Level::Debug,
+                        &format!(
+                            "AH10116: {}: providing {} fallback certificate for server {vname}",
+                            md.name,
+                            spec.name(),
+                        ),
+                    );
+                }
+                Served::Files(pairs)
+            }
+            Err(e) => {
+                host.log(Level::Error, &format!("AH10174: {e}"));
+                Served::Declined
+            }
+        }
+    }
+
     /// The child exits: its renewal workers stop at a safe point. False
     /// when they are still busy after a while; the child must then end
     /// without library teardown (the renewal resumes at the next run).
@@ -599,35 +632,6 @@ impl Generation {
 fn log_get_certificates(host: &dyn Host, vhost: &str) {
     let msg = format!("AH10113: get_certificates called for vhost {vhost}.");
     host.log(Level::Debug, &msg);
-}
-
-/// The MD's self-signed fallback certificates (created when missing), or
-/// Declined when they cannot be made (AH10174).
-fn fallback(
-    host: &dyn Host,
-    store: &crate::store::Store,
-    md: &crate::config::Md,
-    vname: &str,
-) -> Served {
-    match reg::ensure_fallbacks(store, md) {
-        Ok(pairs) => {
-            for spec in md.effective_specs() {
-                host.log(
-                    Level::Debug,
-                    &format!(
-                        "AH10116: {}: providing {} fallback certificate for server {vname}",
-                        md.name,
-                        spec.name(),
-                    ),
-                );
-            }
-            Served::Files(pairs)
-        }
-        Err(e) => {
-            host.log(Level::Error, &format!("AH10174: {e}"));
-            Served::Declined
-        }
-    }
 }
 
 /// A thread in the parent (root) process that asks httpd for a graceful

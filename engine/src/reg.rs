@@ -4,7 +4,7 @@
 
 use crate::acme::account::{self, Account};
 use crate::config::{Md, State};
-use crate::crypto::{self, Key};
+use crate::crypto;
 use crate::keyspec::KeySpec;
 use crate::log::{Level, Note};
 use crate::store::{Group, Store};
@@ -252,9 +252,13 @@ pub fn sync_md_json(store: &Store, md: &Md) -> Result<bool, String> {
 }
 
 /// The fallback key/certificate pairs of an MD, created when missing
-/// (§2.4; existing ones are reused even when expired). Returns
-/// (key path, cert path) per key spec.
-pub fn ensure_fallbacks(store: &Store, md: &Md) -> Result<Vec<(String, String)>, String> {
+/// (§2.4; existing ones are reused even when expired) with keys from
+/// `keys`. Returns (key path, cert path) per key spec.
+pub fn ensure_fallbacks(
+    store: &Store,
+    md: &Md,
+    keys: &crypto::KeyCache,
+) -> Result<Vec<(String, String)>, String> {
     let mut out = Vec::new();
     for spec in md.effective_specs() {
         let sfx = spec.file_suffix();
@@ -267,7 +271,7 @@ pub fn ensure_fallbacks(store: &Store, md: &Md) -> Result<Vec<(String, String)>,
                 KeySpec::Ec(c) if c.eq_ignore_ascii_case("x25519") => KeySpec::Ec("P-256".into()),
                 s => s.clone(),
             };
-            let key = Key::generate(&kspec).map_err(|e| {
+            let key = keys.get(&kspec).map_err(|e| {
                 format!(
                     "{}: make fallback {} certificate: {e}",
                     md.name,
@@ -522,6 +526,7 @@ pub fn purge_staging(store: &Store, md: &Md) {
 mod tests {
     use super::*;
     use crate::config::{MdDef, Settings};
+    use crate::crypto::Key;
     use crate::time;
 
     fn md(domains: &[&str]) -> Md {
@@ -570,6 +575,25 @@ mod tests {
     }
 
     #[test]
+    fn fallbacks_of_a_generation_share_one_key_per_type() {
+        let (dir, s) = tmpstore("fbkeys");
+        let keys = crypto::KeyCache::default();
+        let (a, b) = (md(&["a.org"]), md(&["b.org"]));
+        let fa = ensure_fallbacks(&s, &a, &keys).unwrap();
+        let fb = ensure_fallbacks(&s, &b, &keys).unwrap();
+        let pem = |p: &str| fs::read(p).unwrap();
+        assert_eq!(pem(&fa[0].0), pem(&fb[0].0), "one key generation for both");
+        assert_ne!(pem(&fa[0].1), pem(&fb[0].1), "each MD its own certificate");
+        let info = CertInfo::from_pem("rsa", &pem(&fb[0].1)).unwrap();
+        assert_eq!(info.names, ["b.org"]);
+        // private keys stay the owner's alone
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(&fb[0].0).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0);
+        let _ = fs::remove_dir_all(dir);
+    }
+
+    #[test]
     fn states_and_fallbacks() {
         let (dir, s) = tmpstore("state");
         let m = md(&["a.org", "www.a.org"]);
@@ -577,11 +601,11 @@ mod tests {
         assert_eq!(st, State::Incomplete);
         assert_eq!(descr.as_deref(), Some("certificate(rsa) is missing"));
         assert_eq!(renew_at(&m, st, &certs, 42), 42);
-        let fb = ensure_fallbacks(&s, &m).unwrap();
+        let fb = ensure_fallbacks(&s, &m, &Default::default()).unwrap();
         assert_eq!(fb.len(), 1);
         assert!(fb[0].0.ends_with("domains/a.org/fallback-privkey.pem"));
         let before = fs::read(&fb[0].1).unwrap();
-        ensure_fallbacks(&s, &m).unwrap();
+        ensure_fallbacks(&s, &m, &Default::default()).unwrap();
         assert_eq!(fs::read(&fb[0].1).unwrap(), before, "fallbacks are reused");
         let info = CertInfo::from_pem("rsa", &before).unwrap();
         assert_eq!(info.names, ["a.org", "www.a.org"]);
