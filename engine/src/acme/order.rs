@@ -682,25 +682,18 @@ fn discard_order(store: &Store, md: &Md, env: &mut RunEnv<'_>, o: &Order) {
     store.remove(Group::Staging, &md.name, "order.json");
 }
 
-/// Obtains one certificate for `spec`.
-fn obtain(acme: &mut Acme, md: &Md, env: &mut RunEnv<'_>, spec: &KeySpec) -> AResult<X509> {
+/// Obtains one certificate for `spec`, with its key from `keys` (taken
+/// only once the CA has validated: a new key is made meanwhile).
+fn obtain(
+    acme: &mut Acme,
+    md: &Md,
+    env: &mut RunEnv<'_>,
+    spec: &KeySpec,
+    keys: &mut PendingKeys,
+) -> AResult<X509> {
     let store = env.store;
     let sfx = spec.file_suffix();
     let serr = |e: crate::store::StoreError| AcmeError::new(Kind::General, e.msg);
-    let key_file = format!("privkey{sfx}.pem");
-    let key = match store
-        .load_key(Group::Staging, &md.name, &key_file)
-        .map_err(serr)?
-    {
-        Some(k) => k,
-        None => {
-            let k = Key::generate(spec).map_err(|e| AcmeError::new(Kind::General, e.0))?;
-            store
-                .save_key(Group::Staging, &md.name, &key_file, &k)
-                .map_err(serr)?;
-            k
-        }
-    };
     // Resume a stored order if the CA still has it (§4.4 steps 1–2).
     let mut order = match store
         .load_json(Group::Staging, &md.name, "order.json")
@@ -795,6 +788,7 @@ fn obtain(acme: &mut Acme, md: &Md, env: &mut RunEnv<'_>, spec: &KeySpec) -> ARe
             let hint = refresh(acme, &mut o)?;
             Ok((o.status.is_ready().then_some(()), hint))
         })?;
+        let key = keys.key(spec)?;
         if o.status == OrderStatus::Ready {
             env.events.progress("Finalizing order");
             let csr = crypto::csr_der(&key, &order_identifiers(&md.domains), md.must_staple)
@@ -849,6 +843,97 @@ fn obtain(acme: &mut Acme, md: &Md, env: &mut RunEnv<'_>, spec: &KeySpec) -> ARe
     }
 }
 
+/// A key the thread made (or why it could not).
+type MadeKey = (KeySpec, Result<Key, crypto::CryptoError>);
+
+/// The domain keys a staging run lacks, made on a thread of their own
+/// (key generation is the largest CPU cost of a run and needs no CA) and
+/// saved to staging once taken, or when the run ends. The thread is always
+/// joined: none is left inside OpenSSL when the child exits.
+struct PendingKeys {
+    store: Store,
+    md: String,
+    thread: Option<std::thread::JoinHandle<Vec<MadeKey>>>,
+}
+
+impl PendingKeys {
+    fn file(spec: &KeySpec) -> String {
+        format!("privkey{}.pem", spec.file_suffix())
+    }
+
+    /// Starts making the keys of `md` that staging lacks.
+    fn start(store: &Store, md: &Md) -> PendingKeys {
+        let missing: Vec<KeySpec> = md
+            .effective_specs()
+            .into_iter()
+            .filter(|s| {
+                !store
+                    .path(Group::Staging, &md.name, &Self::file(s))
+                    .exists()
+            })
+            .collect();
+        let thread = (!missing.is_empty()).then(|| {
+            std::thread::spawn(move || {
+                missing
+                    .into_iter()
+                    .take_while(|_| !crate::shutdown::requested())
+                    .map(|s| {
+                        let k = Key::generate(&s);
+                        (s, k)
+                    })
+                    .collect()
+            })
+        });
+        PendingKeys {
+            store: store.clone(),
+            md: md.name.clone(),
+            thread,
+        }
+    }
+
+    /// Waits for the thread and saves what it made (where staging has no
+    /// key yet).
+    fn finish(&mut self) -> AResult<()> {
+        let Some(t) = self.thread.take() else {
+            return Ok(());
+        };
+        for (spec, key) in t.join().unwrap_or_default() {
+            let key = key.map_err(|e| AcmeError::new(Kind::General, e.0))?;
+            let file = Self::file(&spec);
+            if !self.store.path(Group::Staging, &self.md, &file).exists() {
+                self.store
+                    .save_key(Group::Staging, &self.md, &file, &key)
+                    .map_err(|e| AcmeError::new(Kind::General, e.msg))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The staged key for `spec`: stored, made by the thread, or made now.
+    fn key(&mut self, spec: &KeySpec) -> AResult<Key> {
+        self.finish()?;
+        let (store, file) = (&self.store, Self::file(spec));
+        let serr = |e: crate::store::StoreError| AcmeError::new(Kind::General, e.msg);
+        if let Some(k) = store
+            .load_key(Group::Staging, &self.md, &file)
+            .map_err(serr)?
+        {
+            return Ok(k);
+        }
+        let k = Key::generate(spec).map_err(|e| AcmeError::new(Kind::General, e.0))?;
+        store
+            .save_key(Group::Staging, &self.md, &file, &k)
+            .map_err(serr)?;
+        Ok(k)
+    }
+}
+
+impl Drop for PendingKeys {
+    fn drop(&mut self) {
+        let _ = self.finish();
+    }
+}
+
 /// A staging run for `md` at the CA `acme` is connected to: selects the
 /// account, obtains a certificate for every key spec that lacks one in
 /// staging, and writes the staged `md.json`. Challenge data is removed at
@@ -859,41 +944,15 @@ static ACCOUNT_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 pub fn stage(acme: &mut Acme, md: &Md, env: &mut RunEnv<'_>) -> AResult<Staged> {
     let store = env.store;
-    // New domain keys are generated meanwhile on another core: key
-    // generation is the largest CPU cost of a run and needs no CA.
-    let missing: Vec<KeySpec> = md
-        .effective_specs()
-        .into_iter()
-        .filter(|s| {
-            !store
-                .path(
-                    Group::Staging,
-                    &md.name,
-                    &format!("privkey{}.pem", s.file_suffix()),
-                )
-                .exists()
-        })
-        .collect();
-    let keygen = std::thread::spawn(move || {
-        missing
-            .into_iter()
-            .take_while(|_| !crate::shutdown::requested())
-            .map(|s| Key::generate(&s).map(|k| (s, k)))
-            .collect::<Vec<_>>()
-    });
     let selected = {
         let _one_at_a_time = ACCOUNT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
         super::check_shutdown().and_then(|()| account::select(acme, store, md, &mut env.notes))
     };
-    for (spec, key) in keygen.join().unwrap_or_default().into_iter().flatten() {
-        let file = format!("privkey{}.pem", spec.file_suffix());
-        if !store.path(Group::Staging, &md.name, &file).exists() {
-            store
-                .save_key(Group::Staging, &md.name, &file, &key)
-                .map_err(|e| AcmeError::new(Kind::General, e.msg))?;
-        }
-    }
     let source = selected?;
+    // The account first (every MD of the run waits for it), then the new
+    // domain keys, on another thread while the order is placed and the CA
+    // validates.
+    let mut keys = PendingKeys::start(store, md);
     let mut staged_md = md.clone();
     staged_md.found.ca_url = Some(acme.dir.url.clone());
     match &source {
@@ -921,7 +980,7 @@ pub fn stage(acme: &mut Acme, md: &Md, env: &mut RunEnv<'_>) -> AResult<Staged> 
         if staged_complete(store, md, &spec) {
             continue;
         }
-        let res = obtain(acme, md, env, &spec);
+        let res = obtain(acme, md, env, &spec, &mut keys);
         match res {
             Ok(leaf) => {
                 valid_from = valid_from.max(not_before(&leaf));
