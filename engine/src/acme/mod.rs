@@ -508,9 +508,19 @@ pub fn poll<T>(
                 format!("{what}: the server is shutting down"),
             ));
         }
-        pause = (pause * 2).min(Duration::from_secs(10));
+        // at most a second apart while a CA usually answers (validation
+        // takes seconds), then backing off to 10 s
+        let cap = if start.elapsed() < POLL_FAST_FOR {
+            Duration::from_secs(1)
+        } else {
+            Duration::from_secs(10)
+        };
+        pause = (pause * 2).min(cap);
     }
 }
+
+/// How long [`poll`] asks at least once a second.
+const POLL_FAST_FOR: Duration = Duration::from_secs(30);
 
 /// `Retry-After` as a duration (seconds form only; HTTP dates are rare in ACME).
 pub fn retry_after(r: &Response) -> Option<Duration> {
@@ -626,6 +636,22 @@ mod tests {
             .unwrap_err()
             .detail
             .contains("Unable to understand"));
+    }
+
+    #[test]
+    fn polling_asks_at_least_once_a_second_at_first() {
+        let start = Instant::now();
+        let mut at = Vec::new();
+        let _ = poll::<()>(Duration::from_millis(4500), "authz", || {
+            at.push(start.elapsed());
+            Ok((None, None))
+        });
+        let gaps: Vec<_> = at.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(
+            gaps.iter().all(|g| *g < Duration::from_millis(1300)),
+            "{gaps:?}"
+        );
+        assert!(at.len() >= 9, "{at:?}");
     }
 
     #[test]
