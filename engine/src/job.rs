@@ -10,6 +10,8 @@ use crate::store::{Group, Store};
 use crate::time::{self, Micros};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
 
 pub const MAX_LOG_ENTRIES: usize = 128;
 
@@ -135,6 +137,44 @@ pub struct LogEntry {
 struct JobLog {
     #[serde(default, deserialize_with = "wire::lenient_items")]
     entries: Vec<LogEntry>,
+}
+
+/// The staging jobs as the request path reads them (status pages): a
+/// job.json is parsed again only when it changed (another inode, size or
+/// modification time; the store replaces files by rename), so that a
+/// status page with many MDs costs one `stat` per MD.
+#[derive(Default)]
+pub struct JobCache(std::sync::Mutex<HashMap<String, Cached>>);
+
+/// A job.json's (inode, size, mtime s, mtime ns), and what it held.
+type FileStamp = (u64, u64, i64, i64);
+type Cached = (FileStamp, Option<Arc<Job>>);
+
+impl JobCache {
+    /// The staging job of `md` (None: none, or unreadable).
+    pub fn get(&self, store: &Store, md: &str) -> Option<Arc<Job>> {
+        use std::os::unix::fs::MetadataExt;
+        let path = store.path(Group::Staging, md, "job.json");
+        let stamp = std::fs::metadata(path)
+            .ok()
+            .map(|m| (m.ino(), m.len(), m.mtime(), m.mtime_nsec()));
+        let mut cache = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(stamp) = stamp else {
+            cache.remove(md);
+            return None;
+        };
+        if let Some((s, job)) = cache.get(md) {
+            if *s == stamp {
+                return job.clone();
+            }
+        }
+        let job = match store.load_json(Group::Staging, md, "job.json") {
+            Ok(Some(j)) => Some(Arc::new(Job::from_json(&j))),
+            _ => None,
+        };
+        cache.insert(md.to_string(), (stamp, job.clone()));
+        job
+    }
 }
 
 /// `job.json` of an MD (or of OCSP: name `other`).
@@ -1059,6 +1099,31 @@ pub fn next_interval(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_job_cache_reads_a_job_again_only_when_it_changed() {
+        let d = std::env::temp_dir().join(format!("md-jobcache-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        let store = Store::open(&d, None, &mut Vec::new()).unwrap();
+        let cache = JobCache::default();
+        assert!(cache.get(&store, "a.org").is_none());
+        let mut job = Job {
+            name: "a.org".into(),
+            errors: 1,
+            ..Job::default()
+        };
+        job.save(&store, Group::Staging).unwrap();
+        let first = cache.get(&store, "a.org").unwrap();
+        assert_eq!(first.errors, 1);
+        let again = cache.get(&store, "a.org").unwrap();
+        assert!(Arc::ptr_eq(&first, &again), "unchanged: not parsed again");
+        job.errors = 2;
+        job.save(&store, Group::Staging).unwrap();
+        assert_eq!(cache.get(&store, "a.org").unwrap().errors, 2);
+        store.remove(Group::Staging, "a.org", "job.json");
+        assert!(cache.get(&store, "a.org").is_none());
+        let _ = std::fs::remove_dir_all(d);
+    }
 
     #[test]
     fn backoff_schedule() {

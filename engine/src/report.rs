@@ -6,7 +6,6 @@
 
 use crate::config::{Md, RenewMode};
 use crate::crypto::FALLBACK_CN;
-use crate::job::Job;
 use crate::startup::Runtime;
 use crate::status::{self, MdView, StaplingView};
 use crate::store::Group;
@@ -15,19 +14,16 @@ use crate::vhost::domain_matches;
 use serde_json::{json, Value};
 
 /// The status views of all MDs, sorted by name as the C module lists them,
-/// with the staging jobs read live.
+/// with the staging jobs read live (parsed again only when changed).
 pub fn views(rt: &Runtime) -> Vec<MdView<'_>> {
     let mut v: Vec<_> = rt
         .domains
         .iter()
         .map(|d| {
-            let job = match rt.store.load_json(Group::Staging, &d.md.name, "job.json") {
-                Ok(Some(j)) => Some(Job::from_json(&j)),
-                _ => None,
-            };
+            let job = rt.jobs.get(&rt.store, &d.md.name);
             let last = job
                 .as_ref()
-                .map_or(0, status::last_finished)
+                .map_or(0, |j| status::last_finished(j))
                 .max(d.rt.last_success);
             MdView {
                 md: &d.md,

@@ -191,6 +191,8 @@ pub struct Runtime {
     pub https_ok: bool,
     /// Server id → index into `vhosts` (request-time lookups).
     by_id: HashMap<usize, usize>,
+    /// The staging jobs as status pages read them.
+    pub jobs: crate::job::JobCache,
 }
 
 impl Runtime {
@@ -209,6 +211,7 @@ impl Runtime {
                 .collect(),
             http_ok: false,
             https_ok: false,
+            jobs: Default::default(),
             by_id: plan
                 .vhosts
                 .iter()

@@ -253,7 +253,7 @@ pub struct MdView<'a> {
     pub certs: &'a [Option<CertInfo>],
     pub renew_at: Micros,
     /// The staging job, read live (None: no job).
-    pub job: Option<Job>,
+    pub job: Option<std::sync::Arc<Job>>,
     /// Newest successful renewal known (µs), 0 if none.
     pub last_success: Micros,
 }
@@ -341,7 +341,7 @@ pub fn server_status_text(
     let errored = views
         .iter()
         .filter(|v| {
-            (due(v, now) && v.job.as_ref().is_some_and(job_failed))
+            (due(v, now) && v.job.as_deref().is_some_and(job_failed))
                 || !matches!(v.md.found.state, State::Complete | State::Incomplete)
         })
         .count();
