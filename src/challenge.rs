@@ -60,29 +60,19 @@ pub unsafe extern "C" fn http_challenge(r: *mut ffi::request_rec) -> c_int {
     })
 }
 
-static SWITCHED: u8 = 1;
+/// The connection note set once a connection switched to `acme-tls/1`.
+const SWITCHED: &std::ffi::CStr = c"mod_md.acme-tls/1";
 
-/// The connection's slot of our module config: set once it switched to
-/// `acme-tls/1`.
+/// Whether connection `c` switched to `acme-tls/1`.
 ///
 /// # Safety
-/// `c` is a live connection.
-unsafe fn conn_slot(c: *const ffi::conn_rec) -> Option<*mut *mut c_void> {
-    // SAFETY: conn_config is an array indexed by module index (as
-    // ap_get_module_config does).
-    unsafe {
-        let idx = crate::log::module_index();
-        let v = c.as_ref()?.conn_config as *mut *mut c_void;
-        if v.is_null() || idx < 0 {
-            return None;
-        }
-        Some(v.add(idx as usize))
-    }
-}
-
+/// `c` is NULL or a live connection.
 unsafe fn is_switched(c: *const ffi::conn_rec) -> bool {
-    // SAFETY: see conn_slot.
-    unsafe { conn_slot(c).is_some_and(|p| *p == std::ptr::addr_of!(SWITCHED) as *mut c_void) }
+    // SAFETY: the connection's notes table lives in its pool.
+    unsafe {
+        c.as_ref()
+            .is_some_and(|c| !ffi::apr_table_get(c.notes, SWITCHED.as_ptr()).is_null())
+    }
 }
 
 pub unsafe extern "C" fn protocol_propose(
@@ -115,18 +105,19 @@ pub unsafe extern "C" fn protocol_switch(
     protocol: *const c_char,
 ) -> c_int {
     guard("protocol_switch", DECLINED, || {
-        // SAFETY: live connection; protocol is a C string.
+        // SAFETY: live connection; protocol is a C string; the note is
+        // copied into the connection's pool.
         unsafe {
             if !r.is_null() || apr::opt_str(protocol).as_deref() != Some("acme-tls/1") {
                 return DECLINED;
             }
-            if let Some(slot) = conn_slot(c) {
-                *slot = std::ptr::addr_of!(SWITCHED) as *mut c_void;
-                (*c).keepalive = ffi::ap_conn_keepalive_e_AP_CONN_CLOSE;
-                return OK;
-            }
+            let Some(conn) = c.as_mut() else {
+                return DECLINED;
+            };
+            ffi::apr_table_set(conn.notes, SWITCHED.as_ptr(), c"1".as_ptr());
+            conn.keepalive = ffi::ap_conn_keepalive_e_AP_CONN_CLOSE;
         }
-        DECLINED
+        OK
     })
 }
 
@@ -160,24 +151,15 @@ pub unsafe extern "C" fn ssl_answer_challenge(
         let Some(state) = (unsafe { conf::state(base) }) else {
             return DECLINED;
         };
-        let Some(rt) = state.runtime() else {
+        let Some((cert, key)) = state.tls_alpn01(&log::ServerLog(base as usize), &name) else {
             return DECLINED;
         };
-        if let Some((cert, key)) = report::tls_alpn01(&rt, &name) {
-            // SAFETY: strings copied into the connection pool, which
-            // outlives the handshake.
-            unsafe {
-                let pool = (*c).pool;
-                *pcert = apr::pstrdup(pool, &String::from_utf8_lossy(&cert));
-                *pkey = apr::pstrdup(pool, &String::from_utf8_lossy(&key));
-            }
-            return OK;
+        // SAFETY: strings copied into the connection pool, which outlives
+        // the handshake.
+        unsafe {
+            *pcert = apr::pstrdup((*c).pool, &cert);
+            *pkey = apr::pstrdup((*c).pool, &key);
         }
-        log::log(
-            base,
-            Level::Info,
-            &format!("AH10080: {name}: unknown tls-alpn-01 challenge host"),
-        );
-        DECLINED
+        OK
     })
 }

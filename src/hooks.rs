@@ -11,7 +11,7 @@ use md_engine::host::Host;
 use md_engine::log::Level;
 use md_engine::startup;
 use md_engine::vhost::VHost;
-use std::os::raw::{c_char, c_int, c_void};
+use std::os::raw::{c_char, c_int};
 use std::sync::Arc;
 
 const OK: c_int = ffi::OK as c_int;
@@ -20,31 +20,18 @@ const DONE: c_int = ffi::DONE;
 const FAILED: c_int = ffi::HTTP_INTERNAL_SERVER_ERROR as c_int;
 
 /// The first post_config call in a process lifetime is httpd's dry run
-/// (config check pass); it is recorded on the process pool, as the C module
-/// does, under the same key.
-///
-/// The process pool outlives this module's image: httpd unloads and reloads
-/// the module between the dry run and the real start (and at every restart),
-/// often at another address. So the key is copied into the pool
-/// (`apr_pool_userdata_set`, not `setn`) and the value is no pointer into
-/// the module either (APR never dereferences it; only NULL matters).
+/// (config check pass); it is recorded on the process pool (which outlives
+/// this module's image: httpd reloads the module between the dry run and
+/// the real start), under the C module's key, whose value only matters
+/// when NULL.
 ///
 /// # Safety
 /// `s` is the live main server.
 unsafe fn is_dry_run(s: *mut ffi::server_rec) -> bool {
-    const KEY: &std::ffi::CStr = c"mod_md_init_counter";
-    // SAFETY: s->process and its pool live as long as the process; the key
-    // is only read during the calls.
-    unsafe {
-        let pool = (*(*s).process).pool;
-        let mut data: *mut c_void = std::ptr::null_mut();
-        ffi::apr_pool_userdata_get(&mut data, KEY.as_ptr(), pool);
-        if data.is_null() {
-            ffi::apr_pool_userdata_set(std::ptr::dangling::<c_void>(), KEY.as_ptr(), None, pool);
-            return true;
-        }
-    }
-    false
+    use std::sync::atomic::Ordering;
+    // SAFETY: forwarded contract.
+    let runs = unsafe { apr::process_i64(s, c"mod_md_init_counter") };
+    runs.fetch_add(1, Ordering::SeqCst) == 0
 }
 
 /// The main server's log, as the engine's host.

@@ -2,27 +2,24 @@
 //! `LogLevel md:debug` works and lines read `[md:<level>]`.
 
 use crate::ffi;
-use md_engine::log::{Level, Note};
+use md_engine::log::Level;
 use std::ffi::CString;
 use std::os::raw::c_int;
 use std::sync::atomic::{AtomicI32, Ordering};
 
 /// httpd's level for one of the engine's (the one log-level enum of both
-/// crates).
+/// crates, with httpd's numbers, checked at compile time).
 fn raw(level: Level) -> c_int {
-    (match level {
-        Level::Emerg => ffi::APLOG_EMERG,
-        Level::Alert => ffi::APLOG_ALERT,
-        Level::Crit => ffi::APLOG_CRIT,
-        Level::Error => ffi::APLOG_ERR,
-        Level::Warn => ffi::APLOG_WARNING,
-        Level::Notice => ffi::APLOG_NOTICE,
-        Level::Info => ffi::APLOG_INFO,
-        Level::Debug => ffi::APLOG_DEBUG,
-        Level::Trace1 => ffi::APLOG_TRACE1,
-        Level::Trace2 => ffi::APLOG_TRACE1 + 1,
-    }) as c_int
+    level as c_int
 }
+
+const _: () = assert!(
+    Level::Emerg as u32 == ffi::APLOG_EMERG
+        && Level::Error as u32 == ffi::APLOG_ERR
+        && Level::Warn as u32 == ffi::APLOG_WARNING
+        && Level::Debug as u32 == ffi::APLOG_DEBUG
+        && Level::Trace1 as u32 == ffi::APLOG_TRACE1
+);
 
 /// Our module's index in httpd's per-server and per-connection
 /// configuration vectors. httpd assigns it when it loads the module, just
@@ -77,14 +74,6 @@ fn log_at(
             c"%s".as_ptr(),
             text.as_ptr(),
         );
-    }
-}
-
-/// Logs the engine's notes (those a sink has not written already).
-#[track_caller]
-pub fn notes(s: *const ffi::server_rec, notes: &[Note]) {
-    for n in notes.iter().filter(|n| !n.emitted) {
-        log(s, n.level, &n.msg);
     }
 }
 

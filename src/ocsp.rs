@@ -26,16 +26,13 @@ pub unsafe extern "C" fn prime(
         let Some(state) = (unsafe { conf::state(s) }) else {
             return DECLINED;
         };
-        if id.is_null() || pem.is_null() || !state.stapling.active() {
-            return DECLINED;
-        }
         // SAFETY: as above; its configuration was created by us.
         let Some(sc) = (unsafe { conf::srv_conf(s) }) else {
             return DECLINED;
         };
-        let Some(md) = state.staple_target(s as usize, &sc.settings) else {
+        if id.is_null() || pem.is_null() {
             return DECLINED;
-        };
+        }
         // SAFETY: mod_ssl passes `id_len` bytes at `id` and a C string.
         let (id, pem) = unsafe {
             (
@@ -43,13 +40,15 @@ pub unsafe extern "C" fn prime(
                 std::ffi::CStr::from_ptr(pem).to_bytes(),
             )
         };
-        let mut notes = Vec::new();
-        let stapled = state.stapling.prime(id, pem, md.as_deref(), &mut notes);
-        log::notes(s, &notes);
-        if stapled {
-            OK
-        } else {
-            DECLINED
+        match state.prime(
+            &log::ServerLog(s as usize),
+            s as usize,
+            &sc.settings,
+            id,
+            pem,
+        ) {
+            true => OK,
+            false => DECLINED,
         }
     })
 }

@@ -445,6 +445,43 @@ impl Generation {
         Some(("application/json", crate::util::json_pretty(&body)))
     }
 
+    /// mod_ssl offers a certificate of server `id` (with `settings`) for
+    /// stapling: leaf and issuer PEM under its `id`. True when stapled.
+    pub fn prime(
+        &self,
+        host: &dyn Host,
+        id: usize,
+        settings: &Settings,
+        cert_id: &[u8],
+        pem: &[u8],
+    ) -> bool {
+        if !self.stapling.active() {
+            return false;
+        }
+        let Some(md) = self.staple_target(id, settings) else {
+            return false;
+        };
+        let mut notes = Vec::new();
+        let stapled = self.stapling.prime(cert_id, pem, md.as_deref(), &mut notes);
+        emit(host, &notes);
+        stapled
+    }
+
+    /// The tls-alpn-01 certificate and key (PEM) for `name` (lowercase),
+    /// or None (logged: no such challenge).
+    pub fn tls_alpn01(&self, host: &dyn Host, name: &str) -> Option<(String, String)> {
+        let rt = self.runtime()?;
+        let Some((cert, key)) = crate::report::tls_alpn01(&rt, name) else {
+            host.log(
+                Level::Info,
+                &format!("AH10080: {name}: unknown tls-alpn-01 challenge host"),
+            );
+            return None;
+        };
+        let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
+        Some((text(cert), text(key)))
+    }
+
     /// A mod_status section (with `MDServerStatus on`): the managed
     /// certificates, or the staplings; `short` is the `?auto` form.
     pub fn status_section(&self, staplings: bool, short: bool) -> Option<String> {

@@ -1,18 +1,19 @@
 //! Messages the engine hands to the glue for httpd's error log.
 
-/// httpd log levels the engine uses.
+/// httpd log levels the engine uses, with httpd's numbers (`APLOG_*`, the
+/// syslog levels and the trace levels after them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
-    Emerg,
-    Alert,
-    Crit,
-    Error,
-    Warn,
-    Notice,
-    Info,
-    Debug,
-    Trace1,
-    Trace2,
+    Emerg = 0,
+    Alert = 1,
+    Crit = 2,
+    Error = 3,
+    Warn = 4,
+    Notice = 5,
+    Info = 6,
+    Debug = 7,
+    Trace1 = 8,
+    Trace2 = 9,
 }
 
 /// One log message, with its AH code when it has one.
