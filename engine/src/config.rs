@@ -199,7 +199,7 @@ directives! {
     CertificateMonitor => "MDCertificateMonitor", Take2, All, Rsrc,
         "Set name and URL pattern for a certificate monitoring site (same as MDCertificateCheck).";
     ParallelRenewals => "MDParallelRenewals", Take1, NotMd, Rsrc,
-        "How many Managed Domains may renew at the same time (default 8).";
+        "How many Managed Domains may renew at the same time (default 16).";
     HotActivation => "MDHotActivation", Take1, NotMd, Rsrc,
         "On to serve renewed certificates without a restart (default on).";
     GracefulRestart => "MDGracefulRestart", Take1, NotMd, Rsrc,
@@ -390,7 +390,7 @@ pub struct Global {
 }
 
 /// Default of `MDParallelRenewals`.
-pub const DEFAULT_PARALLEL_RENEWALS: usize = 8;
+pub const DEFAULT_PARALLEL_RENEWALS: usize = 16;
 
 impl Global {
     /// The store directory: `MDStoreDir`, or `md` under ServerRoot.
