@@ -392,6 +392,75 @@ pub fn tls_alpn01_cert(key: &Key, ident: &str, key_authz: &str) -> R<X509> {
 pub const FALLBACK_CN: &str = "Apache Managed Domain Fallback";
 
 /// The fallback certificate served until a real one exists (§2.4).
+/// Key generation slots of the process, one per core: the keys of
+/// parallel renewals do not slow each other down, and an account key,
+/// which every renewal of a run waits for, goes before them. One per
+/// process, as the cores are.
+struct KeygenGate {
+    /// (slots in use, account keys waiting)
+    state: std::sync::Mutex<(usize, usize)>,
+    freed: std::sync::Condvar,
+    slots: usize,
+}
+
+static GATE: std::sync::LazyLock<KeygenGate> = std::sync::LazyLock::new(|| {
+    KeygenGate::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+});
+
+/// A key generation slot, given back when dropped.
+struct Slot<'a>(&'a KeygenGate);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        let mut st = self.0.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.0 -= 1;
+        self.0.freed.notify_all();
+    }
+}
+
+impl KeygenGate {
+    fn new(slots: usize) -> KeygenGate {
+        KeygenGate {
+            state: std::sync::Mutex::new((0, 0)),
+            freed: std::sync::Condvar::new(),
+            slots: slots.max(1),
+        }
+    }
+
+    /// Waits for a slot (`first`: an account key, ahead of the others);
+    /// None when the process is stopping meanwhile.
+    fn slot(&self, first: bool) -> Option<Slot<'_>> {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.1 += usize::from(first);
+        while !(st.0 < self.slots && (first || st.1 == 0)) {
+            if crate::shutdown::requested() {
+                st.1 -= usize::from(first);
+                return None;
+            }
+            let wait = std::time::Duration::from_millis(100);
+            st = self
+                .freed
+                .wait_timeout(st, wait)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        st.1 -= usize::from(first);
+        st.0 += 1;
+        Some(Slot(self))
+    }
+}
+
+impl Key {
+    /// Generates a key in one of the process's key generation slots (see
+    /// [`KeygenGate`]); `account`: a key every renewal waits for, first.
+    pub fn generate_in_turn(spec: &KeySpec, account: bool) -> R<Key> {
+        let _slot = GATE.slot(account).ok_or_else(|| {
+            CryptoError("key generation stopped: the server is shutting down".into())
+        })?;
+        Key::generate(spec)
+    }
+}
+
 /// One key per key spec, made once and handed out again: the fallback
 /// certificates of a generation's MDs share it (a fallback only serves a
 /// 503 behind an untrusted certificate, its key protects nothing), so a
@@ -473,6 +542,32 @@ pub fn ari_cert_id(c: &X509) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn an_account_key_goes_before_waiting_domain_keys() {
+        use std::sync::{Arc, Mutex};
+        let gate = Arc::new(KeygenGate::new(1));
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let held = gate.slot(false).unwrap();
+        let spawn = |name: &'static str, first: bool| {
+            let (gate, order) = (gate.clone(), order.clone());
+            std::thread::spawn(move || {
+                let _s = gate.slot(first).unwrap();
+                order.lock().unwrap().push(name);
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            })
+        };
+        let domain = spawn("domain", false);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let account = spawn("account", true);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(order.lock().unwrap().is_empty(), "the only slot is held");
+        drop(held);
+        domain.join().unwrap();
+        account.join().unwrap();
+        assert_eq!(*order.lock().unwrap(), ["account", "domain"]);
+    }
+
     use super::*;
 
     #[test]

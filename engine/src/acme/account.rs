@@ -5,6 +5,7 @@
 use super::{json_body, AResult, Acme, AcmeError, Kind};
 use crate::config::Md;
 use crate::crypto::{self, Key};
+use crate::keyspec::KeySpec;
 use crate::log::{Level, Note};
 use crate::store::{Group, Store, ACCOUNT_KEY};
 use serde_json::{json, Map, Value};
@@ -348,8 +349,8 @@ fn register(acme: &mut Acme, store: &Store, md: &Md, notes: &mut Vec<Note>) -> A
     // a stored account would make the CA hand back that account (RFC 8555
     // §7.3.1), bypassing the External Account Binding it should check.
     super::check_shutdown()?;
-    let key =
-        Key::generate_rsa(ACCOUNT_KEY_BITS).map_err(|e| AcmeError::new(Kind::General, e.0))?;
+    let key = Key::generate_in_turn(&KeySpec::Rsa(ACCOUNT_KEY_BITS), true)
+        .map_err(|e| AcmeError::new(Kind::General, e.0))?;
     let jwk = key.jwk().map_err(|e| AcmeError::new(Kind::Invalid, e.0))?;
     let mut payload = Map::new();
     payload.insert("contact".into(), json!(md.contacts));

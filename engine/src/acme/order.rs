@@ -847,7 +847,8 @@ fn obtain(
 type MadeKey = (KeySpec, Result<Key, crypto::CryptoError>);
 
 /// The domain keys a staging run lacks, made on a thread of their own
-/// (key generation is the largest CPU cost of a run and needs no CA) and
+/// (key generation is the largest CPU cost of a run and needs no CA), in
+/// turn with other key generations of the process, and
 /// saved to staging once taken, or when the run ends. The thread is always
 /// joined: none is left inside OpenSSL when the child exits.
 struct PendingKeys {
@@ -878,7 +879,7 @@ impl PendingKeys {
                     .into_iter()
                     .take_while(|_| !crate::shutdown::requested())
                     .map(|s| {
-                        let k = Key::generate(&s);
+                        let k = Key::generate_in_turn(&s, false);
                         (s, k)
                     })
                     .collect()
@@ -944,15 +945,15 @@ static ACCOUNT_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 pub fn stage(acme: &mut Acme, md: &Md, env: &mut RunEnv<'_>) -> AResult<Staged> {
     let store = env.store;
+    // The new domain keys are made on another thread while the account is
+    // selected, the order placed and the CA validates; an account key that
+    // must be made goes before them (`Key::generate_in_turn`).
+    let mut keys = PendingKeys::start(store, md);
     let selected = {
         let _one_at_a_time = ACCOUNT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
         super::check_shutdown().and_then(|()| account::select(acme, store, md, &mut env.notes))
     };
     let source = selected?;
-    // The account first (every MD of the run waits for it), then the new
-    // domain keys, on another thread while the order is placed and the CA
-    // validates.
-    let mut keys = PendingKeys::start(store, md);
     let mut staged_md = md.clone();
     staged_md.found.ca_url = Some(acme.dir.url.clone());
     match &source {
