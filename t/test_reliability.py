@@ -39,9 +39,29 @@ def test_one_account_across_activation_and_renewals(sb):
     with open(sb.path("md", "staging", name, "account.json")) as f:
         url = json.load(f)["url"]
     www = pwd.getpwnam("www-data").pw_uid
+    live = sb.path("md", "domains", name, "pubcert.pem")
+
+    def live_cert():
+        try:
+            with open(live) as f:
+                return f.read()
+        except FileNotFoundError:
+            return None
+
+    def staged_cert():
+        try:
+            with open(sb.path("md", "staging", name, "pubcert.pem")) as f:
+                return f.read()
+        except FileNotFoundError:
+            return None
+
     for round_ in range(2):
+        before = live_cert()
         sb.start_httpd()  # graceful restart: the parent installs the staged set
-        assert wait_for(lambda: os.path.exists(sb.path("md", "domains", name, "pubcert.pem")), 20)
+        # installed: the live certificate is the staged one now (in the second
+        # round the first one is there already, and the staging of the run
+        # before looks finished until the parent has moved it)
+        assert wait_for(lambda: live_cert() not in (None, before), 20), sb.error_log()[-3000:]
         ids = os.listdir(sb.path("md", "accounts"))
         assert len(ids) == 1, ids
         acct_dir = sb.path("md", "accounts", ids[0])
@@ -58,7 +78,11 @@ def test_one_account_across_activation_and_renewals(sb):
         assert mode(sb.path("md", "staging")) == 0o755
         assert mode(sb.path("md", "challenges")) == 0o755
         # the child renews with the stored account: nothing new is staged
-        assert wait_for(lambda: staged(sb, name), 60), sb.error_log()[-3000:]
+        # (a new set: its job finished, its certificate is not the live one;
+        # the parent removes the installed staging only after the live set
+        # changed)
+        assert wait_for(lambda: staged(sb, name) and staged_cert() not in (None, live_cert()),
+                        60), sb.error_log()[-3000:]
         assert not os.path.exists(sb.path("md", "staging", name, "account.json"))
         with open(sb.path("md", "staging", name, "md.json")) as f:
             assert json.load(f)["ca"]["account"] == ids[0]
