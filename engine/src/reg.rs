@@ -271,17 +271,41 @@ pub fn ensure_fallbacks(
                 KeySpec::Ec(c) if c.eq_ignore_ascii_case("x25519") => KeySpec::Ec("P-256".into()),
                 s => s.clone(),
             };
-            let key = keys.get(&kspec).map_err(|e| {
+            let fail = |e: String| {
                 format!(
                     "{}: make fallback {} certificate: {e}",
                     md.name,
                     spec.name()
                 )
-            })?;
+            };
+            // The key is created only where there is none, atomically, and
+            // the certificate is made for the key on disk: nodes of a
+            // cluster starting together over one store never leave a key
+            // with another one's certificate (which mod_ssl refuses).
+            let on_disk = store.load_key(Group::Domains, &md.name, &kf);
+            let key = match on_disk {
+                Ok(Some(k)) => k,
+                _ => {
+                    let k = keys.get(&kspec).map_err(|e| fail(e.to_string()))?;
+                    if on_disk.is_err() {
+                        // damaged: replaced (a missing one is never removed:
+                        // another node may have created it just now)
+                        store.remove(Group::Domains, &md.name, &kf);
+                    }
+                    if store
+                        .save_key_new(Group::Domains, &md.name, &kf, &k)
+                        .map_err(|e| e.msg)?
+                    {
+                        k
+                    } else {
+                        store
+                            .load_key(Group::Domains, &md.name, &kf)
+                            .map_err(|e| e.msg)?
+                            .ok_or_else(|| fail(format!("{} vanished", kp.display())))?
+                    }
+                }
+            };
             let cert = crypto::fallback_cert(&key, &md.domains).map_err(|e| e.0)?;
-            store
-                .save_key(Group::Domains, &md.name, &kf, &key)
-                .map_err(|e| e.msg)?;
             store
                 .save_bytes(
                     Group::Domains,
@@ -594,6 +618,49 @@ mod tests {
     }
 
     #[test]
+    fn nodes_making_fallbacks_together_leave_matching_pairs() {
+        // nodes of a cluster starting at once over one store, each with
+        // its own keys: whatever the interleaving, key and certificate match
+        let (dir, s) = tmpstore("fbrace");
+        let m = md(&["race.org"]);
+        // each node's keys, made before the races
+        let caches: Vec<_> = (0..8)
+            .map(|_| {
+                let keys = std::sync::Arc::new(crypto::KeyCache::default());
+                for spec in m.effective_specs() {
+                    keys.get(&spec).unwrap();
+                }
+                keys
+            })
+            .collect();
+        for _round in 0..10 {
+            let _ = fs::remove_dir_all(s.group_dir(Group::Domains).join("race.org"));
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+            let handles: Vec<_> = caches
+                .iter()
+                .map(|keys| {
+                    let (s, m, b, keys) = (s.clone(), m.clone(), barrier.clone(), keys.clone());
+                    std::thread::spawn(move || {
+                        b.wait();
+                        let fb = ensure_fallbacks(&s, &m, &keys).unwrap();
+                        // what mod_ssl reads right after the hook returns
+                        let key = s
+                            .load_key(Group::Domains, "race.org", "fallback-privkey.pem")
+                            .unwrap()
+                            .unwrap();
+                        let pem = fs::read(&fb[0].1).unwrap();
+                        key.matches(&openssl::x509::X509::from_pem(&pem).unwrap())
+                    })
+                })
+                .collect();
+            for h in handles {
+                assert!(h.join().unwrap(), "fallback key and certificate differ");
+            }
+        }
+        let _ = fs::remove_dir_all(dir);
+    }
+
+    #[test]
     fn states_and_fallbacks() {
         let (dir, s) = tmpstore("state");
         let m = md(&["a.org", "www.a.org"]);
@@ -763,6 +830,31 @@ pub struct HotSet {
     pub valid_from: Micros,
     /// SHA-256 fingerprints of the leaves (for status and logs).
     pub fingerprints: Vec<String>,
+}
+
+/// Identifies what `domains/<md>/` holds (inode, size and modification
+/// time of each certificate file): empty when there is none. Installing a
+/// set replaces the files, which changes it.
+pub fn live_stamp(store: &Store, md: &Md) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = String::new();
+    for spec in md.effective_specs() {
+        let p = store.path(
+            Group::Domains,
+            &md.name,
+            &format!("pubcert{}.pem", spec.file_suffix()),
+        );
+        if let Ok(m) = std::fs::metadata(&p) {
+            out.push_str(&format!(
+                "{}:{}:{}.{};",
+                m.ino(),
+                m.len(),
+                m.mtime(),
+                m.mtime_nsec()
+            ));
+        }
+    }
+    out
 }
 
 /// The staged set of `md` if its renewal finished and its activation time

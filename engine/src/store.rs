@@ -337,6 +337,28 @@ impl Store {
 }
 
 impl Store {
+    /// Removes the temp files that writers which died (a crash, a killed
+    /// node of a cluster) left in the store's directories, once they are
+    /// ten minutes old; returns how many.
+    pub fn remove_stale_tmp(&self) -> usize {
+        let age = std::time::Duration::from_secs(600);
+        let mut n = util::remove_stale_tmp(&self.root, age);
+        for g in [
+            Group::Accounts,
+            Group::Challenges,
+            Group::Domains,
+            Group::Staging,
+            Group::Ocsp,
+        ] {
+            let dir = self.group_dir(g);
+            n += util::remove_stale_tmp(&dir, age);
+            for name in sorted_dir(&dir) {
+                n += util::remove_stale_tmp(&dir.join(name), age);
+            }
+        }
+        n
+    }
+
     /// Gives a group directory its mode of a group in use (the parent does
     /// this when it installs a staged set, as the C module does).
     pub fn open_group(&self, g: Group) -> Result<(), StoreError> {
@@ -525,6 +547,29 @@ impl Store {
         self.save_bytes(g, name, file, &pem, true)
     }
 
+    /// Like [`Store::save_key`], but only if the file does not exist yet
+    /// (created atomically: `Ok(false)` when another writer was first, e.g.
+    /// another node of a cluster starting at the same time).
+    pub fn save_key_new(
+        &self,
+        g: Group,
+        name: &str,
+        file: &str,
+        key: &crate::crypto::Key,
+    ) -> Result<bool, StoreError> {
+        let pass = g.encrypts_keys().then_some(self.key.as_slice());
+        let pem = key
+            .to_pem(pass)
+            .map_err(|e| err(format!("cannot serialize key {file}: {e}")))?;
+        let dir = self.ensure_name_dir(g, name)?;
+        let path = dir.join(file);
+        match util::create_exclusive(&path, &pem, file_mode(g, true)) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(err(format!("cannot write {}: {e}", path.display()))),
+        }
+    }
+
     pub fn load_key(
         &self,
         g: Group,
@@ -569,6 +614,17 @@ impl Store {
     /// §2.2 after-SSL step 4: stale challenge data of MDs no longer
     /// configured). Names are compared exactly.
     pub fn purge_group_except(&self, g: Group, keep: &[&str]) -> Vec<Note> {
+        self.purge_group_except_older(g, keep, None)
+    }
+
+    /// [`Store::purge_group_except`], sparing entries modified within `age`
+    /// (another node of a cluster may be using them right now).
+    pub fn purge_group_except_older(
+        &self,
+        g: Group,
+        keep: &[&str],
+        age: Option<std::time::Duration>,
+    ) -> Vec<Note> {
         let mut notes = Vec::new();
         let Ok(entries) = fs::read_dir(self.group_dir(g)) else {
             return notes;
@@ -577,6 +633,17 @@ impl Store {
             let name = e.file_name().to_string_lossy().into_owned();
             if keep.contains(&name.as_str()) {
                 continue;
+            }
+            if let Some(age) = age {
+                let recent = e
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_none_or(|el| el < age);
+                if recent {
+                    continue;
+                }
             }
             let path = e.path();
             let res = if path.is_dir() {

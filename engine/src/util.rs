@@ -64,10 +64,54 @@ pub fn b64url_decode(s: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// A temp file name beside `path` that no other writer uses: not another
+/// thread of this process, nor a process with the same pid on another host
+/// that shares the store (a cluster on NFS).
 fn tmp_name(path: &Path) -> PathBuf {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    static NONCE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let nonce = NONCE.get_or_init(|| {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        h.finish() & 0xffff_ffff
+    });
+    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
     let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".tmp.{}", std::process::id()));
+    name.push(format!(".tmp.{}.{nonce:08x}.{seq}", std::process::id()));
     path.with_file_name(name)
+}
+
+/// Whether `name` is one of [`tmp_name`]'s (a writer that died leaves it).
+pub fn is_tmp_name(name: &str) -> bool {
+    name.contains(".tmp.")
+}
+
+/// Removes temp files that writers which died left in `dir` (not its
+/// subdirectories), if older than `age`; returns how many.
+pub fn remove_stale_tmp(dir: &Path, age: std::time::Duration) -> usize {
+    let Ok(rd) = fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut n = 0;
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !is_tmp_name(&name) {
+            continue;
+        }
+        let old = e
+            .metadata()
+            .ok()
+            .filter(|m| m.is_file())
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|el| el >= age);
+        if old && fs::remove_file(e.path()).is_ok() {
+            n += 1;
+        }
+    }
+    n
 }
 
 fn write_tmp(path: &Path, data: &[u8], mode: u32) -> io::Result<PathBuf> {
@@ -76,7 +120,6 @@ fn write_tmp(path: &Path, data: &[u8], mode: u32) -> io::Result<PathBuf> {
 
 fn write_tmp_sync(path: &Path, data: &[u8], mode: u32, sync: bool) -> io::Result<PathBuf> {
     let tmp = tmp_name(path);
-    let _ = fs::remove_file(&tmp);
     let mut f = OpenOptions::new()
         .write(true)
         .create_new(true)

@@ -224,21 +224,6 @@ fn validate_at_ca(acme: &mut Acme, acct: &mut Account) -> AResult<()> {
 /// the staged set is installed.
 pub fn select(acme: &mut Acme, store: &Store, md: &Md, notes: &mut Vec<Note>) -> AResult<Source> {
     let ca_url = acme.dir.url.clone();
-    let mut candidates: Vec<Source> = vec![Source::Staged(md.name.clone())];
-    if let Some(id) = &md.found.ca_account {
-        candidates.push(Source::Stored(id.clone()));
-    }
-    let prefix = id_prefix(&ca_url);
-    for id in store.names(Group::Accounts) {
-        if id.starts_with(&prefix) && md.found.ca_account.as_ref() != Some(&id) {
-            candidates.push(Source::Stored(id));
-        }
-    }
-    for name in store.names(Group::Staging) {
-        if name != md.name {
-            candidates.push(Source::Staged(name));
-        }
-    }
     if let Some(id) = &md.found.ca_account {
         if !store.group_dir(Group::Accounts).join(id).exists() {
             notes.push(Note::new(
@@ -252,7 +237,55 @@ pub fn select(acme: &mut Acme, store: &Store, md: &Md, notes: &mut Vec<Note>) ->
             ));
         }
     }
-    for src in candidates {
+    // Listed again before a registration: a restart that installed a
+    // staged account moved it from `staging/` to `accounts/` between the
+    // two listings (seen with nodes of a cluster restarting).
+    let mut tried: Option<Vec<Source>> = None;
+    for _ in 0..3 {
+        let candidates = candidates(store, md, &ca_url);
+        if tried.as_ref() == Some(&candidates) {
+            break;
+        }
+        if let Some(src) = use_first_usable(acme, store, md, &ca_url, &candidates, notes)? {
+            return Ok(src);
+        }
+        tried = Some(candidates);
+    }
+    register(acme, store, md, notes)?;
+    Ok(Source::Staged(md.name.clone()))
+}
+
+/// Where accounts for `md` at `ca_url` may be, most fitting first.
+fn candidates(store: &Store, md: &Md, ca_url: &str) -> Vec<Source> {
+    let mut candidates: Vec<Source> = vec![Source::Staged(md.name.clone())];
+    if let Some(id) = &md.found.ca_account {
+        candidates.push(Source::Stored(id.clone()));
+    }
+    let prefix = id_prefix(ca_url);
+    for id in store.names(Group::Accounts) {
+        if id.starts_with(&prefix) && md.found.ca_account.as_ref() != Some(&id) {
+            candidates.push(Source::Stored(id));
+        }
+    }
+    for name in store.names(Group::Staging) {
+        if name != md.name {
+            candidates.push(Source::Staged(name));
+        }
+    }
+    candidates
+}
+
+/// The first of `candidates` that is a valid account at the CA, made the
+/// account of `acme`; None when none is.
+fn use_first_usable(
+    acme: &mut Acme,
+    store: &Store,
+    md: &Md,
+    ca_url: &str,
+    candidates: &[Source],
+    notes: &mut Vec<Note>,
+) -> AResult<Option<Source>> {
+    for src in candidates.iter().cloned() {
         let (mut acct, key) = match load(store, &src) {
             Ok(Some(a)) => a,
             Ok(None) => continue,
@@ -283,7 +316,7 @@ pub fn select(acme: &mut Acme, store: &Store, md: &Md, notes: &mut Vec<Note>) ->
                     Level::Debug,
                     format!("{}: using account {:?}", md.name, src),
                 ));
-                return Ok(src);
+                return Ok(Some(src));
             }
             Err(e) if [Kind::NotFound, Kind::Denied, Kind::Invalid].contains(&e.kind) => {
                 notes.push(Note::new(
@@ -305,8 +338,7 @@ pub fn select(acme: &mut Acme, store: &Store, md: &Md, notes: &mut Vec<Note>) ->
             }
         }
     }
-    register(acme, store, md, notes)?;
-    Ok(Source::Staged(md.name.clone()))
+    Ok(None)
 }
 
 /// Registers a new account for `md` (§4.3) and stages it.
