@@ -231,6 +231,8 @@ OURS_ONLY_GOOD = [
     "MDParallelRenewals 1", "MDParallelRenewals 32",
     "MDHotActivation on", "MDHotActivation off",
     "MDGracefulRestart on", "MDGracefulRestart off",
+    "MDClusterNode web-1", "MDClusterNode node2.example.org:8443",
+    "MDClusterLease 30s", "MDClusterLease 2mi",
     section("MDCertificateProtocol tailscale",
             "MDCertificateAuthority file://localhost/var/run/tailscale/tailscaled.sock",
             names="host.tail1234.ts.net"),
@@ -242,6 +244,10 @@ OURS_ONLY_BAD = [
     ("MDGracefulRestart maybe", "unknown 'maybe', supported parameter values are 'on' and 'off'"),
     ("MDParallelRenewals x", "MDParallelRenewals needs a number between 1 and 1024"),
     (section("MDParallelRenewals 2"), "MDParallelRenewals is not allowed inside an '<MDomainSet' context"),
+    ("MDClusterNode a/b", "MDClusterNode needs a name of up to 64 letters, digits, '-', '_', '.' or ':'"),
+    (section("MDClusterNode a"), "MDClusterNode is not allowed inside an '<MDomainSet' context"),
+    ("MDClusterLease 2", "MDClusterLease cannot be less than 5 seconds"),
+    ("MDClusterLease x", "unrecognized duration format"),
     ("MDCertificateMonitor a",
      "MDCertificateMonitor takes two arguments, Set name and URL pattern for a certificate monitoring "
      "site (same as MDCertificateCheck)."),
@@ -346,7 +352,8 @@ def test_directive_table_matches_c_module(cfg, module, c_module):
     ours = _directive_list(cfg, module)
     theirs = _directive_list(cfg, c_module)
     assert len(theirs) == 47
-    ours_only = ["MDCertificateMonitor", "MDParallelRenewals", "MDHotActivation", "MDGracefulRestart"]
+    ours_only = ["MDCertificateMonitor", "MDParallelRenewals", "MDHotActivation", "MDGracefulRestart",
+                 "MDClusterNode", "MDClusterLease"]
     assert [e for e in ours if e[0] not in ours_only] == theirs
     assert [e[0] for e in ours[-len(ours_only):]] == ours_only
 

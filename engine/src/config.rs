@@ -204,6 +204,10 @@ directives! {
         "On to serve renewed certificates without a restart (default on).";
     GracefulRestart => "MDGracefulRestart", Take1, NotMd, Rsrc,
         "On to let the module restart the server gracefully when renewed certificates are ready (default off).";
+    ClusterNode => "MDClusterNode", Take1, NotMd, Rsrc,
+        "Name of this node among the httpd servers sharing the store (turns cluster coordination on).";
+    ClusterLease => "MDClusterLease", Take1, NotMd, Rsrc,
+        "How long a node's claim on a renewal lasts without being refreshed (default 2 minutes).";
 }
 
 impl Directive {
@@ -387,7 +391,15 @@ pub struct Global {
     /// `MDGracefulRestart`: the module restarts httpd gracefully itself when
     /// renewed certificates are ready.
     pub graceful_restart: bool,
+    /// `MDClusterNode`: this node's name when several httpd share the
+    /// store; `None` = no cluster coordination (as the C module).
+    pub cluster_node: Option<String>,
+    /// `MDClusterLease`: how long a lease lasts without a refresh.
+    pub cluster_lease: Micros,
 }
+
+/// Default of `MDClusterLease`.
+pub const DEFAULT_CLUSTER_LEASE: Micros = 120 * time::USEC_PER_SEC;
 
 /// Default of `MDParallelRenewals`.
 pub const DEFAULT_PARALLEL_RENEWALS: usize = 16;
@@ -438,6 +450,8 @@ impl Default for Global {
             parallel_renewals: DEFAULT_PARALLEL_RENEWALS,
             hot_activation: true,
             graceful_restart: false,
+            cluster_node: None,
+            cluster_lease: DEFAULT_CLUSTER_LEASE,
         }
     }
 }
@@ -953,6 +967,27 @@ impl ModConfig {
             }
             D::HotActivation => g.hot_activation = on_off(arg)?,
             D::GracefulRestart => g.graceful_restart = on_off(arg)?,
+            D::ClusterNode => {
+                let ok = !arg.is_empty()
+                    && arg.len() <= 64
+                    && arg
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c));
+                if !ok {
+                    return Err(
+                        "MDClusterNode needs a name of up to 64 letters, digits, '-', '_', '.' or ':'"
+                            .into(),
+                    );
+                }
+                g.cluster_node = Some(arg.to_string());
+            }
+            D::ClusterLease => {
+                let v = duration(arg, "s")?;
+                if v < 5 * time::USEC_PER_SEC {
+                    return Err("MDClusterLease cannot be less than 5 seconds".into());
+                }
+                g.cluster_lease = v;
+            }
             D::Profile => self.target(srv).profile = Some(arg.into()),
             D::ProfileMandatory => self.target(srv).profile_mandatory = Some(on_off(arg)?),
             D::RenewViaAri => self.target(srv).ari = Some(on_off(arg)?),
@@ -1521,7 +1556,7 @@ mod tests {
 
     #[test]
     fn table() {
-        assert_eq!(Directive::ALL.len(), 51);
+        assert_eq!(Directive::ALL.len(), 53);
         assert_eq!(
             Directive::from_name("mdstoredir"),
             Some(Directive::StoreDir)

@@ -320,7 +320,10 @@ impl Generation {
         } else {
             host.log(Level::Debug, "AH10075: no mds to supervise");
         }
-        if global.graceful_restart || (global.hot_activation && watched > 0) {
+        if global.graceful_restart
+            || (global.hot_activation && watched > 0)
+            || global.cluster_node.is_some()
+        {
             let (interval, eager) = (global.check_interval, global.graceful_restart);
             bg.restarter = rt.map(|rt| (rt, interval, eager));
         }
@@ -748,6 +751,41 @@ impl Restarter {
     }
 }
 
+/// A cluster node notices that another node installed renewed sets into
+/// the shared store: its children serve them hot from `staging/` (which
+/// the installation emptied), and children started from now on could not
+/// read them (`domains/` is root's): it fires `installed` here, as root,
+/// and restarts gracefully, so that its new children load them from
+/// `domains/` (no connection is dropped). True when it asked for one.
+fn installed_elsewhere(rt: &Runtime, last: &AtomicI64, host: &dyn Host) -> bool {
+    let prev = last.load(Ordering::SeqCst);
+    if prev != 0 && time::now() - prev < 30 * time::USEC_PER_SEC {
+        return false; // a restart was asked for just now
+    }
+    let mds = rt.installed_elsewhere();
+    if mds.is_empty() {
+        return false;
+    }
+    let mut notes = Vec::new();
+    for md in &mds {
+        host.log(
+            Level::Notice,
+            &format!(
+                "{}: another node of the cluster installed renewed certificates in the shared store; \
+                 restarting gracefully so that this node's new processes load them",
+                md.name
+            ),
+        );
+        crate::startup::fire_installed(&rt.store, md, &rt.global, false, &mut notes);
+    }
+    for n in notes.iter().filter(|n| !n.emitted) {
+        host.log(n.level, &n.msg);
+    }
+    last.store(time::now(), Ordering::SeqCst);
+    host.graceful_restart();
+    true
+}
+
 /// Asks httpd for a graceful restart when a staged set wants installing
 /// and the last request is `interval` ago.
 fn restart_if_ready(
@@ -758,6 +796,9 @@ fn restart_if_ready(
     host: &dyn Host,
 ) {
     let now = time::now();
+    if rt.global.cluster_node.is_some() && installed_elsewhere(rt, last, host) {
+        return;
+    }
     let prev = last.load(Ordering::SeqCst);
     if prev != 0 && now - prev < interval {
         return;

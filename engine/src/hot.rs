@@ -7,7 +7,8 @@
 //! come, the staged key and chain are loaded (by the caller's loader, which
 //! makes the TLS library's objects) and kept until a newer set appears.
 //! The move into `domains/` still happens at the next restart, so the
-//! store stays as the C module expects it.
+//! store stays as the C module expects it; a set that went live stays live
+//! when its staged files go (installed by another node of a cluster).
 
 use crate::config::Md;
 use crate::job::Job;
@@ -128,31 +129,28 @@ impl<L> HotSlots<L> {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()?;
-        match Job::load(&store, Group::Staging, &slot.md.name).ok() {
-            Some(j) if j.finished && j.valid_from <= now && j.valid_from > 0 => {
-                if j.valid_from != st.stamp || st.loaded.is_none() {
-                    match crate::reg::hot_set(&store, &slot.md, now)
-                        .as_ref()
-                        .and_then(load)
-                    {
-                        Some(l) => {
-                            st.loaded = Some(Arc::new(l));
-                            st.stamp = j.valid_from;
-                            log(
-                                Level::Notice,
-                                &format!(
-                                    "{}: renewed certificate is live for new connections (hot activation, no restart needed)",
-                                    slot.md.name
-                                ),
-                            );
-                        }
-                        None => st.loaded = None,
-                    }
+        // No finished set (a new renewal runs), or none any more, or a
+        // broken one: the set that went live stays live. Its files may be
+        // gone because another node of a cluster installed them into
+        // `domains/`, which this process cannot read (this node's own
+        // restart would have started a new generation).
+        let job = Job::load(&store, Group::Staging, &slot.md.name).ok();
+        if let Some(j) = job.filter(|j| j.finished && j.valid_from <= now && j.valid_from > 0) {
+            if j.valid_from != st.stamp || st.loaded.is_none() {
+                if let Some(l) = crate::reg::hot_set(&store, &slot.md, now)
+                    .as_ref()
+                    .and_then(load)
+                {
+                    st.loaded = Some(Arc::new(l));
+                    st.stamp = j.valid_from;
+                    log(
+                        Level::Notice,
+                        &format!(
+                            "{}: renewed certificate is live for new connections (hot activation, no restart needed)",
+                            slot.md.name
+                        ),
+                    );
                 }
-            }
-            _ => {
-                st.loaded = None;
-                st.stamp = 0;
             }
         }
         st.loaded.clone()
@@ -253,9 +251,14 @@ mod tests {
         assert_eq!(hot.current(1, now + 1, &load, &log).as_deref(), Some(&42));
         assert!(hot.serving_staged("b.org", now + 2, &load, &log));
         assert_eq!(calls.get(), 1);
-        // the staged set is gone (installed by a restart): not served
+        // the staged set is gone (another node of a cluster installed it):
+        // what went live stays live
         std::fs::remove_file(st.path(Group::Staging, "b.org", "job.json")).unwrap();
-        assert!(hot.current(1, now + CHECK_EVERY, &load, &log).is_none());
+        assert_eq!(
+            hot.current(1, now + CHECK_EVERY, &load, &log).as_deref(),
+            Some(&42)
+        );
+        assert_eq!(calls.get(), 1);
         let _ = std::fs::remove_dir_all(d);
     }
 

@@ -549,6 +549,8 @@ pub struct JobCtx<'a> {
     pub revoked: bool,
     /// The MD's current certificates (leaves), for ARI.
     pub certs: Vec<(String, openssl::x509::X509)>,
+    /// The store's leases when several httpd share it (`MDClusterNode`).
+    pub leases: Option<crate::lease::Leases>,
 }
 
 struct ProgressToJob<'a> {
@@ -625,6 +627,17 @@ pub fn process(
     now: Micros,
     notes: &mut Vec<Note>,
 ) -> Result<(Outcome, Job), String> {
+    process_leased(ctx, notify, now, notes, None)
+}
+
+/// [`process`], with the MD's cluster lease when this run holds it already.
+fn process_leased(
+    ctx: &JobCtx<'_>,
+    notify: &mut dyn Notify,
+    now: Micros,
+    notes: &mut Vec<Note>,
+    held: Option<crate::lease::Lease>,
+) -> Result<(Outcome, Job), String> {
     let md = ctx.md;
     let mut job = Job::load_healing(ctx.store, Group::Staging, &md.name, notes)?;
     // job.json is written only when the job changed (as the C module): a
@@ -665,6 +678,53 @@ pub fn process(
     if !manual && !job.finished && !renew {
         renew = ari_says_renew(ctx, &mut job, now, notes);
     }
+    let mut lease = held;
+    // the renewal, and the `renewed` event of a set staged earlier, are one
+    // node's work in a cluster
+    let leased_work = (!manual && !job.finished && renew)
+        || (job.finished && !job.notified_renewed && job.valid_from <= now);
+    if leased_work && lease.is_none() {
+        if let Some(leases) = &ctx.leases {
+            // one node of a cluster renews an MD at a time
+            match leases.try_take(&lease_name(&md.name), now) {
+                Ok(crate::lease::Take::Taken(l)) => {
+                    // the job may have moved on while another node held the
+                    // lease: look again, holding it now
+                    let fresh = Job::load_healing(ctx.store, Group::Staging, &md.name, notes)?;
+                    if fresh != loaded {
+                        return process_leased(ctx, notify, now, notes, Some(l));
+                    }
+                    lease = Some(l);
+                }
+                Ok(crate::lease::Take::Busy(h)) => {
+                    notes.push(Note::new(
+                        Level::Info,
+                        format!(
+                            "{}: renewal is in the hands of cluster node {} (pid {}) since {}; \
+                             looking again when its lease runs out ({})",
+                            md.name,
+                            h.node,
+                            h.pid,
+                            time::rfc822(h.since_micros()),
+                            time::rfc822(h.expires_micros())
+                        ),
+                    ));
+                    // job.json belongs to the holder: written by it alone
+                    let mut j = loaded.clone();
+                    j.next_run = (h.expires_micros() + crate::lease::SKEW + time::USEC_PER_SEC)
+                        .max(now + time::USEC_PER_SEC);
+                    return Ok((Outcome::Idle, j));
+                }
+                Err(e) => {
+                    return Err(format!(
+                        "cannot take the cluster lease of {} in {}: {e}",
+                        md.name,
+                        ctx.store.root().join(crate::lease::DIR).display()
+                    ));
+                }
+            }
+        }
+    }
     if !manual && !job.finished && renew {
         notes.push(Note::new(
             Level::Debug,
@@ -682,7 +742,12 @@ pub fn process(
             save(&job)?;
             return Ok((Outcome::Vetoed, job));
         }
-        outcome = run(ctx, &mut job, notify, now, notes);
+        outcome = match &lease {
+            Some(l) => crate::shutdown::with_abandon(l.lost_flag(), || {
+                run(ctx, &mut job, notify, now, notes)
+            }),
+            None => run(ctx, &mut job, notify, now, notes),
+        };
         if outcome == Outcome::Cancelled {
             return Ok((outcome, job));
         }
@@ -704,6 +769,11 @@ pub fn process(
     }
     save(&job)?;
     Ok((outcome, job))
+}
+
+/// The cluster lease of an MD's renewal.
+pub fn lease_name(md: &str) -> String {
+    format!("md@{md}")
 }
 
 /// An HTTP client for the MD's CA: CA file and proxy, per MD or global.
@@ -955,6 +1025,7 @@ fn run(
             notes: Vec::new(),
             replaced,
             current: ctx.certs.clone(),
+            leases: ctx.leases.clone(),
         };
         let r = order::stage(&mut acme, md, &mut env);
         let more = std::mem::take(&mut env.notes);
@@ -1008,6 +1079,16 @@ fn run(
                 notify_renewed(job, notify, now, ctx, notes);
             }
             Outcome::Renewed
+        }
+        Err(e) if crate::shutdown::abandoned() => {
+            notes.push(Note::new(
+                Level::Warn,
+                format!(
+                    "md({}): renewal stopped: this node's cluster lease ran out and another node took the renewal over ({})",
+                    md.name, e.detail
+                ),
+            ));
+            Outcome::Cancelled
         }
         Err(e) if crate::shutdown::requested() => {
             notes.push(Note::new(
@@ -1122,6 +1203,72 @@ mod tests {
         assert_eq!(cache.get(&store, "a.org").unwrap().errors, 2);
         store.remove(Group::Staging, "a.org", "job.json");
         assert!(cache.get(&store, "a.org").is_none());
+        let _ = std::fs::remove_dir_all(d);
+    }
+
+    #[test]
+    fn a_renewal_another_node_holds_waits_for_its_lease() {
+        use crate::lease::{Leases, Take, SKEW};
+        let d = std::env::temp_dir().join(format!("md-joblease-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        let store = Store::open(&d, None, &mut Vec::new()).unwrap();
+        let global = Global {
+            cluster_node: Some("me".into()),
+            cluster_lease: time::from_secs(60),
+            ..Global::default()
+        };
+        let other = Global {
+            cluster_node: Some("other".into()),
+            ..global.clone()
+        };
+        let leases = Leases::of(&store, &global).unwrap();
+        leases.prepare(None).unwrap();
+        let now = time::now();
+        let Take::Taken(held) = Leases::of(&store, &other)
+            .unwrap()
+            .try_take(&lease_name("a.org"), now)
+            .unwrap()
+        else {
+            panic!("free lease not taken")
+        };
+        let md = Md::from_def(
+            &crate::config::MdDef::new(vec!["a.org".into()]),
+            &crate::config::Settings::default(),
+            None,
+        );
+        let ctx = JobCtx {
+            store: &store,
+            md: &md,
+            global: &global,
+            renew_at: now - 1,
+            warn_at: None,
+            complete: false,
+            challenges: Ok(vec!["http-01".into()]),
+            user_agent: "test".into(),
+            run_user: "nobody".into(),
+            revoked: false,
+            certs: Vec::new(),
+            leases: Some(leases),
+        };
+        let mut notify = CommandNotify {
+            message_cmd: None,
+            notify_cmd: None,
+            notes: Vec::new(),
+        };
+        let mut notes = Vec::new();
+        let (outcome, job) = process(&ctx, &mut notify, now, &mut notes).unwrap();
+        assert!(outcome == Outcome::Idle);
+        // back when the holder's lease has run out, and not a moment later
+        assert_eq!(
+            job.next_run,
+            held.holder().expires_micros() + SKEW + time::USEC_PER_SEC
+        );
+        // the job belongs to the holder: nothing written, no event
+        assert!(!store.path(Group::Staging, "a.org", "job.json").exists());
+        assert!(notes
+            .iter()
+            .any(|n| n.msg.contains("in the hands of cluster node other")));
+        drop(held);
         let _ = std::fs::remove_dir_all(d);
     }
 

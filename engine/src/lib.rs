@@ -15,6 +15,7 @@ pub mod hot;
 pub mod http;
 pub mod job;
 pub mod keyspec;
+pub mod lease;
 pub mod log;
 pub mod ocsp;
 pub mod redirect;

@@ -53,6 +53,7 @@ pub fn md_status(
         .filter(|p| p.len() > 1)
         .map(|p| p.rsplit('/').next().unwrap_or(""))
         .filter(|p| !p.is_empty());
+    let leases = crate::lease::Leases::of(&rt.store, &rt.global);
     let one = |d: &crate::startup::ManagedDomain, full: bool| {
         let mut j = status::md_json(
             &rt.store,
@@ -80,6 +81,9 @@ pub fn md_status(
             if let Some(t) = next {
                 o.insert("next-run".into(), json!(crate::time::rfc822(t)));
             }
+            if let Some(leases) = &leases {
+                o.insert("cluster".into(), cluster_json(leases, &d.md.name, now));
+            }
         }
         j
     };
@@ -93,6 +97,24 @@ pub fn md_status(
         Some(d) => one(d, true),
         None => status::overview(rt.domains.iter().map(|d| one(d, false)).collect()),
     }
+}
+
+/// Our md-status `cluster` member (`MDClusterNode`): this node, and which
+/// node holds the MD's renewal lease since when (null when none does).
+fn cluster_json(leases: &crate::lease::Leases, md: &str, now: Micros) -> Value {
+    let lease = leases
+        .holder(&crate::job::lease_name(md))
+        .map(|h| {
+            json!({
+                "node": h.node,
+                "pid": h.pid,
+                "since": crate::time::rfc822(h.since_micros()),
+                "until": crate::time::rfc822(h.expires_micros()),
+                "expired": h.expires_micros() < now,
+            })
+        })
+        .unwrap_or(Value::Null);
+    json!({ "node": leases.node(), "lease": lease })
 }
 
 /// When the renewal job looks at a watched MD next (our `next-run`): the

@@ -309,6 +309,7 @@ pub fn process_job(
         run_user: run_user.to_string(),
         revoked,
         certs: item.certs.clone(),
+        leases: crate::lease::Leases::of(store, global),
     };
     let mut notify = CommandNotify {
         message_cmd: global.message_cmd.clone(),

@@ -5,18 +5,51 @@
 //! polls stop waiting, and a job that ends this way records no error (its
 //! staged order resumes on the next run).
 
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 static REQUESTED: AtomicBool = AtomicBool::new(false);
+
+thread_local! {
+    /// Raised when the work on this thread must stop although the process
+    /// goes on: another node of a cluster took its lease over.
+    static ABANDON: RefCell<Option<Arc<AtomicBool>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with `flag` as this thread's abandon flag: while it runs,
+/// [`requested`] is also true once `flag` is raised.
+pub fn with_abandon<R>(flag: Arc<AtomicBool>, f: impl FnOnce() -> R) -> R {
+    struct Reset(Option<Arc<AtomicBool>>);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            let prev = self.0.take();
+            ABANDON.with(|a| *a.borrow_mut() = prev);
+        }
+    }
+    let prev = ABANDON.with(|a| a.borrow_mut().replace(flag));
+    let _reset = Reset(prev);
+    f()
+}
+
+/// Whether the work on this thread was abandoned (see [`with_abandon`]).
+pub fn abandoned() -> bool {
+    ABANDON.with(|a| {
+        a.borrow()
+            .as_ref()
+            .is_some_and(|f| f.load(Ordering::SeqCst))
+    })
+}
 
 /// Asks every running job of this process to stop.
 pub fn request() {
     REQUESTED.store(true, Ordering::SeqCst);
 }
 
-/// Whether this process is shutting down.
+/// Whether this process is shutting down (or this thread's work was
+/// abandoned).
 pub fn requested() -> bool {
-    REQUESTED.load(Ordering::SeqCst)
+    REQUESTED.load(Ordering::SeqCst) || abandoned()
 }
 
 /// Sleeps up to `d`, returning early (false) when shutdown is requested.

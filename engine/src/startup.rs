@@ -98,6 +98,28 @@ pub fn before_ssl(
         .map(|def| Md::from_def(def, main, server_admin))
         .collect();
     config::check_mds(&mds, global.match_mode).map_err(StartError::Fatal)?;
+    let removed = store.remove_stale_tmp();
+    if removed > 0 {
+        notes.push(Note::new(
+            Level::Info,
+            format!(
+                "removed {removed} temporary file(s) that interrupted writers left in the store"
+            ),
+        ));
+    }
+    if let Some(leases) = crate::lease::Leases::of(&store, global) {
+        if let Err(e) = leases.prepare(user) {
+            notes.push(Note::new(
+                Level::Error,
+                format!(
+                    "cannot set up the cluster lease directory {}/{}: {e}; renewals of this node \
+                     will fail until it can be written by httpd's User",
+                    store_dir,
+                    crate::lease::DIR
+                ),
+            ));
+        }
+    }
     install(&store, &mds, conf, notes);
     for md in &mds {
         notes.push(Note::new(
@@ -159,6 +181,10 @@ pub struct MdRuntime {
     /// When the last successful renewal finished (from the live job.json,
     /// which only root can read).
     pub last_success: Micros,
+    /// What `domains/<md>/` held when the generation started
+    /// ([`reg::live_stamp`]): another node of a cluster installing a
+    /// renewed set changes it.
+    pub live_stamp: String,
 }
 
 impl Default for MdRuntime {
@@ -170,6 +196,7 @@ impl Default for MdRuntime {
             watched: false,
             cert_json: Value::Null,
             last_success: 0,
+            live_stamp: String::new(),
         }
     }
 }
@@ -287,6 +314,21 @@ impl Runtime {
     /// activation serves and that is due for renewal itself
     /// ([`reg::staged_due_at`]), which the renewal job can only renew once
     /// it is installed.
+    /// MDs whose live set in `domains/` changed since this generation
+    /// started: another node of a cluster installed a renewed set (only
+    /// root can read `domains/`: the parent asks).
+    pub fn installed_elsewhere(&self) -> Vec<&Md> {
+        self.domains
+            .iter()
+            .filter(|d| d.md.cert_files.is_empty() && !crate::tailscale::is_tailscale(&d.md))
+            .filter(|d| {
+                let now = reg::live_stamp(&self.store, &d.md);
+                !now.is_empty() && now != d.rt.live_stamp
+            })
+            .map(|d| &d.md)
+            .collect()
+    }
+
     pub fn restart_wanted(&self, now: Micros, eager: bool) -> Option<&Md> {
         let staged = self.store.names(Group::Staging);
         self.mds().filter(|m| staged.contains(&m.name)).find(|m| {
@@ -390,8 +432,17 @@ pub fn after_ssl(
         ));
     }
     // Challenge data of MDs that are no longer configured is stale.
+    // With a cluster, only old ones: another node may be answering a CA
+    // for a domain of its MD right now.
     let names: Vec<&str> = rt.mds().map(|m| m.name.as_str()).collect();
-    notes.extend(rt.store.purge_group_except(Group::Challenges, &names));
+    let leases = crate::lease::Leases::of(&rt.store, global);
+    let age = leases
+        .as_ref()
+        .map(|_| std::time::Duration::from_secs(3600));
+    notes.extend(
+        rt.store
+            .purge_group_except_older(Group::Challenges, &names, age),
+    );
     for (mi, md) in rt.mds().enumerate() {
         let used = rt.used(mi);
         let ssl_used = rt.vhosts.iter().any(|v| v.mds.contains(&mi) && ssl(v));
@@ -417,6 +468,16 @@ pub fn after_ssl(
             continue;
         }
         if let Ok(j) = Job::load(&rt.store, Group::Staging, &md.name) {
+            // in a cluster, not while another node works on it
+            let _lease = match &leases {
+                Some(l) if j.errors > 0 => {
+                    match l.try_take(&crate::job::lease_name(&md.name), now) {
+                        Ok(crate::lease::Take::Taken(lease)) => Some(lease),
+                        _ => continue,
+                    }
+                }
+                _ => None,
+            };
             if j.errors > 0 {
                 notes.push(Note::new(
                     Level::Notice,
@@ -544,10 +605,46 @@ fn md_runtime(
         last_success: Job::load(store, Group::Domains, &md.name)
             .map(|j| crate::status::last_finished(&j))
             .unwrap_or(0),
+        live_stamp: reg::live_stamp(store, md),
         certs,
         challenges,
         watched,
     })
+}
+
+/// The `installed` event of `md`: it runs as root, in the parent (§7.1).
+/// `shared`: the installation happened here, and is recorded in the live
+/// `job.json` (whose log rate-limits the event); a node of a cluster that
+/// sees another node's installation fires its own, unrecorded.
+pub fn fire_installed(
+    store: &Store,
+    md: &Md,
+    global: &Global,
+    shared: bool,
+    notes: &mut Vec<Note>,
+) {
+    let mut j = if shared {
+        Job::load(store, Group::Domains, &md.name).unwrap_or_else(|_| Job::new(&md.name))
+    } else {
+        Job::new(&md.name)
+    };
+    j.name = md.name.clone();
+    let mut notify = CommandNotify {
+        message_cmd: global.message_cmd.clone(),
+        notify_cmd: None,
+        notes: Vec::new(),
+    };
+    let _ = job::fire(
+        &mut j,
+        &mut notify,
+        &job::Event::Installed,
+        time::now(),
+        notes,
+    );
+    if shared {
+        let _ = j.save(store, Group::Domains);
+    }
+    notes.append(&mut notify.notes);
 }
 
 /// Renames and installations of staged sets, under the store lock when
@@ -568,6 +665,36 @@ fn install(store: &Store, mds: &[Md], conf: &ModConfig, notes: &mut Vec<Note>) {
         ));
         return;
     }
+    // Nodes of a cluster install one at a time (a lease, not a lock: safe
+    // on NFS); a node that cannot take it leaves the installation to the
+    // holder and serves staged sets hot meanwhile.
+    let _cluster = match crate::lease::Leases::of(store, &conf.global) {
+        None => None,
+        Some(leases) => {
+            let wait = conf
+                .global
+                .store_locks
+                .unwrap_or(crate::config::DEFAULT_STORE_LOCK_WAIT);
+            let wait = std::time::Duration::from_micros(u64::try_from(wait).unwrap_or(0));
+            match leases.take_waiting("install", wait) {
+                Ok(Some(l)) => Some(l),
+                Ok(None) | Err(_) => {
+                    let who = leases
+                        .holder("install")
+                        .map(|h| format!("node {} (pid {})", h.node, h.pid))
+                        .unwrap_or_else(|| "another node".into());
+                    notes.push(Note::new(
+                        Level::Notice,
+                        format!(
+                            "{who} is installing renewed certificates in the shared store; this node \
+                             leaves the installation to it (staged certificates are served hot)"
+                        ),
+                    ));
+                    return;
+                }
+            }
+        }
+    };
     // A renamed MD keeps its store entry (§2.2 step 8).
     reg::sync_renames(store, mds, notes);
     for md in mds {
@@ -577,24 +704,7 @@ fn install(store: &Store, mds: &[Md], conf: &ModConfig, notes: &mut Vec<Note>) {
                     Level::Info,
                     format!("AH10068: {}: staged set activated", md.name),
                 ));
-                // `installed` runs as root, here in the parent (§7.1).
-                let mut j = Job::load(store, Group::Domains, &md.name)
-                    .unwrap_or_else(|_| Job::new(&md.name));
-                j.name = md.name.clone();
-                let mut notify = CommandNotify {
-                    message_cmd: conf.global.message_cmd.clone(),
-                    notify_cmd: None,
-                    notes: Vec::new(),
-                };
-                let _ = job::fire(
-                    &mut j,
-                    &mut notify,
-                    &job::Event::Installed,
-                    time::now(),
-                    notes,
-                );
-                let _ = j.save(store, Group::Domains);
-                notes.append(&mut notify.notes);
+                fire_installed(store, md, &conf.global, true, notes);
             }
             Ok(false) => {}
             Err(e) => {

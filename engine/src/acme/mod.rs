@@ -163,6 +163,12 @@ pub type AResult<T> = Result<T, AcmeError>;
 /// Err when this process is shutting down ([`crate::shutdown`]): the work
 /// stops here, at a safe point, and resumes on the next run.
 pub fn check_shutdown() -> AResult<()> {
+    if crate::shutdown::abandoned() {
+        return Err(AcmeError::new(
+            Kind::Canceled,
+            "another node of the cluster took this renewal over (this node's lease ran out)",
+        ));
+    }
     if crate::shutdown::requested() {
         return Err(AcmeError::new(
             Kind::Canceled,

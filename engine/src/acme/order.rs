@@ -120,6 +120,8 @@ pub struct RunEnv<'a> {
     /// curve): what a new order replaces. The renewal job cannot read
     /// `domains/`; the parent read them at start-up.
     pub current: Vec<(String, X509)>,
+    /// The store's leases when several httpd share it (`MDClusterNode`).
+    pub leases: Option<crate::lease::Leases>,
 }
 
 /// The identifiers to order: MD names minus those a wildcard in the list
@@ -943,6 +945,37 @@ impl Drop for PendingKeys {
 /// MDs renewing in parallel for the first time share one new account.
 static ACCOUNT_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// The cluster lease for choosing (or registering) an account at a CA,
+/// waited for as long as a holder may keep it.
+fn account_lease(leases: &crate::lease::Leases, ca_url: &str) -> AResult<crate::lease::Lease> {
+    let name = format!(
+        "account@{}",
+        account::id_prefix(ca_url).trim_end_matches('-')
+    );
+    let wait = leases.ttl() + crate::lease::SKEW + crate::time::USEC_PER_SEC;
+    let wait = std::time::Duration::from_micros(u64::try_from(wait).unwrap_or(0));
+    match leases.take_waiting(&name, wait) {
+        Ok(Some(l)) => Ok(l),
+        Ok(None) => {
+            super::check_shutdown()?;
+            Err(AcmeError::new(
+                Kind::General,
+                format!(
+                    "another cluster node kept the account lease {name} beyond its time ({})",
+                    leases
+                        .holder(&name)
+                        .map(|h| format!("node {}, pid {}", h.node, h.pid))
+                        .unwrap_or_default()
+                ),
+            ))
+        }
+        Err(e) => Err(AcmeError::new(
+            Kind::General,
+            format!("cannot take the cluster lease {name}: {e}"),
+        )),
+    }
+}
+
 pub fn stage(acme: &mut Acme, md: &Md, env: &mut RunEnv<'_>) -> AResult<Staged> {
     let store = env.store;
     // The new domain keys are made on another thread while the account is
@@ -951,6 +984,12 @@ pub fn stage(acme: &mut Acme, md: &Md, env: &mut RunEnv<'_>) -> AResult<Staged> 
     let mut keys = PendingKeys::start(store, md);
     let selected = {
         let _one_at_a_time = ACCOUNT_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        // and one node of a cluster at a time, so that a new account is
+        // registered once and found by the others
+        let _cluster = match &env.leases {
+            Some(l) => Some(account_lease(l, &acme.dir.url)?),
+            None => None,
+        };
         super::check_shutdown().and_then(|()| account::select(acme, store, md, &mut env.notes))
     };
     let source = selected?;

@@ -151,6 +151,7 @@ fn main() {
             notes: Vec::new(),
             replaced: Vec::new(),
             current: Vec::new(),
+            leases: None,
         };
         let r = order::stage(&mut acme, &md, &mut env);
         for n in &env.notes {

@@ -1,0 +1,561 @@
+//! Leases for httpd servers that share one store (issue 15, `MDClusterNode`).
+//!
+//! A lease says which node works on something (an MD's renewal, the choice
+//! or registration of an ACME account, the installation of staged sets)
+//! until when. It is a small JSON file in `<store>/leases/`, taken by
+//! creating it with `link(2)` from a temp file (atomic on local file
+//! systems and NFS alike; no `flock`/`fcntl`, which do not work across NFS
+//! clients), refreshed by its holder through an atomic rename while the work
+//! runs, and removed when the work ends. A lease whose holder stopped
+//! refreshing it (a node that crashed or was killed) is taken over once its
+//! time has run out, plus [`SKEW`] for clocks that differ between nodes.
+//!
+//! Of the nodes that find a lease stale, the one that creates the claim
+//! file of that taking first (exclusively, as the lease itself) replaces it.
+
+use crate::config::Global;
+use crate::store::Store;
+use crate::time::{self, Micros};
+use serde::{Deserialize, Serialize};
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+
+/// The directory below the store root.
+pub const DIR: &str = "leases";
+
+/// Clock differences between nodes that a lease tolerates.
+pub const SKEW: Micros = 5 * time::USEC_PER_SEC;
+
+/// A lease expired this long ago is removed at start-up.
+const STALE_LEASE: Micros = 3600 * time::USEC_PER_SEC;
+
+/// Temp and set-aside files older than this are left by a dead writer.
+const STALE_TMP: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// What a lease file says.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Holder {
+    /// The node (`MDClusterNode`).
+    pub node: String,
+    /// The process on that node.
+    pub pid: u32,
+    /// Identifies one taking of the lease.
+    pub token: String,
+    /// When it was taken (seconds since the epoch).
+    pub since: i64,
+    /// When it runs out unless refreshed (seconds since the epoch).
+    pub expires: i64,
+}
+
+impl Holder {
+    pub fn since_micros(&self) -> Micros {
+        time::from_secs(self.since)
+    }
+
+    pub fn expires_micros(&self) -> Micros {
+        time::from_secs(self.expires)
+    }
+}
+
+/// This node's view of the store's leases.
+#[derive(Clone, Debug)]
+pub struct Leases {
+    dir: PathBuf,
+    node: String,
+    ttl: Micros,
+}
+
+/// The answer to [`Leases::try_take`].
+pub enum Take {
+    Taken(Lease),
+    /// Another node or process holds it.
+    Busy(Holder),
+}
+
+impl Leases {
+    /// The leases of `store` when `MDClusterNode` is configured.
+    pub fn of(store: &Store, global: &Global) -> Option<Leases> {
+        let node = global.cluster_node.clone()?;
+        Some(Leases {
+            dir: store.root().join(DIR),
+            node,
+            ttl: global.cluster_lease,
+        })
+    }
+
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    pub fn ttl(&self) -> Micros {
+        self.ttl
+    }
+
+    /// Creates `<store>/leases/` (the parent, at start-up): readable by all
+    /// (md-status), written by the renewal job as `user`. Removes what
+    /// dead writers left there (temp files, claims, leases expired an hour
+    /// ago); returns how many.
+    pub fn prepare(&self, user: Option<u32>) -> io::Result<usize> {
+        if !self.dir.is_dir() {
+            fs::create_dir_all(&self.dir)?;
+        }
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&self.dir, fs::Permissions::from_mode(0o755))?;
+        if let Some(uid) = user {
+            std::os::unix::fs::chown(&self.dir, Some(uid), None)?;
+        }
+        let mut removed = crate::util::remove_stale_tmp(&self.dir, STALE_TMP);
+        // leases whose holders vanished long ago (an MD no longer renewed)
+        let now = time::now();
+        for e in fs::read_dir(&self.dir)?.flatten() {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "json")
+                && read(&p).is_some_and(|h| h.expires_micros() + STALE_LEASE < now)
+                && fs::remove_file(&p).is_ok()
+            {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{}.json", file_name(name)))
+    }
+
+    /// Who holds lease `name` now (an expired holder too), if anyone.
+    pub fn holder(&self, name: &str) -> Option<Holder> {
+        read(&self.path(name))
+    }
+
+    /// Whether `h` may be taken over at `now`: its time ran out, or it is a
+    /// process of this node that no longer exists (a killed child).
+    fn stale(&self, h: &Holder, now: Micros) -> bool {
+        if now > h.expires_micros() + SKEW {
+            return true;
+        }
+        h.node == self.node && h.pid != std::process::id() && !pid_alive(h.pid)
+    }
+
+    /// Takes lease `name` if nobody else holds it. A taken lease is
+    /// refreshed on a thread of its own until it is dropped.
+    pub fn try_take(&self, name: &str, now: Micros) -> io::Result<Take> {
+        let path = self.path(name);
+        let token = token();
+        let mine = Holder {
+            node: self.node.clone(),
+            pid: std::process::id(),
+            token: token.clone(),
+            since: now / time::USEC_PER_SEC,
+            expires: (now + self.ttl) / time::USEC_PER_SEC,
+        };
+        let data = serde_json::to_vec_pretty(&mine).map_err(io::Error::other)?;
+        for _ in 0..3 {
+            match crate::util::create_exclusive(&path, &data, 0o644) {
+                Ok(()) => {
+                    return Ok(Take::Taken(Lease::start(path, mine, self.ttl)));
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e),
+            }
+            let Some(cur) = read(&path).or_else(|| unreadable_holder(&path, now, self.ttl)) else {
+                continue; // removed meanwhile: try again
+            };
+            if !self.stale(&cur, now) {
+                return Ok(Take::Busy(cur));
+            }
+            // take over: one claim per stale taking (its token), created
+            // exclusively, so that of the nodes that found it stale one
+            // replaces it; the claim stays until it is a stale temp file, so
+            // that a slow taker cannot claim the same taking later
+            let id = if cur.token.is_empty() {
+                format!("unreadable-{}", cur.since)
+            } else {
+                cur.token.clone()
+            };
+            let claim = self
+                .dir
+                .join(format!(".{}.{id}.tmp.claim", file_name(name)));
+            match crate::util::create_exclusive(&claim, b"", 0o644) {
+                Ok(()) => {
+                    crate::util::write_atomic(&path, &data, 0o644)?;
+                    return Ok(Take::Taken(Lease::start(path, mine, self.ttl)));
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    return Ok(Take::Busy(cur));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        // three rounds of others taking and dropping it: busy enough
+        Ok(Take::Busy(read(&path).unwrap_or(mine)))
+    }
+
+    /// Takes lease `name`, waiting up to `wait` for its holder to let go.
+    /// `Ok(None)`: still held by someone else after `wait`.
+    pub fn take_waiting(&self, name: &str, wait: std::time::Duration) -> io::Result<Option<Lease>> {
+        let end = std::time::Instant::now() + wait;
+        loop {
+            match self.try_take(name, time::now())? {
+                Take::Taken(l) => return Ok(Some(l)),
+                Take::Busy(_) if std::time::Instant::now() >= end => return Ok(None),
+                Take::Busy(_) => {
+                    if !crate::shutdown::sleep(std::time::Duration::from_millis(200)) {
+                        return Ok(None);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The file name of lease `name` (an MD name may hold `*`; no `/`).
+fn file_name(name: &str) -> String {
+    name.replace('/', "_")
+}
+
+fn read(path: &Path) -> Option<Holder> {
+    let data = fs::read(path).ok()?;
+    serde_json::from_slice(&data).ok()
+}
+
+/// A lease file that does not parse (written by something else, or
+/// damaged): treated as held until its modification time is a lease time
+/// old.
+fn unreadable_holder(path: &Path, now: Micros, ttl: Micros) -> Option<Holder> {
+    let m = fs::metadata(path).ok()?;
+    let mtime = m
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(now / time::USEC_PER_SEC);
+    Some(Holder {
+        node: "(unreadable lease file)".into(),
+        pid: 0,
+        token: String::new(),
+        since: mtime,
+        expires: mtime + ttl / time::USEC_PER_SEC,
+    })
+}
+
+/// Whether process `pid` exists on this machine.
+fn pid_alive(pid: u32) -> bool {
+    if !Path::new("/proc/self").exists() {
+        return true; // cannot tell: wait for the lease's time
+    }
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+fn token() -> String {
+    let mut b = [0u8; 12];
+    if openssl::rand::rand_bytes(&mut b).is_err() {
+        let t = time::now() as u128 ^ ((std::process::id() as u128) << 64);
+        return format!("{t:x}");
+    }
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+struct Shared {
+    path: PathBuf,
+    holder: Mutex<Holder>,
+    ttl: Micros,
+    /// Another node has taken the lease over (we stalled beyond its time).
+    lost: Arc<AtomicBool>,
+    stop: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Shared {
+    /// Writes a new expiry if the lease is still ours.
+    fn refresh(&self) {
+        let mut h = self.holder.lock().unwrap_or_else(|e| e.into_inner());
+        match read(&self.path) {
+            Some(cur) if cur.token == h.token => {
+                h.expires = (time::now() + self.ttl) / time::USEC_PER_SEC;
+                if let Ok(data) = serde_json::to_vec_pretty(&*h) {
+                    let _ = crate::util::write_atomic(&self.path, &data, 0o644);
+                }
+            }
+            _ => self.lost.store(true, Ordering::SeqCst),
+        }
+    }
+}
+
+/// A taken lease: refreshed every third of its time until dropped, then
+/// removed (if still ours).
+pub struct Lease {
+    shared: Arc<Shared>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Lease {
+    fn start(path: PathBuf, holder: Holder, ttl: Micros) -> Lease {
+        let shared = Arc::new(Shared {
+            path,
+            holder: Mutex::new(holder),
+            ttl,
+            lost: Arc::new(AtomicBool::new(false)),
+            stop: Mutex::new(false),
+            cv: Condvar::new(),
+        });
+        let s2 = shared.clone();
+        let every = std::time::Duration::from_micros(u64::try_from(ttl / 3).unwrap_or(1_000_000));
+        let thread = std::thread::Builder::new()
+            .name("md-lease".into())
+            .spawn(move || {
+                let mut stop = s2.stop.lock().unwrap_or_else(|e| e.into_inner());
+                loop {
+                    stop = s2
+                        .cv
+                        .wait_timeout_while(stop, every, |s| !*s)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                    if *stop {
+                        return;
+                    }
+                    s2.refresh();
+                }
+            })
+            .ok();
+        Lease { shared, thread }
+    }
+
+    /// What the lease file says.
+    pub fn holder(&self) -> Holder {
+        self.shared
+            .holder
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Raised when another node took the lease over; work under the lease
+    /// should stop at its next safe point.
+    pub fn lost_flag(&self) -> Arc<AtomicBool> {
+        self.shared.lost.clone()
+    }
+
+    /// Refreshes now (tests, and work that knows it will be long).
+    pub fn refresh(&self) {
+        self.shared.refresh();
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        *self.shared.stop.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.shared.cv.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        let token = self.holder().token;
+        if read(&self.shared.path).is_some_and(|cur| cur.token == token) {
+            let _ = fs::remove_file(&self.shared.path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leases(tag: &str, node: &str, ttl_s: i64) -> (PathBuf, Leases) {
+        let d = std::env::temp_dir().join(format!("md-lease-{tag}-{}", std::process::id()));
+        let l = Leases {
+            dir: d.join(DIR),
+            node: node.into(),
+            ttl: time::from_secs(ttl_s),
+        };
+        (d, l)
+    }
+
+    #[test]
+    fn one_holder_at_a_time_and_released_on_drop() {
+        let (d, a) = leases("one", "a", 60);
+        let _ = fs::remove_dir_all(&d);
+        a.prepare(None).unwrap();
+        let b = Leases {
+            node: "b".into(),
+            ..a.clone()
+        };
+        let now = time::now();
+        let Take::Taken(l) = a.try_take("x.org", now).unwrap() else {
+            panic!("free lease not taken")
+        };
+        match b.try_take("x.org", now).unwrap() {
+            Take::Busy(h) => {
+                assert_eq!(h.node, "a");
+                assert_eq!(h, l.holder());
+            }
+            Take::Taken(_) => panic!("two holders"),
+        }
+        // another lease name is independent
+        assert!(matches!(b.try_take("y.org", now).unwrap(), Take::Taken(_)));
+        drop(l);
+        assert!(a.holder("x.org").is_none());
+        assert!(matches!(b.try_take("x.org", now).unwrap(), Take::Taken(_)));
+        let _ = fs::remove_dir_all(d);
+    }
+
+    #[test]
+    fn an_expired_lease_is_taken_over_and_the_old_holder_learns_it() {
+        let (d, a) = leases("expire", "a", 10);
+        let _ = fs::remove_dir_all(&d);
+        a.prepare(None).unwrap();
+        let b = Leases {
+            node: "b".into(),
+            ..a.clone()
+        };
+        let now = time::now();
+        let Take::Taken(la) = a.try_take("x.org", now).unwrap() else {
+            panic!()
+        };
+        // not yet: within its time plus the skew (the file keeps seconds)
+        let later = now + time::from_secs(9) + SKEW;
+        assert!(matches!(b.try_take("x.org", later).unwrap(), Take::Busy(_)));
+        let Take::Taken(lb) = b.try_take("x.org", later + time::from_secs(3)).unwrap() else {
+            panic!("expired lease not taken over")
+        };
+        assert_eq!(b.holder("x.org").unwrap().node, "b");
+        // a's refresh finds b's lease and does not overwrite it
+        la.refresh();
+        assert!(la.lost_flag().load(Ordering::SeqCst));
+        assert_eq!(b.holder("x.org").unwrap().token, lb.holder().token);
+        drop(la); // does not remove b's lease
+        assert_eq!(b.holder("x.org").unwrap().node, "b");
+        drop(lb);
+        assert!(b.holder("x.org").is_none());
+        let _ = fs::remove_dir_all(d);
+    }
+
+    #[test]
+    fn a_dead_process_of_this_node_is_taken_over_at_once() {
+        let (d, a) = leases("dead", "a", 60);
+        let _ = fs::remove_dir_all(&d);
+        a.prepare(None).unwrap();
+        let now = time::now();
+        let dead = Holder {
+            node: "a".into(),
+            pid: 0x7fff_fff0,
+            token: "t".into(),
+            since: now / time::USEC_PER_SEC,
+            expires: now / time::USEC_PER_SEC + 60,
+        };
+        fs::write(a.path("x.org"), serde_json::to_vec(&dead).unwrap()).unwrap();
+        assert!(matches!(a.try_take("x.org", now).unwrap(), Take::Taken(_)));
+        // the same on another node is waited for
+        fs::write(
+            a.path("y.org"),
+            serde_json::to_vec(&Holder {
+                node: "z".into(),
+                ..dead
+            })
+            .unwrap(),
+        )
+        .unwrap();
+        assert!(matches!(a.try_take("y.org", now).unwrap(), Take::Busy(_)));
+        let _ = fs::remove_dir_all(d);
+    }
+
+    #[test]
+    fn threads_racing_for_a_lease_get_one_holder() {
+        let (d, a) = leases("race", "a", 60);
+        let _ = fs::remove_dir_all(&d);
+        a.prepare(None).unwrap();
+        let now = time::now();
+        // an expired lease that eight takers race to take over
+        let old = Holder {
+            node: "gone".into(),
+            pid: 1,
+            token: "old".into(),
+            since: now / time::USEC_PER_SEC - 600,
+            expires: now / time::USEC_PER_SEC - 300,
+        };
+        fs::write(a.path("x.org"), serde_json::to_vec(&old).unwrap()).unwrap();
+        let barrier = Arc::new(std::sync::Barrier::new(8));
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                let l = Leases {
+                    node: format!("n{i}"),
+                    ..a.clone()
+                };
+                let b = barrier.clone();
+                std::thread::spawn(move || {
+                    b.wait();
+                    match l.try_take("x.org", now).unwrap() {
+                        Take::Taken(lease) => {
+                            std::thread::sleep(std::time::Duration::from_millis(300));
+                            Some(lease.holder())
+                        }
+                        Take::Busy(_) => None,
+                    }
+                })
+            })
+            .collect();
+        let won: Vec<Holder> = handles
+            .into_iter()
+            .filter_map(|h| h.join().unwrap())
+            .collect();
+        assert_eq!(won.len(), 1, "{won:?}");
+        let _ = fs::remove_dir_all(d);
+    }
+
+    #[test]
+    fn leases_of_vanished_holders_are_cleaned_up_at_start() {
+        let (d, a) = leases("clean", "a", 60);
+        let _ = fs::remove_dir_all(&d);
+        a.prepare(None).unwrap();
+        let now = time::now() / time::USEC_PER_SEC;
+        let h = |expires| Holder {
+            node: "gone".into(),
+            pid: 1,
+            token: "t".into(),
+            since: expires - 60,
+            expires,
+        };
+        fs::write(
+            a.path("old.org"),
+            serde_json::to_vec(&h(now - 7200)).unwrap(),
+        )
+        .unwrap();
+        fs::write(
+            a.path("recent.org"),
+            serde_json::to_vec(&h(now - 60)).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(a.prepare(None).unwrap(), 1);
+        assert!(a.holder("old.org").is_none());
+        assert!(a.holder("recent.org").is_some());
+        let _ = fs::remove_dir_all(d);
+    }
+
+    #[test]
+    fn waiting_for_a_lease() {
+        let (d, a) = leases("wait", "a", 60);
+        let _ = fs::remove_dir_all(&d);
+        a.prepare(None).unwrap();
+        let b = Leases {
+            node: "b".into(),
+            ..a.clone()
+        };
+        let Take::Taken(l) = a.try_take("install", time::now()).unwrap() else {
+            panic!()
+        };
+        let short = std::time::Duration::from_millis(300);
+        assert!(b.take_waiting("install", short).unwrap().is_none());
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            drop(l);
+        });
+        assert!(b
+            .take_waiting("install", std::time::Duration::from_secs(5))
+            .unwrap()
+            .is_some());
+        t.join().unwrap();
+        let _ = fs::remove_dir_all(d);
+    }
+}
