@@ -13,8 +13,8 @@ echo "== cargo clippy -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo test"
 cargo test --workspace
-echo "== cargo build --release"
-cargo build --release
+echo "== cargo build --release (the module and a2md)"
+cargo build --release --workspace
 echo "== end-to-end tests (t/)"
 export MD_MODULE="$PWD/target/release/libmod_md.so"
 python3 -m pytest -p no:cacheprovider -q t/ "$@"

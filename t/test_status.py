@@ -47,6 +47,7 @@ def test_md_status_views(ca_sb):
     assert st == 200 and ctype == "application/json"
     j = json.loads(body)
     assert j["version"] == "2.6.10"
+    assert j["module"].startswith("mod_md in Rust ")
     md = j["managed-domains"][0]
     assert md["name"] == name and md["watched"] is True and md["renew"] is True
     assert md["cert"] == {}  # nothing live yet

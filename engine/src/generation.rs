@@ -273,6 +273,16 @@ impl Generation {
         if st.dry_run {
             return Ok(Background::default());
         }
+        // which md_module runs (Debian's or this one) is otherwise not to
+        // be seen: both are `md_module (shared)` in `apache2ctl -M`
+        host.log(
+            Level::Notice,
+            &format!(
+                "{} (md_module, a drop-in for mod_md {}) is the mod_md of this server",
+                crate::MODULE_NAME,
+                crate::MOD_MD_VERSION
+            ),
+        );
         let global = st.config.global.clone();
         // The runtime is still only ours here: nothing else holds a clone yet.
         let Some(rt) = st.runtime.as_mut().and_then(Arc::get_mut) else {

@@ -158,7 +158,7 @@ pub fn overview(items: Vec<Value>) -> Value {
             .unwrap_or("")
             .cmp(b["name"].as_str().unwrap_or(""))
     });
-    json!({"version": crate::MOD_MD_VERSION, "managed-domains": items})
+    json!({"version": crate::MOD_MD_VERSION, "module": crate::MODULE_NAME, "managed-domains": items})
 }
 
 /// `valid`, `serial` (upper-case hex in whole bytes, as `BN_bn2hex`) and
