@@ -551,6 +551,8 @@ pub struct JobCtx<'a> {
     pub certs: Vec<(String, openssl::x509::X509)>,
     /// The store's leases when several httpd share it (`MDClusterNode`).
     pub leases: Option<crate::lease::Leases>,
+    /// An operator's pending request for a new certificate (`a2md renew`).
+    pub requested: Option<crate::request::Request>,
 }
 
 struct ProgressToJob<'a> {
@@ -665,6 +667,23 @@ fn process_leased(
         job = Job::new(&md.name);
         job.log = log;
     }
+    if let Some(r) = &ctx.requested {
+        // a set staged before the request does not answer it
+        if job.finished && job.last_run < r.since_micros() {
+            notes.push(Note::new(
+                Level::Info,
+                format!(
+                    "md({}): a new certificate was requested at {}; the set staged before is dropped",
+                    md.name,
+                    time::rfc822(r.since_micros())
+                ),
+            ));
+            crate::reg::purge_staging(ctx.store, md);
+            let log = std::mem::take(&mut job.log);
+            job = Job::new(&md.name);
+            job.log = log;
+        }
+    }
     if job.next_run > now {
         return Ok((Outcome::Idle, job));
     }
@@ -674,7 +693,7 @@ fn process_leased(
     }
     let mut outcome = Outcome::Idle;
     let manual = md.renew_mode == RenewMode::Manual;
-    let mut renew = ctx.revoked || ctx.renew_at <= now;
+    let mut renew = ctx.revoked || ctx.requested.is_some() || ctx.renew_at <= now;
     if !manual && !job.finished && !renew {
         renew = ari_says_renew(ctx, &mut job, now, notes);
     }
@@ -726,6 +745,20 @@ fn process_leased(
         }
     }
     if !manual && !job.finished && renew {
+        if let Some(r) = &ctx.requested {
+            notes.push(Note::new(
+                Level::Notice,
+                format!(
+                    "md({}): renewing now as requested at {}{}",
+                    md.name,
+                    time::rfc822(r.since_micros()),
+                    r.reason
+                        .as_ref()
+                        .map(|x| format!(" ({x})"))
+                        .unwrap_or_default()
+                ),
+            ));
+        }
         notes.push(Note::new(
             Level::Debug,
             if ctx.revoked {
@@ -750,6 +783,9 @@ fn process_leased(
         };
         if outcome == Outcome::Cancelled {
             return Ok((outcome, job));
+        }
+        if let (Outcome::Renewed, Some(r)) = (&outcome, &ctx.requested) {
+            crate::request::clear(ctx.store, &md.name, r);
         }
     } else if job.finished && !job.notified_renewed && job.valid_from <= now {
         // staged earlier, activation time has come: tell the admin now
@@ -1249,6 +1285,7 @@ mod tests {
             revoked: false,
             certs: Vec::new(),
             leases: Some(leases),
+            requested: None,
         };
         let mut notify = CommandNotify {
             message_cmd: None,

@@ -363,25 +363,43 @@ impl Drop for Lease {
 mod tests {
     use super::*;
 
+    /// Node `node`'s view of a fresh lease directory.
     fn leases(tag: &str, node: &str, ttl_s: i64) -> (PathBuf, Leases) {
         let d = std::env::temp_dir().join(format!("md-lease-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
         let l = Leases {
             dir: d.join(DIR),
             node: node.into(),
             ttl: time::from_secs(ttl_s),
         };
+        l.prepare(None).unwrap();
         (d, l)
+    }
+
+    /// Another node's view of the same directory.
+    fn other(l: &Leases, node: &str) -> Leases {
+        Leases {
+            node: node.into(),
+            ..l.clone()
+        }
+    }
+
+    /// A lease file as some holder left it.
+    fn left(l: &Leases, name: &str, node: &str, pid: u32, since: i64, expires: i64) {
+        let h = Holder {
+            node: node.into(),
+            pid,
+            token: format!("{node}-{pid}-{since}"),
+            since,
+            expires,
+        };
+        fs::write(l.path(name), serde_json::to_vec(&h).unwrap()).unwrap();
     }
 
     #[test]
     fn one_holder_at_a_time_and_released_on_drop() {
         let (d, a) = leases("one", "a", 60);
-        let _ = fs::remove_dir_all(&d);
-        a.prepare(None).unwrap();
-        let b = Leases {
-            node: "b".into(),
-            ..a.clone()
-        };
+        let b = other(&a, "b");
         let now = time::now();
         let Take::Taken(l) = a.try_take("x.org", now).unwrap() else {
             panic!("free lease not taken")
@@ -404,12 +422,7 @@ mod tests {
     #[test]
     fn an_expired_lease_is_taken_over_and_the_old_holder_learns_it() {
         let (d, a) = leases("expire", "a", 10);
-        let _ = fs::remove_dir_all(&d);
-        a.prepare(None).unwrap();
-        let b = Leases {
-            node: "b".into(),
-            ..a.clone()
-        };
+        let b = other(&a, "b");
         let now = time::now();
         let Take::Taken(la) = a.try_take("x.org", now).unwrap() else {
             panic!()
@@ -435,28 +448,12 @@ mod tests {
     #[test]
     fn a_dead_process_of_this_node_is_taken_over_at_once() {
         let (d, a) = leases("dead", "a", 60);
-        let _ = fs::remove_dir_all(&d);
-        a.prepare(None).unwrap();
         let now = time::now();
-        let dead = Holder {
-            node: "a".into(),
-            pid: 0x7fff_fff0,
-            token: "t".into(),
-            since: now / time::USEC_PER_SEC,
-            expires: now / time::USEC_PER_SEC + 60,
-        };
-        fs::write(a.path("x.org"), serde_json::to_vec(&dead).unwrap()).unwrap();
+        let secs = now / time::USEC_PER_SEC;
+        left(&a, "x.org", "a", 0x7fff_fff0, secs, secs + 60);
         assert!(matches!(a.try_take("x.org", now).unwrap(), Take::Taken(_)));
         // the same on another node is waited for
-        fs::write(
-            a.path("y.org"),
-            serde_json::to_vec(&Holder {
-                node: "z".into(),
-                ..dead
-            })
-            .unwrap(),
-        )
-        .unwrap();
+        left(&a, "y.org", "z", 0x7fff_fff0, secs, secs + 60);
         assert!(matches!(a.try_take("y.org", now).unwrap(), Take::Busy(_)));
         let _ = fs::remove_dir_all(d);
     }
@@ -464,18 +461,10 @@ mod tests {
     #[test]
     fn threads_racing_for_a_lease_get_one_holder() {
         let (d, a) = leases("race", "a", 60);
-        let _ = fs::remove_dir_all(&d);
-        a.prepare(None).unwrap();
         let now = time::now();
         // an expired lease that eight takers race to take over
-        let old = Holder {
-            node: "gone".into(),
-            pid: 1,
-            token: "old".into(),
-            since: now / time::USEC_PER_SEC - 600,
-            expires: now / time::USEC_PER_SEC - 300,
-        };
-        fs::write(a.path("x.org"), serde_json::to_vec(&old).unwrap()).unwrap();
+        let secs = now / time::USEC_PER_SEC;
+        left(&a, "x.org", "gone", 1, secs - 600, secs - 300);
         let barrier = Arc::new(std::sync::Barrier::new(8));
         let handles: Vec<_> = (0..8)
             .map(|i| {
@@ -507,26 +496,9 @@ mod tests {
     #[test]
     fn leases_of_vanished_holders_are_cleaned_up_at_start() {
         let (d, a) = leases("clean", "a", 60);
-        let _ = fs::remove_dir_all(&d);
-        a.prepare(None).unwrap();
         let now = time::now() / time::USEC_PER_SEC;
-        let h = |expires| Holder {
-            node: "gone".into(),
-            pid: 1,
-            token: "t".into(),
-            since: expires - 60,
-            expires,
-        };
-        fs::write(
-            a.path("old.org"),
-            serde_json::to_vec(&h(now - 7200)).unwrap(),
-        )
-        .unwrap();
-        fs::write(
-            a.path("recent.org"),
-            serde_json::to_vec(&h(now - 60)).unwrap(),
-        )
-        .unwrap();
+        left(&a, "old.org", "gone", 1, now - 7260, now - 7200);
+        left(&a, "recent.org", "gone", 1, now - 120, now - 60);
         assert_eq!(a.prepare(None).unwrap(), 1);
         assert!(a.holder("old.org").is_none());
         assert!(a.holder("recent.org").is_some());
@@ -536,12 +508,7 @@ mod tests {
     #[test]
     fn waiting_for_a_lease() {
         let (d, a) = leases("wait", "a", 60);
-        let _ = fs::remove_dir_all(&d);
-        a.prepare(None).unwrap();
-        let b = Leases {
-            node: "b".into(),
-            ..a.clone()
-        };
+        let b = other(&a, "b");
         let Take::Taken(l) = a.try_take("install", time::now()).unwrap() else {
             panic!()
         };

@@ -21,6 +21,7 @@ pub mod ocsp;
 pub mod redirect;
 pub mod reg;
 pub mod report;
+pub mod request;
 pub mod scheduler;
 pub mod shutdown;
 pub mod stapling;

@@ -54,6 +54,7 @@ pub fn md_status(
         .map(|p| p.rsplit('/').next().unwrap_or(""))
         .filter(|p| !p.is_empty());
     let leases = crate::lease::Leases::of(&rt.store, &rt.global);
+    let requests = rt.store.root().join(crate::request::DIR).is_dir();
     let one = |d: &crate::startup::ManagedDomain, full: bool| {
         let mut j = status::md_json(
             &rt.store,
@@ -83,6 +84,20 @@ pub fn md_status(
             }
             if let Some(leases) = &leases {
                 o.insert("cluster".into(), cluster_json(leases, &d.md.name, now));
+            }
+            // an operator's pending request (`a2md renew`)
+            if let Some(r) = requests
+                .then(|| crate::request::load(&rt.store, &d.md.name))
+                .flatten()
+            {
+                let mut rj = json!({
+                    "action": r.action,
+                    "since": crate::time::rfc822(r.since_micros()),
+                });
+                if let Some(why) = r.reason {
+                    rj["reason"] = json!(why);
+                }
+                o.insert("request".into(), rj);
             }
         }
         j

@@ -34,6 +34,8 @@ pub struct Item {
     /// Its current certificates (leaves), for ARI.
     /// The MD's current certificates (leaves) by key name, for ARI.
     pub certs: Vec<(String, openssl::x509::X509)>,
+    /// An operator asked for a new certificate (`a2md renew`).
+    pub requested: bool,
 }
 
 /// Runs one MD's job; returns its wanted next run (0 = none).
@@ -264,6 +266,7 @@ fn job_due(
             now >= last.saturating_add(check_interval)
                 || (item.renew_at > last && item.renew_at <= now)
                 || (item.md.stapling && revoked(name))
+                || item.requested
         }
     }
 }
@@ -310,6 +313,10 @@ pub fn process_job(
         revoked,
         certs: item.certs.clone(),
         leases: crate::lease::Leases::of(store, global),
+        requested: item
+            .requested
+            .then(|| crate::request::load(store, &md.name))
+            .flatten(),
     };
     let mut notify = CommandNotify {
         message_cmd: global.message_cmd.clone(),
@@ -362,6 +369,7 @@ mod tests {
             complete: true,
             challenges: Ok(vec!["http-01".into()]),
             certs: Vec::new(),
+            requested: false,
         }
     }
 

@@ -293,6 +293,7 @@ impl Runtime {
                     .flatten()
                     .filter_map(|c| Some((c.key_name.clone(), c.leaf()?)))
                     .collect(),
+                requested: crate::request::pending(&self.store, &md.name),
             })
             .collect()
     }

@@ -129,7 +129,7 @@ pub enum Source {
 
 /// Reads an account and its key. `Ok(None)`: there is none; `Err`: there is
 /// one, but it cannot be used (the text names the file and the reason).
-fn load(store: &Store, src: &Source) -> Result<Option<(Account, Key)>, String> {
+pub fn load(store: &Store, src: &Source) -> Result<Option<(Account, Key)>, String> {
     let (g, name) = match src {
         Source::Stored(id) => (Group::Accounts, id.as_str()),
         Source::Staged(md) => (Group::Staging, md.as_str()),

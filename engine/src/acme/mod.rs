@@ -472,6 +472,19 @@ impl Acme {
         }
     }
 
+    /// Revokes a certificate (RFC 8555 §7.6), signed with the account of
+    /// this client; `reason` is an RFC 5280 CRLReason code.
+    pub fn revoke(&mut self, cert_der: &[u8], reason: Option<u8>) -> AResult<()> {
+        let url = self.dir.revoke_cert.clone().ok_or_else(|| {
+            AcmeError::new(Kind::NotImplemented, "the CA's directory has no revokeCert")
+        })?;
+        let mut payload = json!({ "certificate": crate::util::b64url_encode(cert_der) });
+        if let Some(r) = reason {
+            payload["reason"] = json!(r);
+        }
+        self.post(&url, Some(&payload), false).map(|_| ())
+    }
+
     pub fn post_as_get(&mut self, url: &str) -> AResult<Response> {
         self.post(url, None, false)
     }

@@ -3,6 +3,17 @@
 //! tests and handy for admins:
 //!
 //!   a2md -d STORE -a CA_URL [-C CAFILE] [-p PROXY [-P PROXY_CAFILE]] drive [options] name...
+//!   a2md -d STORE renew MD [--reason TEXT]
+//!   a2md -d STORE [-C CAFILE] [-p PROXY [-P PROXY_CAFILE]] revoke MD [REASON]
+//!
+//! `revoke` revokes the MD's current certificates at its CA (RFC 8555
+//! §7.6, signed with the MD's account key; REASON an RFC 5280 name such as
+//! keyCompromise, or its number) and then asks for a renewal as `renew`
+//! does.
+//!
+//! `renew` leaves a request in the store: the running httpd (or the next
+//! one to start) renews the MD at its next check, whatever its renewal
+//! window says, and serves the new certificate without a restart.
 //!
 //! drive options: --challenges T[,T..]  --dns01 CMD  --dns01-version N
 //!   --contact ADDR  --agreement accepted|URL  --keys "SPEC..."  --eab KID HMAC
@@ -16,7 +27,7 @@ use md_engine::acme::{status, Acme};
 use md_engine::config::{schemify_contact, Eab, Md, MdDef, Settings};
 use md_engine::http::Client;
 use md_engine::keyspec;
-use md_engine::store::Store;
+use md_engine::store::{Group, Store};
 use serde_json::json;
 use std::path::PathBuf;
 
@@ -50,7 +61,7 @@ fn main() {
             "-C" | "--cafile" => cafile = args.next(),
             "-p" | "--proxy" => proxy = args.next(),
             "-P" | "--proxy-cafile" => proxy_cafile = args.next(),
-            "drive" => {
+            "drive" | "renew" | "revoke" => {
                 cmd = Some(a);
                 break;
             }
@@ -61,6 +72,16 @@ fn main() {
         usage("missing command");
     }
     let store_dir = store_dir.unwrap_or_else(|| usage("missing -d STORE"));
+    if cmd.as_deref() == Some("renew") {
+        renew(&store_dir, args.collect());
+    }
+    if cmd.as_deref() == Some("revoke") {
+        let mut http = Client::new(format!("apachemd/{}", md_engine::MOD_MD_VERSION));
+        http.ca_file = cafile;
+        http.proxy = proxy;
+        http.proxy_ca_file = proxy_cafile;
+        revoke(&store_dir, http, args.collect());
+    }
     let ca = ca.unwrap_or_else(|| usage("missing -a CA_URL"));
 
     let mut settings = Settings::default();
@@ -182,4 +203,148 @@ fn main() {
             std::process::exit(1);
         }
     }
+}
+
+/// RFC 5280 CRLReason codes by name (8 is unused).
+const REASONS: &[(&str, u8)] = &[
+    ("unspecified", 0),
+    ("keyCompromise", 1),
+    ("cACompromise", 2),
+    ("affiliationChanged", 3),
+    ("superseded", 4),
+    ("cessationOfOperation", 5),
+    ("certificateHold", 6),
+    ("removeFromCRL", 8),
+    ("privilegeWithdrawn", 9),
+    ("aACompromise", 10),
+];
+
+fn fail(detail: String) -> ! {
+    println!("{}", json!({"status": status::EGENERAL, "detail": detail}));
+    std::process::exit(1)
+}
+
+/// `revoke MD [REASON]`: revokes the MD's live certificates at its CA with
+/// its account, then leaves a renewal request.
+fn revoke(store_dir: &str, http: Client, rest: Vec<String>) -> ! {
+    let (md, reason) = match rest.as_slice() {
+        [md] => (md.clone(), None),
+        [md, r] => {
+            let code = REASONS
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(r))
+                .map(|(_, c)| *c)
+                .or_else(|| r.parse::<u8>().ok().filter(|c| *c <= 10 && *c != 7))
+                .unwrap_or_else(|| {
+                    let names: Vec<&str> = REASONS.iter().map(|(n, _)| *n).collect();
+                    usage(&format!("unknown reason {r}; one of {}", names.join(", ")))
+                });
+            (md.clone(), Some((r.clone(), code)))
+        }
+        _ => usage("revoke MD [REASON]"),
+    };
+    let mut notes = Vec::new();
+    let store =
+        Store::open(&PathBuf::from(store_dir), None, &mut notes).unwrap_or_else(|e| fail(e.msg));
+    let md_json = store
+        .load_json(Group::Domains, &md, "md.json")
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| fail(format!("no installed managed domain {md} in {store_dir}")));
+    let text = |ptr: &str| {
+        md_json
+            .pointer(ptr)
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    };
+    let (Some(ca), Some(id)) = (text("/ca/url"), text("/ca/account")) else {
+        fail(format!("{md}: md.json names no CA or account"))
+    };
+    let (acct, key) = md_engine::acme::account::load(
+        &store,
+        &md_engine::acme::account::Source::Stored(id.clone()),
+    )
+    .ok()
+    .flatten()
+    .unwrap_or_else(|| fail(format!("{md}: account {id} cannot be read")));
+    let mut certs = Vec::new();
+    for f in store.names_in(Group::Domains, &md) {
+        if f.starts_with("pubcert") && f.ends_with(".pem") {
+            let pem = store
+                .load_bytes(Group::Domains, &md, &f)
+                .ok()
+                .flatten()
+                .unwrap_or_default();
+            match openssl::x509::X509::from_pem(&pem).and_then(|c| c.to_der()) {
+                Ok(der) => certs.push((f, der)),
+                Err(e) => fail(format!("{md}: {f}: {e}")),
+            }
+        }
+    }
+    if certs.is_empty() {
+        fail(format!("{md} has no live certificate to revoke"));
+    }
+    let mut acme = Acme::connect(http, &ca).unwrap_or_else(|e| fail(e.to_string()));
+    acme.account = Some((acct.url.clone(), key));
+    let mut revoked = Vec::new();
+    for (f, der) in &certs {
+        if let Err(e) = acme.revoke(der, reason.as_ref().map(|(_, c)| *c)) {
+            fail(format!("{md}: revoking {f} at {ca}: {e}"));
+        }
+        revoked.push(f.clone());
+    }
+    let why = format!(
+        "revoked{}",
+        reason
+            .as_ref()
+            .map(|(n, _)| format!(" ({n})"))
+            .unwrap_or_default()
+    );
+    let req = md_engine::request::Request::renew(md_engine::time::now(), Some(why));
+    if let Err(e) = md_engine::request::save(&store, &md, &req) {
+        fail(format!(
+            "revoked, but cannot write the renewal request: {e}"
+        ));
+    }
+    println!(
+        "{}",
+        json!({"status": 0, "md": md, "revoked": revoked, "request": req, "detail": "revoked at the CA; httpd renews it at its next check"})
+    );
+    std::process::exit(0)
+}
+
+/// `renew MD [--reason TEXT]`: a request for the running httpd.
+fn renew(store_dir: &str, rest: Vec<String>) -> ! {
+    let mut md = None;
+    let mut reason = None;
+    let mut it = rest.into_iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--reason" => reason = Some(it.next().unwrap_or_else(|| usage("missing reason"))),
+            n if n.starts_with("--") => usage(&format!("unknown renew option {n}")),
+            n if md.is_none() => md = Some(n.to_string()),
+            _ => usage("renew takes one MD"),
+        }
+    }
+    let md = md.unwrap_or_else(|| usage("renew: which MD?"));
+    let mut notes = Vec::new();
+    let store =
+        Store::open(&PathBuf::from(store_dir), None, &mut notes).unwrap_or_else(|e| fail(e.msg));
+    let known = [Group::Domains, Group::Staging]
+        .iter()
+        .any(|g| store.path(*g, &md, "md.json").exists());
+    if !known {
+        fail(format!(
+            "no managed domain {md} in {store_dir} (the name is the MD's first domain, as in md-status)"
+        ));
+    }
+    let req = md_engine::request::Request::renew(md_engine::time::now(), reason);
+    if let Err(e) = md_engine::request::save(&store, &md, &req) {
+        fail(format!("cannot write the request: {e}"));
+    }
+    println!(
+        "{}",
+        json!({"status": 0, "md": md, "request": req, "detail": "httpd renews it at its next check (MDCheckInterval) and serves the new certificate without a restart"})
+    );
+    std::process::exit(0)
 }

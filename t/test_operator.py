@@ -1,0 +1,78 @@
+"""Operator control (issue 16, point 1: renew on demand): `a2md renew <md>`
+on the store of a running server leads to a new certificate at the next
+check, served without a restart; md-status shows the request while it is
+pending."""
+
+import json
+import subprocess
+
+from test_acme import a2md  # noqa: F401 - the fixture
+from test_hot import STATUS, fingerprint, md_status
+from test_renewal import obtain, site, wait_for
+
+
+def renew(a2md, sb, name, *extra):
+    r = subprocess.run([a2md, "-d", sb.path("md"), "renew", name, *extra],
+                       capture_output=True, text=True, timeout=30)
+    return r.returncode, json.loads(r.stdout) if r.stdout.strip() else None, r.stderr
+
+
+def test_a2md_renew_on_a_running_server(ca_sb, a2md):  # noqa: F811
+    name = "op.example.org"
+    # not due for years: only the request renews it; checks every 10 s
+    ca_sb.start_httpd(site(ca_sb, name) + STATUS + "MDCheckInterval 10s\n")
+    obtain(ca_sb, name)
+    ca_sb.start_httpd()  # the first certificate installed
+    assert wait_for(lambda: fingerprint(ca_sb, name)[1] == 200, 20)
+    first, _ = fingerprint(ca_sb, name)
+    pid = ca_sb.pid()
+    rc, out, err = renew(a2md, ca_sb, name, "--reason", "CA mass revocation")
+    assert rc == 0 and out["status"] == 0, (out, err)
+    # pending until the new certificate is staged
+    req = md_status(ca_sb, name).get("request")
+    assert req and req["action"] == "renew" and req["reason"] == "CA mass revocation", req
+    assert wait_for(lambda: fingerprint(ca_sb, name)[0] != first, 60), ca_sb.error_log()[-3000:]
+    assert fingerprint(ca_sb, name)[1] == 200
+    assert ca_sb.pid() == pid  # no restart
+    assert "request" not in md_status(ca_sb, name)
+    log = ca_sb.error_log()
+    assert "renewing now as requested at" in log and "CA mass revocation" in log
+    # answered once: no further order at the following checks
+    orders = log.count("renewing now as requested")
+    wait_for(lambda: False, 12)
+    assert ca_sb.error_log().count("renewing now as requested") == orders
+
+
+def test_a2md_renew_names_an_unknown_md(sb, a2md):  # noqa: F811
+    sb.start_httpd(site(sb, "known.example.org"))
+    rc, out, _ = renew(a2md, sb, "unknown.example.org")
+    assert rc == 1 and "no managed domain unknown.example.org" in out["detail"]
+
+
+def test_a2md_revoke_then_a_new_certificate(ca_sb, a2md):  # noqa: F811
+    from test_ocsp import mgmt_get
+    name = "revoke.example.org"
+    ca_sb.start_httpd(site(ca_sb, name) + STATUS + "MDCheckInterval 10s\n")
+    obtain(ca_sb, name)
+    ca_sb.start_httpd()  # installed
+    assert wait_for(lambda: fingerprint(ca_sb, name)[1] == 200, 20)
+    first, _ = fingerprint(ca_sb, name)
+    serial = subprocess.run(
+        ["openssl", "x509", "-noout", "-serial", "-in", ca_sb.path("md", "domains", name, "pubcert.pem")],
+        capture_output=True, text=True, check=True).stdout.strip().split("=")[1].lower()
+    assert json.loads(mgmt_get(ca_sb, f"/cert-status-by-serial/{serial}"))["Status"] == "Valid"
+    r = subprocess.run([a2md, "-d", ca_sb.path("md"), "-C", ca_sb.ca_cert, "revoke", name, "superseded"],
+                       capture_output=True, text=True, timeout=60)
+    out = json.loads(r.stdout)
+    assert r.returncode == 0 and out["revoked"] == ["pubcert.pem"], (out, r.stderr)
+    # the CA has it revoked (RFC 8555 §7.6, signed with the MD's account)
+    assert json.loads(mgmt_get(ca_sb, f"/cert-status-by-serial/{serial}"))["Status"] == "Revoked"
+    assert md_status(ca_sb, name)["request"]["reason"] == "revoked (superseded)"
+    # and the server renews and serves a new certificate, no restart
+    pid = ca_sb.pid()
+    assert wait_for(lambda: fingerprint(ca_sb, name)[0] != first, 60), ca_sb.error_log()[-3000:]
+    assert ca_sb.pid() == pid
+    # a reason that does not exist is refused before anything is sent
+    r = subprocess.run([a2md, "-d", ca_sb.path("md"), "revoke", name, "because"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "unknown reason because" in r.stderr
