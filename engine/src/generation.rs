@@ -772,6 +772,17 @@ fn installed_elsewhere(rt: &Runtime, last: &AtomicI64, host: &dyn Host) -> bool 
     if prev != 0 && time::now() - prev < 30 * time::USEC_PER_SEC {
         return false; // a restart was asked for just now
     }
+    // not while another node is in the middle of its installation: the
+    // restart would start from a half-installed set of MDs and miss the
+    // rest (its `installed` events with them)
+    if let Some(leases) = crate::lease::Leases::of(&rt.store, &rt.global) {
+        if leases
+            .holder("install")
+            .is_some_and(|h| h.expires_micros() + crate::lease::SKEW > time::now())
+        {
+            return false;
+        }
+    }
     let mds = rt.installed_elsewhere();
     if mds.is_empty() {
         return false;
