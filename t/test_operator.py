@@ -76,3 +76,35 @@ def test_a2md_revoke_then_a_new_certificate(ca_sb, a2md):  # noqa: F811
     r = subprocess.run([a2md, "-d", ca_sb.path("md"), "revoke", name, "because"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "unknown reason because" in r.stderr
+
+
+def test_a2md_account_rollover(ca_sb, a2md):  # noqa: F811
+    import os
+    import shutil
+    name = "roll.example.org"
+    ca_sb.start_httpd(site(ca_sb, name) + STATUS + "MDCheckInterval 10s\n")
+    obtain(ca_sb, name)
+    ca_sb.start_httpd()  # installed, with its account in accounts/
+    assert wait_for(lambda: fingerprint(ca_sb, name)[1] == 200, 20)
+    first, _ = fingerprint(ca_sb, name)
+    (acct,) = os.listdir(ca_sb.path("md", "accounts"))
+    pem = ca_sb.path("md", "accounts", acct, "account.pem")
+    before, st = open(pem, "rb").read(), os.stat(pem)
+    shutil.copytree(ca_sb.path("md"), ca_sb.path("old-md"))  # the old key, for later
+    r = subprocess.run([a2md, "-d", ca_sb.path("md"), "-C", ca_sb.ca_cert, "account-rollover", acct],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and json.loads(r.stdout)["status"] == 0, r.stdout + r.stderr
+    after = os.stat(pem)
+    assert open(pem, "rb").read() != before
+    # kept as it was: the renewal job's user owns it, nobody else reads it
+    assert (after.st_uid, after.st_gid, after.st_mode & 0o777) == (st.st_uid, st.st_gid, 0o600)
+    # renewals use the new key: a renewal on request goes through
+    rc, out, err = renew(a2md, ca_sb, name)
+    assert rc == 0, (out, err)
+    assert wait_for(lambda: fingerprint(ca_sb, name)[0] != first, 60), ca_sb.error_log()[-3000:]
+    assert os.listdir(ca_sb.path("md", "accounts")) == [acct]
+    # the CA refuses the old key (no contact given: nothing new is registered)
+    r = subprocess.run([a2md, "-d", ca_sb.path("old-md"), "-a", ca_sb.ca_url, "-C", ca_sb.ca_cert,
+                        "drive", "--account", acct, name], capture_output=True, text=True, timeout=120)
+    assert r.returncode != 0
+    assert "is no longer usable" in r.stderr, r.stdout + r.stderr

@@ -341,6 +341,60 @@ fn use_first_usable(
     Ok(None)
 }
 
+/// Rolls the stored account `id` over to a new key of the same kind at its
+/// CA (RFC 8555 §7.3.5) and stores the new key in its place, encrypted
+/// and owned as the old one was (the renewal job, as httpd's `User`, reads
+/// it; the C module reads it too). `http` reaches the CA.
+pub fn rollover(store: &Store, id: &str, http: crate::http::Client) -> Result<String, String> {
+    use std::os::unix::fs::MetadataExt;
+    let (acct, old) = load(store, &Source::Stored(id.to_string()))?.ok_or_else(|| {
+        format!(
+            "no account {id} in {}",
+            store.group_dir(Group::Accounts).display()
+        )
+    })?;
+    let spec = match old.pkey().bits() {
+        b if old.pkey().rsa().is_ok() => KeySpec::Rsa(b.max(ACCOUNT_KEY_BITS)),
+        _ => KeySpec::Rsa(ACCOUNT_KEY_BITS),
+    };
+    let new_key = Key::generate(&spec).map_err(|e| e.0)?;
+    let mut acme = Acme::connect(http, &acct.ca_url).map_err(|e| e.to_string())?;
+    acme.account = Some((acct.url.clone(), old));
+    acme.key_change(&new_key)
+        .map_err(|e| format!("the CA refused the key change of {}: {e}", acct.url))?;
+    let path = store.path(Group::Accounts, id, ACCOUNT_KEY);
+    let owner = std::fs::metadata(&path).ok();
+    store
+        .save_key(Group::Accounts, id, ACCOUNT_KEY, &new_key)
+        .map_err(|e| format!("the CA has the new key, but storing it failed: {e}"))?;
+    if let Some(m) = owner {
+        std::os::unix::fs::chown(&path, Some(m.uid()), Some(m.gid()))
+            .map_err(|e| format!("cannot give {} back to its owner: {e}", path.display()))?;
+    }
+    Ok(acct.url)
+}
+
+/// The key of a registration that did not finish (an account key in
+/// `staging/` without its `account.json`): this MD's, else another's.
+fn pending_key(store: &Store, md: &Md) -> Option<Key> {
+    let mut names = vec![md.name.clone()];
+    names.extend(
+        store
+            .names(Group::Staging)
+            .into_iter()
+            .filter(|n| *n != md.name),
+    );
+    names.into_iter().find_map(|n| {
+        if store.path(Group::Staging, &n, "account.json").exists() {
+            return None;
+        }
+        store
+            .load_key(Group::Staging, &n, ACCOUNT_KEY)
+            .ok()
+            .flatten()
+    })
+}
+
 /// Registers a new account for `md` (§4.3) and stages it.
 fn register(acme: &mut Acme, store: &Store, md: &Md, notes: &mut Vec<Note>) -> AResult<()> {
     if md.contacts.is_empty() {
@@ -381,8 +435,27 @@ fn register(acme: &mut Acme, store: &Store, md: &Md, notes: &mut Vec<Note>) -> A
     // a stored account would make the CA hand back that account (RFC 8555
     // §7.3.1), bypassing the External Account Binding it should check.
     super::check_shutdown()?;
-    let key = Key::generate_in_turn(&KeySpec::Rsa(ACCOUNT_KEY_BITS), true)
-        .map_err(|e| AcmeError::new(Kind::General, e.0))?;
+    // The key is stored before the CA is asked: a registration cut off
+    // while the CA answered (a child stopped by a restart) may have created
+    // the account, and the next attempt sends the same key, so that the CA
+    // hands that account back (RFC 8555 §7.3.1) instead of making a second.
+    let key = match pending_key(store, md) {
+        Some(k) => {
+            notes.push(Note::new(
+                Level::Info,
+                format!(
+                    "{}: resuming an account registration that was cut off (same key)",
+                    md.name
+                ),
+            ));
+            k
+        }
+        None => Key::generate_in_turn(&KeySpec::Rsa(ACCOUNT_KEY_BITS), true)
+            .map_err(|e| AcmeError::new(Kind::General, e.0))?,
+    };
+    store
+        .save_key(Group::Staging, &md.name, ACCOUNT_KEY, &key)
+        .map_err(|e| AcmeError::new(Kind::General, e.msg))?;
     let jwk = key.jwk().map_err(|e| AcmeError::new(Kind::Invalid, e.0))?;
     let mut payload = Map::new();
     payload.insert("contact".into(), json!(md.contacts));
@@ -432,8 +505,7 @@ fn register(acme: &mut Acme, store: &Store, md: &Md, notes: &mut Vec<Note>) -> A
     };
     let key = acme.account.take().map(|(_, k)| k).expect("set above");
     store
-        .save_key(Group::Staging, &md.name, ACCOUNT_KEY, &key)
-        .and_then(|()| store.save_json(Group::Staging, &md.name, "account.json", &acct.to_json()))
+        .save_json(Group::Staging, &md.name, "account.json", &acct.to_json())
         .map_err(|e| AcmeError::new(Kind::General, e.msg))?;
     acme.account = Some((acct_url.clone(), key));
     notes.push(Note::new(

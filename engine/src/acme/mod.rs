@@ -472,6 +472,29 @@ impl Acme {
         }
     }
 
+    /// Rolls the account of this client over to `new_key` (RFC 8555
+    /// §7.3.5): the inner JWS, signed with the new key, names the account
+    /// and its old key; the outer one is signed with the old key. On
+    /// success the client signs with the new key.
+    pub fn key_change(&mut self, new_key: &crypto::Key) -> AResult<()> {
+        let url = self.dir.key_change.clone().ok_or_else(|| {
+            AcmeError::new(Kind::NotImplemented, "the CA's directory has no keyChange")
+        })?;
+        let Some((acct_url, old)) = self.account.clone() else {
+            return Err(AcmeError::new(Kind::Invalid, "no account to roll over"));
+        };
+        let invalid = |e: crypto::CryptoError| AcmeError::new(Kind::Invalid, e.0);
+        let mut prot = Map::new();
+        prot.insert("alg".into(), json!(new_key.jws_alg().map_err(invalid)?));
+        prot.insert("jwk".into(), new_key.jwk().map_err(invalid)?);
+        prot.insert("url".into(), json!(url));
+        let payload = json!({ "account": acct_url, "oldKey": old.jwk().map_err(invalid)? });
+        let inner = crypto::jws(new_key, &prot, &payload.to_string()).map_err(invalid)?;
+        self.post(&url, Some(&inner), false)?;
+        self.account = Some((acct_url, new_key.clone()));
+        Ok(())
+    }
+
     /// Revokes a certificate (RFC 8555 §7.6), signed with the account of
     /// this client; `reason` is an RFC 5280 CRLReason code.
     pub fn revoke(&mut self, cert_der: &[u8], reason: Option<u8>) -> AResult<()> {

@@ -5,6 +5,11 @@
 //!   a2md -d STORE -a CA_URL [-C CAFILE] [-p PROXY [-P PROXY_CAFILE]] drive [options] name...
 //!   a2md -d STORE renew MD [--reason TEXT]
 //!   a2md -d STORE [-C CAFILE] [-p PROXY [-P PROXY_CAFILE]] revoke MD [REASON]
+//!   a2md -d STORE [-C CAFILE] [-p PROXY [-P PROXY_CAFILE]] account-rollover ID
+//!
+//! `account-rollover` gives the stored account ID (as in `accounts/`) a new
+//! key at its CA (RFC 8555 §7.3.5) and in the store; renewals use it from
+//! then on.
 //!
 //! `revoke` revokes the MD's current certificates at its CA (RFC 8555
 //! §7.6, signed with the MD's account key; REASON an RFC 5280 name such as
@@ -61,7 +66,7 @@ fn main() {
             "-C" | "--cafile" => cafile = args.next(),
             "-p" | "--proxy" => proxy = args.next(),
             "-P" | "--proxy-cafile" => proxy_cafile = args.next(),
-            "drive" | "renew" | "revoke" => {
+            "drive" | "renew" | "revoke" | "account-rollover" => {
                 cmd = Some(a);
                 break;
             }
@@ -75,12 +80,31 @@ fn main() {
     if cmd.as_deref() == Some("renew") {
         renew(&store_dir, args.collect());
     }
-    if cmd.as_deref() == Some("revoke") {
+    if matches!(cmd.as_deref(), Some("revoke" | "account-rollover")) {
         let mut http = Client::new(format!("apachemd/{}", md_engine::MOD_MD_VERSION));
         http.ca_file = cafile;
         http.proxy = proxy;
         http.proxy_ca_file = proxy_cafile;
-        revoke(&store_dir, http, args.collect());
+        let rest: Vec<String> = args.collect();
+        if cmd.as_deref() == Some("revoke") {
+            revoke(&store_dir, http, rest);
+        }
+        let [id] = rest.as_slice() else {
+            usage("account-rollover ID")
+        };
+        let mut notes = Vec::new();
+        let store = Store::open(&PathBuf::from(&store_dir), None, &mut notes)
+            .unwrap_or_else(|e| fail(e.msg));
+        match md_engine::acme::account::rollover(&store, id, http) {
+            Ok(url) => {
+                println!(
+                    "{}",
+                    json!({"status": 0, "account": id, "url": url, "detail": "the account has a new key at the CA and in the store"})
+                );
+                std::process::exit(0)
+            }
+            Err(e) => fail(e),
+        }
     }
     let ca = ca.unwrap_or_else(|| usage("missing -a CA_URL"));
 
