@@ -108,3 +108,72 @@ def test_a2md_account_rollover(ca_sb, a2md):  # noqa: F811
                         "drive", "--account", acct, name], capture_output=True, text=True, timeout=120)
     assert r.returncode != 0
     assert "is no longer usable" in r.stderr, r.stdout + r.stderr
+
+
+def test_a2md_account_export_and_import(ca_sb, a2md):  # noqa: F811
+    """An account kept across servers (issue 16, point 2): exported from one
+    store, imported into a fresh one by lookup (onlyReturnExisting) and by
+    URL, used there without a new registration; keys the CA does not know
+    and wrong URLs are refused and store nothing."""
+    import os
+    import shutil
+    name = "export.example.org"
+    ca_sb.start_httpd(site(ca_sb, name) + STATUS)
+    obtain(ca_sb, name)
+    ca_sb.start_httpd()  # installed: the account is in accounts/
+    assert wait_for(lambda: fingerprint(ca_sb, name)[1] == 200, 20)
+    (acct,) = os.listdir(ca_sb.path("md", "accounts"))
+    stored = json.load(open(ca_sb.path("md", "accounts", acct, "account.json")))
+
+    def run(store, *args):
+        r = subprocess.run([a2md, "-d", store, "-a", ca_sb.ca_url, "-C", ca_sb.ca_cert, *args],
+                           capture_output=True, text=True, timeout=120)
+        return r.returncode, json.loads(r.stdout) if r.stdout.strip() else None, r.stderr
+
+    keyfile = ca_sb.path("exported.pem")
+    rc, out, err = run(ca_sb.path("md"), "account-export", acct, keyfile)
+    assert rc == 0 and out["url"] == stored["url"], (out, err)
+    assert os.stat(keyfile).st_mode & 0o777 == 0o600
+    assert open(keyfile).read().startswith("-----BEGIN PRIVATE KEY-----")
+    rc, out, _ = run(ca_sb.path("md"), "account-export", acct, keyfile)
+    assert rc == 1 and "File exists" in out["detail"]  # never over a file
+
+    # a fresh store on "another server": found by its key alone
+    new = ca_sb.path("md-new")
+    rc, out, err = run(new, "account-import", keyfile)
+    assert rc == 0 and out["url"] == stored["url"], (out, err)
+    imported = out["account"]
+    j = json.load(open(os.path.join(new, "accounts", imported, "account.json")))
+    assert j["url"] == stored["url"] and j["status"] == "valid" and j["ca-url"] == ca_sb.ca_url
+    key = os.stat(os.path.join(new, "accounts", imported, "account.pem"))
+    assert key.st_mode & 0o077 == 0
+    assert b"ENCRYPTED" in open(os.path.join(new, "accounts", imported, "account.pem"), "rb").read()
+    rc, out, _ = run(new, "account-import", keyfile)
+    assert rc == 1 and f"stored already, as {imported}" in out["detail"]
+    # by its URL, into a third store; a wrong URL is refused
+    other = ca_sb.path("md-other")
+    rc, out, err = run(other, "account-import", keyfile, "--url", stored["url"] + "0")
+    assert rc == 1 and "does not confirm" in out["detail"], (out, err)
+    assert not os.listdir(os.path.join(other, "accounts"))
+    rc, out, err = run(other, "account-import", keyfile, "--url", stored["url"])
+    assert rc == 0 and out["url"] == stored["url"], (out, err)
+    # a key the CA has never seen: nothing registered, nothing stored
+    stranger = ca_sb.path("stranger.pem")
+    subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048",
+                    "-out", stranger], check=True, capture_output=True)
+    rc, out, err = run(other, "account-import", stranger)
+    assert rc == 1 and "knows no account with this key" in out["detail"], (out, err)
+    assert len(os.listdir(os.path.join(other, "accounts"))) == 1
+
+    # the new server uses the imported account for its first certificate
+    ca_sb.stop_httpd()
+    shutil.move(ca_sb.path("md"), ca_sb.path("md-first"))
+    shutil.move(new, ca_sb.path("md"))
+    ca_sb.clear_log()
+    second = "import.example.org"
+    ca_sb.start_httpd(site(ca_sb, second) + STATUS)
+    obtain(ca_sb, second)
+    md = json.load(open(ca_sb.path("md", "staging", second, "md.json")))
+    assert md["ca"]["account"] == imported, md
+    assert "registered new account" not in ca_sb.error_log()
+    assert not os.path.exists(ca_sb.path("md", "staging", second, "account.json"))

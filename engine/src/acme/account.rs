@@ -374,6 +374,103 @@ pub fn rollover(store: &Store, id: &str, http: crate::http::Client) -> Result<St
     Ok(acct.url)
 }
 
+/// Imports an existing account into `accounts/` (issue 16, point 2): the
+/// account of `key` at the CA `ca_url`, found by its `url` (checked with a
+/// POST-as-GET signed with the key) or, without one, by a newAccount
+/// request with `onlyReturnExisting` (RFC 8555 §7.3.1), which creates
+/// nothing. MDs at that CA without an account of their own use it from
+/// then on (as they would a registered one). Returns the account's id and
+/// URL; an account already stored under another id is reported, not
+/// stored twice.
+pub fn import(
+    store: &Store,
+    ca_url: &str,
+    key: Key,
+    url: Option<&str>,
+    http: crate::http::Client,
+) -> Result<(String, String), String> {
+    let mut acme = Acme::connect(http, ca_url).map_err(|e| e.to_string())?;
+    let (acct_url, reg) = match url {
+        Some(u) => {
+            acme.account = Some((u.to_string(), key.clone()));
+            let r = acme.post_as_get(u).map_err(|e| {
+                format!("the CA does not confirm that this key is the key of {u}: {e}")
+            })?;
+            (u.to_string(), json_body(&r).unwrap_or(Value::Null))
+        }
+        None => {
+            acme.account = Some((String::new(), key.clone()));
+            let new_account = acme.dir.new_account.clone();
+            let r = acme
+                .post(
+                    &new_account,
+                    Some(&json!({"onlyReturnExisting": true})),
+                    true,
+                )
+                .map_err(|e| format!("the CA knows no account with this key: {e}"))?;
+            let u = r.header("location").map(str::to_string).ok_or_else(|| {
+                "the CA answered the account lookup without a Location header".to_string()
+            })?;
+            (u, json_body(&r).unwrap_or(Value::Null))
+        }
+    };
+    let status = reg.get("status").and_then(Value::as_str).unwrap_or("valid");
+    if status != "valid" {
+        return Err(format!("the account {acct_url} is {status} at the CA"));
+    }
+    for id in store.names(Group::Accounts) {
+        if let Ok(Some((a, _))) = load(store, &Source::Stored(id.clone())) {
+            if a.url == acct_url {
+                return Err(format!("the account {acct_url} is stored already, as {id}"));
+            }
+        }
+    }
+    let strs = |k: &str| -> Vec<String> {
+        reg.get(k)
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let acct = Account {
+        status: Some(status.to_string()),
+        url: acct_url.clone(),
+        ca_url: acme.dir.url.clone(),
+        contact: strs("contact"),
+        orders: reg
+            .get("orders")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        agreement: acme.dir.terms_of_service.clone(),
+        registration: reg,
+        eab: None,
+    };
+    let id = next_id(store, &acme.dir.url);
+    // the key first: an account.json without its key would be reported
+    // as unusable; a key without account.json is ignored
+    store
+        .save_key(Group::Accounts, &id, ACCOUNT_KEY, &key)
+        .map_err(|e| e.msg)?;
+    store
+        .save_json(Group::Accounts, &id, "account.json", &acct.to_json())
+        .map_err(|e| e.msg)?;
+    // open to the renewal job, which runs as the owner of `staging/`
+    // (httpd's User), as an installed account is
+    store
+        .ensure_group(Group::Accounts, None)
+        .map_err(|e| e.to_string())?;
+    if let Ok(m) = std::fs::metadata(store.group_dir(Group::Staging)) {
+        use std::os::unix::fs::MetadataExt;
+        let path = store.path(Group::Accounts, &id, ACCOUNT_KEY);
+        std::os::unix::fs::chown(&path, Some(m.uid()), None)
+            .map_err(|e| format!("cannot give {} to httpd's User: {e}", path.display()))?;
+    }
+    Ok((id, acct_url))
+}
+
 /// The key of a registration that did not finish (an account key in
 /// `staging/` without its `account.json`): this MD's, else another's.
 fn pending_key(store: &Store, md: &Md) -> Option<Key> {

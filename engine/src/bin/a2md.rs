@@ -6,6 +6,20 @@
 //!   a2md -d STORE renew MD [--reason TEXT]
 //!   a2md -d STORE [-C CAFILE] [-p PROXY [-P PROXY_CAFILE]] revoke MD [REASON]
 //!   a2md -d STORE [-C CAFILE] [-p PROXY [-P PROXY_CAFILE]] account-rollover ID
+//!   a2md -d STORE -a CA_URL [-C CAFILE] [-p PROXY [-P PROXY_CAFILE]] account-import KEYFILE [--url URL]
+//!
+//!   a2md -d STORE account-export ID KEYFILE
+//!
+//! `account-export` writes the key of the stored account ID to KEYFILE
+//! (unencrypted PEM, mode 0600, never over an existing file) and prints its
+//! CA and URL: what `account-import` on another server takes.
+//!
+//! `account-import` stores an existing account (its key as an unencrypted
+//! PEM file, e.g. from another server's store or a key compromise's
+//! replacement) under a new id in `accounts/`: the CA confirms that the key
+//! belongs to URL, or, without one, names the key's account (RFC 8555
+//! §7.3.1 onlyReturnExisting; nothing is registered). MDs at that CA that
+//! have no account yet use it.
 //!
 //! `account-rollover` gives the stored account ID (as in `accounts/`) a new
 //! key at its CA (RFC 8555 §7.3.5) and in the store; renewals use it from
@@ -66,7 +80,8 @@ fn main() {
             "-C" | "--cafile" => cafile = args.next(),
             "-p" | "--proxy" => proxy = args.next(),
             "-P" | "--proxy-cafile" => proxy_cafile = args.next(),
-            "drive" | "renew" | "revoke" | "account-rollover" => {
+            "drive" | "renew" | "revoke" | "account-rollover" | "account-import"
+            | "account-export" => {
                 cmd = Some(a);
                 break;
             }
@@ -80,7 +95,13 @@ fn main() {
     if cmd.as_deref() == Some("renew") {
         renew(&store_dir, args.collect());
     }
-    if matches!(cmd.as_deref(), Some("revoke" | "account-rollover")) {
+    if cmd.as_deref() == Some("account-export") {
+        export(&store_dir, args.collect());
+    }
+    if matches!(
+        cmd.as_deref(),
+        Some("revoke" | "account-rollover" | "account-import")
+    ) {
         let mut http = Client::new(format!("apachemd/{}", md_engine::MOD_MD_VERSION));
         http.ca_file = cafile;
         http.proxy = proxy;
@@ -88,6 +109,10 @@ fn main() {
         let rest: Vec<String> = args.collect();
         if cmd.as_deref() == Some("revoke") {
             revoke(&store_dir, http, rest);
+        }
+        if cmd.as_deref() == Some("account-import") {
+            let ca = ca.unwrap_or_else(|| usage("account-import needs -a CA_URL"));
+            import(&store_dir, &ca, http, rest);
         }
         let [id] = rest.as_slice() else {
             usage("account-rollover ID")
@@ -369,6 +394,69 @@ fn renew(store_dir: &str, rest: Vec<String>) -> ! {
     println!(
         "{}",
         json!({"status": 0, "md": md, "request": req, "detail": "httpd renews it at its next check (MDCheckInterval) and serves the new certificate without a restart"})
+    );
+    std::process::exit(0)
+}
+
+/// `account-import KEYFILE [--url URL]`: an existing account into the store.
+fn import(store_dir: &str, ca: &str, http: Client, rest: Vec<String>) -> ! {
+    let (file, url) = match rest.as_slice() {
+        [f] => (f, None),
+        [f, o, u] if o == "--url" => (f, Some(u.as_str())),
+        _ => usage("account-import KEYFILE [--url URL]"),
+    };
+    let pem = std::fs::read(file).unwrap_or_else(|e| fail(format!("cannot read {file}: {e}")));
+    let key = md_engine::crypto::Key::from_pem(&pem, None).unwrap_or_else(|e| {
+        fail(format!(
+            "{file} is not an unencrypted PEM private key: {}",
+            e.0
+        ))
+    });
+    let mut notes = Vec::new();
+    let store =
+        Store::open(&PathBuf::from(store_dir), None, &mut notes).unwrap_or_else(|e| fail(e.msg));
+    match md_engine::acme::account::import(&store, ca, key, url, http) {
+        Ok((id, url)) => {
+            println!(
+                "{}",
+                json!({"status": 0, "account": id, "url": url, "detail": "stored; MDs at this CA without an account of their own use it"})
+            );
+            std::process::exit(0)
+        }
+        Err(e) => fail(e),
+    }
+}
+
+/// `account-export ID KEYFILE`: the account's key for another server.
+fn export(store_dir: &str, rest: Vec<String>) -> ! {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let [id, file] = rest.as_slice() else {
+        usage("account-export ID KEYFILE")
+    };
+    let mut notes = Vec::new();
+    let store =
+        Store::open(&PathBuf::from(store_dir), None, &mut notes).unwrap_or_else(|e| fail(e.msg));
+    let (acct, key) = md_engine::acme::account::load(
+        &store,
+        &md_engine::acme::account::Source::Stored(id.clone()),
+    )
+    .unwrap_or_else(|e| fail(e))
+    .unwrap_or_else(|| fail(format!("no account {id} in {store_dir}/accounts")));
+    let pem = key.to_pem(None).unwrap_or_else(|e| fail(e.0));
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(file)
+        .and_then(|mut f| f.write_all(&pem).and_then(|_| f.sync_all()));
+    if let Err(e) = written {
+        fail(format!("cannot write {file}: {e}"));
+    }
+    println!(
+        "{}",
+        json!({"status": 0, "account": id, "ca-url": acct.ca_url, "url": acct.url, "key-file": file,
+               "detail": "keep the file secret; a2md account-import takes it on another server"})
     );
     std::process::exit(0)
 }
