@@ -142,6 +142,8 @@ pub unsafe extern "C" fn post_config_after_ssl(
         // of this generation.
         let input = SslInput {
             reach: &|p80, p443| unsafe { reachability(p80, p443) },
+            // SAFETY: as above, the listener list is stable in post_config.
+            listeners: unsafe { listen_addrs() },
             acme_tls: &|id| unsafe { allows_acme_tls(id as *mut ffi::server_rec) },
         };
         match state.after_ssl(&host(s), &input) {
@@ -176,6 +178,40 @@ unsafe fn reachability(local_80: Option<u16>, local_443: Option<u16>) -> (bool, 
         }
     }
     (http, https)
+}
+
+/// The addresses of the `Listen` sockets that serve http or https (the
+/// challenge pre-flight connects to them).
+///
+/// # Safety
+/// Called during post_config, while httpd's listener list is stable.
+unsafe fn listen_addrs() -> Vec<std::net::SocketAddr> {
+    let mut out = Vec::new();
+    // SAFETY: ap_listeners is a NULL-terminated list built by httpd before
+    // post_config; its addresses and strings live in the process pool.
+    // apr_sockaddr_ip_getbuf writes at most `buf.len()` bytes, NUL included.
+    unsafe {
+        let mut lr = ffi::ap_listeners;
+        while let Some(l) = lr.as_ref() {
+            let proto = apr::opt_str(l.protocol)
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            if let Some(a) = l.bind_addr.as_mut() {
+                let mut buf = [0 as std::os::raw::c_char; 64];
+                if (proto.is_empty() || proto.starts_with("http"))
+                    && ffi::apr_sockaddr_ip_getbuf(buf.as_mut_ptr(), buf.len() as _, a) == 0
+                {
+                    let ip = std::ffi::CStr::from_ptr(buf.as_ptr()).to_string_lossy();
+                    let ip = ip.split('%').next().unwrap_or("");
+                    if let Ok(ip) = ip.parse::<std::net::IpAddr>() {
+                        out.push(std::net::SocketAddr::new(ip, a.port));
+                    }
+                }
+            }
+            lr = l.next;
+        }
+    }
+    out
 }
 
 /// Whether a server allows the `acme-tls/1` protocol (`Protocols`).

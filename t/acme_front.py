@@ -43,6 +43,7 @@ class AcmeFront:
         self.asked = []  # ARI certificate ids asked for
         self.orders = []  # newOrder payloads
         self.reject_replaces = 0  # newOrders with `replaces` to reject
+        self.challenges = []  # challenge URLs the client asked pebble to validate
         front = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -76,6 +77,9 @@ class AcmeFront:
                         front.orders.append(payload)
                         return self.problem(409, "urn:ietf:params:acme:error:alreadyReplaced",
                                             "certificate already replaced")
+                if self.command == "POST" and self.path.startswith("/chalZ/") and body \
+                        and json.loads(body).get("payload"):  # "{}": validate (not POST-as-GET)
+                    front.challenges.append(self.path)
                 jwk = None
                 if self.command == "POST" and self.path == "/sign-me-up" and body:
                     jwk = json.dumps(b64url_json(json.loads(body)["protected"]).get("jwk"),

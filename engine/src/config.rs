@@ -208,6 +208,8 @@ directives! {
         "Name of this node among the httpd servers sharing the store (turns cluster coordination on).";
     ClusterLease => "MDClusterLease", Take1, NotMd, Rsrc,
         "How long a node's claim on a renewal lasts without being refreshed (default 2 minutes).";
+    ChallengePreflight => "MDChallengePreflight", Take1, NotMd, Rsrc,
+        "On to check that httpd answers an http-01/tls-alpn-01 challenge itself before the CA is asked to validate it (default on).";
 }
 
 impl Directive {
@@ -396,6 +398,12 @@ pub struct Global {
     pub cluster_node: Option<String>,
     /// `MDClusterLease`: how long a lease lasts without a refresh.
     pub cluster_lease: Micros,
+    /// `MDChallengePreflight`: check http-01/tls-alpn-01 answers through
+    /// httpd's own listeners before the CA is asked (default on).
+    pub challenge_preflight: bool,
+    /// The addresses httpd listens on for http/https (set at start-up from
+    /// its `Listen` sockets; what the pre-flight connects to).
+    pub listeners: Vec<std::net::SocketAddr>,
 }
 
 /// Default of `MDClusterLease`.
@@ -452,6 +460,8 @@ impl Default for Global {
             graceful_restart: false,
             cluster_node: None,
             cluster_lease: DEFAULT_CLUSTER_LEASE,
+            challenge_preflight: true,
+            listeners: Vec::new(),
         }
     }
 }
@@ -967,6 +977,7 @@ impl ModConfig {
             }
             D::HotActivation => g.hot_activation = on_off(arg)?,
             D::GracefulRestart => g.graceful_restart = on_off(arg)?,
+            D::ChallengePreflight => g.challenge_preflight = on_off(arg)?,
             D::ClusterNode => {
                 let ok = !arg.is_empty()
                     && arg.len() <= 64
@@ -1556,7 +1567,7 @@ mod tests {
 
     #[test]
     fn table() {
-        assert_eq!(Directive::ALL.len(), 53);
+        assert_eq!(Directive::ALL.len(), 54);
         assert_eq!(
             Directive::from_name("mdstoredir"),
             Some(Directive::StoreDir)

@@ -82,6 +82,9 @@ pub struct StartInput {
 pub struct SslInput<'a> {
     /// Whether listeners serve the local ports of the public 80 and 443.
     pub reach: &'a dyn Fn(Option<u16>, Option<u16>) -> (bool, bool),
+    /// The addresses of httpd's http/https listeners (for the challenge
+    /// pre-flight).
+    pub listeners: Vec<std::net::SocketAddr>,
     /// Whether a server allows the `acme-tls/1` protocol.
     pub acme_tls: &'a dyn Fn(usize) -> bool,
 }
@@ -289,6 +292,7 @@ impl Generation {
             return Ok(Background::default());
         };
         let (http_ok, https_ok) = (input.reach)(global.local_80, global.local_443);
+        rt.global.listeners = input.listeners.clone();
         let facts = SslFacts {
             ssl: &st.ssl_servers,
             fallback: &st.fallback_servers,
@@ -932,6 +936,7 @@ mod tests {
         assert!(matches!(gen.cert_files(&*rec, 11, 0), Served::Declined));
         let input = SslInput {
             reach: REACH,
+            listeners: Vec::new(),
             acme_tls: NO_ACME_TLS,
         };
         let bg = gen.after_ssl(&host, &input).expect("after ssl");
@@ -957,6 +962,7 @@ mod tests {
         assert!(rec.has("AH10070: initializing post config dry run"));
         let input = SslInput {
             reach: REACH,
+            listeners: Vec::new(),
             acme_tls: NO_ACME_TLS,
         };
         let bg = gen.after_ssl(&host, &input).expect("after ssl");

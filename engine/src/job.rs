@@ -1057,6 +1057,14 @@ fn run(
                 dns01_cmd: ctx.global.dns01_cmd.clone(),
                 dns01_version: ctx.global.dns01_version,
                 tls_alpn_domains: Some(md.found.acme_tls_1_domains.clone()),
+                preflight: ctx
+                    .global
+                    .challenge_preflight
+                    .then(|| crate::preflight::Env {
+                        local_80: ctx.global.local_80,
+                        local_443: ctx.global.local_443,
+                        listeners: ctx.global.listeners.clone(),
+                    }),
             },
             notes: Vec::new(),
             replaced,

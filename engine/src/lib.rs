@@ -18,6 +18,7 @@ pub mod keyspec;
 pub mod lease;
 pub mod log;
 pub mod ocsp;
+pub mod preflight;
 pub mod redirect;
 pub mod reg;
 pub mod report;

@@ -105,6 +105,9 @@ pub struct ChallengeEnv {
     /// allows `acme-tls/1`); the others skip that type, as in the C module.
     /// None: no restriction (a2md).
     pub tls_alpn_domains: Option<Vec<String>>,
+    /// Check http-01 and tls-alpn-01 answers through httpd's own listeners
+    /// before the CA is asked (`MDChallengePreflight`); None: no check.
+    pub preflight: Option<crate::preflight::Env>,
 }
 
 /// What one run needs.
@@ -380,6 +383,60 @@ fn setup_challenge(
     Ok(setup)
 }
 
+/// Pre-flight (issue 16, point 4): asks httpd the CA's question before the
+/// CA does. An Err keeps the CA from being asked for this challenge type.
+fn preflight(
+    acme: &Acme,
+    md: &Md,
+    env: &mut RunEnv<'_>,
+    ctype: &str,
+    ident: &str,
+    token: &str,
+) -> AResult<()> {
+    let Some(pf) = env.challenges.preflight.clone() else {
+        return Ok(());
+    };
+    if ctype == "dns-01" {
+        return Ok(());
+    }
+    let acct_key = &acme
+        .account
+        .as_ref()
+        .ok_or_else(|| AcmeError::new(Kind::Invalid, "no account"))?
+        .1;
+    let key_authz =
+        key_authorization(token, acct_key).map_err(|e| AcmeError::new(Kind::Invalid, e.0))?;
+    let name = identifier_value(ident);
+    let checked = crate::preflight::check(&pf, ctype, name, token, &key_authz);
+    let dns = crate::preflight::resolution(name);
+    let dns = if dns.is_empty() {
+        String::new()
+    } else {
+        format!("; {dns}")
+    };
+    match checked {
+        Ok(what) => {
+            env.notes.push(Note::new(
+                Level::Debug,
+                format!("{}: {ctype} pre-flight for {name}: {what}{dns}", md.name),
+            ));
+            Ok(())
+        }
+        Err(why) => {
+            let msg = format!(
+                "{ctype} pre-flight for {name} failed, the CA was not asked to validate it:                  {why}{dns} (MDChallengePreflight off skips this check)"
+            );
+            env.notes
+                .push(Note::new(Level::Warn, format!("{}: {msg}", md.name)));
+            Err(AcmeError::with_problem(
+                Kind::General,
+                "challenge-preflight-failure",
+                msg,
+            ))
+        }
+    }
+}
+
 /// The error of an authorization that can no longer become valid.
 fn authz_failed(authz: &Authorization) -> AcmeError {
     AcmeError::new(
@@ -418,7 +475,9 @@ fn start_authz(
             continue;
         };
         any = true;
-        match setup_challenge(acme, md, env, &ctype, &ident, &ch.token) {
+        match setup_challenge(acme, md, env, &ctype, &ident, &ch.token)
+            .and_then(|setup| preflight(acme, md, env, &ctype, &ident, &ch.token).map(|_| setup))
+        {
             Ok(setup) => {
                 if !order.challenge_setups.contains(&setup) {
                     order.challenge_setups.push(setup);
@@ -450,6 +509,14 @@ fn start_authz(
                 env.challenges.types.join(" ")
             ),
         ));
+    }
+    // the pre-flight's reason as it is: md-status and the errored event
+    // say what to correct
+    if let Some(e) = last_err
+        .as_ref()
+        .filter(|e| e.problem.as_deref() == Some("challenge-preflight-failure"))
+    {
+        return Err(e.clone());
     }
     let detail = last_err.map(|e| e.detail).unwrap_or_default();
     Err(AcmeError::with_problem(

@@ -139,6 +139,7 @@ fn main() {
         dns01_cmd: None,
         dns01_version: 1,
         tls_alpn_domains: None,
+        preflight: None,
     };
     let mut names = Vec::new();
     let mut account = None;
