@@ -234,6 +234,7 @@ OURS_ONLY_GOOD = [
     "MDClusterNode web-1", "MDClusterNode node2.example.org:8443",
     "MDClusterLease 30s", "MDClusterLease 2mi",
     "MDChallengePreflight on", "MDChallengePreflight off",
+    "MDCRLCheck on", "MDCRLCheck off",
     section("MDCertificateProtocol tailscale",
             "MDCertificateAuthority file://localhost/var/run/tailscale/tailscaled.sock",
             names="host.tail1234.ts.net"),
@@ -251,6 +252,7 @@ OURS_ONLY_BAD = [
     ("MDClusterLease x", "unrecognized duration format"),
     ("MDChallengePreflight 1", "unknown '1', supported parameter values are 'on' and 'off'"),
     (section("MDChallengePreflight off"), "MDChallengePreflight is not allowed inside an '<MDomainSet' context"),
+    ("MDCRLCheck yes", "unknown 'yes', supported parameter values are 'on' and 'off'"),
     ("MDCertificateMonitor a",
      "MDCertificateMonitor takes two arguments, Set name and URL pattern for a certificate monitoring "
      "site (same as MDCertificateCheck)."),
@@ -356,7 +358,8 @@ def test_directive_table_matches_c_module(cfg, module, c_module):
     theirs = _directive_list(cfg, c_module)
     assert len(theirs) == 47
     ours_only = ["MDCertificateMonitor", "MDParallelRenewals", "MDHotActivation", "MDGracefulRestart",
-                 "MDClusterNode", "MDClusterLease", "MDChallengePreflight"]
+                 "MDClusterNode", "MDClusterLease", "MDChallengePreflight",
+                 "MDCRLCheck"]
     assert [e for e in ours if e[0] not in ours_only] == theirs
     assert [e[0] for e in ours[-len(ours_only):]] == ours_only
 

@@ -210,6 +210,8 @@ directives! {
         "How long a node's claim on a renewal lasts without being refreshed (default 2 minutes).";
     ChallengePreflight => "MDChallengePreflight", Take1, NotMd, Rsrc,
         "On to check that httpd answers an http-01/tls-alpn-01 challenge itself before the CA is asked to validate it (default on).";
+    CrlCheck => "MDCRLCheck", Take1, NotMd, Rsrc,
+        "On to check certificates against the CRLs their issuers name, and to renew revoked ones at once (default on).";
 }
 
 impl Directive {
@@ -401,6 +403,9 @@ pub struct Global {
     /// `MDChallengePreflight`: check http-01/tls-alpn-01 answers through
     /// httpd's own listeners before the CA is asked (default on).
     pub challenge_preflight: bool,
+    /// `MDCRLCheck`: check served certificates against their issuers' CRLs
+    /// (default on).
+    pub crl_check: bool,
     /// The addresses httpd listens on for http/https (set at start-up from
     /// its `Listen` sockets; what the pre-flight connects to).
     pub listeners: Vec<std::net::SocketAddr>,
@@ -461,6 +466,7 @@ impl Default for Global {
             cluster_node: None,
             cluster_lease: DEFAULT_CLUSTER_LEASE,
             challenge_preflight: true,
+            crl_check: true,
             listeners: Vec::new(),
         }
     }
@@ -978,6 +984,7 @@ impl ModConfig {
             D::HotActivation => g.hot_activation = on_off(arg)?,
             D::GracefulRestart => g.graceful_restart = on_off(arg)?,
             D::ChallengePreflight => g.challenge_preflight = on_off(arg)?,
+            D::CrlCheck => g.crl_check = on_off(arg)?,
             D::ClusterNode => {
                 let ok = !arg.is_empty()
                     && arg.len() <= 64
@@ -1567,7 +1574,7 @@ mod tests {
 
     #[test]
     fn table() {
-        assert_eq!(Directive::ALL.len(), 54);
+        assert_eq!(Directive::ALL.len(), 55);
         assert_eq!(
             Directive::from_name("mdstoredir"),
             Some(Directive::StoreDir)

@@ -43,6 +43,8 @@ pub struct Generation {
     /// The stapled certificates (primed in the parent; every child staples
     /// from them; one child refreshes them).
     pub stapling: Arc<Stapling>,
+    /// What the last CRL pass found (in the child that runs the watchdog).
+    pub crl: Arc<crate::crl::Registry>,
     /// Hot activation: the staged set each SSL vhost serves.
     pub hot: HotSlots<TlsSet>,
     /// The keys of the fallback certificates made in this generation.
@@ -58,6 +60,7 @@ impl Default for Generation {
             setup: Mutex::default(),
             scheduler: Arc::default(),
             stapling: Arc::default(),
+            crl: Arc::default(),
             hot: HotSlots::default(),
             fallback_keys: Default::default(),
             published: OnceLock::new(),
@@ -604,10 +607,12 @@ impl Generation {
         let msg = format!("AH10055: md watchdog run, auto drive {} mds", items.len());
         env.host.log(Level::Debug, &msg);
         let ua = format!("{} mod_md/{}", env.product(), crate::MOD_MD_VERSION);
-        let (host, sched, stapling) = (
+        let crl_ua = ua.clone();
+        let (host, sched, stapling, crl) = (
             env.host.clone(),
             self.scheduler.clone(),
             self.stapling.clone(),
+            self.crl.clone(),
         );
         let (g, run_user, store) = (rt.global.clone(), env.run_user.clone(), rt.store.clone());
         let process = move |item: &scheduler::Item, now: Micros| {
@@ -615,19 +620,77 @@ impl Generation {
             let report = |msg: &str| host.log(Level::Crit, msg);
             crate::boundary::guard("renewal job", 0, report, || {
                 crate::boundary::test_panic("renewal-job");
-                let revoked = item.md.stapling && stapling.md_revoked(&item.md.name);
+                let revoked = if item.md.stapling && stapling.md_revoked(&item.md.name) {
+                    Some(crate::job::RevokedBy::Ocsp)
+                } else if crl.revoked(&item.md.name, &item.certs) {
+                    Some(crate::job::RevokedBy::Crl)
+                } else {
+                    None
+                };
                 let h = &*host;
                 scheduler::process_job(&sched, h, &store, &g, &ua, &run_user, revoked, item, now)
             })
         };
-        let stapling = self.stapling.clone();
+        let (stapling, crl) = (self.stapling.clone(), self.crl.clone());
         let ctx = Arc::new(scheduler::Ctx {
             global: rt.global.clone(),
             host: env.host.clone(),
-            revoked: Arc::new(move |md: &str| stapling.md_revoked(md)),
+            revoked: Arc::new(move |item: &scheduler::Item| {
+                (item.md.stapling && stapling.md_revoked(&item.md.name))
+                    || crl.revoked(&item.md.name, &item.certs)
+            }),
             process: Arc::new(process),
         });
-        self.scheduler.run(items, ctx, time::now())
+        let next = self.scheduler.run(items, ctx.clone(), time::now());
+        if !rt.global.crl_check {
+            return next;
+        }
+        if self.crl_pass(&rt, env, &crl_ua) {
+            // a revoked certificate renews now, not at the next run
+            self.scheduler.run(rt.watched_items(), ctx, time::now());
+        }
+        let until = (self.crl.next_due() - time::now()).max(time::USEC_PER_SEC);
+        next.min(until)
+    }
+
+    /// A CRL pass when one is due (in the watchdog's thread: renewals were
+    /// handed to the workers before). True when it found a revocation of a
+    /// managed certificate.
+    fn crl_pass(&self, rt: &Runtime, env: &WatchdogEnv, ua: &str) -> bool {
+        let now = time::now();
+        if !self.crl.due(now) {
+            return false;
+        }
+        let targets: Vec<crate::crl::Target> = rt
+            .domains
+            .iter()
+            .flat_map(|d| crate::crl::targets(&d.md, &d.rt.certs))
+            .collect();
+        let mut client = crate::http::Client::new(ua.to_string());
+        client.proxy = rt.global.proxy_url.clone();
+        let pass = crate::crl::pass(&rt.store, &client, &targets, now);
+        emit(&*env.host, &pass.notes);
+        let mut notify = crate::job::CommandNotify {
+            message_cmd: rt.global.message_cmd.clone(),
+            notify_cmd: None,
+            notes: Vec::new(),
+        };
+        for (md, c, is_static) in &pass.newly_revoked {
+            env.host.log(
+                Level::Error,
+                &crate::crl::revoked_message(md, c, *is_static),
+            );
+            use crate::job::Notify;
+            if let Err(e) = notify.message("revoked", md) {
+                env.host.log(
+                    Level::Warn,
+                    &format!("md({md}): event-handler for 'revoked' returned {e}"),
+                );
+            }
+        }
+        emit(&*env.host, &notify.notes);
+        self.crl.update(&pass);
+        !pass.revoked.is_empty()
     }
 
     /// The MD's self-signed fallback certificates (created when missing), or

@@ -533,6 +533,13 @@ fn command_failure(problem: &str, detail: &str) -> JobResult {
 
 /// Everything processing one MD needs; built by the watchdog from what
 /// post_config froze.
+/// Who says a current certificate of an MD is revoked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RevokedBy {
+    Ocsp,
+    Crl,
+}
+
 pub struct JobCtx<'a> {
     pub store: &'a Store,
     pub md: &'a Md,
@@ -545,8 +552,9 @@ pub struct JobCtx<'a> {
     pub user_agent: String,
     /// httpd's `User` (named in hints about permissions).
     pub run_user: String,
-    /// The MD staples and its OCSP responder says a certificate is revoked.
-    pub revoked: bool,
+    /// The MD staples and its OCSP responder says a certificate is
+    /// revoked, or its issuer's CRL lists one.
+    pub revoked: Option<RevokedBy>,
     /// The MD's current certificates (leaves), for ARI.
     pub certs: Vec<(String, openssl::x509::X509)>,
     /// The store's leases when several httpd share it (`MDClusterNode`).
@@ -693,7 +701,7 @@ fn process_leased(
     }
     let mut outcome = Outcome::Idle;
     let manual = md.renew_mode == RenewMode::Manual;
-    let mut renew = ctx.revoked || ctx.requested.is_some() || ctx.renew_at <= now;
+    let mut renew = ctx.revoked.is_some() || ctx.requested.is_some() || ctx.renew_at <= now;
     if !manual && !job.finished && !renew {
         renew = ari_says_renew(ctx, &mut job, now, notes);
     }
@@ -761,9 +769,14 @@ fn process_leased(
         }
         notes.push(Note::new(
             Level::Debug,
-            if ctx.revoked {
+            if ctx.revoked == Some(RevokedBy::Ocsp) {
                 format!(
                     "AH10500: md({}): need to renew, OCSP reports revoked certificate(s)",
+                    md.name
+                )
+            } else if ctx.revoked == Some(RevokedBy::Crl) {
+                format!(
+                    "md({}): need to renew, the issuer's CRL lists certificate(s) as revoked",
                     md.name
                 )
             } else {
@@ -1290,7 +1303,7 @@ mod tests {
             challenges: Ok(vec!["http-01".into()]),
             user_agent: "test".into(),
             run_user: "nobody".into(),
-            revoked: false,
+            revoked: None,
             certs: Vec::new(),
             leases: Some(leases),
             requested: None,

@@ -8,6 +8,7 @@
 pub mod acme;
 pub mod boundary;
 pub mod config;
+pub mod crl;
 pub mod crypto;
 pub mod generation;
 pub mod host;

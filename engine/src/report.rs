@@ -85,6 +85,11 @@ pub fn md_status(
             if let Some(leases) = &leases {
                 o.insert("cluster".into(), cluster_json(leases, &d.md.name, now));
             }
+            if rt.global.crl_check {
+                if let Some(c) = crate::crl::status_json(&rt.store, &d.md.name) {
+                    o.insert("crl".into(), c);
+                }
+            }
             // an operator's pending request (`a2md renew`)
             if let Some(r) = requests
                 .then(|| crate::request::load(&rt.store, &d.md.name))

@@ -45,8 +45,8 @@ pub type Process = dyn Fn(&Item, Micros) -> Micros + Send + Sync;
 pub struct Ctx {
     pub global: Global,
     pub host: Arc<dyn Host>,
-    /// Whether OCSP reports a certificate of this MD revoked.
-    pub revoked: Arc<dyn Fn(&str) -> bool + Send + Sync>,
+    /// Whether OCSP or a CRL reports a current certificate of an MD revoked.
+    pub revoked: Arc<dyn Fn(&Item) -> bool + Send + Sync>,
     pub process: Arc<Process>,
 }
 
@@ -254,7 +254,7 @@ fn job_due(
     item: &Item,
     check_interval: Micros,
     now: Micros,
-    revoked: &dyn Fn(&str) -> bool,
+    revoked: &dyn Fn(&Item) -> bool,
 ) -> bool {
     let name = &item.md.name;
     let Some(&last) = pool.last_done.get(name) else {
@@ -265,7 +265,7 @@ fn job_due(
         _ => {
             now >= last.saturating_add(check_interval)
                 || (item.renew_at > last && item.renew_at <= now)
-                || (item.md.stapling && revoked(name))
+                || revoked(item)
                 || item.requested
         }
     }
@@ -282,7 +282,7 @@ pub fn process_job(
     global: &Global,
     user_agent: &str,
     run_user: &str,
-    revoked: bool,
+    revoked: Option<crate::job::RevokedBy>,
     item: &Item,
     now: Micros,
 ) -> Micros {
@@ -501,7 +501,7 @@ mod tests {
         it.md.stapling = true;
         s.run(vec![it.clone()], c.clone(), now);
         wait_idle(&s);
-        Arc::get_mut(&mut c).expect("one owner").revoked = Arc::new(|n| n == "a.org");
+        Arc::get_mut(&mut c).expect("one owner").revoked = Arc::new(|i| i.md.name == "a.org");
         s.run(vec![it], c, now + 1);
         wait_idle(&s);
         assert_eq!(runs.load(Ordering::SeqCst), 2);

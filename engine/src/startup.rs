@@ -120,6 +120,18 @@ pub fn before_ssl(
             ));
         }
     }
+    if global.crl_check {
+        if let Err(e) = crate::crl::ensure_dir(&store, user) {
+            notes.push(Note::new(
+                Level::Warn,
+                format!(
+                    "cannot set up the CRL directory {store_dir}/{}: {e}; revocations listed in \
+                     CRLs are not seen until httpd's User can write it",
+                    crate::crl::DIR
+                ),
+            ));
+        }
+    }
     install(&store, &mds, conf, notes);
     for md in &mds {
         notes.push(Note::new(
