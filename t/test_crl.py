@@ -51,6 +51,19 @@ def serial_of(pem):
     return out.strip().split("=")[1].upper()
 
 
+def static_md(sb, name, chain, key):
+    return f"""
+<MDomain {name}>
+  MDCertificateFile {chain}
+  MDCertificateKeyFile {key}
+</MDomain>
+<VirtualHost 127.0.0.1:{sb.https_port}>
+  ServerName {name}
+  SSLEngine on
+</VirtualHost>
+"""
+
+
 def test_listed_managed_certificate_is_renewed_at_once(ca_sb, crl_ca):
     name = "crl.example.org"
     conf = site(ca_sb, name) + STATUS + events_cmd(ca_sb)
@@ -121,16 +134,7 @@ def test_static_certificate_listed_and_a_forged_crl(ca_sb, crl_ca):
         os.chmod(f, 0o644)
     body = events_cmd(ca_sb) + STATUS
     for name, chain, key in ((listed, chain_l, key_l), (forged, chain_f, key_f)):
-        body += f"""
-<MDomain {name}>
-  MDCertificateFile {chain}
-  MDCertificateKeyFile {key}
-</MDomain>
-<VirtualHost 127.0.0.1:{ca_sb.https_port}>
-  ServerName {name}
-  SSLEngine on
-</VirtualHost>
-"""
+        body += static_md(ca_sb, name, chain, key)
     ca_sb.start_httpd(body)
     assert wait_for(lambda: crl_of(ca_sb, listed).get("certs") and crl_of(ca_sb, forged).get("certs"), 30), \
         ca_sb.error_log()[-3000:]
@@ -157,17 +161,7 @@ def test_crl_check_off(ca_sb, crl_ca):
     crl_ca.revoke(leaf)
     crl_ca.publish(secs=3600)
     os.chmod(key, 0o644)
-    ca_sb.start_httpd(STATUS + f"""
-MDCRLCheck off
-<MDomain {name}>
-  MDCertificateFile {chain}
-  MDCertificateKeyFile {key}
-</MDomain>
-<VirtualHost 127.0.0.1:{ca_sb.https_port}>
-  ServerName {name}
-  SSLEngine on
-</VirtualHost>
-""")
+    ca_sb.start_httpd(STATUS + "MDCRLCheck off\n" + static_md(ca_sb, name, chain, key))
     assert wait_for(lambda: "AH10055" in ca_sb.error_log(), 20)
     wait_for(lambda: False, 3)
     assert crl_ca.requests == []

@@ -120,18 +120,6 @@ pub fn before_ssl(
             ));
         }
     }
-    if global.crl_check {
-        if let Err(e) = crate::crl::ensure_dir(&store, user) {
-            notes.push(Note::new(
-                Level::Warn,
-                format!(
-                    "cannot set up the CRL directory {store_dir}/{}: {e}; revocations listed in \
-                     CRLs are not seen until httpd's User can write it",
-                    crate::crl::DIR
-                ),
-            ));
-        }
-    }
     install(&store, &mds, conf, notes);
     for md in &mds {
         notes.push(Note::new(
@@ -498,6 +486,26 @@ pub fn after_ssl(
                 ));
                 reg::purge_staging(&rt.store, md);
             }
+        }
+    }
+    // `crl/` only when a served certificate names a CRL (a store the C
+    // module also uses looks as it would otherwise); the renewal job's
+    // user writes it
+    let crl_targets = rt
+        .domains
+        .iter()
+        .any(|d| !crate::crl::targets(&d.md, &d.rt.certs).is_empty());
+    if global.crl_check && crl_targets {
+        if let Err(e) = crate::crl::ensure_dir(&rt.store, rt.store.user()) {
+            notes.push(Note::new(
+                Level::Warn,
+                format!(
+                    "cannot set up the CRL directory {}/{}: {e}; revocations listed in CRLs \
+                     are not seen until httpd's User can write it",
+                    rt.store.root().display(),
+                    crate::crl::DIR
+                ),
+            ));
         }
     }
     Ok(())

@@ -299,6 +299,12 @@ impl Store {
         Ok(key)
     }
 
+    /// The uid child-written parts of the store are handed to (a root
+    /// parent), if any.
+    pub fn user(&self) -> Option<u32> {
+        self.user
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
     }

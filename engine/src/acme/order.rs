@@ -226,6 +226,16 @@ pub fn teardown(
     }
 }
 
+/// The key authorization of `token` with the account of `acme`.
+fn acme_key_authz(acme: &Acme, token: &str) -> AResult<String> {
+    let acct_key = &acme
+        .account
+        .as_ref()
+        .ok_or_else(|| AcmeError::new(Kind::Invalid, "no account"))?
+        .1;
+    key_authorization(token, acct_key).map_err(|e| AcmeError::new(Kind::Invalid, e.0))
+}
+
 /// Sets up one challenge; returns the setup token.
 fn setup_challenge(
     acme: &Acme,
@@ -235,13 +245,7 @@ fn setup_challenge(
     ident: &str,
     token: &str,
 ) -> AResult<String> {
-    let acct_key = &acme
-        .account
-        .as_ref()
-        .ok_or_else(|| AcmeError::new(Kind::Invalid, "no account"))?
-        .1;
-    let key_authz =
-        key_authorization(token, acct_key).map_err(|e| AcmeError::new(Kind::Invalid, e.0))?;
+    let key_authz = acme_key_authz(acme, token)?;
     let store = env.store;
     let store_err = |e: crate::store::StoreError| AcmeError::new(Kind::General, e.msg);
     // The challenge-setup event fires when the challenge data is new or
@@ -399,13 +403,7 @@ fn preflight(
     if ctype == "dns-01" {
         return Ok(());
     }
-    let acct_key = &acme
-        .account
-        .as_ref()
-        .ok_or_else(|| AcmeError::new(Kind::Invalid, "no account"))?
-        .1;
-    let key_authz =
-        key_authorization(token, acct_key).map_err(|e| AcmeError::new(Kind::Invalid, e.0))?;
+    let key_authz = acme_key_authz(acme, token)?;
     let name = identifier_value(ident);
     let checked = crate::preflight::check(&pf, ctype, name, token, &key_authz);
     let dns = crate::preflight::resolution(name);
