@@ -147,6 +147,8 @@ def test_a2md_account_export_and_import(ca_sb, a2md):  # noqa: F811
     assert j["url"] == stored["url"] and j["status"] == "valid" and j["ca-url"] == ca_sb.ca_url
     key = os.stat(os.path.join(new, "accounts", imported, "account.pem"))
     assert key.st_mode & 0o077 == 0
+    import pwd
+    assert key.st_uid == pwd.getpwnam("www-data").pw_uid  # httpd's User reads it (C module too)
     assert b"ENCRYPTED" in open(os.path.join(new, "accounts", imported, "account.pem"), "rb").read()
     rc, out, _ = run(new, "account-import", keyfile)
     assert rc == 1 and f"stored already, as {imported}" in out["detail"]
@@ -177,3 +179,37 @@ def test_a2md_account_export_and_import(ca_sb, a2md):  # noqa: F811
     assert md["ca"]["account"] == imported, md
     assert "registered new account" not in ca_sb.error_log()
     assert not os.path.exists(ca_sb.path("md", "staging", second, "account.json"))
+
+
+def test_c_module_uses_an_imported_account(ca_sb, a2md, c_module):  # noqa: F811
+    """The store stays the C module's: an account imported by a2md is the
+    one the C module orders with (no registration of its own)."""
+    import os
+    import shutil
+    name = "c-export.example.org"
+    ca_sb.start_httpd(site(ca_sb, name) + STATUS)
+    obtain(ca_sb, name)
+    ca_sb.start_httpd()  # installed: the account is in accounts/
+    assert wait_for(lambda: os.listdir(ca_sb.path("md", "accounts")), 20)
+    (acct,) = os.listdir(ca_sb.path("md", "accounts"))
+    keyfile = ca_sb.path("c-exported.pem")
+    r = subprocess.run([a2md, "-d", ca_sb.path("md"), "account-export", acct, keyfile],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    url = json.loads(r.stdout)["url"]
+    ca_sb.stop_httpd()
+    shutil.move(ca_sb.path("md"), ca_sb.path("md-before"))
+    r = subprocess.run([a2md, "-d", ca_sb.path("md"), "-a", ca_sb.ca_url, "-C", ca_sb.ca_cert,
+                        "account-import", keyfile], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    imported = json.loads(r.stdout)["account"]
+    second = "c-import.example.org"
+    ca_sb.write_conf(site(ca_sb, second), module=c_module)
+    ca_sb.clear_log()
+    ca_sb.start_httpd()
+    assert wait_for(lambda: os.path.exists(ca_sb.path("md", "staging", second, "pubcert.pem")), 60), \
+        ca_sb.error_log()[-3000:]
+    md = json.load(open(ca_sb.path("md", "staging", second, "md.json")))
+    assert md["ca"]["account"] == imported, md
+    assert not os.path.exists(ca_sb.path("md", "staging", second, "account.json"))
+    assert json.load(open(ca_sb.path("md", "accounts", imported, "account.json")))["url"] == url

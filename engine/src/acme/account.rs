@@ -381,13 +381,15 @@ pub fn rollover(store: &Store, id: &str, http: crate::http::Client) -> Result<St
 /// nothing. MDs at that CA without an account of their own use it from
 /// then on (as they would a registered one). Returns the account's id and
 /// URL; an account already stored under another id is reported, not
-/// stored twice.
+/// stored twice. The key is handed to `owner` (httpd's `User`, whose
+/// renewal job reads it, in this module and in the C module).
 pub fn import(
     store: &Store,
     ca_url: &str,
     key: Key,
     url: Option<&str>,
     http: crate::http::Client,
+    owner: Option<u32>,
 ) -> Result<(String, String), String> {
     let mut acme = Acme::connect(http, ca_url).map_err(|e| e.to_string())?;
     let (acct_url, reg) = match url {
@@ -457,15 +459,13 @@ pub fn import(
     store
         .save_json(Group::Accounts, &id, "account.json", &acct.to_json())
         .map_err(|e| e.msg)?;
-    // open to the renewal job, which runs as the owner of `staging/`
-    // (httpd's User), as an installed account is
+    // open to the renewal job, as an installed account is
     store
         .ensure_group(Group::Accounts, None)
         .map_err(|e| e.to_string())?;
-    if let Ok(m) = std::fs::metadata(store.group_dir(Group::Staging)) {
-        use std::os::unix::fs::MetadataExt;
+    if let Some(uid) = owner {
         let path = store.path(Group::Accounts, &id, ACCOUNT_KEY);
-        std::os::unix::fs::chown(&path, Some(m.uid()), None)
+        std::os::unix::fs::chown(&path, Some(uid), None)
             .map_err(|e| format!("cannot give {} to httpd's User: {e}", path.display()))?;
     }
     Ok((id, acct_url))

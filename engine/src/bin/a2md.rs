@@ -6,7 +6,7 @@
 //!   a2md -d STORE renew MD [--reason TEXT]
 //!   a2md -d STORE [-C CAFILE] [-p PROXY [-P PROXY_CAFILE]] revoke MD [REASON]
 //!   a2md -d STORE [-C CAFILE] [-p PROXY [-P PROXY_CAFILE]] account-rollover ID
-//!   a2md -d STORE -a CA_URL [-C CAFILE] [-p PROXY [-P PROXY_CAFILE]] account-import KEYFILE [--url URL]
+//!   a2md -d STORE -a CA_URL [-C CAFILE] [-p PROXY [-P PROXY_CAFILE]] account-import KEYFILE [--url URL] [--user USER]
 //!
 //!   a2md -d STORE account-export ID KEYFILE
 //!
@@ -19,7 +19,9 @@
 //! replacement) under a new id in `accounts/`: the CA confirms that the key
 //! belongs to URL, or, without one, names the key's account (RFC 8555
 //! §7.3.1 onlyReturnExisting; nothing is registered). MDs at that CA that
-//! have no account yet use it.
+//! have no account yet use it. The key goes to httpd's User (USER; else
+//! the owner of `staging/`, `$APACHE_RUN_USER` or www-data), whose renewal
+//! job reads it.
 //!
 //! `account-rollover` gives the stored account ID (as in `accounts/`) a new
 //! key at its CA (RFC 8555 §7.3.5) and in the store; renewals use it from
@@ -401,12 +403,18 @@ fn renew(store_dir: &str, rest: Vec<String>) -> ! {
 
 /// `account-import KEYFILE [--url URL]`: an existing account into the store.
 fn import(store_dir: &str, ca: &str, http: Client, rest: Vec<String>) -> ! {
-    let (file, url) = match rest.as_slice() {
-        [f] => (f, None),
-        [f, o, u] if o == "--url" => (f, Some(u.as_str())),
-        _ => usage("account-import KEYFILE [--url URL]"),
-    };
-    let pem = std::fs::read(file).unwrap_or_else(|e| fail(format!("cannot read {file}: {e}")));
+    let (mut file, mut url, mut user) = (None, None, None);
+    let mut it = rest.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--url" => url = it.next().map(String::as_str),
+            "--user" => user = it.next().cloned(),
+            f if file.is_none() && !f.starts_with("--") => file = Some(f.to_string()),
+            _ => usage("account-import KEYFILE [--url URL] [--user USER]"),
+        }
+    }
+    let file = file.unwrap_or_else(|| usage("account-import KEYFILE [--url URL] [--user USER]"));
+    let pem = std::fs::read(&file).unwrap_or_else(|e| fail(format!("cannot read {file}: {e}")));
     let key = md_engine::crypto::Key::from_pem(&pem, None).unwrap_or_else(|e| {
         fail(format!(
             "{file} is not an unencrypted PEM private key: {}",
@@ -416,7 +424,11 @@ fn import(store_dir: &str, ca: &str, http: Client, rest: Vec<String>) -> ! {
     let mut notes = Vec::new();
     let store =
         Store::open(&PathBuf::from(store_dir), None, &mut notes).unwrap_or_else(|e| fail(e.msg));
-    match md_engine::acme::account::import(&store, ca, key, url, http) {
+    let owner = match &user {
+        Some(u) => Some(uid_of(u).unwrap_or_else(|| fail(format!("no user {u} in /etc/passwd")))),
+        None => httpd_user(&store),
+    };
+    match md_engine::acme::account::import(&store, ca, key, url, http, owner) {
         Ok((id, url)) => {
             println!(
                 "{}",
@@ -460,4 +472,28 @@ fn export(store_dir: &str, rest: Vec<String>) -> ! {
                "detail": "keep the file secret; a2md account-import takes it on another server"})
     );
     std::process::exit(0)
+}
+
+/// The uid of a local user (`/etc/passwd`).
+fn uid_of(name: &str) -> Option<u32> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|l| {
+        let mut f = l.split(':');
+        (f.next()? == name).then_some(())?;
+        f.nth(1)?.parse().ok()
+    })
+}
+
+/// httpd's `User`, whose renewal job reads account keys: the owner of
+/// `staging/` (httpd hands it over at start), else `$APACHE_RUN_USER`
+/// (Debian's envvars) or www-data.
+fn httpd_user(store: &Store) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    if let Ok(m) = std::fs::metadata(store.group_dir(Group::Staging)) {
+        if m.uid() != 0 {
+            return Some(m.uid());
+        }
+    }
+    let name = std::env::var("APACHE_RUN_USER").unwrap_or_else(|_| "www-data".into());
+    uid_of(&name)
 }
