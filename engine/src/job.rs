@@ -531,8 +531,6 @@ fn command_failure(problem: &str, detail: &str) -> JobResult {
     }
 }
 
-/// Everything processing one MD needs; built by the watchdog from what
-/// post_config froze.
 /// Who says a current certificate of an MD is revoked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RevokedBy {
@@ -540,6 +538,8 @@ pub enum RevokedBy {
     Crl,
 }
 
+/// Everything processing one MD needs; built by the watchdog from what
+/// post_config froze.
 pub struct JobCtx<'a> {
     pub store: &'a Store,
     pub md: &'a Md,
