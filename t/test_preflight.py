@@ -11,6 +11,7 @@ import pytest
 
 from acme_front import AcmeFront
 from sandbox import free_ports
+from test_crl import events, events_cmd
 from test_hot import STATUS, md_status
 from test_renewal import job, obtain, wait_for
 
@@ -36,16 +37,10 @@ Listen 127.0.0.1:{tls_only_port}
   SSLEngine on
 </VirtualHost>
 """
-    notify = sb.path("notify.sh")
-    with open(notify, "w") as f:
-        f.write(f"#!/bin/sh\necho \"$@\" >> {sb.path('logs', 'events.log')}\n")
-    os.chmod(notify, 0o755)
-    os.chmod(sb.path("logs"), 0o777)
     return f"""
 MDCertificateAuthority {front.url}
 MDPortMap {port_map}
-MDMessageCmd {notify}
-MDRetryDelay 2s
+{events_cmd(sb)}MDRetryDelay 2s
 {extra}
 <MDomain {NAME}>
   MDCAChallenges http-01
@@ -62,13 +57,6 @@ MDRetryDelay 2s
 
 def last_error(sb):
     return (md_status(sb, NAME).get("renewal") or {}).get("last") or {}
-
-
-def events(sb):
-    try:
-        return open(sb.path("logs", "events.log")).read()
-    except FileNotFoundError:
-        return ""
 
 
 def test_http01_to_a_port_that_speaks_tls_never_reaches_the_ca(front_sb):

@@ -189,7 +189,10 @@ pub fn targets(md: &crate::config::Md, certs: &[Option<crate::reg::CertInfo>]) -
     let specs = md.effective_specs();
     let mut out = Vec::new();
     for (i, info) in certs.iter().enumerate() {
-        let Some(info) = info else { continue };
+        // the leaf is parsed already; the chain only when there is a CRL
+        let Some(info) = info.as_ref().filter(|c| leaf_names_crl(c)) else {
+            continue;
+        };
         let file = if is_static {
             md.cert_files.get(i).cloned().unwrap_or_default()
         } else {
@@ -198,10 +201,7 @@ pub fn targets(md: &crate::config::Md, certs: &[Option<crate::reg::CertInfo>]) -
                 specs.get(i).map(|s| s.file_suffix()).unwrap_or_default()
             )
         };
-        let Ok(chain) = X509::stack_from_pem(&info.chain_pem) else {
-            continue;
-        };
-        if chain.first().is_some_and(|c| !cdp_urls(c).is_empty()) {
+        if let Ok(chain) = X509::stack_from_pem(&info.chain_pem) {
             out.push(Target {
                 md: md.name.clone(),
                 file,
@@ -211,6 +211,15 @@ pub fn targets(md: &crate::config::Md, certs: &[Option<crate::reg::CertInfo>]) -
         }
     }
     out
+}
+
+fn leaf_names_crl(c: &crate::reg::CertInfo) -> bool {
+    c.leaf().is_some_and(|l| !cdp_urls(&l).is_empty())
+}
+
+/// Whether one of `certs` names a CRL (start-up: no chain is parsed).
+pub fn any_names_crl(certs: &[Option<crate::reg::CertInfo>]) -> bool {
+    certs.iter().flatten().any(leaf_names_crl)
 }
 
 fn cache_paths(store: &Store, url: &str) -> (PathBuf, PathBuf) {

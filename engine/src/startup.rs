@@ -494,7 +494,7 @@ pub fn after_ssl(
     let crl_targets = rt
         .domains
         .iter()
-        .any(|d| !crate::crl::targets(&d.md, &d.rt.certs).is_empty());
+        .any(|d| crate::crl::any_names_crl(&d.rt.certs));
     if global.crl_check && crl_targets {
         if let Err(e) = crate::crl::ensure_dir(&rt.store, rt.store.user()) {
             notes.push(Note::new(
