@@ -266,7 +266,16 @@ MDPortMap http:{self.http_port} https:{self.https_port}
         if body is not None:
             self.write_conf(body, module=module, log_level=log_level)
         running = self.pid() is not None and self._alive(self.pid())
+        generations = self.error_log().count("resuming normal operations") if running else 0
         r = self.apachectl("-k", "graceful" if running else "start")
+        if r.returncode == 0 and running:
+            # `-k graceful` returns once the signal is sent: wait until the
+            # parent has read the new configuration (a test that looks at
+            # the store right away would otherwise see the old generation's).
+            end = time.time() + 15
+            while (time.time() < end and self.pid() and self._alive(self.pid())
+                   and self.error_log().count("resuming normal operations") <= generations):
+                time.sleep(0.05)
         if r.returncode == 0 and not running:
             # httpd detaches before its real start: wait until it listens,
             # or until its log says the start failed.
