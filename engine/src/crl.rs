@@ -385,8 +385,19 @@ fn reason_name(code: i64) -> String {
     .to_string()
 }
 
+/// The CRLs one pass has read, by URL and issuer (SHA-256 of its DER): a
+/// CRL that many certificates name is fetched, parsed and verified once per
+/// pass, not once per certificate.
+type Memo = HashMap<(String, Vec<u8>), Result<(X509Crl, Meta), String>>;
+
 /// Checks one certificate against its CRL.
-pub fn check(store: &Store, client: &Client, t: &Target, now: Micros) -> (CertCheck, Option<Meta>) {
+fn check(
+    store: &Store,
+    client: &Client,
+    t: &Target,
+    now: Micros,
+    memo: &mut Memo,
+) -> (CertCheck, Option<Meta>) {
     let leaf = &t.chain[0];
     let url = cdp_urls(leaf).into_iter().next().unwrap_or_default();
     let mut out = CertCheck {
@@ -406,7 +417,14 @@ pub fn check(store: &Store, client: &Client, t: &Target, now: Micros) -> (CertCh
         ));
         return (out, None);
     };
-    match get(store, client, &url, issuer, now) {
+    let issuer_id = issuer
+        .digest(openssl::hash::MessageDigest::sha256())
+        .map(|d| d.to_vec())
+        .unwrap_or_default();
+    let got = memo
+        .entry((url.clone(), issuer_id))
+        .or_insert_with(|| get(store, client, &url, issuer, now));
+    match got {
         Err(e) => {
             out.error = Some(format!("cannot get the CRL at {url}: {e}"));
             (out, None)
@@ -431,7 +449,7 @@ pub fn check(store: &Store, client: &Client, t: &Target, now: Micros) -> (CertCh
                 }
                 _ => out.status = Status::Good,
             }
-            (out, Some(meta))
+            (out, Some(meta.clone()))
         }
     }
 }
@@ -456,11 +474,12 @@ pub fn pass(store: &Store, client: &Client, targets: &[Target], now: Micros) -> 
         ..Default::default()
     };
     let mut by_md: Vec<(String, bool, Vec<CertCheck>)> = Vec::new();
+    let mut memo = Memo::new();
     for t in targets {
         if crate::shutdown::requested() {
             return p;
         }
-        let (c, meta) = check(store, client, t, now);
+        let (c, meta) = check(store, client, t, now, &mut memo);
         if let Some(m) = &meta {
             p.next_due = p.next_due.min(m.next_fetch());
         } else {
