@@ -1,7 +1,8 @@
 //! Revocation by CRL (issue 16, point 3). Let's Encrypt ended OCSP; a
 //! certificate's revocation is now only to be seen in its issuer's CRL.
 //! For every certificate the module serves that names a CRL distribution
-//! point (managed ones in `domains/`, static ones from `MDCertificateFile`),
+//! point (managed ones: the live set in `domains/`, or the staged set that
+//! hot activation serves in its place; static ones from `MDCertificateFile`),
 //! the renewal watchdog fetches the CRL over http(s), checks its signature
 //! against the issuer in the certificate's chain, and keeps it in
 //! `<store>/crl/` (`<hash>.crl`, DER, beside `<hash>.json`: URL, when
@@ -128,6 +129,11 @@ fn dir(store: &Store) -> PathBuf {
     store.root().join(DIR)
 }
 
+/// Whether the store has the CRL cache (made at start by the parent).
+pub fn cache_ready(store: &Store) -> bool {
+    dir(store).is_dir()
+}
+
 fn md_file(store: &Store, md: &str) -> PathBuf {
     dir(store).join(format!("md-{}.json", md.replace('/', "_")))
 }
@@ -211,6 +217,28 @@ pub fn targets(md: &crate::config::Md, certs: &[Option<crate::reg::CertInfo>]) -
         }
     }
     out
+}
+
+/// The certificates of a managed `md` to check when its vhosts serve a
+/// staged set (hot activation): that set's, not the live set's it replaced.
+pub fn targets_of_set(md: &crate::config::Md, set: &crate::hot::TlsSet) -> Vec<Target> {
+    let specs = md.effective_specs();
+    set.pairs
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, leaf, _))| !cdp_urls(leaf).is_empty())
+        .map(|(i, (_, leaf, rest))| Target {
+            md: md.name.clone(),
+            file: format!(
+                "pubcert{}.pem",
+                specs.get(i).map(|s| s.file_suffix()).unwrap_or_default()
+            ),
+            chain: std::iter::once(leaf.clone())
+                .chain(rest.iter().map(|c| c.to_owned()))
+                .collect(),
+            is_static: false,
+        })
+        .collect()
 }
 
 fn leaf_names_crl(c: &crate::reg::CertInfo) -> bool {
@@ -467,8 +495,9 @@ pub struct Pass {
 }
 
 /// Checks every target, grouped by MD, writes each MD's result and says
-/// what is new.
-pub fn pass(store: &Store, client: &Client, targets: &[Target], now: Micros) -> Pass {
+/// what is new. The result of an MD of `mds` without targets (its served
+/// certificate names no CRL, e.g. after a renewal) is removed.
+pub fn pass(store: &Store, client: &Client, mds: &[&str], targets: &[Target], now: Micros) -> Pass {
     let mut p = Pass {
         next_due: now + PASS,
         ..Default::default()
@@ -488,6 +517,18 @@ pub fn pass(store: &Store, client: &Client, targets: &[Target], now: Micros) -> 
         match by_md.iter_mut().find(|(m, _, _)| *m == t.md) {
             Some((_, _, v)) => v.push(c),
             None => by_md.push((t.md.clone(), t.is_static, vec![c])),
+        }
+    }
+    for md in mds
+        .iter()
+        .filter(|m| !by_md.iter().any(|(n, _, _)| n == *m))
+    {
+        match fs::remove_file(md_file(store, md)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => p.notes.push(Note::new(
+                Level::Warn,
+                format!("md({md}): cannot remove its old CRL check result: {e}"),
+            )),
+            _ => {}
         }
     }
     for (md, is_static, certs) in by_md {

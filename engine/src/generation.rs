@@ -661,14 +661,28 @@ impl Generation {
         if !self.crl.due(now) {
             return false;
         }
+        // what is served: a staged set served hot rather than the live set
+        // start-up read. Only where the cache is: the parent makes it at
+        // start when a live certificate names a CRL, and this child cannot
+        // (a first certificate served hot is checked from the next start).
+        let cache = crate::crl::cache_ready(&rt.store);
+        let log = |level, msg: &str| env.host.log(level, msg);
         let targets: Vec<crate::crl::Target> = rt
             .domains
             .iter()
-            .flat_map(|d| crate::crl::targets(&d.md, &d.rt.certs))
+            .flat_map(|d| {
+                let hot = (cache && d.md.cert_files.is_empty())
+                    .then(|| self.hot.served(&d.md.name, now, &TlsSet::load, &log));
+                match hot.flatten() {
+                    Some(set) => crate::crl::targets_of_set(&d.md, &set),
+                    None => crate::crl::targets(&d.md, &d.rt.certs),
+                }
+            })
             .collect();
+        let mds: Vec<&str> = rt.domains.iter().map(|d| d.md.name.as_str()).collect();
         let mut client = crate::http::Client::new(ua.to_string());
         client.proxy = rt.global.proxy_url.clone();
-        let pass = crate::crl::pass(&rt.store, &client, &targets, now);
+        let pass = crate::crl::pass(&rt.store, &client, &mds, &targets, now);
         emit(&*env.host, &pass.notes);
         let mut notify = crate::job::CommandNotify {
             message_cmd: rt.global.message_cmd.clone(),

@@ -156,15 +156,14 @@ impl<L> HotSlots<L> {
         st.loaded.clone()
     }
 
-    /// Whether some vhost of `md` serves a staged set now (md-status
-    /// `live`).
-    pub fn serving_staged(
+    /// The staged set some vhost of `md` serves now, if any.
+    pub fn served(
         &self,
         md: &str,
         now: Micros,
         load: Loader<'_, L>,
         log: &dyn Fn(Level, &str),
-    ) -> bool {
+    ) -> Option<Arc<L>> {
         let ids: Vec<usize> = {
             let slots = self.slots.read().unwrap_or_else(|e| e.into_inner());
             slots
@@ -174,7 +173,19 @@ impl<L> HotSlots<L> {
                 .collect()
         };
         ids.into_iter()
-            .any(|id| self.current(id, now, load, log).is_some())
+            .find_map(|id| self.current(id, now, load, log))
+    }
+
+    /// Whether some vhost of `md` serves a staged set now (md-status
+    /// `live`).
+    pub fn serving_staged(
+        &self,
+        md: &str,
+        now: Micros,
+        load: Loader<'_, L>,
+        log: &dyn Fn(Level, &str),
+    ) -> bool {
+        self.served(md, now, load, log).is_some()
     }
 }
 
