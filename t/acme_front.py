@@ -43,7 +43,7 @@ class AcmeFront:
         self.asked = []  # ARI certificate ids asked for
         self.orders = []  # newOrder payloads
         self.reject_replaces = 0  # newOrders with `replaces` to reject
-        self.challenges = []  # challenge URLs the client asked pebble to validate
+        self.challenges = []  # challenge URLs pebble took to validate (200)
         front = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -77,9 +77,9 @@ class AcmeFront:
                         front.orders.append(payload)
                         return self.problem(409, "urn:ietf:params:acme:error:alreadyReplaced",
                                             "certificate already replaced")
-                if self.command == "POST" and self.path.startswith("/chalZ/") and body \
-                        and json.loads(body).get("payload"):  # "{}": validate (not POST-as-GET)
-                    front.challenges.append(self.path)
+                # "{}": validate (not POST-as-GET)
+                chal = self.command == "POST" and self.path.startswith("/chalZ/") and body \
+                    and json.loads(body).get("payload")
                 jwk = None
                 if self.command == "POST" and self.path == "/sign-me-up" and body:
                     jwk = json.dumps(b64url_json(json.loads(body)["protected"]).get("jwk"),
@@ -101,6 +101,9 @@ class AcmeFront:
                 # the bad nonces it hands out on purpose, which is sent again)
                 if payload is not None and r.status == 201:
                     front.orders.append(payload)
+                # likewise a validation pebble took
+                if chal and r.status == 200:
+                    front.challenges.append(self.path)
                 if jwk and r.status in (200, 201) and r.getheader("Location"):
                     front.accounts[jwk] = (r.getheader("Location"), data)
                 if self.path == "/dir" and r.status == 200:
