@@ -387,6 +387,17 @@ def _https_status(sb, host):
     return status, out[0], out[1]
 
 
+def _show_served(sb):
+    """Prints what each demo site serves; fails unless it is 200 with the
+    CA's certificate (what the demo says it shows)."""
+    for host in ("demo.example.org", "other.example.org"):
+        st, subj, iss = _https_status(sb, host)
+        print(f"   https://{host}/ -> {st} ({subj}, {iss})")
+        if st != 200 or "Pebble" not in iss:
+            print(sb.error_log()[-3000:])
+            raise SystemExit(f"demo: https://{host}/ answered {st} with {iss}, not 200 with the CA's certificate")
+
+
 def demo():
     print("== building the module (cargo build --release)")
     subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=TOP, check=True)
@@ -419,15 +430,11 @@ def demo():
         while time.time() - t1 < 15 and not all(
                 _https_status(sb, h)[0] == 200 for h in ("demo.example.org", "other.example.org")):
             time.sleep(0.5)
-        for host in ("demo.example.org", "other.example.org"):
-            st, subj, iss = _https_status(sb, host)
-            print(f"   https://{host}/ -> {st} ({subj}, {iss})")
+        _show_served(sb)
         print("== a graceful restart installs them into the store's domains/ (as the C module expects)")
         sb.start_httpd()
         time.sleep(1)
-        for host in ("demo.example.org", "other.example.org"):
-            st, subj, iss = _https_status(sb, host)
-            print(f"   https://{host}/ -> {st} ({subj}, {iss})")
+        _show_served(sb)
         print("== md-status (GET /md-status):")
         with urllib.request.urlopen(f"http://127.0.0.1:{sb.http_port}/md-status", timeout=10) as r:
             print(r.read().decode())

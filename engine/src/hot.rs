@@ -2,31 +2,67 @@
 //! without a restart.
 //!
 //! One slot per SSL vhost of an MD. A handshake asks its slot for the set
-//! to serve; at most every [`CHECK_EVERY`] the slot looks at the MD's
-//! staging job: once a renewal has finished and its activation time has
-//! come, the staged key and chain are loaded (by the caller's loader, which
-//! makes the TLS library's objects) and kept until a newer set appears.
-//! The move into `domains/` still happens at the next restart, so the
-//! store stays as the C module expects it; a set that went live stays live
-//! when its staged files go (installed by another node of a cluster).
+//! to serve; the slot looks at the MD's staging job whenever its
+//! `job.json` changed (one `stat` per handshake: a rename makes a new
+//! inode) or when a finished set's activation time comes: once a renewal
+//! has finished and its activation time has come, the staged key and chain
+//! are loaded (by the caller's loader, which makes the TLS library's
+//! objects) and kept until a newer set appears. Every child process looks
+//! on every handshake, so once one child serves a set, the handshakes
+//! that follow get it in every child (no fallback after the first CA
+//! certificate). The move into `domains/` still happens at the next
+//! restart, so the store stays as the C module expects it; a set that went
+//! live stays live when its staged files go (installed by another node of
+//! a cluster).
 
 use crate::config::Md;
 use crate::job::Job;
 use crate::log::Level;
 use crate::reg::HotSet;
 use crate::store::{Group, Store};
-use crate::time::{self, Micros};
+use crate::time::Micros;
 use openssl::pkey::{PKey, Private};
 use openssl::stack::Stack;
 use openssl::x509::X509;
 use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
-/// How often a handshake may look at the staging area of its MD.
-pub const CHECK_EVERY: Micros = 5 * time::USEC_PER_SEC;
+/// What identifies one version of a file: a changed `job.json` (written by
+/// a rename, so a new inode) has another stamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: i64,
+    mtime_nsec: i64,
+}
+
+impl FileStamp {
+    fn of(path: &std::path::Path) -> Option<FileStamp> {
+        let m = std::fs::metadata(path).ok()?;
+        Some(FileStamp {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.size(),
+            mtime: m.mtime(),
+            mtime_nsec: m.mtime_nsec(),
+        })
+    }
+}
+
+/// When a finished set that could not be loaded is looked at again.
+pub const RETRY_UNUSABLE: Micros = 5 * crate::time::USEC_PER_SEC;
 
 struct SlotState<L> {
-    next_check: Micros,
+    /// The `job.json` last looked at (None: none, or not looked at yet).
+    seen: Option<FileStamp>,
+    /// Whether the slot has looked at all.
+    looked: bool,
+    /// A finished set whose activation time has not come: look again then.
+    pending: Option<Micros>,
     /// `valid-from` of the loaded set (identifies it).
     stamp: Micros,
     loaded: Option<Arc<L>>,
@@ -35,6 +71,8 @@ struct SlotState<L> {
 /// The MD of one SSL vhost.
 struct Slot<L> {
     md: Md,
+    /// `staging/<md>/job.json`.
+    job_path: PathBuf,
     state: Mutex<SlotState<L>>,
 }
 
@@ -92,11 +130,21 @@ impl<L> HotSlots<L> {
             .filter(|(_, md)| md.cert_files.is_empty())
             .map(|(id, md)| {
                 let state = Mutex::new(SlotState {
-                    next_check: 0,
+                    seen: None,
+                    looked: false,
+                    pending: None,
                     stamp: 0,
                     loaded: None,
                 });
-                (id, Arc::new(Slot { md, state }))
+                let job_path = store.path(Group::Staging, &md.name, "job.json");
+                (
+                    id,
+                    Arc::new(Slot {
+                        md,
+                        job_path,
+                        state,
+                    }),
+                )
             })
             .collect();
         *self.store.write().unwrap_or_else(|e| e.into_inner()) = Some(store.clone());
@@ -118,12 +166,16 @@ impl<L> HotSlots<L> {
         log: &dyn Fn(Level, &str),
     ) -> Option<Arc<L>> {
         let slot = self.slot(id)?;
+        // the one system call of most handshakes, outside the slot's lock
+        let seen = FileStamp::of(&slot.job_path);
         let mut st = slot.state.lock().unwrap_or_else(|e| e.into_inner());
-        if now < st.next_check {
+        let due = st.pending.is_some_and(|t| t <= now);
+        if st.looked && seen == st.seen && !due {
             return st.loaded.clone();
         }
-        st.next_check = now + CHECK_EVERY;
-        // only here, at most every CHECK_EVERY: most handshakes stop above
+        st.looked = true;
+        st.seen = seen;
+        st.pending = None;
         let store = self
             .store
             .read()
@@ -135,12 +187,19 @@ impl<L> HotSlots<L> {
         // `domains/`, which this process cannot read (this node's own
         // restart would have started a new generation).
         let job = Job::load(&store, Group::Staging, &slot.md.name).ok();
-        if let Some(j) = job.filter(|j| j.finished && j.valid_from <= now && j.valid_from > 0) {
-            if j.valid_from != st.stamp || st.loaded.is_none() {
-                if let Some(l) = crate::reg::hot_set(&store, &slot.md, now)
-                    .as_ref()
-                    .and_then(load)
-                {
+        let Some(j) = job.filter(|j| j.finished && j.valid_from > 0) else {
+            return st.loaded.clone();
+        };
+        if j.valid_from > now {
+            st.pending = Some(j.valid_from);
+            return st.loaded.clone();
+        }
+        if j.valid_from != st.stamp || st.loaded.is_none() {
+            match crate::reg::hot_set(&store, &slot.md, now)
+                .as_ref()
+                .and_then(load)
+            {
+                Some(l) => {
                     st.loaded = Some(Arc::new(l));
                     st.stamp = j.valid_from;
                     log(
@@ -151,6 +210,9 @@ impl<L> HotSlots<L> {
                         ),
                     );
                 }
+                // unusable for now (unreadable, or not a set for this MD):
+                // looked at again in a while, not on every handshake
+                None => st.pending = Some(now + RETRY_UNUSABLE),
             }
         }
         st.loaded.clone()
@@ -193,6 +255,7 @@ impl<L> HotSlots<L> {
 mod tests {
     use super::*;
     use crate::config::{MdDef, Settings};
+    use crate::time;
 
     fn md(name: &str) -> Md {
         Md::from_def(&MdDef::new(vec![name.into()]), &Settings::default(), None)
@@ -258,18 +321,114 @@ mod tests {
         assert!(crate::reg::hot_set(&st, &m, now).is_some());
         assert_eq!(hot.current(1, now, &load, &log).as_deref(), Some(&42));
         assert!(lines.borrow()[0].contains("hot activation"));
-        // cached: not loaded again, not even looked at within CHECK_EVERY
+        // cached: not loaded again while job.json is unchanged
         assert_eq!(hot.current(1, now + 1, &load, &log).as_deref(), Some(&42));
         assert!(hot.serving_staged("b.org", now + 2, &load, &log));
+        assert_eq!(calls.get(), 1);
+        // job.json rewritten with the same set: read again, not loaded again
+        j.notified = true;
+        j.save(&st, Group::Staging).unwrap();
+        assert_eq!(hot.current(1, now + 3, &load, &log).as_deref(), Some(&42));
         assert_eq!(calls.get(), 1);
         // the staged set is gone (another node of a cluster installed it):
         // what went live stays live
         std::fs::remove_file(st.path(Group::Staging, "b.org", "job.json")).unwrap();
-        assert_eq!(
-            hot.current(1, now + CHECK_EVERY, &load, &log).as_deref(),
-            Some(&42)
-        );
+        assert_eq!(hot.current(1, now + 4, &load, &log).as_deref(), Some(&42));
         assert_eq!(calls.get(), 1);
+        let _ = std::fs::remove_dir_all(d);
+    }
+
+    fn stage(st: &Store, m: &Md, finished: bool, valid_from: Micros) {
+        let mut j = Job::new(&m.name);
+        j.finished = finished;
+        j.valid_from = valid_from;
+        j.save(st, Group::Staging).unwrap();
+        if !finished {
+            return;
+        }
+        let key =
+            crate::crypto::Key::generate(&crate::keyspec::KeySpec::Ec("P-256".into())).unwrap();
+        let cert = crate::crypto::fallback_cert(&key, &m.domains).unwrap();
+        st.save_key(Group::Staging, &m.name, "privkey.pem", &key)
+            .unwrap();
+        st.save_bytes(
+            Group::Staging,
+            &m.name,
+            "pubcert.pem",
+            &cert.to_pem().unwrap(),
+            false,
+        )
+        .unwrap();
+    }
+
+    /// Issue 24.7: a set staged a moment ago is served by the very next
+    /// handshake, with no clock of its own between (children looked every
+    /// 5 s each, and new connections flapped between the certificate and
+    /// the fallback).
+    #[test]
+    fn a_set_staged_now_is_served_by_the_next_handshake() {
+        let (d, st) = store("next");
+        let m = md("n.org");
+        let hot: HotSlots<u32> = HotSlots::default();
+        hot.prepare(&st, vec![(1, m.clone())]);
+        let load = |_: &HotSet| Some(9);
+        let now = time::now();
+        stage(&st, &m, false, 0);
+        assert!(hot.current(1, now, &load, &|_, _| {}).is_none());
+        stage(&st, &m, true, now - 1);
+        // same instant: no interval to wait for
+        assert_eq!(hot.current(1, now, &load, &|_, _| {}).as_deref(), Some(&9));
+        let _ = std::fs::remove_dir_all(d);
+    }
+
+    /// A finished set whose activation time (`MDActivationDelay`) has not
+    /// come goes live when it comes, though job.json does not change.
+    #[test]
+    fn a_set_goes_live_at_its_activation_time() {
+        let (d, st) = store("delay");
+        let m = md("p.org");
+        let hot: HotSlots<u32> = HotSlots::default();
+        hot.prepare(&st, vec![(1, m.clone())]);
+        let load = |_: &HotSet| Some(5);
+        let now = time::now();
+        stage(&st, &m, true, now + 10 * time::USEC_PER_SEC);
+        assert!(hot.current(1, now, &load, &|_, _| {}).is_none());
+        assert!(hot
+            .current(1, now + 9 * time::USEC_PER_SEC, &load, &|_, _| {})
+            .is_none());
+        assert_eq!(
+            hot.current(1, now + 10 * time::USEC_PER_SEC, &load, &|_, _| {})
+                .as_deref(),
+            Some(&5)
+        );
+        let _ = std::fs::remove_dir_all(d);
+    }
+
+    /// A set the loader cannot use is tried again after a while, not on
+    /// every handshake.
+    #[test]
+    fn an_unusable_set_is_tried_again_later() {
+        let (d, st) = store("unusable");
+        let m = md("u.org");
+        let hot: HotSlots<u32> = HotSlots::default();
+        hot.prepare(&st, vec![(1, m.clone())]);
+        let calls = std::cell::Cell::new(0);
+        let fails = std::cell::Cell::new(true);
+        let load = |_: &HotSet| {
+            calls.set(calls.get() + 1);
+            (!fails.get()).then_some(3)
+        };
+        let now = time::now();
+        stage(&st, &m, true, now - 1);
+        assert!(hot.current(1, now, &load, &|_, _| {}).is_none());
+        assert!(hot.current(1, now + 1, &load, &|_, _| {}).is_none());
+        assert_eq!(calls.get(), 1);
+        fails.set(false);
+        assert_eq!(
+            hot.current(1, now + RETRY_UNUSABLE, &load, &|_, _| {})
+                .as_deref(),
+            Some(&3)
+        );
         let _ = std::fs::remove_dir_all(d);
     }
 
