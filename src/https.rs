@@ -96,6 +96,18 @@ pub unsafe extern "C" fn fallback_unavailable(r: *mut ffi::request_rec) -> c_int
         if !rt.vhost(req.server as usize).is_some_and(|v| v.fallback) {
             return DECLINED;
         }
+        // SAFETY: request strings live in the request pool.
+        let (path, host) = unsafe {
+            (
+                apr::opt_str(req.parsed_uri.path),
+                apr::opt_str(req.hostname),
+            )
+        };
+        // the certificate status answers there, as the C module's does
+        // (its hook runs before mod_ssl's 503)
+        if report::answers_certificate_status(&rt, path.as_deref(), host.as_deref()) {
+            return DECLINED;
+        }
         // SAFETY: the request's connection is live; mod_ssl returns a
         // request pool string (or NULL) for the connection's certificate.
         let cn = unsafe {

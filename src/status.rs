@@ -68,19 +68,23 @@ pub unsafe extern "C" fn certificate_status(r: *mut ffi::request_rec) -> c_int {
                 apr::opt_str(req.hostname),
             )
         };
-        if path.as_deref() != Some("/.httpd/certificate-status") {
+        if path.as_deref() != Some(report::CERTIFICATE_STATUS_PATH) {
             return DECLINED;
         }
-        let Some(rt) = state.runtime().filter(|rt| rt.global.certificate_status) else {
+        let Some(rt) = state.runtime() else {
             return DECLINED;
         };
-        let Some(host) = host else { return DECLINED };
-        let Some(body) = report::certificate_status(&rt, &host, md_engine::time::now()) else {
+        if !report::answers_certificate_status(&rt, path.as_deref(), host.as_deref()) {
             return DECLINED;
-        };
+        }
         if req.method_number != ffi::M_GET as c_int {
             return ffi::HTTP_NOT_IMPLEMENTED as c_int;
         }
+        let Some(body) =
+            host.and_then(|h| report::certificate_status(&rt, &h, md_engine::time::now()))
+        else {
+            return DECLINED;
+        };
         let text = md_engine::util::json_pretty(&body);
         // SAFETY: answering `r` from post_read_request (DONE ends it).
         unsafe { write(r, "application/json", &text, req.header_only != 0) };

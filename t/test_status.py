@@ -129,9 +129,13 @@ def req(sb, host, path, method="GET"):
     return http_req(sb, host, path, method=method)
 
 
+def md_status_of(sb, name):
+    return json.loads(get(sb, f"/md-status/{name}")[2])
+
+
 def test_certificate_status(ca_sb):
     name = "cs.example.org"
-    ca_sb.start_httpd(site(ca_sb, name, md_body="  MDPrivateKeys RSA secp384r1"))
+    ca_sb.start_httpd(site(ca_sb, name, md_body="  MDPrivateKeys RSA secp384r1") + STATUS)
     st, h, body = req(ca_sb, name, "/.httpd/certificate-status")
     assert st == 200 and h["Content-Type"] == "application/json"
     j = json.loads(body)
@@ -140,7 +144,9 @@ def test_certificate_status(ca_sb):
     j = json.loads(req(ca_sb, name, "/.httpd/certificate-status")[2])
     staged = j["renewal"]["cert"]
     assert set(staged) == {"valid", "rsa", "secp384r1"}
-    assert set(staged["rsa"]) == {"valid", "serial", "sha256-fingerprint"}  # public data only
+    # as md-status's renewal.cert, as the C module answers (issue 24.2)
+    assert set(staged["rsa"]) == {"issuer-name", "valid", "serial", "sha256-fingerprint", "ari-cert-id"}
+    assert staged == md_status_of(ca_sb, name)["renewal"]["cert"]
     ca_sb.start_httpd()
     j = json.loads(req(ca_sb, name, "/.httpd/certificate-status")[2])
     assert set(j) == {"valid", "rsa", "secp384r1"} and "renewal" not in j

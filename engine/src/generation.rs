@@ -381,6 +381,18 @@ impl Generation {
             ),
         );
         if files.is_empty() {
+            // A vhost with certificate files of its own (SSLCertificateFile,
+            // say a bought certificate) keeps serving them until the MD has
+            // its certificate, as with the C module, whose hook declines
+            // here (mod_ssl asks for a fallback only when it has none);
+            // hot activation takes over once the MD's set is staged.
+            if had > 0 {
+                host.log(Level::Info, &format!(
+                    "{vname}: serves its own certificate files until Managed Domain {} has its certificate",
+                    md.name
+                ));
+                return Served::Declined;
+            }
             // With hot activation the fallback comes from here: mod_ssl
             // then does not mark the vhost unavailable for the whole
             // generation, and the MD's first certificate goes live without

@@ -159,14 +159,29 @@ fn domain_of<'a>(rt: &'a Runtime, host: &str) -> Option<&'a crate::startup::Mana
 /// `/.httpd/certificate-status` for `host` (§6.2); None when no MD covers it.
 pub fn certificate_status(rt: &Runtime, host: &str, now: Micros) -> Option<Value> {
     let d = domain_of(rt, host)?;
-    Some(status::certificate_status(
+    let j = status::md_json(
         &rt.store,
         &d.md,
-        &d.rt.certs,
+        &d.rt.cert_json,
         d.rt.renew_at,
+        d.rt.watched,
+        false,
         now,
-    ))
+    );
+    Some(status::certificate_status(&d.md, &j))
 }
+
+/// Whether `/.httpd/certificate-status` answers a request for `path` with
+/// Host `host` (§6.2): on, and an MD covers the host. It answers on
+/// connections handed a fallback certificate too, as the C module's does.
+pub fn answers_certificate_status(rt: &Runtime, path: Option<&str>, host: Option<&str>) -> bool {
+    path == Some(CERTIFICATE_STATUS_PATH)
+        && rt.global.certificate_status
+        && host.is_some_and(|h| domain_of(rt, h).is_some())
+}
+
+/// The path of the public certificate status (§6.2).
+pub const CERTIFICATE_STATUS_PATH: &str = "/.httpd/certificate-status";
 
 /// Whether a request on server `server`, over a connection whose server
 /// certificate has the subject CN `cn`, gets 503: the vhost started with

@@ -181,68 +181,34 @@ fn validity_serial_fingerprint(info: &CertInfo, c: &X509) -> Option<Map<String, 
     Some(o)
 }
 
-/// The public view of one certificate (`/.httpd/certificate-status`).
-fn public_cert(info: &CertInfo) -> Option<Value> {
-    Some(Value::Object(validity_serial_fingerprint(
-        info,
-        &info.leaf()?,
-    )?))
-}
-
-fn public_certs(md: &Md, certs: &[Option<CertInfo>], with_empty: bool) -> Map<String, Value> {
+/// `/.httpd/certificate-status` (§6.2): the public part of the MD's
+/// md-status object `md_json` (see [`md_json`]), as the C module derives
+/// it: the `valid` of the installed certificates, one member per key spec
+/// (its `valid`, `serial` and `sha256-fingerprint`; empty when that key has
+/// no installed certificate), and, when md-status has a `renewal`, its
+/// `cert` (the staged certificates, `{}` while none is staged) under
+/// `renewal`. What hot activation serves does not change it: the top level
+/// is what is installed, `renewal` what is staged.
+pub fn certificate_status(md: &Md, md_json: &Value) -> Value {
     let mut o = Map::new();
-    let (mut from, mut until): (Micros, Micros) = (0, 0);
-    let mut any = false;
-    for (spec, info) in md
-        .effective_specs()
-        .iter()
-        .zip(certs.iter().chain(std::iter::repeat(&None)))
-    {
-        match info.as_ref().and_then(|i| public_cert(i).map(|j| (i, j))) {
-            Some((i, j)) => {
-                any = true;
-                from = from.max(i.not_before);
-                until = if until == 0 {
-                    i.not_after
-                } else {
-                    until.min(i.not_after)
-                };
-                o.insert(spec.name(), j);
+    if let Some(v) = md_json.pointer("/cert/valid") {
+        o.insert("valid".into(), v.clone());
+    }
+    for spec in md.effective_specs() {
+        let name = spec.name();
+        let mut c = Map::new();
+        if let Some(cert) = md_json.get("cert").and_then(|c| c.get(&name)) {
+            for k in ["valid", "serial", "sha256-fingerprint"] {
+                if let Some(v) = cert.get(k) {
+                    c.insert(k.into(), v.clone());
+                }
             }
-            None if with_empty => {
-                o.insert(spec.name(), json!({}));
-            }
-            None => {}
         }
+        o.insert(name, Value::Object(c));
     }
-    if any {
-        let mut out = Map::new();
-        out.insert(
-            "valid".into(),
-            json!({"from": time::rfc822(from), "until": time::rfc822(until)}),
-        );
-        out.extend(o);
-        return out;
-    }
-    o
-}
-
-/// `/.httpd/certificate-status` (§6.2): public data only.
-pub fn certificate_status(
-    store: &Store,
-    md: &Md,
-    certs: &[Option<CertInfo>],
-    renew_at: Micros,
-    now: Micros,
-) -> Value {
-    let mut o = public_certs(md, certs, true);
-    let has_job = store.path(Group::Staging, &md.name, "job.json").exists();
-    if has_job || renew_at <= now {
-        let staged = staged_certs(store, md);
-        o.insert(
-            "renewal".into(),
-            json!({"cert": Value::Object(public_certs(md, &staged, false))}),
-        );
+    if let Some(r) = md_json.get("renewal") {
+        let cert = r.get("cert").cloned().unwrap_or_else(|| json!({}));
+        o.insert("renewal".into(), json!({ "cert": cert }));
     }
     Value::Object(o)
 }
@@ -751,12 +717,9 @@ mod tests {
         assert!(m.contains("md_domain_state{md=\"a.org\"} 2\n"), "{m}");
         assert!(m.contains("md_domains{state=\"complete\"} 1\n"));
         assert!(m.contains("md_certificate_expiry_timestamp_seconds{md=\"a.org\",key=\"rsa\"}"));
-        let cs = certificate_status_for_test(&md, &certs);
+        let cs = certificate_status(&md, &json!({"cert": certs_json(&certs)}));
         assert!(cs["rsa"]["sha256-fingerprint"].is_string() && cs["valid"].is_object());
-    }
-
-    fn certificate_status_for_test(md: &Md, certs: &[Option<CertInfo>]) -> Value {
-        Value::Object(public_certs(md, certs, true))
+        assert!(cs["rsa"].get("issuer-name").is_none() && cs.get("renewal").is_none());
     }
 
     #[test]
@@ -929,8 +892,10 @@ pub fn staplings_html(views: &[StaplingView], now: Micros) -> String {
 /// md-status: adds `ocsp` {status, valid, renewal (the OCSP job.json)} to
 /// each certificate of an MD with stapling that has OCSP data (matched by
 /// fingerprint).
-/// Without a stapling entry, a certificate that names no OCSP responder
-/// says so (`certs`: the MD's certificates, by key name).
+/// A certificate without a stapling entry that names no OCSP responder
+/// gets no `ocsp` object (the C module's shape); our MD-level
+/// `stapling-reason` says why, per key name (`certs`: the MD's
+/// certificates).
 pub fn add_ocsp(
     md_json: &mut Value,
     views: &[StaplingView],
@@ -940,6 +905,7 @@ pub fn add_ocsp(
     if md_json.get("stapling") != Some(&Value::Bool(true)) {
         return;
     }
+    let mut reasons = Map::new();
     let Some(cert_objs) = md_json.get_mut("cert").and_then(Value::as_object_mut) else {
         return;
     };
@@ -948,15 +914,12 @@ pub fn add_ocsp(
             continue;
         };
         let Some(v) = views.iter().find(|v| v.sha256 == fp) else {
-            let no_responder = certs
+            if certs
                 .iter()
                 .flatten()
-                .any(|i| &i.key_name == name && i.ocsp_url.is_none());
-            if let (true, Some(co)) = (no_responder, c.as_object_mut()) {
-                co.insert(
-                    "ocsp".into(),
-                    json!({"status": "none", "reason": "the certificate names no OCSP responder: nothing to staple"}),
-                );
+                .any(|i| &i.key_name == name && i.ocsp_url.is_none())
+            {
+                reasons.insert(name.clone(), json!(NO_RESPONDER));
             }
             continue;
         };
@@ -981,7 +944,13 @@ pub fn add_ocsp(
             co.insert("ocsp".into(), Value::Object(o));
         }
     }
+    if let (false, Some(o)) = (reasons.is_empty(), md_json.as_object_mut()) {
+        o.insert("stapling-reason".into(), Value::Object(reasons));
+    }
 }
+
+/// Why a certificate of an MD with stapling has nothing stapled.
+pub const NO_RESPONDER: &str = "the certificate names no OCSP responder: nothing to staple";
 
 #[cfg(test)]
 mod stapling_tests {
