@@ -426,9 +426,12 @@ impl Store {
         let dir = gdir.join(name);
         ensure_dir(&gdir, g.create_mode())
             // challenge data is served to the CA, OCSP responses read by
-            // all children: these groups open at first use (as in C)
+            // all children, staged sets by every child (hot activation):
+            // these groups open at first use, as the C module opens a group
+            // at each save into it (its `staging/` is 0755 after a failed
+            // first run too)
             .and_then(|_| match g {
-                Group::Challenges | Group::Ocsp => set_mode(&gdir, g.used_mode()),
+                Group::Challenges | Group::Ocsp | Group::Staging => set_mode(&gdir, g.used_mode()),
                 _ => Ok(()),
             })
             .and_then(|()| ensure_dir(&dir, g.used_mode()))

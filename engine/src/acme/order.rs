@@ -248,10 +248,6 @@ fn setup_challenge(
     let key_authz = acme_key_authz(acme, token)?;
     let store = env.store;
     let store_err = |e: crate::store::StoreError| AcmeError::new(Kind::General, e.msg);
-    // The challenge-setup event fires when the challenge data is new or
-    // changed, not again on each retry of the same challenge (as in the C
-    // module); dns-01 runs its command every time.
-    let mut changed = true;
     let setup = match ctype {
         "http-01" => {
             let file = "acme-http-01.txt";
@@ -260,10 +256,8 @@ fn setup_challenge(
                 .ok()
                 .flatten()
                 .as_deref()
-                == Some(key_authz.as_bytes())
+                != Some(key_authz.as_bytes())
             {
-                changed = false;
-            } else {
                 store
                     .save_bytes(Group::Challenges, ident, file, key_authz.as_bytes(), false)
                     .map_err(store_err)?;
@@ -273,7 +267,7 @@ fn setup_challenge(
         "tls-alpn-01" => {
             let dir = challenge_dir_name(ctype, ident);
             let digest = openssl::sha::sha256(key_authz.as_bytes());
-            changed = !md.effective_specs().iter().all(|spec| {
+            let changed = !md.effective_specs().iter().all(|spec| {
                 store
                     .load_bytes(
                         Group::Challenges,
@@ -373,9 +367,10 @@ fn setup_challenge(
             ))
         }
     };
-    if !changed {
-        return Ok(setup);
-    }
+    // Every time, as the C module does (an ACMEv2 authorization carries no
+    // key authorization to compare): a cluster's MDMessageCmd copies the
+    // challenge to the other nodes, and when that fails the CA must not be
+    // asked to validate, in this run or a resumed one.
     env.events
         .challenge_setup(ctype, identifier_value(ident))
         .map_err(|e| {
@@ -460,19 +455,28 @@ fn start_authz(
     let mut last_err = None;
     let mut any = false;
     for ctype in env.challenges.types.clone() {
+        let Some(ch) = authz.challenges.iter().find(|c| c.kind == ctype) else {
+            continue;
+        };
+        any = true;
+        // tls-alpn-01 needs an https server with acme-tls/1 for some name
+        // of the MD (§4.5); a name without a vhost of its own is answered
+        // by the https server that gets its handshake.
         if ctype == "tls-alpn-01"
             && env
                 .challenges
                 .tls_alpn_domains
                 .as_ref()
-                .is_some_and(|ds| !ds.iter().any(|d| d.eq_ignore_ascii_case(&ident)))
+                .is_some_and(Vec::is_empty)
         {
+            let why = format!(
+                "{ctype} for {ident}: protocol 'acme-tls/1' seems not enabled for this or any other associated domain"
+            );
+            env.notes
+                .push(Note::new(Level::Info, format!("{}: {why}", md.name)));
+            last_err = Some(AcmeError::new(Kind::General, why));
             continue;
         }
-        let Some(ch) = authz.challenges.iter().find(|c| c.kind == ctype) else {
-            continue;
-        };
-        any = true;
         match setup_challenge(acme, md, env, &ctype, &ident, &ch.token)
             .and_then(|setup| preflight(acme, md, env, &ctype, &ident, &ch.token).map(|_| setup))
         {
