@@ -56,6 +56,9 @@ def test_twenty_mds_one_stuck_ca(ca_sb):
         assert len(staged_accounts) == 1, staged_accounts
         assert "registered new account" in ca_sb.error_log()
         assert ca_sb.error_log().count("registered new account") == 1
+        # an account another MD is writing in this process is no fault
+        # (issue 25: a warning named its key missing while it was copied)
+        assert "cannot use the stored ACME account" not in ca_sb.error_log()
         print(f"19 MDs with certificates after {elapsed:.1f}s", accounts)
         # installed: every MD records the one account in md.json (issue
         # 10.6: those that used another MD's staged account had none)

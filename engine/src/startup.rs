@@ -432,10 +432,24 @@ pub fn after_ssl(
             ),
         ));
     }
-    // Challenge data of MDs that are no longer configured is stale.
-    // With a cluster, only old ones: another node may be answering a CA
-    // for a domain of its MD right now.
-    let names: Vec<&str> = rt.mds().map(|m| m.name.as_str()).collect();
+    // Challenge data of MDs that are no longer configured is stale. The
+    // C module removes every directory not named after an MD, the data of
+    // an MD's other names too: a validation in flight at a restart then
+    // fails at the CA (issue 25). Ours keeps the data of every configured
+    // name; a run tears it down with its order. With a cluster, only old
+    // ones: another node may be answering a CA for a domain of its MD.
+    let kept: Vec<String> = rt
+        .mds()
+        .flat_map(|m| {
+            std::iter::once(m.name.clone()).chain(m.domains.iter().flat_map(|d| {
+                [
+                    d.clone(),
+                    crate::acme::order::challenge_dir_name("tls-alpn-01", d),
+                ]
+            }))
+        })
+        .collect();
+    let names: Vec<&str> = kept.iter().map(String::as_str).collect();
     let leases = crate::lease::Leases::of(&rt.store, global);
     let age = leases
         .as_ref()

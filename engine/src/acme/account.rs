@@ -293,13 +293,15 @@ fn use_first_usable(
                 // An account that exists but cannot be read is never
                 // replaced silently: a new registration piles up accounts
                 // at the CA and fails where EAB credentials are single-use.
+                // Only a refused read is about owner and mode.
+                let hint = if e.contains("ermission denied") {
+                    ". Check the file's owner and mode (the renewal job runs as httpd's User)"
+                } else {
+                    ""
+                };
                 notes.push(Note::new(
                     Level::Warn,
-                    format!(
-                        "{}: cannot use the stored ACME account: {e}. Check the file's owner \
-                         and mode (the renewal job runs as httpd's User)",
-                        md.name
-                    ),
+                    format!("{}: cannot use the stored ACME account: {e}{hint}", md.name),
                 ));
                 continue;
             }

@@ -1,7 +1,9 @@
 //! Orders, authorizations and challenges (spec §4.4–§4.7), and the staging
 //! run that obtains the certificates of one MD.
 
-use super::resource::{self, Authorization, AuthzStatus, OrderResource, OrderStatus};
+use super::resource::{
+    self, Authorization, AuthzStatus, ChallengeStatus, OrderResource, OrderStatus,
+};
 use super::{account, json_body, poll, retry_after, AResult, Acme, AcmeError, Kind};
 use crate::config::Md;
 use crate::crypto::{self, Key};
@@ -31,6 +33,13 @@ pub struct Order {
     pub authorizations: Vec<String>,
     #[serde(default)]
     pub challenge_setups: Vec<String>,
+    /// The challenges the CA took to validate (ours; the C module does not
+    /// write it and ignores it): a run that resumes the order after a
+    /// restart waits for the CA's verdict instead of asking again (a CA
+    /// may validate twice and judge on the second, when the first run's
+    /// data is gone).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub challenges_asked: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub finalize: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -442,15 +451,56 @@ fn authz_failed(authz: &Authorization) -> AcmeError {
     )
 }
 
+/// What became of a pending authorization.
+enum AuthzStart {
+    /// The CA validates (now, or was asked to before).
+    Started,
+    /// It can no longer become valid: a new order is needed.
+    Failed(Authorization),
+}
+
+/// Records a challenge setup in the order (its data is torn down with it).
+fn record_setup(env: &RunEnv<'_>, md: &Md, order: &mut Order, setup: String) {
+    if !order.challenge_setups.contains(&setup) {
+        order.challenge_setups.push(setup);
+    }
+    let _ = env
+        .store
+        .save_json(Group::Staging, &md.name, "order.json", &order.to_json());
+}
+
 /// Handles one pending authorization: picks a challenge type and sets it up.
+/// A challenge that an earlier run (of this process or another, stopped by
+/// a restart) asked the CA to validate is not asked again: its data is set
+/// up (so that it answers) and the CA's verdict awaited.
 fn start_authz(
     acme: &mut Acme,
     md: &Md,
     env: &mut RunEnv<'_>,
     order: &mut Order,
+    authz_url: &str,
     authz: &Authorization,
-) -> AResult<()> {
+) -> AResult<AuthzStart> {
     let ident = authz.name();
+    if authz
+        .challenges
+        .iter()
+        .any(|c| c.status == Some(ChallengeStatus::Invalid))
+    {
+        return Ok(AuthzStart::Failed(authz.clone()));
+    }
+    if let Some(ch) = authz.challenges.iter().find(|c| {
+        (c.status == Some(ChallengeStatus::Processing) || order.challenges_asked.contains(&c.url))
+            && env.challenges.types.contains(&c.kind)
+    }) {
+        let ctype = ch.kind.clone();
+        let setup = setup_challenge(acme, md, env, &ctype, &ident, &ch.token)?;
+        record_setup(env, md, order, setup);
+        env.events.progress(&format!(
+            "Waiting for the CA to validate the {ctype} challenge for {ident}"
+        ));
+        return Ok(AuthzStart::Started);
+    }
     let offered_types: Vec<&str> = authz.challenges.iter().map(|c| c.kind.as_str()).collect();
     let mut last_err = None;
     let mut any = false;
@@ -481,16 +531,40 @@ fn start_authz(
             .and_then(|setup| preflight(acme, md, env, &ctype, &ident, &ch.token).map(|_| setup))
         {
             Ok(setup) => {
-                if !order.challenge_setups.contains(&setup) {
-                    order.challenge_setups.push(setup);
+                record_setup(env, md, order, setup);
+                env.events
+                    .progress(&format!("Responding to {ctype} challenge for {ident}"));
+                if let Err(e) = acme.post(&ch.url, Some(&json!({})), false) {
+                    // The CA refused: perhaps it decided meanwhile (another
+                    // run asked first). Its verdict, not the refusal, counts.
+                    let now = acme.get_json(authz_url).and_then(|j| {
+                        resource::parse::<Authorization>("authorization", authz_url, &j)
+                    });
+                    return match now {
+                        Ok(a) if a.status.is_failed() => Ok(AuthzStart::Failed(a)),
+                        Ok(a)
+                            if a.status == AuthzStatus::Valid
+                                || a.challenges.iter().any(|c| {
+                                    c.url == ch.url
+                                        && matches!(
+                                            c.status,
+                                            Some(
+                                                ChallengeStatus::Processing
+                                                    | ChallengeStatus::Valid
+                                            )
+                                        )
+                                }) =>
+                        {
+                            Ok(AuthzStart::Started)
+                        }
+                        _ => Err(e),
+                    };
                 }
+                order.challenges_asked.push(ch.url.clone());
                 let _ =
                     env.store
                         .save_json(Group::Staging, &md.name, "order.json", &order.to_json());
-                env.events
-                    .progress(&format!("Responding to {ctype} challenge for {ident}"));
-                acme.post(&ch.url, Some(&json!({})), false)?;
-                return Ok(());
+                return Ok(AuthzStart::Started);
             }
             Err(e) => {
                 env.notes.push(Note::new(
@@ -814,7 +888,13 @@ fn obtain(
                 resource::parse("authorization", &url, &acme.get_json(&url)?)?;
             match authz.status {
                 AuthzStatus::Valid => {}
-                AuthzStatus::Pending => start_authz(acme, md, env, &mut o, &authz)?,
+                AuthzStatus::Pending => {
+                    if let AuthzStart::Failed(a) = start_authz(acme, md, env, &mut o, &url, &authz)?
+                    {
+                        bad = Some(a);
+                        break;
+                    }
+                }
                 _ => {
                     bad = Some(authz);
                     break;
@@ -1070,7 +1150,9 @@ pub fn stage(acme: &mut Acme, md: &Md, env: &mut RunEnv<'_>) -> AResult<Staged> 
         // so that installing this MD finds it (by its URL) and records its
         // id in md.json.
         account::Source::Staged(other) if *other != md.name => {
-            for (file, is_key) in [("account.json", false), (crate::store::ACCOUNT_KEY, true)] {
+            // the key first: an account.json is only ever seen with its key
+            // (another MD's selection may list this staging area meanwhile)
+            for (file, is_key) in [(crate::store::ACCOUNT_KEY, true), ("account.json", false)] {
                 if let Ok(Some(data)) = store.load_bytes(Group::Staging, other, file) {
                     store
                         .save_bytes(Group::Staging, &md.name, file, &data, is_key)
@@ -1094,6 +1176,18 @@ pub fn stage(acme: &mut Acme, md: &Md, env: &mut RunEnv<'_>) -> AResult<Staged> 
             Ok(leaf) => {
                 valid_from = valid_from.max(not_before(&leaf));
                 new_certs.push(spec);
+            }
+            // Stopped (a restart, the end of the child, or another node
+            // took the renewal over): the CA may be validating right now.
+            // The challenge data stays answerable and order.json stays:
+            // the next run (in the new child, or on the other node)
+            // resumes the order, and tears the data down with it.
+            Err(e)
+                if e.kind == Kind::Canceled
+                    || crate::shutdown::requested()
+                    || crate::shutdown::abandoned() =>
+            {
+                return Err(e);
             }
             Err(e) => {
                 // leave nothing behind that answers challenges
@@ -1147,15 +1241,25 @@ mod tests {
             status: OrderStatus::Pending,
             authorizations: vec!["a1".into()],
             challenge_setups: vec!["http-01:a.org".into()],
+            challenges_asked: vec![],
             finalize: Some("f".into()),
             certificate: None,
         };
         let j = o.to_json();
+        // as the C module writes it
         assert_eq!(
             j.to_string(),
             r#"{"url":"u","status":"pending","authorizations":["a1"],"challenge-setups":["http-01:a.org"],"finalize":"f"}"#
         );
         assert_eq!(Order::from_json(&j).unwrap(), o);
+        // with the challenges the CA took (ours), read back
+        let asked = Order {
+            challenges_asked: vec!["c1".into()],
+            ..o.clone()
+        };
+        let j = asked.to_json();
+        assert_eq!(j["challenges-asked"], json!(["c1"]));
+        assert_eq!(Order::from_json(&j).unwrap(), asked);
         let odd = Order::from_json(&json!({"url": "u", "status": "weird"})).unwrap();
         assert_eq!(odd.status, OrderStatus::Pending);
     }
