@@ -189,10 +189,13 @@ def test_failing_command_is_the_jobs_last_problem(ca_sb, directive, problem):
     assert "/bin/false failed with exit code 1." in job(ca_sb, name)["last"]["detail"]
 
 
-def test_challenge_setup_fires_once_per_challenge(ca_sb):
-    """The challenge-setup event fires when the challenge data is new, not
-    again when the same challenge is set up on a retry (issue 10.15): here
-    the first event is vetoed, the retry sets up the same challenge."""
+@pytest.mark.parametrize("which", ["ours", "c"])
+def test_challenge_setup_is_asked_again_after_a_veto(ca_sb, c_module, which):
+    """A vetoed challenge-setup event (its MDMessageCmd failed) is fired
+    again when the retry sets up the same challenge, and only then does
+    the CA validate (issue 24.6; issue 10.15 had it fire once, which let
+    the retry ask the CA without the command's consent). The C module does
+    the same: both modules run here."""
     name = "once.example.org"
     rec = ca_sb.path("events.log")
     mark = ca_sb.path("vetoed-once")
@@ -207,11 +210,14 @@ exit 0
 """)
     os.chmod(script, 0o755)
     os.chmod(ca_sb.root, 0o777)
-    ca_sb.start_httpd(site(ca_sb, name) + f"MDMessageCmd {script}\nMDRetryDelay 1s\n")
+    module = c_module if which == "c" else None
+    ca_sb.start_httpd(site(ca_sb, name) + f"MDMessageCmd {script}\nMDRetryDelay 1s\n", module=module)
     obtain(ca_sb, name)
     events = open(rec).read().splitlines()
     setups = [e for e in events if e.startswith("challenge-setup")]
-    assert len(setups) == 1, events
+    assert len(setups) == 2, events
+    kinds = [e.split()[0].split(":")[0] for e in events]
+    assert kinds[:5] == ["renewing", "challenge-setup", "errored", "challenge-setup", "renewed"], events
 
 
 def test_backoff_when_ca_is_down_and_recovery(ca_sb):

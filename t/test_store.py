@@ -10,8 +10,12 @@ import pytest
 
 from test_config_model import start_must_fail
 
+# No renewal runs: the layout is what start-up made (both modules open
+# `staging/` to 0755 at the renewal job's first write there, which
+# t/test_parity.py compares after the runs).
 MD_BODY = """
 MDomain a.example.org www.a.example.org
+MDRenewMode manual
 <VirtualHost 127.0.0.1:{http}>
   ServerName a.example.org
 </VirtualHost>

@@ -340,6 +340,19 @@ impl Stapling {
                 jb.errors = 0;
                 let detail = Some(format!("certificate {}", cert.id));
                 jb.add_log(now, "ocsp-renewed", None, detail);
+                // the result as the C module records it (md-status shows
+                // the job under `ocsp.renewal`)
+                jb.last = Some(job::JobResult {
+                    status: 0,
+                    activity: Some(format!("status of certid {}, reading response", cert.id)),
+                    detail: Some(format!(
+                        "certificate status is {}, status valid {} - {}",
+                        resp.status.as_str().to_ascii_uppercase(),
+                        time::rfc822(resp.valid_from),
+                        time::rfc822(resp.valid_until)
+                    )),
+                    ..Default::default()
+                });
                 let w = global.stapling_renew_window;
                 let next = resp.renew_at(&w).max(now + time::from_secs(1));
                 let mtime = cert.file_mtime(store);
@@ -374,7 +387,13 @@ impl Stapling {
                 (next, job::Event::OcspErrored)
             }
         };
-        jb.next_run = next;
+        // after a success the registry knows when to refresh; the job
+        // file names a next run only after an error, as the C module's
+        jb.next_run = if event == job::Event::OcspRenewed {
+            0
+        } else {
+            next
+        };
         let _ = job::fire(&mut jb, notify, &event, now, notes);
         if let Err(e) = jb.save(store, Group::Ocsp) {
             notes.push(Note::new(
