@@ -15,6 +15,10 @@ from sandbox import C_MODULE, Sandbox  # noqa: E402,F401
 
 OURS = os.path.join(TOP, "target", "release", "libmod_md.so")
 MODULES = (("ours", OURS), ("c", C_MODULE))
+# BENCH_BEFORE=<an earlier build of ours>: measured in the same run as a
+# third module ("before"), to show what a change costs
+if os.environ.get("BENCH_BEFORE"):
+    MODULES = MODULES + (("before", os.environ["BENCH_BEFORE"]),)
 
 
 def build():
@@ -40,4 +44,8 @@ def report(title, results, target):
     print(f"  ours: median {o:.3f}  {[round(x, 3) for x in results['ours']]}")
     print(f"  C:    median {c:.3f}  {[round(x, 3) for x in results['c']]}")
     print(f"  ratio ours/C: {o / c:.2f}  (target {target})")
+    if results.get("before"):
+        b = statistics.median(results["before"])
+        print(f"  before: median {b:.3f}  {[round(x, 3) for x in results['before']]}")
+        print(f"  ratio ours/before: {o / b:.2f}")
     return o / c

@@ -8,10 +8,17 @@ start left (warm). The clock runs from `apache2 -k start` until httpd
 answers on its https port. Target: ratio <= 1.0 for all four figures.
 Usage: bench/startup_1000.py [rounds] [N]
 
+A third start (`certified`, issue 25) is on a store where every MD has
+an installed certificate and key (one local CA, made once per run): the
+store as it is on a server in use, where start-up checks every live set
+before mod_ssl gets it. With BENCH_BEFORE=<an earlier build> that build runs
+in the same rounds, and the ratios ours/before show what a change costs.
+
 The first figures (issue 5) configured plain http vhosts only, which
 spares both modules the fallback certificates."""
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -76,21 +83,67 @@ def start(sb, label, times, mem, kind):
         raise SystemExit(f"{label}: httpd still listening 120 s after stop")
 
 
+def certified_store(sb):
+    """A store template in which every MD has a live certificate (RSA 2048,
+    as most sites have; one key for all, signed by a local CA, leaf and CA
+    in pubcert.pem), made once: (path, seconds it took)."""
+    t0 = time.time()
+    d = sb.path("certified")
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    ca_key, ca, key = (os.path.join(d, x) for x in ("ca.key", "ca.pem", "key.pem"))
+    run = lambda *a, **kw: subprocess.run(a, check=True, capture_output=True, **kw)  # noqa: E731
+    run("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        "-keyout", ca_key, "-out", ca, "-days", "30", "-subj", "/CN=Bench CA")
+    run("openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", key)
+    with open(ca, "rb") as f:
+        ca_pem = f.read()
+    with open(key, "rb") as f:
+        key_pem = f.read()
+    store = os.path.join(d, "md")
+    for i in range(N):
+        name = f"s{i}.example.org"
+        md = os.path.join(store, "domains", name)
+        os.makedirs(md)
+        csr = run("openssl", "req", "-new", "-key", key, "-subj", f"/CN={name}").stdout
+        ext = os.path.join(d, "ext")
+        with open(ext, "w") as f:
+            f.write(f"subjectAltName=DNS:{name}\n")
+        leaf = run("openssl", "x509", "-req", "-CA", ca, "-CAkey", ca_key, "-days", "30",
+                   "-extfile", ext, input=csr).stdout
+        with open(os.path.join(md, "pubcert.pem"), "wb") as f:
+            f.write(leaf + ca_pem)
+        with open(os.path.join(md, "privkey.pem"), "wb") as f:
+            f.write(key_pem)
+        os.chmod(os.path.join(md, "privkey.pem"), 0o600)
+    return store, time.time() - t0
+
+
 def main():
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 2
     build()
-    kinds = ("fresh", "warm")
-    times = {k: {"ours": [], "c": []} for k in kinds}
-    mem = {k: {"ours": [], "c": []} for k in kinds}
+    kinds = ("fresh", "warm", "certified")
+    labels = [label for label, _ in MODULES]
+    times = {k: {label: [] for label in labels} for k in kinds}
+    mem = {k: {label: [] for label in labels} for k in kinds}
     with Sandbox() as sb:
         body = conf(sb)
+        template, took = certified_store(sb)
+        print(f"(a store with {N} certificates made in {took:.0f} s)")
         for _ in range(rounds):
             for label, mod in MODULES:
                 sb.stop_httpd()
                 fresh_store(sb)
                 sb.write_conf(body, module=mod, log_level="warn")
-                for kind in kinds:
+                for kind in kinds[:2]:
                     start(sb, label, times, mem, kind)
+                # the certified store: one start writes what start-up
+                # writes once (md.json), the next one is measured
+                sb.stop_httpd()
+                fresh_store(sb)
+                shutil.copytree(template, sb.path("md"), symlinks=True)
+                start(sb, label, {"certified": {label: []}}, {"certified": {label: []}}, "certified")
+                start(sb, label, times, mem, "certified")
     for kind in kinds:
         report(f"httpd start-up with {N} MDs, SSL vhosts, {kind} store (s)", times[kind], "<= 1.0")
         report(f"resident memory of a child with {N} MDs, SSL vhosts, {kind} store (MiB)",

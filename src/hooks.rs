@@ -85,7 +85,22 @@ unsafe fn start_input(s: *mut ffi::server_rec) -> Option<StartInput> {
             server_root: apr::str_or_empty(ffi::ap_server_root),
             run_user: run_user(),
             servers: servers(s),
+            runtime_dir: runtime_dir(s),
         })
+    }
+}
+
+/// httpd's runtime directory (`DefaultRuntimeDir`, absolute).
+///
+/// # Safety
+/// `s` is the live main server during post_config.
+unsafe fn runtime_dir(s: *mut ffi::server_rec) -> Option<std::path::PathBuf> {
+    // SAFETY: the process and its pconf live as long as the server; the
+    // returned string is allocated in pconf and copied here.
+    unsafe {
+        let pool = (*s).process.as_ref()?.pconf;
+        let dir = apr::opt_str(ffi::ap_runtime_dir_relative(pool, c"".as_ptr()))?;
+        (!dir.is_empty()).then(|| std::path::PathBuf::from(dir))
     }
 }
 

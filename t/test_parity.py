@@ -24,6 +24,7 @@ ALLOWED_MD_KEYS = {
     "live",  # md-status: our addition (hot activation), documented in the README
     "next-run",  # md-status: our addition (when the job looks at the MD next), README
     "stapling-reason",  # md-status: our addition (why nothing is stapled), README
+    "store",  # md-status: our addition (what start-up met in the store), README
 }
 
 

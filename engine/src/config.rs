@@ -1115,6 +1115,12 @@ pub struct MdState {
     pub ca_account: Option<String>,
     /// The names an SSL vhost answers tls-alpn-01 for.
     pub acme_tls_1_domains: Vec<String>,
+    /// Certificate and key files start-up found unusable and could not set
+    /// aside ([`crate::sets`]): never handed to mod_ssl, counted as missing.
+    pub broken: Vec<String>,
+    /// What start-up could not do in the store for this MD, or found broken
+    /// there (md-status `store`).
+    pub store_problems: Vec<String>,
 }
 
 /// An MD: its effective configuration after the merge of §1.3

@@ -32,6 +32,9 @@ pub struct Setup {
     pub fallback_servers: HashSet<usize>,
     /// This generation is httpd's configuration dry run.
     pub dry_run: bool,
+    /// httpd's runtime directory (`DefaultRuntimeDir`): fallbacks that the
+    /// store cannot take are made there.
+    pub runtime_dir: Option<std::path::PathBuf>,
 }
 
 /// The module state of one configuration generation.
@@ -79,6 +82,8 @@ pub struct StartInput {
     /// The uid the store's child-written groups are handed to (root parent).
     pub run_user: Option<u32>,
     pub servers: Vec<Server>,
+    /// httpd's runtime directory (`DefaultRuntimeDir`).
+    pub runtime_dir: Option<std::path::PathBuf>,
 }
 
 /// What the second half of start-up asks of httpd.
@@ -241,6 +246,7 @@ impl Generation {
         crate::http::global_init();
         let mut st = self.lock();
         st.dry_run = input.dry_run;
+        st.runtime_dir = input.runtime_dir.clone();
         let global = st.config.global.clone();
         let store_dir = global.store_dir_in(&input.server_root);
         let mut notes = Vec::new();
@@ -253,6 +259,7 @@ impl Generation {
                 &store_dir,
                 input.run_user,
                 input.servers,
+                input.dry_run,
                 &mut notes,
             )
         });
@@ -400,7 +407,7 @@ impl Generation {
             if !(rt.global.hot_activation && md.cert_files.is_empty()) {
                 return Served::Declined;
             }
-            let served = self.fallback(host, &rt.store, md, vname);
+            let served = self.fallback(host, &rt.store, md, vname, st.runtime_dir.as_deref());
             if let Served::Files(_) = served {
                 st.fallback_servers.insert(id);
                 host.log(Level::Info, &format!(
@@ -421,7 +428,11 @@ impl Generation {
     /// mod_ssl has no certificate for SSL vhost `id`: its MD's self-signed
     /// fallback, so that the vhost answers 503 until the real one is there.
     pub fn fallback_files(&self, host: &dyn Host, id: usize) -> Served {
-        let Some(rt) = self.lock().runtime.clone() else {
+        let (rt, runtime_dir) = {
+            let st = self.lock();
+            (st.runtime.clone(), st.runtime_dir.clone())
+        };
+        let Some(rt) = rt else {
             return Served::Declined;
         };
         let Some(vhost) = rt.vhost(id) else {
@@ -429,7 +440,13 @@ impl Generation {
         };
         log_get_certificates(host, &vhost.host.name);
         match rt.md_of(id) {
-            Some(d) => self.fallback(host, &rt.store, &d.md, &vhost.host.name),
+            Some(d) => self.fallback(
+                host,
+                &rt.store,
+                &d.md,
+                &vhost.host.name,
+                runtime_dir.as_deref(),
+            ),
             None => Served::Declined,
         }
     }
@@ -727,8 +744,32 @@ impl Generation {
         store: &crate::store::Store,
         md: &crate::config::Md,
         vname: &str,
+        runtime_dir: Option<&std::path::Path>,
     ) -> Served {
-        match reg::ensure_fallbacks(store, md, &self.fallback_keys) {
+        let made = reg::ensure_fallbacks(store, md, &self.fallback_keys).or_else(|e| {
+            // A store that cannot be written (full, read-only) must not stop
+            // the server (issue 25): the fallback is made in httpd's runtime
+            // directory instead, each start anew.
+            let Some(dir) = runtime_dir else {
+                return Err(e);
+            };
+            let dir = dir.join("md-fallback").join(&md.name);
+            match reg::fallbacks_in(&dir, md, &self.fallback_keys) {
+                Ok(pairs) => {
+                    let msg = format!(
+                        "AH10174: {e}; the fallback certificate is made in {} instead until the \
+                         store can be written",
+                        dir.display()
+                    );
+                    if startup::store_problem(&md.name, &msg) {
+                        host.log(Level::Error, &msg);
+                    }
+                    Ok(pairs)
+                }
+                Err(e2) => Err(format!("{e}; and in {}: {e2}", dir.display())),
+            }
+        });
+        match made {
             Ok(pairs) => {
                 for spec in md.effective_specs() {
                     host.log(
@@ -1000,6 +1041,7 @@ mod tests {
             server_root: root.to_string_lossy().into_owned(),
             run_user: None,
             servers: vec![server(10, "a.org"), server(11, "other.org")],
+            runtime_dir: None,
         };
         gen.before_ssl(&host, input).expect("start-up plan");
         (gen, rec, host)

@@ -25,12 +25,15 @@ pub mod reg;
 pub mod report;
 pub mod request;
 pub mod scheduler;
+pub mod sets;
 pub mod shutdown;
 pub mod stapling;
 pub mod startup;
 pub mod status;
 pub mod store;
 pub mod tailscale;
+#[cfg(test)]
+pub(crate) mod testutil;
 pub mod time;
 pub mod uri;
 pub mod util;

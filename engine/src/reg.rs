@@ -109,12 +109,19 @@ pub fn live_files(store: &Store, md: &Md) -> Vec<(String, String, String)> {
 
 /// The (key, chain) files mod_ssl gets for an MD's SSL vhost (§2.4): the
 /// static files as configured, else the live pairs that exist.
+/// Files start-up found broken ([`crate::sets::check`]) are never among
+/// them: a static set with one goes entirely (its vhosts get the fallback).
 pub fn servable_files(store: &Store, md: &Md) -> Vec<(String, String)> {
+    if !md.cert_files.is_empty() && !md.found.broken.is_empty() {
+        return Vec::new();
+    }
     live_files(store, md)
         .into_iter()
         .filter(|(_, key, cert)| {
             !md.cert_files.is_empty()
-                || (std::path::Path::new(key).exists() && std::path::Path::new(cert).exists())
+                || (std::path::Path::new(key).exists()
+                    && std::path::Path::new(cert).exists()
+                    && !md.found.broken.contains(cert))
         })
         .map(|(_, key, cert)| (key, cert))
         .collect()
@@ -126,7 +133,14 @@ pub fn compute_state(store: &Store, md: &Md) -> (State, Option<String>, Vec<Opti
     let mut state = State::Complete;
     let mut descr = None;
     for (name, _key, chain) in live_files(store, md) {
-        let info = match fs::read(&chain) {
+        // a broken live pair that could not be set aside counts as missing
+        let unusable = md.cert_files.is_empty() && md.found.broken.contains(&chain);
+        let read = if unusable {
+            Err(std::io::ErrorKind::InvalidData.into())
+        } else {
+            fs::read(&chain)
+        };
+        let info = match read {
             Err(_) => {
                 if state == State::Complete {
                     state = State::Incomplete;
@@ -165,6 +179,10 @@ pub fn compute_state(store: &Store, md: &Md) -> (State, Option<String>, Vec<Opti
             }
         }
         certs.push(Some(info));
+    }
+    if !md.cert_files.is_empty() && !md.found.broken.is_empty() {
+        state = State::Error;
+        descr = Some("the static certificate files cannot be used (see the error log)".into());
     }
     (state, descr, certs)
 }
@@ -266,7 +284,14 @@ pub fn ensure_fallbacks(
         let cf = format!("fallback-pubcert{sfx}.pem");
         let kp = store.path(Group::Domains, &md.name, &kf);
         let cp = store.path(Group::Domains, &md.name, &cf);
-        if !(kp.exists() && cp.exists()) {
+        // existing ones are reused (even expired), unless mod_ssl could not
+        // load them: then they are made again
+        let usable = kp.exists() && cp.exists() && crate::sets::check_pair(&kp, &cp, false).is_ok();
+        if !usable {
+            if kp.exists() && cp.exists() {
+                store.remove(Group::Domains, &md.name, &kf);
+                store.remove(Group::Domains, &md.name, &cf);
+            }
             let kspec = match &spec {
                 KeySpec::Ec(c) if c.eq_ignore_ascii_case("x25519") => KeySpec::Ec("P-256".into()),
                 s => s.clone(),
@@ -321,29 +346,101 @@ pub fn ensure_fallbacks(
     Ok(out)
 }
 
-/// Moves a directory `domains/<md>` out of the way into `archive/<md>.<n>`.
-fn archive(store: &Store, md: &str) -> Result<(), String> {
+/// The fallback pairs of an MD made in `dir` (outside the store, when the
+/// store cannot be written): made anew, key 0600, certificate 0644.
+pub fn fallbacks_in(
+    dir: &std::path::Path,
+    md: &Md,
+    keys: &crypto::KeyCache,
+) -> Result<Vec<(String, String)>, String> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let mut out = Vec::new();
+    for spec in md.effective_specs() {
+        let sfx = spec.file_suffix();
+        let kspec = match &spec {
+            KeySpec::Ec(c) if c.eq_ignore_ascii_case("x25519") => KeySpec::Ec("P-256".into()),
+            s => s.clone(),
+        };
+        let key = keys.get(&kspec).map_err(|e| e.to_string())?;
+        let cert = crypto::fallback_cert(&key, &md.domains).map_err(|e| e.0)?;
+        let kp = dir.join(format!("fallback-privkey{sfx}.pem"));
+        let cp = dir.join(format!("fallback-pubcert{sfx}.pem"));
+        let kpem = key.to_pem(None).map_err(|e| e.0)?;
+        let cpem = cert.to_pem().map_err(|e| e.to_string())?;
+        crate::util::write_atomic(&kp, &kpem, 0o600)
+            .and_then(|()| crate::util::write_atomic(&cp, &cpem, 0o644))
+            .map_err(|e| format!("cannot write {}: {e}", dir.display()))?;
+        out.push((kp.display().to_string(), cp.display().to_string()));
+    }
+    Ok(out)
+}
+
+/// Moves a directory `domains/<md>` out of the way into `archive/<md>.<n>`;
+/// where it went (None: there was none).
+fn archive(store: &Store, md: &str) -> Result<Option<std::path::PathBuf>, String> {
     let live = store.group_dir(Group::Domains).join(md);
     if !live.exists() {
-        return Ok(());
+        return Ok(None);
     }
-    store
-        .ensure_group(Group::Archive, None)
-        .map_err(|e| e.to_string())?;
+    store.ensure_group(Group::Archive, None).map_err(|e| {
+        format!(
+            "cannot create {}: {e}",
+            store.group_dir(Group::Archive).display()
+        )
+    })?;
     for n in 1..1000 {
         let dest = store.group_dir(Group::Archive).join(format!("{md}.{n}"));
         if !dest.exists() {
             return fs::rename(&live, &dest)
+                .map(|()| Some(dest))
                 .map_err(|e| format!("archiving {}: {e}", live.display()));
         }
     }
     Err(format!("no free archive slot for {md}"))
 }
 
+/// Why a staged set was not installed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InstallError {
+    /// The staged set cannot be used: it is purged (AH10069).
+    Bad(String),
+    /// The store could not be written (full, read-only, permissions): the
+    /// staged set stays, and is installed at the next restart.
+    Store(String),
+}
+
+impl From<&str> for InstallError {
+    fn from(s: &str) -> Self {
+        InstallError::Bad(s.to_string())
+    }
+}
+
+impl From<String> for InstallError {
+    fn from(s: String) -> Self {
+        InstallError::Bad(s)
+    }
+}
+
 /// Installs the staged set of `md` (§3.6). Returns Ok(false) when nothing
-/// is staged. On error the caller logs AH10069 and calls
-/// [`purge_staging`]. Runs as root in the parent.
-pub fn install_staged(store: &Store, md: &Md, notes: &mut Vec<Note>) -> Result<bool, String> {
+/// is staged. On [`InstallError::Bad`] the caller logs AH10069 and calls
+/// [`purge_staging`]; on [`InstallError::Store`] nothing half-written is
+/// left (`tmp/<md>` goes, a live set moved to the archive comes back) and
+/// the staged set stays. Runs as root in the parent.
+pub fn install_staged(store: &Store, md: &Md, notes: &mut Vec<Note>) -> Result<bool, InstallError> {
+    let res = install_staged_in(store, md, notes);
+    if let Err(InstallError::Store(_)) = &res {
+        store.purge(Group::Tmp, &md.name);
+    }
+    res
+}
+
+fn install_staged_in(store: &Store, md: &Md, notes: &mut Vec<Note>) -> Result<bool, InstallError> {
+    let werr = |e: crate::store::StoreError| InstallError::Store(e.msg);
     let Some(staged_json) = store
         .load_json(Group::Staging, &md.name, "md.json")
         .map_err(|e| e.msg)?
@@ -373,10 +470,10 @@ pub fn install_staged(store: &Store, md: &Md, notes: &mut Vec<Note>) -> Result<b
             .ok_or_else(|| format!("no staged certificate for {}", spec.name()))?;
         let chain = crypto::chain_from_pem(&pem).map_err(|e| e.0)?;
         if chain.is_empty() || !key.matches(&chain[0]) {
-            return Err(format!(
+            return Err(InstallError::Bad(format!(
                 "staged certificate and key for {} do not match",
                 spec.name()
-            ));
+            )));
         }
         pairs.push((sfx, key, pem));
     }
@@ -408,10 +505,10 @@ pub fn install_staged(store: &Store, md: &Md, notes: &mut Vec<Note>) -> Result<b
             .unwrap_or_else(|| account::next_id(store, &ca_url));
         store
             .save_json(Group::Accounts, &id, "account.json", &acct.to_json())
-            .map_err(|e| e.msg)?;
+            .map_err(werr)?;
         store
             .save_key(Group::Accounts, &id, crate::store::ACCOUNT_KEY, &key)
-            .map_err(|e| e.msg)?;
+            .map_err(werr)?;
         account_id = Some(id);
     }
     // Tear down a remaining order (dns-01 records).
@@ -426,9 +523,12 @@ pub fn install_staged(store: &Store, md: &Md, notes: &mut Vec<Note>) -> Result<b
     }
     // Write everything into tmp/<md>, then swap it in.
     store.purge(Group::Tmp, &md.name);
-    store
-        .ensure_group(Group::Tmp, None)
-        .map_err(|e| e.to_string())?;
+    store.ensure_group(Group::Tmp, None).map_err(|e| {
+        InstallError::Store(format!(
+            "cannot create {}: {e}",
+            store.group_dir(Group::Tmp).display()
+        ))
+    })?;
     let mut live_md = md.clone();
     live_md.found.ca_url = Some(ca_url);
     live_md.found.ca_account = account_id;
@@ -436,11 +536,11 @@ pub fn install_staged(store: &Store, md: &Md, notes: &mut Vec<Note>) -> Result<b
     live_md.found.descr = None;
     store
         .save_json(Group::Tmp, &md.name, "md.json", &live_md.to_json())
-        .map_err(|e| e.msg)?;
+        .map_err(werr)?;
     for (sfx, key, pem) in &pairs {
         store
             .save_key(Group::Tmp, &md.name, &format!("privkey{sfx}.pem"), key)
-            .map_err(|e| e.msg)?;
+            .map_err(werr)?;
         store
             .save_bytes(
                 Group::Tmp,
@@ -449,15 +549,20 @@ pub fn install_staged(store: &Store, md: &Md, notes: &mut Vec<Note>) -> Result<b
                 pem,
                 false,
             )
-            .map_err(|e| e.msg)?;
+            .map_err(werr)?;
     }
     if let Ok(Some(job)) = store.load_json(Group::Staging, &md.name, "job.json") {
-        let _ = store.save_json(Group::Tmp, &md.name, "job.json", &job);
+        store
+            .save_json(Group::Tmp, &md.name, "job.json", &job)
+            .map_err(werr)?;
     }
-    store
-        .ensure_group(Group::Domains, None)
-        .map_err(|e| e.to_string())?;
-    archive(store, &md.name)?;
+    store.ensure_group(Group::Domains, None).map_err(|e| {
+        InstallError::Store(format!(
+            "cannot create {}: {e}",
+            store.group_dir(Group::Domains).display()
+        ))
+    })?;
+    let archived = archive(store, &md.name).map_err(InstallError::Store)?;
     // the groups the renewal job reads from are open to it from now on
     // (before the new set appears: whoever sees it sees them open)
     for g in [Group::Accounts, Group::Staging] {
@@ -467,7 +572,16 @@ pub fn install_staged(store: &Store, md: &Md, notes: &mut Vec<Note>) -> Result<b
     }
     let tmp = store.group_dir(Group::Tmp).join(&md.name);
     let live = store.group_dir(Group::Domains).join(&md.name);
-    fs::rename(&tmp, &live).map_err(|e| format!("activating {}: {e}", live.display()))?;
+    if let Err(e) = fs::rename(&tmp, &live) {
+        // the live set comes back from the archive: nothing is lost
+        if let Some(a) = archived {
+            let _ = fs::rename(&a, &live);
+        }
+        return Err(InstallError::Store(format!(
+            "activating {}: {e}",
+            live.display()
+        )));
+    }
     purge_staging(store, md);
     Ok(true)
 }
@@ -750,9 +864,10 @@ mod tests {
         stage("three");
         s.save_key(Group::Staging, "a.org", "privkey.pem", &k)
             .unwrap();
-        assert!(install_staged(&s, &m, &mut vec![])
-            .unwrap_err()
-            .contains("do not match"));
+        assert!(matches!(
+            install_staged(&s, &m, &mut vec![]).unwrap_err(),
+            InstallError::Bad(e) if e.contains("do not match")
+        ));
         fs::remove_dir_all(dir).unwrap();
     }
 }

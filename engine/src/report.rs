@@ -85,6 +85,14 @@ pub fn md_status(
             if let Some(leases) = &leases {
                 o.insert("cluster".into(), cluster_json(leases, &d.md.name, now));
             }
+            // what start-up could not do in the store, or found broken
+            // there (issue 25): seen by monitoring before the next restart
+            if !d.md.found.store_problems.is_empty() {
+                o.insert(
+                    "store".into(),
+                    json!({ "problems": d.md.found.store_problems }),
+                );
+            }
             if rt.global.crl_check {
                 if let Some(c) = crate::crl::status_json(&rt.store, &d.md.name) {
                     o.insert("crl".into(), c);

@@ -80,6 +80,67 @@ impl std::fmt::Display for StartError {
 
 /// Plans the start: see the module comment. `user` is the uid the store's
 /// child-written groups are handed to (only when running as root).
+/// Problems a start met in the store, per MD (issue 25): each said once
+/// per start, though httpd's dry run and real run (in the same parent
+/// process) both meet it, and kept for md-status (`store.problems`).
+struct StartProblems {
+    /// The last start-up phase was a dry run: the real run that follows
+    /// belongs to the same start.
+    after_dry_run: bool,
+    by_md: Option<HashMap<String, Vec<String>>>,
+}
+
+static PROBLEMS: std::sync::Mutex<StartProblems> = std::sync::Mutex::new(StartProblems {
+    after_dry_run: false,
+    by_md: None,
+});
+
+fn problems() -> std::sync::MutexGuard<'static, StartProblems> {
+    PROBLEMS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A start-up phase begins: a dry run, or a real run that no dry run
+/// came before (a graceful restart), begins a new start.
+fn problems_begin(dry_run: bool) {
+    let mut p = problems();
+    if dry_run || !p.after_dry_run {
+        p.by_md = None;
+    }
+    p.after_dry_run = dry_run;
+}
+
+/// Records a store problem of `md`; true when this start had not met it
+/// yet (the caller says it).
+pub fn store_problem(md: &str, msg: &str) -> bool {
+    let mut p = problems();
+    let v = p
+        .by_md
+        .get_or_insert_with(HashMap::new)
+        .entry(md.to_string())
+        .or_default();
+    if v.iter().any(|m| m == msg) {
+        return false;
+    }
+    v.push(msg.to_string());
+    true
+}
+
+/// The store problems this start met for `md`.
+pub fn store_problems(md: &str) -> Vec<String> {
+    problems()
+        .by_md
+        .as_ref()
+        .and_then(|m| m.get(md).cloned())
+        .unwrap_or_default()
+}
+
+fn problem_note(md: &str, level: Level, msg: String, notes: &mut Vec<Note>) {
+    if store_problem(md, &msg) {
+        notes.push(Note::new(level, msg));
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 pub fn before_ssl(
     conf: &ModConfig,
     main: &Settings,
@@ -87,6 +148,7 @@ pub fn before_ssl(
     store_dir: &str,
     user: Option<u32>,
     servers: Vec<Server>,
+    dry_run: bool,
     notes: &mut Vec<Note>,
 ) -> Result<Plan, StartError> {
     let global = &conf.global;
@@ -120,7 +182,17 @@ pub fn before_ssl(
             ));
         }
     }
+    problems_begin(dry_run);
     install(&store, &mds, conf, notes);
+    // Nothing mod_ssl cannot load reaches it (issue 25).
+    for md in &mut mds {
+        let staged = |md: &Md| {
+            global.hot_activation && reg::hot_set(&store, md, crate::time::now()).is_some()
+        };
+        for p in crate::sets::check(&store, md, &staged) {
+            problem_note(&md.name, Level::Error, p, notes);
+        }
+    }
     for md in &mds {
         notes.push(Note::new(
             Level::Debug,
@@ -422,6 +494,7 @@ pub fn after_ssl(
         let d = &mut rt.domains[mi];
         d.md.found.acme_tls_1_domains = tls;
         d.rt = md_runtime(&rt.store, &mut d.md, used, global, facts, now, notes)?;
+        d.md.found.store_problems = store_problems(&d.md.name);
         let md = &d.md;
         notes.push(Note::new(
             Level::Trace1,
@@ -594,12 +667,16 @@ fn md_runtime(
     if !md.cert_files.is_empty() && md.renew_mode == RenewMode::Auto {
         md.renew_mode = RenewMode::Manual;
     }
-    reg::sync_md_json(store, md).map_err(|e| {
-        StartError::Failed(format!(
-            "AH10172: md[{}]: error syncing to store: {e}",
+    // A store that cannot be written does not stop the server (issue 25):
+    // md.json is written at the next start that can.
+    if let Err(e) = reg::sync_md_json(store, md) {
+        let msg = format!(
+            "AH10172: md[{}]: error syncing to store: {e}; the MD is served as before and its \
+             md.json is written at the next (graceful) restart",
             md.name
-        ))
-    })?;
+        );
+        problem_note(&md.name, Level::Error, msg, notes);
+    }
     let challenges = if crate::tailscale::is_tailscale(md) {
         Ok(Vec::new()) // no ACME challenges: tailscaled has the certificate
     } else {
@@ -742,7 +819,7 @@ fn install(store: &Store, mds: &[Md], conf: &ModConfig, notes: &mut Vec<Note>) {
                 fire_installed(store, md, &conf.global, true, notes);
             }
             Ok(false) => {}
-            Err(e) => {
+            Err(reg::InstallError::Bad(e)) => {
                 notes.push(Note::new(
                     Level::Error,
                     format!(
@@ -751,6 +828,19 @@ fn install(store: &Store, mds: &[Md], conf: &ModConfig, notes: &mut Vec<Note>) {
                     ),
                 ));
                 reg::purge_staging(store, md);
+            }
+            Err(reg::InstallError::Store(e)) => {
+                let msg = format!(
+                    "md[{}]: cannot install the staged certificates: {e}; they stay in staging/ \
+                     ({}) and their installation is tried again at the next (graceful) restart",
+                    md.name,
+                    if conf.global.hot_activation {
+                        "and are served from there meanwhile"
+                    } else {
+                        "not served before"
+                    }
+                );
+                problem_note(&md.name, Level::Error, msg, notes);
             }
         }
     }
@@ -830,6 +920,7 @@ mod tests {
             d,
             None,
             servers,
+            false,
             &mut Vec::new(),
         )
     }
@@ -857,6 +948,7 @@ mod tests {
             &d,
             None,
             servers,
+            false,
             &mut notes,
         )
         .unwrap();

@@ -165,13 +165,20 @@ impl Store {
             key,
             user,
         };
+        // A store that cannot be written (full, read-only, permissions)
+        // still serves what it holds (issue 25): a group that cannot be set
+        // up is said, and what needs it fails later with its own error.
         for g in STARTUP_GROUPS {
-            store.ensure_group(g, user).map_err(|e| {
-                err(format!(
-                    "cannot set up store directory {}: {e}",
-                    store.group_dir(g).display()
-                ))
-            })?;
+            if let Err(e) = store.ensure_group(g, user) {
+                notes.push(Note::new(
+                    Level::Error,
+                    format!(
+                        "cannot set up store directory {}: {e}; what the module writes there \
+                         fails until it can be written",
+                        store.group_dir(g).display()
+                    ),
+                ));
+            }
         }
         // Account keys written by a root parent before they were handed to
         // `User` (earlier versions of this module): the renewal job could
@@ -336,7 +343,12 @@ impl Store {
             set_mode(&dir, g.used_mode())?;
         }
         if let (true, Some(uid)) = (g.owned_by_user(), user) {
-            std::os::unix::fs::chown(&dir, Some(uid), None)?;
+            use std::os::unix::fs::MetadataExt;
+            // only when it is another's (a read-only store refuses even a
+            // chown to the same owner)
+            if fs::metadata(&dir)?.uid() != uid {
+                std::os::unix::fs::chown(&dir, Some(uid), None)?;
+            }
         }
         Ok(())
     }
@@ -424,6 +436,16 @@ impl Store {
         }
         let gdir = self.group_dir(g);
         let dir = gdir.join(name);
+        // A missing group directory is made only inside a store that is
+        // still there: when the store's file system went away (an unmounted
+        // share) the writes fail instead of filling the mount point.
+        if !gdir.exists() && !self.root.join(STORE_FILE).exists() {
+            return Err(err(format!(
+                "the store at {} is gone ({STORE_FILE} is missing): cannot write {}",
+                self.root.display(),
+                dir.display()
+            )));
+        }
         ensure_dir(&gdir, g.create_mode())
             // challenge data is served to the CA, OCSP responses read by
             // all children, staged sets by every child (hot activation):
