@@ -316,6 +316,7 @@ def test_the_store_goes_away_while_httpd_runs(fsb):
     for n in NAMES:
         st = md_status(sb, n)
         assert st["name"] == n
+        assert "is gone" in st["store"]["problems"][-1], st.get("store")
     log = sb.error_log()
     assert "is gone" in log, log[-3000:]
     assert "panic" not in log and "internal error" not in log and "exit signal" not in log, log[-3000:]

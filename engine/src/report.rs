@@ -54,6 +54,15 @@ pub fn md_status(
         .map(|p| p.rsplit('/').next().unwrap_or(""))
         .filter(|p| !p.is_empty());
     let leases = crate::lease::Leases::of(&rt.store, &rt.global);
+    // the store as it is now (one stat per page): gone when its file
+    // system went away (issue 25)
+    let gone = (!rt.store.root().join(crate::store::STORE_FILE).exists()).then(|| {
+        format!(
+            "the store at {} is gone ({} is missing): renewals cannot be written until it is back",
+            rt.store.root().display(),
+            crate::store::STORE_FILE
+        )
+    });
     let requests = rt.store.root().join(crate::request::DIR).is_dir();
     let one = |d: &crate::startup::ManagedDomain, full: bool| {
         let mut j = status::md_json(
@@ -87,11 +96,10 @@ pub fn md_status(
             }
             // what start-up could not do in the store, or found broken
             // there (issue 25): seen by monitoring before the next restart
-            if !d.md.found.store_problems.is_empty() {
-                o.insert(
-                    "store".into(),
-                    json!({ "problems": d.md.found.store_problems }),
-                );
+            let mut problems = d.md.found.store_problems.clone();
+            problems.extend(gone.clone());
+            if !problems.is_empty() {
+                o.insert("store".into(), json!({ "problems": problems }));
             }
             if rt.global.crl_check {
                 if let Some(c) = crate::crl::status_json(&rt.store, &d.md.name) {
