@@ -76,37 +76,6 @@ impl CertInfo {
     }
 }
 
-/// The live files of an MD: one (key, chain) path pair per key spec, or the
-/// static files.
-pub fn live_files(store: &Store, md: &Md) -> Vec<(String, String, String)> {
-    if !md.cert_files.is_empty() {
-        return md
-            .cert_files
-            .iter()
-            .zip(md.key_files.iter())
-            .enumerate()
-            .map(|(i, (c, k))| (i.to_string(), k.clone(), c.clone()))
-            .collect();
-    }
-    md.effective_specs()
-        .iter()
-        .map(|s| {
-            let sfx = s.file_suffix();
-            (
-                s.name(),
-                store
-                    .path(Group::Domains, &md.name, &format!("privkey{sfx}.pem"))
-                    .display()
-                    .to_string(),
-                store
-                    .path(Group::Domains, &md.name, &format!("pubcert{sfx}.pem"))
-                    .display()
-                    .to_string(),
-            )
-        })
-        .collect()
-}
-
 /// The (key, chain) files mod_ssl gets for an MD's SSL vhost (§2.4): the
 /// static files as configured, else the live pairs that exist.
 /// Files start-up found broken ([`crate::sets::check`]) are never among
@@ -115,7 +84,7 @@ pub fn servable_files(store: &Store, md: &Md) -> Vec<(String, String)> {
     if !md.cert_files.is_empty() && !md.found.broken.is_empty() {
         return Vec::new();
     }
-    live_files(store, md)
+    crate::sets::live_files(store, md)
         .into_iter()
         .filter(|(_, key, cert)| {
             !md.cert_files.is_empty()
@@ -132,7 +101,7 @@ pub fn compute_state(store: &Store, md: &Md) -> (State, Option<String>, Vec<Opti
     let mut certs = Vec::new();
     let mut state = State::Complete;
     let mut descr = None;
-    for (name, _key, chain) in live_files(store, md) {
+    for (name, _key, chain) in crate::sets::live_files(store, md) {
         // a broken live pair that could not be set aside counts as missing
         let unusable = md.cert_files.is_empty() && md.found.broken.contains(&chain);
         let read = if unusable {

@@ -11,7 +11,7 @@
 //! directive to correct.
 
 use crate::config::Md;
-use crate::store::Store;
+use crate::store::{Group, Store};
 use openssl::pkey::PKey;
 use openssl::x509::X509;
 use std::fs;
@@ -39,6 +39,37 @@ fn reason(e: &openssl::error::ErrorStack) -> String {
         .first()
         .and_then(|x| x.reason().map(str::to_string))
         .unwrap_or_else(|| e.to_string())
+}
+
+/// The live files of an MD: one (key, chain) path pair per key spec, or the
+/// static files.
+pub fn live_files(store: &Store, md: &Md) -> Vec<(String, String, String)> {
+    if !md.cert_files.is_empty() {
+        return md
+            .cert_files
+            .iter()
+            .zip(md.key_files.iter())
+            .enumerate()
+            .map(|(i, (c, k))| (i.to_string(), k.clone(), c.clone()))
+            .collect();
+    }
+    md.effective_specs()
+        .iter()
+        .map(|s| {
+            let sfx = s.file_suffix();
+            (
+                s.name(),
+                store
+                    .path(Group::Domains, &md.name, &format!("privkey{sfx}.pem"))
+                    .display()
+                    .to_string(),
+                store
+                    .path(Group::Domains, &md.name, &format!("pubcert{sfx}.pem"))
+                    .display()
+                    .to_string(),
+            )
+        })
+        .collect()
 }
 
 /// Checks a (key, chain) pair as mod_ssl loads it: every certificate of
@@ -117,7 +148,7 @@ pub fn check(store: &Store, md: &mut Md, staged: &dyn Fn(&Md) -> bool) -> Vec<St
         }
         return problems;
     }
-    for (_, key, cert) in crate::reg::live_files(store, md) {
+    for (_, key, cert) in live_files(store, md) {
         let (kp, cp) = (Path::new(&key), Path::new(&cert));
         if !(kp.exists() && cp.exists()) {
             continue;
