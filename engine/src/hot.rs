@@ -21,37 +21,13 @@ use crate::log::Level;
 use crate::reg::HotSet;
 use crate::store::{Group, Store};
 use crate::time::Micros;
+use crate::util::FileStamp;
 use openssl::pkey::{PKey, Private};
 use openssl::stack::Stack;
 use openssl::x509::X509;
 use std::collections::HashMap;
-use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
-
-/// What identifies one version of a file: a changed `job.json` (written by
-/// a rename, so a new inode) has another stamp.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct FileStamp {
-    dev: u64,
-    ino: u64,
-    size: u64,
-    mtime: i64,
-    mtime_nsec: i64,
-}
-
-impl FileStamp {
-    fn of(path: &std::path::Path) -> Option<FileStamp> {
-        let m = std::fs::metadata(path).ok()?;
-        Some(FileStamp {
-            dev: m.dev(),
-            ino: m.ino(),
-            size: m.size(),
-            mtime: m.mtime(),
-            mtime_nsec: m.mtime_nsec(),
-        })
-    }
-}
 
 /// When a finished set that could not be loaded is looked at again.
 pub const RETRY_UNUSABLE: Micros = 5 * crate::time::USEC_PER_SEC;

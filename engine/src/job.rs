@@ -146,18 +146,13 @@ struct JobLog {
 #[derive(Default)]
 pub struct JobCache(std::sync::Mutex<HashMap<String, Cached>>);
 
-/// A job.json's (inode, size, mtime s, mtime ns), and what it held.
-type FileStamp = (u64, u64, i64, i64);
-type Cached = (FileStamp, Option<Arc<Job>>);
+/// A job.json's stamp, and what it held.
+type Cached = (crate::util::FileStamp, Option<Arc<Job>>);
 
 impl JobCache {
     /// The staging job of `md` (None: none, or unreadable).
     pub fn get(&self, store: &Store, md: &str) -> Option<Arc<Job>> {
-        use std::os::unix::fs::MetadataExt;
-        let path = store.path(Group::Staging, md, "job.json");
-        let stamp = std::fs::metadata(path)
-            .ok()
-            .map(|m| (m.ino(), m.len(), m.mtime(), m.mtime_nsec()));
+        let stamp = crate::util::FileStamp::of(&store.path(Group::Staging, md, "job.json"));
         let mut cache = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let Some(stamp) = stamp else {
             cache.remove(md);

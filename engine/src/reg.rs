@@ -44,7 +44,11 @@ fn has_must_staple(c: &X509) -> bool {
 impl CertInfo {
     pub fn from_pem(key_name: &str, pem: &[u8]) -> Option<CertInfo> {
         let chain = crypto::chain_from_pem(pem).ok()?;
-        let leaf = chain.first()?;
+        Self::from_leaf(key_name, pem, chain.first()?)
+    }
+
+    /// From a chain's PEM and its parsed leaf.
+    pub fn from_leaf(key_name: &str, pem: &[u8], leaf: &X509) -> Option<CertInfo> {
         Some(CertInfo {
             key_name: key_name.to_string(),
             not_before: crypto::asn1_micros(leaf.not_before()),
@@ -105,12 +109,15 @@ pub fn compute_state(store: &Store, md: &Md) -> (State, Option<String>, Vec<Opti
         // a broken live pair that could not be set aside counts as missing
         let unusable = md.cert_files.is_empty() && md.found.broken.contains(&chain);
         let read = if unusable {
-            Err(std::io::ErrorKind::InvalidData.into())
+            Err(None)
         } else {
-            fs::read(&chain)
+            // parsed once per process while unchanged (start-up's check
+            // parsed it already)
+            crate::sets::read_chain(std::path::Path::new(&chain))
+                .map_err(|b| (std::path::Path::new(&chain).exists()).then_some(b))
         };
         let info = match read {
-            Err(_) => {
+            Err(None) => {
                 if state == State::Complete {
                     state = State::Incomplete;
                     descr = Some(format!("certificate({name}) is missing"));
@@ -118,7 +125,13 @@ pub fn compute_state(store: &Store, md: &Md) -> (State, Option<String>, Vec<Opti
                 certs.push(None);
                 continue;
             }
-            Ok(pem) => match CertInfo::from_pem(&name, &pem) {
+            Err(Some(_)) => {
+                state = State::Error;
+                descr = Some("error initializing".into());
+                certs.push(None);
+                continue;
+            }
+            Ok(c) => match CertInfo::from_leaf(&name, &c.pem, &c.leaf) {
                 None => {
                     state = State::Error;
                     descr = Some("error initializing".into());

@@ -242,6 +242,32 @@ pub fn tokenize_argv(line: &str) -> Vec<String> {
     out
 }
 
+/// What identifies one version of a file: a file the store replaced (by
+/// a rename: a new inode) or changed has another stamp. One `stat`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FileStamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: i64,
+    mtime_nsec: i64,
+}
+
+impl FileStamp {
+    /// None: the file is not there (or cannot be looked at).
+    pub fn of(path: &Path) -> Option<FileStamp> {
+        use std::os::unix::fs::MetadataExt;
+        let m = fs::metadata(path).ok()?;
+        Some(FileStamp {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.size(),
+            mtime: m.mtime(),
+            mtime_nsec: m.mtime_nsec(),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
