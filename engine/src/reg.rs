@@ -111,8 +111,6 @@ pub fn compute_state(store: &Store, md: &Md) -> (State, Option<String>, Vec<Opti
         let read = if unusable {
             Err(None)
         } else {
-            // parsed once per process while unchanged (start-up's check
-            // parsed it already)
             crate::sets::read_chain(std::path::Path::new(&chain))
                 .map_err(|b| (std::path::Path::new(&chain).exists()).then_some(b))
         };

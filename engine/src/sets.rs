@@ -211,37 +211,17 @@ pub struct Chain {
     pub leaf: X509,
 }
 
-/// Chains read in this process, by path and stamp: start-up's check, the
-/// MD's state and later restarts parse an unchanged file once.
-type ChainMemo = std::collections::HashMap<std::path::PathBuf, (FileStamp, std::sync::Arc<Chain>)>;
-static CHAINS: std::sync::LazyLock<std::sync::Mutex<ChainMemo>> =
-    std::sync::LazyLock::new(Default::default);
-
 /// Reads a certificate chain file and parses its leaf (the others are
-/// checked); what is wrong as the error log says it.
-pub fn read_chain(cert: &Path) -> Result<std::sync::Arc<Chain>, Broken> {
-    let stamp = FileStamp::of(cert);
-    if let Some(st) = stamp {
-        if let Some((s, c)) = CHAINS.lock().unwrap_or_else(|e| e.into_inner()).get(cert) {
-            if *s == st {
-                return Ok(c.clone());
-            }
-        }
-    }
+/// checked, each distinct one once per process); what is wrong as the
+/// error log says it.
+pub fn read_chain(cert: &Path) -> Result<Chain, Broken> {
     let pem = fs::read(cert).map_err(|e| broken(cert, format!("cannot be read ({e})")))?;
     if pem.iter().all(u8::is_ascii_whitespace) {
         return Err(broken(cert, "is empty"));
     }
     let leaf = chain_leaf(&pem)
         .map_err(|e| broken(cert, format!("is not a PEM certificate chain ({e})")))?;
-    let c = std::sync::Arc::new(Chain { pem, leaf });
-    if let Some(st) = stamp {
-        CHAINS
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(cert.to_path_buf(), (st, c.clone()));
-    }
-    Ok(c)
+    Ok(Chain { pem, leaf })
 }
 
 fn check_pair_now(key: &Path, cert: &Path, encrypted_ok: bool) -> Result<(), Broken> {
