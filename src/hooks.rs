@@ -6,11 +6,11 @@ use crate::conf;
 use crate::ffi;
 use crate::guard::guard;
 use crate::log;
+use md_engine::base::host::Host;
+use md_engine::base::log::Level;
+use md_engine::config::vhost::VHost;
+use md_engine::generation::startup;
 use md_engine::generation::{Background, Served, SslInput, StartInput};
-use md_engine::host::Host;
-use md_engine::log::Level;
-use md_engine::startup;
-use md_engine::vhost::VHost;
 use std::os::raw::{c_char, c_int};
 use std::sync::Arc;
 

@@ -2,7 +2,7 @@
 //! `LogLevel md:debug` works and lines read `[md:<level>]`.
 
 use crate::ffi;
-use md_engine::log::Level;
+use md_engine::base::log::Level;
 use std::ffi::CString;
 use std::os::raw::c_int;
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -81,7 +81,7 @@ fn log_at(
 /// the engine's `Host` for its long-running parts.
 pub struct ServerLog(pub usize);
 
-impl md_engine::host::Host for ServerLog {
+impl md_engine::base::host::Host for ServerLog {
     fn log(&self, level: Level, msg: &str) {
         log(self.0 as *const ffi::server_rec, level, msg);
     }

@@ -1,13 +1,13 @@
 //! OCSP stapling (spec §8), httpd's side: mod_ssl's prime and
 //! get-response hooks. The registry and the refresh loop are the engine's
-//! (`md_engine::stapling`, one per configuration generation; its watchdog
+//! (`md_engine::serving::stapling`, one per configuration generation; its watchdog
 //! is in `watchdog.rs`).
 
 use crate::conf;
 use crate::ffi;
 use crate::guard::guard;
 use crate::log;
-use md_engine::time;
+use md_engine::base::time;
 use std::os::raw::{c_char, c_int, c_void};
 
 const DECLINED: c_int = ffi::DECLINED;

@@ -4,7 +4,7 @@ use crate::apr;
 use crate::conf;
 use crate::ffi;
 use crate::guard::guard;
-use md_engine::report;
+use md_engine::status::report;
 use std::os::raw::{c_int, c_void};
 
 const DECLINED: c_int = ffi::DECLINED;
@@ -81,11 +81,11 @@ pub unsafe extern "C" fn certificate_status(r: *mut ffi::request_rec) -> c_int {
             return ffi::HTTP_NOT_IMPLEMENTED as c_int;
         }
         let Some(body) =
-            host.and_then(|h| report::certificate_status(&rt, &h, md_engine::time::now()))
+            host.and_then(|h| report::certificate_status(&rt, &h, md_engine::base::time::now()))
         else {
             return DECLINED;
         };
-        let text = md_engine::util::json_pretty(&body);
+        let text = md_engine::base::util::json_pretty(&body);
         // SAFETY: answering `r` from post_read_request (DONE ends it).
         unsafe { write(r, "application/json", &text, req.header_only != 0) };
         ffi::DONE

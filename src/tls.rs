@@ -47,7 +47,7 @@ pub fn keep_only_current(ssl: &mut SslRef) {
 
 /// Hands the handshake of `ssl` a key with its leaf and chain (replacing
 /// what it had for that key type).
-pub fn use_cert_and_key(ssl: &mut SslRef, set: &md_engine::hot::TlsSet) {
+pub fn use_cert_and_key(ssl: &mut SslRef, set: &md_engine::serving::hot::TlsSet) {
     for (key, leaf, chain) in &set.pairs {
         let (x, k, sk) = (
             leaf.as_ptr().cast(),

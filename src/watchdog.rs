@@ -9,9 +9,9 @@ use crate::conf::ModState;
 use crate::ffi;
 use crate::guard::guard;
 use crate::log;
+use md_engine::base::log::Level;
+use md_engine::generation::startup::Runtime;
 use md_engine::generation::{Restarter, Watchdog, WatchdogEnv, WatchdogState};
-use md_engine::log::Level;
-use md_engine::startup::Runtime;
 use std::os::raw::{c_int, c_void};
 use std::sync::Arc;
 
@@ -177,7 +177,7 @@ pub unsafe fn on_child_exit(pchild: *mut ffi::apr_pool_t, s: *const ffi::server_
 /// server_rec by a little; it can restart httpd gracefully.
 struct ParentLog;
 
-impl md_engine::host::Host for ParentLog {
+impl md_engine::base::host::Host for ParentLog {
     fn log(&self, level: Level, msg: &str) {
         log::log(std::ptr::null(), level, msg);
     }

@@ -6,38 +6,15 @@
 #![forbid(unsafe_code)]
 
 pub mod acme;
-pub mod boundary;
+pub mod base;
 pub mod config;
-pub mod crl;
-pub mod crypto;
 pub mod generation;
-pub mod host;
-pub mod hot;
-pub mod http;
-pub mod job;
-pub mod keyspec;
-pub mod lease;
-pub mod log;
-pub mod ocsp;
-pub mod preflight;
-pub mod redirect;
-pub mod reg;
-pub mod report;
-pub mod request;
-pub mod scheduler;
-pub mod sets;
-pub mod shutdown;
-pub mod stapling;
-pub mod startup;
+pub mod lifecycle;
+pub mod serving;
 pub mod status;
 pub mod store;
-pub mod tailscale;
 #[cfg(test)]
 pub(crate) mod testutil;
-pub mod time;
-pub mod uri;
-pub mod util;
-pub mod vhost;
 
 /// The version this module reports (that of the C module it replaces).
 pub const MOD_MD_VERSION: &str = "2.6.10";

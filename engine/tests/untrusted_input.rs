@@ -4,8 +4,8 @@
 //! too (nothing grows beyond its input).
 
 use md_engine::acme::{self, account::Account, order::Order, Directory};
-use md_engine::http::Response;
-use md_engine::job::Job;
+use md_engine::base::http::Response;
+use md_engine::lifecycle::jobfile::Job;
 use md_engine::store::{Group, Store};
 use proptest::prelude::*;
 use serde_json::Value;
@@ -73,8 +73,8 @@ proptest! {
         let _ = Account::from_json(&v);
         let _ = Directory::parse("https://ca.example/dir", &v);
         let _ = Job::from_json(&v);
-        let _ = md_engine::ocsp::Response::from_json(&v);
-        let _ = md_engine::keyspec::KeySpec::from_json(&v);
+        let _ = md_engine::serving::ocsp::Response::from_json(&v);
+        let _ = md_engine::base::keyspec::KeySpec::from_json(&v);
         let body = serde_json::to_vec(&v).unwrap();
         let r = response(400, "application/problem+json", body);
         let e = acme::response_error(&r);
@@ -101,25 +101,25 @@ proptest! {
             _ => Vec::new(),
         };
         pem.extend_from_slice(&bytes);
-        let _ = md_engine::ocsp::Cert::from_pem(&pem, Some("a.org"));
-        let _ = md_engine::reg::CertInfo::from_pem("rsa", &pem);
-        let _ = md_engine::crypto::Key::from_pem(&pem, Some(&[7u8; 48]));
+        let _ = md_engine::serving::ocsp::Cert::from_pem(&pem, Some("a.org"));
+        let _ = md_engine::lifecycle::reg::CertInfo::from_pem("rsa", &pem);
+        let _ = md_engine::base::crypto::Key::from_pem(&pem, Some(&[7u8; 48]));
         let _ = md_engine::X509::from_der(&bytes);
     }
 
     #[test]
     fn configuration_and_time_strings(s in ".{0,64}") {
-        let _ = md_engine::uri::parse(&s);
-        let _ = md_engine::uri::check_absolute_http(&s);
-        let _ = md_engine::time::parse_duration(&s, "d");
-        let _ = md_engine::time::TimeSlice::parse(&s, 86_400_000_000);
-        let _ = md_engine::time::parse_rfc822(&s);
-        let _ = md_engine::time::parse_rfc3339(&s);
-        let _ = md_engine::ocsp::parse_asn1_print(&s);
+        let _ = md_engine::base::uri::parse(&s);
+        let _ = md_engine::base::uri::check_absolute_http(&s);
+        let _ = md_engine::base::time::parse_duration(&s, "d");
+        let _ = md_engine::base::time::TimeSlice::parse(&s, 86_400_000_000);
+        let _ = md_engine::base::time::parse_rfc822(&s);
+        let _ = md_engine::base::time::parse_rfc3339(&s);
+        let _ = md_engine::serving::ocsp::parse_asn1_print(&s);
         let words = md_engine::config::split_conf(&s);
         prop_assert!(words.iter().map(String::len).sum::<usize>() <= s.len());
         let args: Vec<&str> = s.split(' ').collect();
-        let _ = md_engine::keyspec::parse_specs(&args);
+        let _ = md_engine::base::keyspec::parse_specs(&args);
     }
 }
 

@@ -3,10 +3,10 @@
 //! registration.
 
 use super::{json_body, AResult, Acme, AcmeError, Kind};
+use crate::base::crypto::{self, Key};
+use crate::base::keyspec::KeySpec;
+use crate::base::log::{Level, Note};
 use crate::config::Md;
-use crate::crypto::{self, Key};
-use crate::keyspec::KeySpec;
-use crate::log::{Level, Note};
 use crate::store::{Group, Store, ACCOUNT_KEY};
 use serde_json::{json, Map, Value};
 
@@ -90,7 +90,7 @@ impl Account {
 
 /// `ACME-<host>-`: the CA host's last 16 characters (§4.3).
 pub fn id_prefix(ca_url: &str) -> String {
-    let host = crate::uri::host_of(ca_url).unwrap_or("unknown");
+    let host = crate::base::uri::host_of(ca_url).unwrap_or("unknown");
     let start = host.len().saturating_sub(16);
     let host = host.get(start..).unwrap_or(host);
     format!("ACME-{host}-")
@@ -347,7 +347,11 @@ fn use_first_usable(
 /// CA (RFC 8555 §7.3.5) and stores the new key in its place, encrypted
 /// and owned as the old one was (the renewal job, as httpd's `User`, reads
 /// it; the C module reads it too). `http` reaches the CA.
-pub fn rollover(store: &Store, id: &str, http: crate::http::Client) -> Result<String, String> {
+pub fn rollover(
+    store: &Store,
+    id: &str,
+    http: crate::base::http::Client,
+) -> Result<String, String> {
     use std::os::unix::fs::MetadataExt;
     let (acct, old) = load(store, &Source::Stored(id.to_string()))?.ok_or_else(|| {
         format!(
@@ -390,7 +394,7 @@ pub fn import(
     ca_url: &str,
     key: Key,
     url: Option<&str>,
-    http: crate::http::Client,
+    http: crate::base::http::Client,
     owner: Option<u32>,
 ) -> Result<(String, String), String> {
     let mut acme = Acme::connect(http, ca_url).map_err(|e| e.to_string())?;

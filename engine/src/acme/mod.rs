@@ -2,12 +2,14 @@
 //! directory, nonces, flattened JWS, POST-as-GET, problem documents,
 //! retries and polling. Blocking, on the system libcurl.
 
+pub mod preflight;
+
 pub mod account;
 pub mod order;
 pub mod resource;
 
-use crate::crypto::{self, Key};
-use crate::http::{Client, HttpError, Response, TransportKind};
+use crate::base::crypto::{self, Key};
+use crate::base::http::{Client, HttpError, Response, TransportKind};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use std::time::{Duration, Instant};
@@ -160,16 +162,16 @@ impl AcmeError {
 
 pub type AResult<T> = Result<T, AcmeError>;
 
-/// Err when this process is shutting down ([`crate::shutdown`]): the work
+/// Err when this process is shutting down ([`crate::base::shutdown`]): the work
 /// stops here, at a safe point, and resumes on the next run.
 pub fn check_shutdown() -> AResult<()> {
-    if crate::shutdown::abandoned() {
+    if crate::base::shutdown::abandoned() {
         return Err(AcmeError::new(
             Kind::Canceled,
             "another node of the cluster took this renewal over (this node's lease ran out)",
         ));
     }
-    if crate::shutdown::requested() {
+    if crate::base::shutdown::requested() {
         return Err(AcmeError::new(
             Kind::Canceled,
             "the server is shutting down",
@@ -501,7 +503,7 @@ impl Acme {
         let url = self.dir.revoke_cert.clone().ok_or_else(|| {
             AcmeError::new(Kind::NotImplemented, "the CA's directory has no revokeCert")
         })?;
-        let mut payload = json!({ "certificate": crate::util::b64url_encode(cert_der) });
+        let mut payload = json!({ "certificate": crate::base::util::b64url_encode(cert_der) });
         if let Some(r) = reason {
             payload["reason"] = json!(r);
         }
@@ -541,7 +543,7 @@ pub fn poll<T>(
             return Err(AcmeError::new(Kind::TimedOut, format!("{what}: timeout")));
         }
         let wait = hint.unwrap_or(pause).min(Duration::from_secs(10));
-        if !crate::shutdown::sleep(
+        if !crate::base::shutdown::sleep(
             wait.min(timeout.saturating_sub(start.elapsed()))
                 .max(Duration::from_millis(10)),
         ) {

@@ -5,12 +5,12 @@ use super::resource::{
     self, Authorization, AuthzStatus, ChallengeStatus, OrderResource, OrderStatus,
 };
 use super::{account, json_body, poll, retry_after, AResult, Acme, AcmeError, Kind};
+use crate::base::crypto::{self, Key};
+use crate::base::keyspec::KeySpec;
+use crate::base::log::{Level, Note};
+use crate::base::util::b64url_encode;
 use crate::config::Md;
-use crate::crypto::{self, Key};
-use crate::keyspec::KeySpec;
-use crate::log::{Level, Note};
 use crate::store::{Group, Store};
-use crate::util::b64url_encode;
 use openssl::hash::{hash, MessageDigest};
 use openssl::x509::X509;
 use serde::{Deserialize, Serialize};
@@ -78,7 +78,7 @@ impl Order {
     }
 
     /// Takes over the CA's answer about the order, if it sent one.
-    fn update_from(&mut self, r: &crate::http::Response) -> AResult<()> {
+    fn update_from(&mut self, r: &crate::base::http::Response) -> AResult<()> {
         if let Some(j) = json_body(r) {
             self.update(resource::parse("order", &self.url, &j)?);
         }
@@ -116,7 +116,7 @@ pub struct ChallengeEnv {
     pub tls_alpn_domains: Option<Vec<String>>,
     /// Check http-01 and tls-alpn-01 answers through httpd's own listeners
     /// before the CA is asked (`MDChallengePreflight`); None: no check.
-    pub preflight: Option<crate::preflight::Env>,
+    pub preflight: Option<crate::acme::preflight::Env>,
 }
 
 /// What one run needs.
@@ -133,7 +133,7 @@ pub struct RunEnv<'a> {
     /// `domains/`; the parent read them at start-up.
     pub current: Vec<(String, X509)>,
     /// The store's leases when several httpd share it (`MDClusterNode`).
-    pub leases: Option<crate::lease::Leases>,
+    pub leases: Option<crate::store::lease::Leases>,
 }
 
 /// The identifiers to order: MD names minus those a wildcard in the list
@@ -214,7 +214,7 @@ pub fn teardown(
             "dns-01" => {
                 let (domain, value) = rest.split_once(' ').unwrap_or((rest, ""));
                 if let Some(cmd) = md.dns01_cmd.as_ref().or(env_dns.dns01_cmd.as_ref()) {
-                    let mut argv = crate::util::tokenize_argv(cmd);
+                    let mut argv = crate::base::util::tokenize_argv(cmd);
                     argv.push("teardown".into());
                     argv.push(domain.into());
                     if env_dns.dns01_version == 2 {
@@ -338,7 +338,7 @@ fn setup_challenge(
                 })?;
             let value = dns_txt_value(&key_authz);
             let domain = identifier_value(ident);
-            let mut argv = crate::util::tokenize_argv(cmd);
+            let mut argv = crate::base::util::tokenize_argv(cmd);
             argv.extend(["setup".to_string(), domain.to_string(), value.clone()]);
             match run_cmd(&argv) {
                 Ok(0) => {}
@@ -409,8 +409,8 @@ fn preflight(
     }
     let key_authz = acme_key_authz(acme, token)?;
     let name = identifier_value(ident);
-    let checked = crate::preflight::check(&pf, ctype, name, token, &key_authz);
-    let dns = crate::preflight::resolution(name);
+    let checked = crate::acme::preflight::check(&pf, ctype, name, token, &key_authz);
+    let dns = crate::acme::preflight::resolution(name);
     let dns = if dns.is_empty() {
         String::new()
     } else {
@@ -719,7 +719,7 @@ fn new_order(
     Ok(o)
 }
 
-fn link_up(r: &crate::http::Response) -> Option<String> {
+fn link_up(r: &crate::base::http::Response) -> Option<String> {
     r.headers
         .iter()
         .filter(|(n, _)| n == "link")
@@ -728,7 +728,7 @@ fn link_up(r: &crate::http::Response) -> Option<String> {
         .and_then(|l| Some(l[l.find('<')? + 1..l.find('>')?].to_string()))
 }
 
-fn parse_certs(r: &crate::http::Response) -> AResult<Vec<X509>> {
+fn parse_certs(r: &crate::base::http::Response) -> AResult<Vec<X509>> {
     let ct = r.content_type().unwrap_or_default();
     let res = if ct == "application/pkix-cert" {
         X509::from_der(&r.body).map(|c| vec![c])
@@ -1028,7 +1028,7 @@ impl PendingKeys {
             std::thread::spawn(move || {
                 missing
                     .into_iter()
-                    .take_while(|_| !crate::shutdown::requested())
+                    .take_while(|_| !crate::base::shutdown::requested())
                     .map(|s| {
                         let k = Key::generate_in_turn(&s, false);
                         (s, k)
@@ -1096,12 +1096,15 @@ static ACCOUNT_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// The cluster lease for choosing (or registering) an account at a CA,
 /// waited for as long as a holder may keep it.
-fn account_lease(leases: &crate::lease::Leases, ca_url: &str) -> AResult<crate::lease::Lease> {
+fn account_lease(
+    leases: &crate::store::lease::Leases,
+    ca_url: &str,
+) -> AResult<crate::store::lease::Lease> {
     let name = format!(
         "account@{}",
         account::id_prefix(ca_url).trim_end_matches('-')
     );
-    let wait = leases.ttl() + crate::lease::SKEW + crate::time::USEC_PER_SEC;
+    let wait = leases.ttl() + crate::store::lease::SKEW + crate::base::time::USEC_PER_SEC;
     let wait = std::time::Duration::from_micros(u64::try_from(wait).unwrap_or(0));
     match leases.take_waiting(&name, wait) {
         Ok(Some(l)) => Ok(l),
@@ -1184,8 +1187,8 @@ pub fn stage(acme: &mut Acme, md: &Md, env: &mut RunEnv<'_>) -> AResult<Staged> 
             // resumes the order, and tears the data down with it.
             Err(e)
                 if e.kind == Kind::Canceled
-                    || crate::shutdown::requested()
-                    || crate::shutdown::abandoned() =>
+                    || crate::base::shutdown::requested()
+                    || crate::base::shutdown::abandoned() =>
             {
                 return Err(e);
             }
@@ -1272,7 +1275,7 @@ mod tests {
             "1.0.0.127.in-addr.arpa"
         );
         assert_eq!(challenge_dir_name("tls-alpn-01", "a.org"), "a.org");
-        let r = crate::http::Response {
+        let r = crate::base::http::Response {
             status: 200,
             headers: vec![
                 ("link".into(), "<https://ca/dir>;rel=\"index\"".into()),

@@ -45,9 +45,9 @@
 
 use md_engine::acme::order::{self, ChallengeEnv, Events, RunEnv};
 use md_engine::acme::{status, Acme};
+use md_engine::base::http::Client;
+use md_engine::base::keyspec;
 use md_engine::config::{schemify_contact, Eab, Md, MdDef, Settings};
-use md_engine::http::Client;
-use md_engine::keyspec;
 use md_engine::store::{Group, Store};
 use serde_json::json;
 use std::path::PathBuf;
@@ -70,7 +70,7 @@ fn usage(msg: &str) -> ! {
 }
 
 fn main() {
-    md_engine::http::global_init();
+    md_engine::base::http::global_init();
     let mut args = std::env::args().skip(1);
     let (mut store_dir, mut ca, mut cafile, mut proxy, mut proxy_cafile) =
         (None, None, None, None, None);
@@ -239,7 +239,7 @@ fn main() {
                 "name": md.name,
                 "staged": staged.new_certs.iter().map(|s| s.name()).collect::<Vec<_>>(),
                 "account": format!("{:?}", staged.account),
-                "valid-from": md_engine::time::rfc822(staged.valid_from),
+                "valid-from": md_engine::base::time::rfc822(staged.valid_from),
             });
             println!("{out}");
         }
@@ -352,8 +352,8 @@ fn revoke(store_dir: &str, http: Client, rest: Vec<String>) -> ! {
             .map(|(n, _)| format!(" ({n})"))
             .unwrap_or_default()
     );
-    let req = md_engine::request::Request::renew(md_engine::time::now(), Some(why));
-    if let Err(e) = md_engine::request::save(&store, &md, &req) {
+    let req = md_engine::store::request::Request::renew(md_engine::base::time::now(), Some(why));
+    if let Err(e) = md_engine::store::request::save(&store, &md, &req) {
         fail(format!(
             "revoked, but cannot write the renewal request: {e}"
         ));
@@ -390,8 +390,8 @@ fn renew(store_dir: &str, rest: Vec<String>) -> ! {
             "no managed domain {md} in {store_dir} (the name is the MD's first domain, as in md-status)"
         ));
     }
-    let req = md_engine::request::Request::renew(md_engine::time::now(), reason);
-    if let Err(e) = md_engine::request::save(&store, &md, &req) {
+    let req = md_engine::store::request::Request::renew(md_engine::base::time::now(), reason);
+    if let Err(e) = md_engine::store::request::save(&store, &md, &req) {
         fail(format!("cannot write the request: {e}"));
     }
     println!(
@@ -415,7 +415,7 @@ fn import(store_dir: &str, ca: &str, http: Client, rest: Vec<String>) -> ! {
     }
     let file = file.unwrap_or_else(|| usage("account-import KEYFILE [--url URL] [--user USER]"));
     let pem = std::fs::read(&file).unwrap_or_else(|e| fail(format!("cannot read {file}: {e}")));
-    let key = md_engine::crypto::Key::from_pem(&pem, None).unwrap_or_else(|e| {
+    let key = md_engine::base::crypto::Key::from_pem(&pem, None).unwrap_or_else(|e| {
         fail(format!(
             "{file} is not an unencrypted PEM private key: {}",
             e.0

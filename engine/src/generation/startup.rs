@@ -8,17 +8,19 @@
 //! protocols, the run user) and keeps the `Runtime` for the generation.
 //! Log lines are notes (live through the caller's sink).
 
+use crate::base::log::{Level, Note};
+use crate::base::time::{self, Micros};
+use crate::config::vhost::{self, VHost};
 use crate::config::{
     self, Fatal, Global, Md, ModConfig, RenewMode, RequireHttps, Settings, State, NO_SERVER_ADMIN,
 };
-use crate::job::{self, CommandNotify, Job};
-use crate::log::{Level, Note};
-use crate::reg;
-use crate::reg::CertInfo;
-use crate::scheduler;
+use crate::lifecycle::events;
+use crate::lifecycle::events::CommandNotify;
+use crate::lifecycle::jobfile::Job;
+use crate::lifecycle::reg;
+use crate::lifecycle::reg::CertInfo;
+use crate::lifecycle::scheduler;
 use crate::store::{Group, Store};
-use crate::time::{self, Micros};
-use crate::vhost::{self, VHost};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -169,7 +171,7 @@ pub fn before_ssl(
             ),
         ));
     }
-    if let Some(leases) = crate::lease::Leases::of(&store, global) {
+    if let Some(leases) = crate::store::lease::Leases::of(&store, global) {
         if let Err(e) = leases.prepare(user) {
             notes.push(Note::new(
                 Level::Error,
@@ -177,7 +179,7 @@ pub fn before_ssl(
                     "cannot set up the cluster lease directory {}/{}: {e}; renewals of this node \
                      will fail until it can be written by httpd's User",
                     store_dir,
-                    crate::lease::DIR
+                    crate::store::lease::DIR
                 ),
             ));
         }
@@ -187,9 +189,9 @@ pub fn before_ssl(
     // Nothing mod_ssl cannot load reaches it (issue 25).
     for md in &mut mds {
         let staged = |md: &Md| {
-            global.hot_activation && reg::hot_set(&store, md, crate::time::now()).is_some()
+            global.hot_activation && reg::hot_set(&store, md, crate::base::time::now()).is_some()
         };
-        for p in crate::sets::check(&store, md, &staged) {
+        for p in crate::store::sets::check(&store, md, &staged) {
             problem_note(&md.name, Level::Error, p, notes);
         }
     }
@@ -291,7 +293,7 @@ pub struct Runtime {
     /// Server id → index into `vhosts` (request-time lookups).
     by_id: HashMap<usize, usize>,
     /// The staging jobs as status pages read them.
-    pub jobs: crate::job::JobCache,
+    pub jobs: crate::lifecycle::jobfile::JobCache,
 }
 
 impl Runtime {
@@ -365,7 +367,7 @@ impl Runtime {
                     .flatten()
                     .filter_map(|c| Some((c.key_name.clone(), c.leaf()?)))
                     .collect(),
-                requested: crate::request::pending(&self.store, &md.name),
+                requested: crate::store::request::pending(&self.store, &md.name),
             })
             .collect()
     }
@@ -393,7 +395,9 @@ impl Runtime {
     pub fn installed_elsewhere(&self) -> Vec<&Md> {
         self.domains
             .iter()
-            .filter(|d| d.md.cert_files.is_empty() && !crate::tailscale::is_tailscale(&d.md))
+            .filter(|d| {
+                d.md.cert_files.is_empty() && !crate::lifecycle::tailscale::is_tailscale(&d.md)
+            })
             .filter(|d| {
                 let now = reg::live_stamp(&self.store, &d.md);
                 !now.is_empty() && now != d.rt.live_stamp
@@ -523,7 +527,7 @@ pub fn after_ssl(
         })
         .collect();
     let names: Vec<&str> = kept.iter().map(String::as_str).collect();
-    let leases = crate::lease::Leases::of(&rt.store, global);
+    let leases = crate::store::lease::Leases::of(&rt.store, global);
     let age = leases
         .as_ref()
         .map(|_| std::time::Duration::from_secs(3600));
@@ -559,8 +563,8 @@ pub fn after_ssl(
             // in a cluster, not while another node works on it
             let _lease = match &leases {
                 Some(l) if j.errors > 0 => {
-                    match l.try_take(&crate::job::lease_name(&md.name), now) {
-                        Ok(crate::lease::Take::Taken(lease)) => Some(lease),
+                    match l.try_take(&crate::lifecycle::renew::lease_name(&md.name), now) {
+                        Ok(crate::store::lease::Take::Taken(lease)) => Some(lease),
                         _ => continue,
                     }
                 }
@@ -581,16 +585,16 @@ pub fn after_ssl(
     let crl_targets = rt
         .domains
         .iter()
-        .any(|d| crate::crl::any_names_crl(&d.rt.certs));
+        .any(|d| crate::serving::crl::any_names_crl(&d.rt.certs));
     if global.crl_check && crl_targets {
-        if let Err(e) = crate::crl::ensure_dir(&rt.store, rt.store.user()) {
+        if let Err(e) = crate::serving::crl::ensure_dir(&rt.store, rt.store.user()) {
             notes.push(Note::new(
                 Level::Warn,
                 format!(
                     "cannot set up the CRL directory {}/{}: {e}; revocations listed in CRLs \
                      are not seen until httpd's User can write it",
                     rt.store.root().display(),
-                    crate::crl::DIR
+                    crate::serving::crl::DIR
                 ),
             ));
         }
@@ -677,7 +681,7 @@ fn md_runtime(
         );
         problem_note(&md.name, Level::Error, msg, notes);
     }
-    let challenges = if crate::tailscale::is_tailscale(md) {
+    let challenges = if crate::lifecycle::tailscale::is_tailscale(md) {
         Ok(Vec::new()) // no ACME challenges: tailscaled has the certificate
     } else {
         reg::challenge_types(
@@ -746,10 +750,10 @@ pub fn fire_installed(
         notify_cmd: None,
         notes: Vec::new(),
     };
-    let _ = job::fire(
+    let _ = events::fire(
         &mut j,
         &mut notify,
-        &job::Event::Installed,
+        &events::Event::Installed,
         time::now(),
         notes,
     );
@@ -780,7 +784,7 @@ fn install(store: &Store, mds: &[Md], conf: &ModConfig, notes: &mut Vec<Note>) {
     // Nodes of a cluster install one at a time (a lease, not a lock: safe
     // on NFS); a node that cannot take it leaves the installation to the
     // holder and serves staged sets hot meanwhile.
-    let _cluster = match crate::lease::Leases::of(store, &conf.global) {
+    let _cluster = match crate::store::lease::Leases::of(store, &conf.global) {
         None => None,
         Some(leases) => {
             let wait = conf

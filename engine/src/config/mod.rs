@@ -6,9 +6,11 @@
 //! arguments and whether it sits inside an `<MDomain>` section; everything
 //! else (parsing, validation, error texts) happens here.
 
-use crate::keyspec::{self, KeySpec};
-use crate::time::{self, Micros, TimeSlice};
-use crate::uri;
+pub mod vhost;
+
+use crate::base::keyspec::{self, KeySpec};
+use crate::base::time::{self, Micros, TimeSlice};
+use crate::base::uri;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -1116,7 +1118,7 @@ pub struct MdState {
     /// The names an SSL vhost answers tls-alpn-01 for.
     pub acme_tls_1_domains: Vec<String>,
     /// Certificate and key files start-up found unusable and could not set
-    /// aside ([`crate::sets`]): never handed to mod_ssl, counted as missing.
+    /// aside ([`crate::store::sets`]): never handed to mod_ssl, counted as missing.
     pub broken: Vec<String>,
     /// What start-up could not do in the store for this MD, or found broken
     /// there (md-status `store`).
@@ -1284,17 +1286,17 @@ impl<'a> MdFile<'a> {
 /// 2); members of the wrong type are ignored.
 #[derive(Debug, Default, Deserialize)]
 pub struct StoredMd {
-    #[serde(default, deserialize_with = "crate::util::lenient")]
+    #[serde(default, deserialize_with = "crate::base::util::lenient")]
     pub contacts: Vec<String>,
-    #[serde(default, deserialize_with = "crate::util::lenient")]
+    #[serde(default, deserialize_with = "crate::base::util::lenient")]
     pub ca: StoredCa,
 }
 
 #[derive(Debug, Default, Deserialize)]
 pub struct StoredCa {
-    #[serde(default, deserialize_with = "crate::util::lenient")]
+    #[serde(default, deserialize_with = "crate::base::util::lenient")]
     pub url: Option<String>,
-    #[serde(default, deserialize_with = "crate::util::lenient")]
+    #[serde(default, deserialize_with = "crate::base::util::lenient")]
     pub account: Option<String>,
 }
 

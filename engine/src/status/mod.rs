@@ -1,11 +1,13 @@
 //! Status rendering (spec §6.1): the `md-status` JSON of an MD and the
 //! overview.
 
+pub mod report;
+
+use crate::base::time::{self, Micros};
 use crate::config::{Md, State};
-use crate::job::Job;
-use crate::reg::CertInfo;
+use crate::lifecycle::jobfile::Job;
+use crate::lifecycle::reg::CertInfo;
 use crate::store::{Group, Store};
-use crate::time::{self, Micros};
 use openssl::nid::Nid;
 use openssl::x509::{X509NameRef, X509};
 use serde_json::{json, Map, Value};
@@ -36,7 +38,7 @@ pub fn cert_json(info: &CertInfo) -> Option<Value> {
         }
     }
     o.extend(validity_serial_fingerprint(info, &c)?);
-    if let Some(id) = crate::crypto::ari_cert_id(&c) {
+    if let Some(id) = crate::base::crypto::ari_cert_id(&c) {
         o.insert("ari-cert-id".into(), json!(id));
     }
     Some(Value::Object(o))
@@ -229,7 +231,7 @@ fn ca_name(url: &str) -> String {
         .iter()
         .find(|(_, u)| *u == url)
         .map(|(n, _)| n.to_string())
-        .unwrap_or_else(|| crate::uri::host_of(url).unwrap_or(url).to_string())
+        .unwrap_or_else(|| crate::base::uri::host_of(url).unwrap_or(url).to_string())
 }
 
 fn ymd(t: Micros) -> String {
@@ -664,8 +666,8 @@ pub fn last_finished(job: &Job) -> Micros {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::{self, Key};
-    use crate::keyspec::KeySpec;
+    use crate::base::crypto::{self, Key};
+    use crate::base::keyspec::KeySpec;
 
     #[test]
     fn status_texts_and_metrics() {
@@ -755,7 +757,7 @@ pub struct StaplingView {
     /// SHA-256 fingerprint of the certificate, hex.
     pub sha256: String,
     pub responder: String,
-    pub resp: Option<crate::ocsp::Response>,
+    pub resp: Option<crate::serving::ocsp::Response>,
     /// When the response gets refreshed (renewal window start).
     pub refresh_at: Option<Micros>,
     /// `ocsp/<dir>/job.json`.
@@ -806,7 +808,7 @@ pub fn staplings_text(views: &[StaplingView], now: Micros) -> String {
         }
         out.push_str(&format!(
             "{p}ResponderName: {}\n",
-            crate::uri::host_of(&v.responder).unwrap_or(&v.responder)
+            crate::base::uri::host_of(&v.responder).unwrap_or(&v.responder)
         ));
         out.push_str(&format!("{p}ResponderURL: {}\n", v.responder));
         if let Some(t) = v.refresh_at {
@@ -858,7 +860,7 @@ pub fn staplings_html(views: &[StaplingView], now: Micros) -> String {
         out.push_str(&format!(
             "</td><td><a href='{}'>{}</a></td><td>",
             html_escape(&v.responder),
-            html_escape(crate::uri::host_of(&v.responder).unwrap_or(&v.responder))
+            html_escape(crate::base::uri::host_of(&v.responder).unwrap_or(&v.responder))
         ));
         if let Some(t) = v.refresh_at {
             out.push_str(&format!("Refresh {}", html_time(t, now)));
@@ -955,7 +957,7 @@ pub const NO_RESPONDER: &str = "the certificate names no OCSP responder: nothing
 #[cfg(test)]
 mod stapling_tests {
     use super::*;
-    use crate::ocsp::{CertStatus, Response};
+    use crate::serving::ocsp::{CertStatus, Response};
 
     fn view(dir: &str, id: &str, status: Option<CertStatus>) -> StaplingView {
         StaplingView {

@@ -246,8 +246,8 @@ impl Client {
                 Ok(data.len())
             })
             .map_err(t)?;
-            // A child that exits aborts its transfers (crate::shutdown).
-            tr.progress_function(|_, _, _, _| !crate::shutdown::requested())
+            // A child that exits aborts its transfers (crate::base::shutdown).
+            tr.progress_function(|_, _, _, _| !crate::base::shutdown::requested())
                 .map_err(t)?;
             let res = tr.perform();
             drop(tr);

@@ -10,9 +10,9 @@
 //! where it is: its vhosts get the fallback, and the error names the
 //! directive to correct.
 
+use crate::base::util::FileStamp;
 use crate::config::Md;
 use crate::store::{Group, Store};
-use crate::util::FileStamp;
 use openssl::pkey::PKey;
 use openssl::x509::X509;
 use std::fs;
@@ -352,8 +352,8 @@ pub fn check(store: &Store, md: &mut Md, staged: &dyn Fn(&Md) -> bool) -> Vec<St
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crypto::{fallback_cert, Key};
-    use crate::keyspec::KeySpec;
+    use crate::base::crypto::{fallback_cert, Key};
+    use crate::base::keyspec::KeySpec;
 
     fn pair(dir: &Path, tag: &str) -> (std::path::PathBuf, std::path::PathBuf, Key) {
         let k = Key::generate(&KeySpec::Ec("P-256".into())).unwrap();

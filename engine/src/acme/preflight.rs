@@ -181,7 +181,9 @@ fn split_url(loc: &str, tls: bool, host: &str) -> (String, String, String) {
         None => (rest, "/"),
     };
     let u = format!("{scheme}://{authority}/");
-    let h = crate::uri::host_of(&u).unwrap_or(authority).to_string();
+    let h = crate::base::uri::host_of(&u)
+        .unwrap_or(authority)
+        .to_string();
     let path = path.split(['?', '#']).next().unwrap_or("").to_string();
     (scheme.to_ascii_lowercase(), h, path)
 }
@@ -339,7 +341,7 @@ fn tls_connect(
 fn tls_alpn01(env: &Env, ident: &str, key_authz: &str) -> Result<String, String> {
     let (port, eps) = local(env, 443)?;
     // RFC 8738 §6: an IP address is named by its reverse DNS name
-    let sni = crate::crypto::reverse_dns_name(ident).unwrap_or_else(|| ident.to_string());
+    let sni = crate::base::crypto::reverse_dns_name(ident).unwrap_or_else(|| ident.to_string());
     let digest = openssl::sha::sha256(key_authz.as_bytes());
     let mut err = String::new();
     for ep in eps {

@@ -13,9 +13,9 @@
 //! Of the nodes that find a lease stale, the one that creates the claim
 //! file of that taking first (exclusively, as the lease itself) replaces it.
 
+use crate::base::time::{self, Micros};
 use crate::config::Global;
 use crate::store::Store;
-use crate::time::{self, Micros};
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::io;
@@ -107,7 +107,7 @@ impl Leases {
         if let Some(uid) = user {
             std::os::unix::fs::chown(&self.dir, Some(uid), None)?;
         }
-        let mut removed = crate::util::remove_stale_tmp(&self.dir, STALE_TMP);
+        let mut removed = crate::base::util::remove_stale_tmp(&self.dir, STALE_TMP);
         // leases whose holders vanished long ago (an MD no longer renewed)
         let now = time::now();
         for e in fs::read_dir(&self.dir)?.flatten() {
@@ -154,7 +154,7 @@ impl Leases {
         };
         let data = serde_json::to_vec_pretty(&mine).map_err(io::Error::other)?;
         for _ in 0..3 {
-            match crate::util::create_exclusive(&path, &data, 0o644) {
+            match crate::base::util::create_exclusive(&path, &data, 0o644) {
                 Ok(()) => {
                     return Ok(Take::Taken(Lease::start(path, mine, self.ttl)));
                 }
@@ -179,9 +179,9 @@ impl Leases {
             let claim = self
                 .dir
                 .join(format!(".{}.{id}.tmp.claim", file_name(name)));
-            match crate::util::create_exclusive(&claim, b"", 0o644) {
+            match crate::base::util::create_exclusive(&claim, b"", 0o644) {
                 Ok(()) => {
-                    crate::util::write_atomic(&path, &data, 0o644)?;
+                    crate::base::util::write_atomic(&path, &data, 0o644)?;
                     return Ok(Take::Taken(Lease::start(path, mine, self.ttl)));
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
@@ -203,7 +203,7 @@ impl Leases {
                 Take::Taken(l) => return Ok(Some(l)),
                 Take::Busy(_) if std::time::Instant::now() >= end => return Ok(None),
                 Take::Busy(_) => {
-                    if !crate::shutdown::sleep(std::time::Duration::from_millis(200)) {
+                    if !crate::base::shutdown::sleep(std::time::Duration::from_millis(200)) {
                         return Ok(None);
                     }
                 }
@@ -277,7 +277,7 @@ impl Shared {
             Some(cur) if cur.token == h.token => {
                 h.expires = (time::now() + self.ttl) / time::USEC_PER_SEC;
                 if let Ok(data) = serde_json::to_vec_pretty(&*h) {
-                    let _ = crate::util::write_atomic(&self.path, &data, 0o644);
+                    let _ = crate::base::util::write_atomic(&self.path, &data, 0o644);
                 }
             }
             _ => self.lost.store(true, Ordering::SeqCst),

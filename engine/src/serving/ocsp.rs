@@ -5,10 +5,10 @@
 //! The responder's signature is not verified (as in the C module): the
 //! response is only handed on to TLS clients, which verify it themselves.
 
-use crate::http::Client;
+use crate::base::http::Client;
+use crate::base::time::{self, Micros, TimeSlice};
+use crate::base::util::{self, hex};
 use crate::store::{Group, Store};
-use crate::time::{self, Micros, TimeSlice};
-use crate::util::{self, hex};
 use openssl::hash::MessageDigest;
 use openssl::ocsp::{OcspCertId, OcspCertStatus, OcspRequest, OcspResponse, OcspResponseStatus};
 use openssl::x509::X509;

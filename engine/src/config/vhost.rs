@@ -1,8 +1,8 @@
 //! Matching MDs to virtual hosts (spec §2.3), on plain data extracted from
 //! httpd's `server_rec`s by the glue.
 
+use crate::base::log::{Level, Note};
 use crate::config::{MatchMode, Md};
-use crate::log::{Level, Note};
 
 /// What the matching needs to know of one `server_rec`.
 #[derive(Debug, Clone, Default)]

@@ -7,8 +7,8 @@
 //! user, can remove it once a new certificate is staged. httpd need not run:
 //! the next start picks it up. The C module ignores the directory.
 
+use crate::base::time::{self, Micros};
 use crate::store::{Group, Store};
-use crate::time::{self, Micros};
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::io;
@@ -74,7 +74,7 @@ pub fn save(store: &Store, md: &str, req: &Request) -> io::Result<()> {
     }
     let file = path(store, md);
     let data = serde_json::to_vec_pretty(req).map_err(io::Error::other)?;
-    crate::util::write_atomic(&file, &data, 0o644)?;
+    crate::base::util::write_atomic(&file, &data, 0o644)?;
     if let Some(m) = owner {
         for p in [&dir, &file] {
             let own = fs::metadata(p)?;

@@ -3,12 +3,12 @@
 //! installation of staged sets (§3.6) and fallback certificates (§2.4).
 
 use crate::acme::account::{self, Account};
+use crate::base::crypto;
+use crate::base::keyspec::KeySpec;
+use crate::base::log::{Level, Note};
+use crate::base::time::Micros;
 use crate::config::{Md, State};
-use crate::crypto;
-use crate::keyspec::KeySpec;
-use crate::log::{Level, Note};
 use crate::store::{Group, Store};
-use crate::time::Micros;
 use openssl::x509::X509;
 use serde::Deserialize;
 use serde_json::Value;
@@ -56,7 +56,7 @@ impl CertInfo {
             names: crypto::cert_names(leaf),
             must_staple: has_must_staple(leaf),
             chain_pem: pem.to_vec(),
-            sha256_hex: crate::util::hex(
+            sha256_hex: crate::base::util::hex(
                 &leaf.digest(openssl::hash::MessageDigest::sha256()).ok()?,
             ),
             ocsp_url: leaf
@@ -76,19 +76,19 @@ impl CertInfo {
     pub fn covers(&self, name: &str) -> bool {
         self.names
             .iter()
-            .any(|n| crate::vhost::domain_matches(n, name) || n.eq_ignore_ascii_case(name))
+            .any(|n| crate::config::vhost::domain_matches(n, name) || n.eq_ignore_ascii_case(name))
     }
 }
 
 /// The (key, chain) files mod_ssl gets for an MD's SSL vhost (§2.4): the
 /// static files as configured, else the live pairs that exist.
-/// Files start-up found broken ([`crate::sets::check`]) are never among
+/// Files start-up found broken ([`crate::store::sets::check`]) are never among
 /// them: a static set with one goes entirely (its vhosts get the fallback).
 pub fn servable_files(store: &Store, md: &Md) -> Vec<(String, String)> {
     if !md.cert_files.is_empty() && !md.found.broken.is_empty() {
         return Vec::new();
     }
-    crate::sets::live_files(store, md)
+    crate::store::sets::live_files(store, md)
         .into_iter()
         .filter(|(_, key, cert)| {
             !md.cert_files.is_empty()
@@ -105,13 +105,13 @@ pub fn compute_state(store: &Store, md: &Md) -> (State, Option<String>, Vec<Opti
     let mut certs = Vec::new();
     let mut state = State::Complete;
     let mut descr = None;
-    for (name, _key, chain) in crate::sets::live_files(store, md) {
+    for (name, _key, chain) in crate::store::sets::live_files(store, md) {
         // a broken live pair that could not be set aside counts as missing
         let unusable = md.cert_files.is_empty() && md.found.broken.contains(&chain);
         let read = if unusable {
             Err(None)
         } else {
-            crate::sets::read_chain(std::path::Path::new(&chain))
+            crate::store::sets::read_chain(std::path::Path::new(&chain))
                 .map_err(|b| (std::path::Path::new(&chain).exists()).then_some(b))
         };
         let info = match read {
@@ -169,7 +169,8 @@ pub fn compute_state(store: &Store, md: &Md) -> (State, Option<String>, Vec<Opti
 
 /// Certificates that live less than this renew at half their lifetime at
 /// the latest, whatever the renew window says (6-day certificates).
-pub const SHORT_LIVED: Micros = 10 * crate::time::SECS_PER_DAY * crate::time::USEC_PER_SEC;
+pub const SHORT_LIVED: Micros =
+    10 * crate::base::time::SECS_PER_DAY * crate::base::time::USEC_PER_SEC;
 
 /// The start of a certificate's renew window: `MDRenewWindow` applied to
 /// its real lifetime; a short-lived one ([`SHORT_LIVED`]) renews at half
@@ -240,9 +241,9 @@ pub fn sync_md_json(store: &Store, md: &Md) -> Result<bool, String> {
     let dir = store
         .ensure_name_dir(Group::Domains, &md.name)
         .map_err(|e| e.msg)?;
-    crate::util::write_atomic_nosync(
+    crate::base::util::write_atomic_nosync(
         &dir.join("md.json"),
-        crate::util::json_pretty(&new).as_bytes(),
+        crate::base::util::json_pretty(&new).as_bytes(),
         crate::store::file_mode(Group::Domains, false),
     )
     .map_err(|e| format!("cannot write {}/md.json: {e}", dir.display()))?;
@@ -266,12 +267,11 @@ pub fn ensure_fallbacks(
         let cp = store.path(Group::Domains, &md.name, &cf);
         // existing ones are reused (even expired), unless mod_ssl could not
         // load them: then they are made again
-        let usable = kp.exists() && cp.exists() && crate::sets::check_pair(&kp, &cp, false).is_ok();
+        let usable =
+            kp.exists() && cp.exists() && crate::store::sets::check_pair(&kp, &cp, false).is_ok();
+        // (a damaged key is replaced below, a certificate is made for the
+        // key on disk: nothing another node just made is removed)
         if !usable {
-            if kp.exists() && cp.exists() {
-                store.remove(Group::Domains, &md.name, &kf);
-                store.remove(Group::Domains, &md.name, &cf);
-            }
             let kspec = match &spec {
                 KeySpec::Ec(c) if c.eq_ignore_ascii_case("x25519") => KeySpec::Ec("P-256".into()),
                 s => s.clone(),
@@ -352,8 +352,8 @@ pub fn fallbacks_in(
         let cp = dir.join(format!("fallback-pubcert{sfx}.pem"));
         let kpem = key.to_pem(None).map_err(|e| e.0)?;
         let cpem = cert.to_pem().map_err(|e| e.to_string())?;
-        crate::util::write_atomic(&kp, &kpem, 0o600)
-            .and_then(|()| crate::util::write_atomic(&cp, &cpem, 0o644))
+        crate::base::util::write_atomic(&kp, &kpem, 0o600)
+            .and_then(|()| crate::base::util::write_atomic(&cp, &cpem, 0o644))
             .map_err(|e| format!("cannot write {}: {e}", dir.display()))?;
         out.push((kp.display().to_string(), cp.display().to_string()));
     }
@@ -643,9 +643,9 @@ pub fn purge_staging(store: &Store, md: &Md) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::base::crypto::Key;
+    use crate::base::time;
     use crate::config::{MdDef, Settings};
-    use crate::crypto::Key;
-    use crate::time;
 
     fn md(domains: &[&str]) -> Md {
         let def = MdDef::new(domains.iter().map(|s| s.to_string()).collect());
@@ -656,8 +656,8 @@ mod tests {
     fn short_lived_certificates_renew_at_half_their_lifetime_at_the_latest() {
         let day = time::from_secs(time::SECS_PER_DAY);
         let mut m = md(&["a.org"]);
-        let key = crate::crypto::Key::generate(&KeySpec::Default).unwrap();
-        let pem = crate::crypto::fallback_cert(&key, &["a.org".into()])
+        let key = crate::base::crypto::Key::generate(&KeySpec::Default).unwrap();
+        let pem = crate::base::crypto::fallback_cert(&key, &["a.org".into()])
             .unwrap()
             .to_pem()
             .unwrap();
@@ -956,7 +956,7 @@ pub fn live_stamp(store: &Store, md: &Md) -> String {
 /// has come (`valid-from` ≤ now), with every key and chain present and
 /// matching. Reads as the child user can: staging is its own.
 pub fn hot_set(store: &Store, md: &Md, now: Micros) -> Option<HotSet> {
-    let job = crate::job::Job::load(store, Group::Staging, &md.name).ok()?;
+    let job = crate::lifecycle::jobfile::Job::load(store, Group::Staging, &md.name).ok()?;
     if !job.finished || job.valid_from > now {
         return None;
     }
@@ -974,9 +974,9 @@ pub fn hot_set(store: &Store, md: &Md, now: Micros) -> Option<HotSet> {
         let leaf = chain.first()?;
         if !key.matches(leaf)
             || !md.domains.iter().all(|d| {
-                crypto::cert_names(leaf)
-                    .iter()
-                    .any(|n| crate::vhost::domain_matches(n, d) || n.eq_ignore_ascii_case(d))
+                crypto::cert_names(leaf).iter().any(|n| {
+                    crate::config::vhost::domain_matches(n, d) || n.eq_ignore_ascii_case(d)
+                })
             })
         {
             return None;
@@ -1061,7 +1061,7 @@ pub fn staged_due_at(store: &Store, md: &Md, now: Micros) -> Option<Micros> {
 /// Whether the staged set of `md` is complete and its activation time has
 /// come (what a restart would install now).
 pub fn staged_ready(store: &Store, md: &Md, now: Micros) -> bool {
-    let Ok(job) = crate::job::Job::load(store, Group::Staging, &md.name) else {
+    let Ok(job) = crate::lifecycle::jobfile::Job::load(store, Group::Staging, &md.name) else {
         return false;
     };
     job.finished

@@ -15,10 +15,10 @@
 //! cannot be renewed). `MDCRLCheck off` turns it all off. The C module
 //! ignores the directory.
 
-use crate::http::{Client, HttpError};
-use crate::log::{Level, Note};
+use crate::base::http::{Client, HttpError};
+use crate::base::log::{Level, Note};
+use crate::base::time::{self, Micros};
 use crate::store::Store;
-use crate::time::{self, Micros};
 use openssl::x509::{CrlStatus, ReasonCode, X509Crl, X509};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -190,7 +190,10 @@ pub fn cdp_urls(c: &X509) -> Vec<String> {
 /// The certificates of `md` to check: its live set as start-up read it
 /// (the parent reads `domains/`, which the child cannot), or the files of a
 /// static MD. Only certificates that name a CRL distribution point.
-pub fn targets(md: &crate::config::Md, certs: &[Option<crate::reg::CertInfo>]) -> Vec<Target> {
+pub fn targets(
+    md: &crate::config::Md,
+    certs: &[Option<crate::lifecycle::reg::CertInfo>],
+) -> Vec<Target> {
     let is_static = !md.cert_files.is_empty();
     let specs = md.effective_specs();
     let mut out = Vec::new();
@@ -221,7 +224,7 @@ pub fn targets(md: &crate::config::Md, certs: &[Option<crate::reg::CertInfo>]) -
 
 /// The certificates of a managed `md` to check when its vhosts serve a
 /// staged set (hot activation): that set's, not the live set's it replaced.
-pub fn targets_of_set(md: &crate::config::Md, set: &crate::hot::TlsSet) -> Vec<Target> {
+pub fn targets_of_set(md: &crate::config::Md, set: &crate::serving::hot::TlsSet) -> Vec<Target> {
     let specs = md.effective_specs();
     set.pairs
         .iter()
@@ -241,23 +244,23 @@ pub fn targets_of_set(md: &crate::config::Md, set: &crate::hot::TlsSet) -> Vec<T
         .collect()
 }
 
-fn leaf_names_crl(c: &crate::reg::CertInfo) -> bool {
+fn leaf_names_crl(c: &crate::lifecycle::reg::CertInfo) -> bool {
     c.leaf().is_some_and(|l| !cdp_urls(&l).is_empty())
 }
 
 /// Whether one of `certs` names a CRL (start-up: no chain is parsed).
-pub fn any_names_crl(certs: &[Option<crate::reg::CertInfo>]) -> bool {
+pub fn any_names_crl(certs: &[Option<crate::lifecycle::reg::CertInfo>]) -> bool {
     certs.iter().flatten().any(leaf_names_crl)
 }
 
 fn cache_paths(store: &Store, url: &str) -> (PathBuf, PathBuf) {
-    let h = crate::util::hex(&openssl::sha::sha256(url.as_bytes())[..12]);
+    let h = crate::base::util::hex(&openssl::sha::sha256(url.as_bytes())[..12]);
     let d = dir(store);
     (d.join(format!("{h}.crl")), d.join(format!("{h}.json")))
 }
 
 fn secs(t: Option<&openssl::asn1::Asn1TimeRef>) -> Option<i64> {
-    t.map(|t| crate::crypto::asn1_micros(t) / time::USEC_PER_SEC)
+    t.map(|t| crate::base::crypto::asn1_micros(t) / time::USEC_PER_SEC)
 }
 
 /// Whether `crl` is `issuer`'s: the issuer's name and its signature.
@@ -284,7 +287,7 @@ fn parse(data: &[u8]) -> Result<X509Crl, String> {
 
 fn save_meta(path: &Path, m: &Meta) {
     if let Ok(data) = serde_json::to_vec_pretty(m) {
-        let _ = crate::util::write_atomic(path, &data, 0o644);
+        let _ = crate::base::util::write_atomic(path, &data, 0o644);
     }
 }
 
@@ -367,7 +370,7 @@ pub fn get(
             Ok((crl, meta))
         }
         Ok(Some((crl, der, etag, lm))) => {
-            crate::util::write_atomic(&crl_path, &der, 0o644)
+            crate::base::util::write_atomic(&crl_path, &der, 0o644)
                 .map_err(|e| format!("cannot store it in {}: {e}", crl_path.display()))?;
             meta = Meta {
                 url: url.to_string(),
@@ -465,7 +468,7 @@ fn check(
             match crl.get_by_cert(leaf) {
                 CrlStatus::Revoked(r) => {
                     out.status = Status::Revoked;
-                    out.revoked_at = Some(time::rfc822(crate::crypto::asn1_micros(
+                    out.revoked_at = Some(time::rfc822(crate::base::crypto::asn1_micros(
                         r.revocation_date(),
                     )));
                     out.reason = r
@@ -505,7 +508,7 @@ pub fn pass(store: &Store, client: &Client, mds: &[&str], targets: &[Target], no
     let mut by_md: Vec<(String, bool, Vec<CertCheck>)> = Vec::new();
     let mut memo = Memo::new();
     for t in targets {
-        if crate::shutdown::requested() {
+        if crate::base::shutdown::requested() {
             return p;
         }
         let (c, meta) = check(store, client, t, now, &mut memo);
@@ -557,7 +560,7 @@ pub fn pass(store: &Store, client: &Client, mds: &[&str], targets: &[Target], no
             certs,
         };
         if let Ok(data) = serde_json::to_vec_pretty(&result) {
-            if let Err(e) = crate::util::write_atomic(&md_file(store, &md), &data, 0o644) {
+            if let Err(e) = crate::base::util::write_atomic(&md_file(store, &md), &data, 0o644) {
                 p.notes.push(Note::new(
                     Level::Warn,
                     format!(
@@ -676,8 +679,9 @@ mod tests {
     fn reasons_and_revoked_serials() {
         assert_eq!(reason_name(1), "keyCompromise");
         assert_eq!(reason_name(7), "reason 7");
-        let key = crate::crypto::Key::generate(&crate::keyspec::KeySpec::Rsa(2048)).unwrap();
-        let cert = crate::crypto::fallback_cert(&key, &["a.org".to_string()]).unwrap();
+        let key =
+            crate::base::crypto::Key::generate(&crate::base::keyspec::KeySpec::Rsa(2048)).unwrap();
+        let cert = crate::base::crypto::fallback_cert(&key, &["a.org".to_string()]).unwrap();
         assert!(cdp_urls(&cert).is_empty());
         let r = Registry::default();
         assert!(r.due(0));
@@ -695,7 +699,7 @@ mod tests {
         assert!(r.revoked("a.org", &certs));
         assert!(!r.revoked("b.org", &certs));
         // the renewed certificate is not the listed one
-        let other = crate::crypto::fallback_cert(&key, &["a.org".to_string()]).unwrap();
+        let other = crate::base::crypto::fallback_cert(&key, &["a.org".to_string()]).unwrap();
         assert!(!r.revoked("a.org", &[("rsa".to_string(), other)]));
     }
 }

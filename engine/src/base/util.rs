@@ -186,7 +186,7 @@ pub fn create_exclusive(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
 
 /// A serde field of a file another writer may have written: a value of
 /// the wrong type is read as the default, the rest of the file is kept
-/// (`#[serde(default, deserialize_with = "crate::util::lenient")]`).
+/// (`#[serde(default, deserialize_with = "crate::base::util::lenient")]`).
 pub fn lenient<'de, D, T>(d: D) -> Result<T, D::Error>
 where
     D: serde::Deserializer<'de>,

@@ -2,8 +2,12 @@
 //! the group directories with their modes and ownership. Compatible both ways
 //! with the C module's store.
 
-use crate::log::{Level, Note};
-use crate::util::{self, b64url_decode, b64url_encode, json_pretty};
+pub mod lease;
+pub mod request;
+pub mod sets;
+
+use crate::base::log::{Level, Note};
+use crate::base::util::{self, b64url_decode, b64url_encode, json_pretty};
 use serde_json::{json, Value};
 use std::fs;
 use std::io::ErrorKind;
@@ -569,7 +573,7 @@ impl Store {
         g: Group,
         name: &str,
         file: &str,
-        key: &crate::crypto::Key,
+        key: &crate::base::crypto::Key,
     ) -> Result<(), StoreError> {
         let pass = g.encrypts_keys().then_some(self.key.as_slice());
         let pem = key
@@ -586,7 +590,7 @@ impl Store {
         g: Group,
         name: &str,
         file: &str,
-        key: &crate::crypto::Key,
+        key: &crate::base::crypto::Key,
     ) -> Result<bool, StoreError> {
         let pass = g.encrypts_keys().then_some(self.key.as_slice());
         let pem = key
@@ -606,10 +610,10 @@ impl Store {
         g: Group,
         name: &str,
         file: &str,
-    ) -> Result<Option<crate::crypto::Key>, StoreError> {
+    ) -> Result<Option<crate::base::crypto::Key>, StoreError> {
         match self.load_bytes(g, name, file)? {
             None => Ok(None),
-            Some(pem) => crate::crypto::Key::from_pem(&pem, Some(&self.key))
+            Some(pem) => crate::base::crypto::Key::from_pem(&pem, Some(&self.key))
                 .map(Some)
                 .map_err(|e| {
                     err(format!(
@@ -857,7 +861,7 @@ mod tests {
             .unwrap_err()
             .msg
             .contains("bad.json is not valid JSON"));
-        let k = crate::crypto::Key::generate_rsa(2048).unwrap();
+        let k = crate::base::crypto::Key::generate_rsa(2048).unwrap();
         s.save_key(Group::Staging, "a.org", "privkey.pem", &k)
             .unwrap();
         s.save_key(Group::Domains, "a.org", "privkey.pem", &k)

@@ -4,14 +4,16 @@
 //! `User`) to fetch new responses into the store, from where every child
 //! picks them up.
 
+use crate::base::host::Host;
+use crate::base::log::{Level, Note};
+use crate::base::time::{self, Micros, TimeSlice};
+use crate::base::util::hex;
 use crate::config::Global;
-use crate::host::Host;
-use crate::job::{self, CommandNotify, Job};
-use crate::log::{Level, Note};
-use crate::ocsp::{self, Cert, CertStatus, PrimeError, Response};
+use crate::lifecycle::events::CommandNotify;
+use crate::lifecycle::jobfile::Job;
+use crate::lifecycle::{events, jobfile};
+use crate::serving::ocsp::{self, Cert, CertStatus, PrimeError, Response};
 use crate::store::{Group, Store};
-use crate::time::{self, Micros, TimeSlice};
-use crate::util::hex;
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
@@ -342,7 +344,7 @@ impl Stapling {
                 jb.add_log(now, "ocsp-renewed", None, detail);
                 // the result as the C module records it (md-status shows
                 // the job under `ocsp.renewal`)
-                jb.last = Some(job::JobResult {
+                jb.last = Some(jobfile::JobResult {
                     status: 0,
                     activity: Some(format!("status of certid {}, reading response", cert.id)),
                     detail: Some(format!(
@@ -362,7 +364,7 @@ impl Stapling {
                     e.errors = 0;
                     e.next_run = next;
                 });
-                (next, job::Event::OcspRenewed)
+                (next, events::Event::OcspRenewed)
             }
             Err(err) => {
                 let errors = self
@@ -371,7 +373,8 @@ impl Stapling {
                         e.errors
                     })
                     .unwrap_or(1);
-                let next = now + job::backoff(errors, global.retry_delay, false, job::rand_byte());
+                let next =
+                    now + events::backoff(errors, global.retry_delay, false, events::rand_byte());
                 self.with_entry(&cert.id, |e| e.next_run = next);
                 notes.push(Note::new(
                     Level::Error,
@@ -384,17 +387,17 @@ impl Stapling {
                 ));
                 jb.errors = errors;
                 jb.add_log(now, "ocsp-error", None, Some(err));
-                (next, job::Event::OcspErrored)
+                (next, events::Event::OcspErrored)
             }
         };
         // after a success the registry knows when to refresh; the job
         // file names a next run only after an error, as the C module's
-        jb.next_run = if event == job::Event::OcspRenewed {
+        jb.next_run = if event == events::Event::OcspRenewed {
             0
         } else {
             next
         };
-        let _ = job::fire(&mut jb, notify, &event, now, notes);
+        let _ = events::fire(&mut jb, notify, &event, now, notes);
         if let Err(e) = jb.save(store, Group::Ocsp) {
             notes.push(Note::new(
                 Level::Error,
@@ -442,7 +445,7 @@ mod tests {
     fn der(s: &Stapling, id: &[u8]) -> Option<Option<Vec<u8>>> {
         s.with_response(id, time::now(), |d| d.map(<[u8]>::to_vec))
     }
-    use crate::ocsp::test_certs::{cert, pem};
+    use crate::serving::ocsp::test_certs::{cert, pem};
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     struct Lines(Mutex<Vec<(Level, String)>>);
@@ -552,7 +555,7 @@ mod tests {
             ..Global::default()
         };
         let next = s.refresh(&host, &global, &|_| Err("responder down".into()));
-        // the retry delay with its jitter of up to ±50 % (job::backoff)
+        // the retry delay with its jitter of up to ±50 % (events::backoff)
         assert!(
             next >= time::from_secs(2) && next <= time::from_secs(8),
             "{next}"

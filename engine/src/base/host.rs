@@ -3,7 +3,7 @@
 //! it happens, and ask for a graceful restart. httpd's glue implements it with `ap_log_error`; the tests
 //! with a vector.
 
-use crate::log::Level;
+use crate::base::log::Level;
 use std::sync::Arc;
 
 pub trait Host: Send + Sync {
@@ -17,8 +17,8 @@ pub trait Host: Send + Sync {
 }
 
 /// Runs `f` with every note made on this thread going to `host` as it is
-/// made (see [`crate::log::with_sink`]).
+/// made (see [`crate::base::log::with_sink`]).
 pub fn live<R>(host: &Arc<dyn Host>, f: impl FnOnce() -> R) -> R {
     let h = host.clone();
-    crate::log::with_sink(move |level, msg| h.log(level, msg), f)
+    crate::base::log::with_sink(move |level, msg| h.log(level, msg), f)
 }

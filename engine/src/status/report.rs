@@ -4,13 +4,13 @@
 //! the MD whose `MDRequireHttps` applies (§2.5). The glue only finds the
 //! runtime and writes the answer.
 
+use crate::base::crypto::FALLBACK_CN;
+use crate::base::time::Micros;
+use crate::config::vhost::domain_matches;
 use crate::config::{Md, RenewMode};
-use crate::crypto::FALLBACK_CN;
-use crate::startup::Runtime;
+use crate::generation::startup::Runtime;
 use crate::status::{self, MdView, StaplingView};
 use crate::store::Group;
-use crate::time::Micros;
-use crate::vhost::domain_matches;
 use serde_json::{json, Value};
 
 /// The status views of all MDs, sorted by name as the C module lists them,
@@ -53,7 +53,7 @@ pub fn md_status(
         .filter(|p| p.len() > 1)
         .map(|p| p.rsplit('/').next().unwrap_or(""))
         .filter(|p| !p.is_empty());
-    let leases = crate::lease::Leases::of(&rt.store, &rt.global);
+    let leases = crate::store::lease::Leases::of(&rt.store, &rt.global);
     // the store as it is now (one stat per page): gone when its file
     // system went away (issue 25)
     let gone = (!rt.store.root().join(crate::store::STORE_FILE).exists()).then(|| {
@@ -63,8 +63,8 @@ pub fn md_status(
             crate::store::STORE_FILE
         )
     });
-    let requests = rt.store.root().join(crate::request::DIR).is_dir();
-    let one = |d: &crate::startup::ManagedDomain, full: bool| {
+    let requests = rt.store.root().join(crate::store::request::DIR).is_dir();
+    let one = |d: &crate::generation::startup::ManagedDomain, full: bool| {
         let mut j = status::md_json(
             &rt.store,
             &d.md,
@@ -89,7 +89,7 @@ pub fn md_status(
         if let Some(o) = j.as_object_mut() {
             o.insert("live".into(), json!(live));
             if let Some(t) = next {
-                o.insert("next-run".into(), json!(crate::time::rfc822(t)));
+                o.insert("next-run".into(), json!(crate::base::time::rfc822(t)));
             }
             if let Some(leases) = &leases {
                 o.insert("cluster".into(), cluster_json(leases, &d.md.name, now));
@@ -102,18 +102,18 @@ pub fn md_status(
                 o.insert("store".into(), json!({ "problems": problems }));
             }
             if rt.global.crl_check {
-                if let Some(c) = crate::crl::status_json(&rt.store, &d.md.name) {
+                if let Some(c) = crate::serving::crl::status_json(&rt.store, &d.md.name) {
                     o.insert("crl".into(), c);
                 }
             }
             // an operator's pending request (`a2md renew`)
             if let Some(r) = requests
-                .then(|| crate::request::load(&rt.store, &d.md.name))
+                .then(|| crate::store::request::load(&rt.store, &d.md.name))
                 .flatten()
             {
                 let mut rj = json!({
                     "action": r.action,
-                    "since": crate::time::rfc822(r.since_micros()),
+                    "since": crate::base::time::rfc822(r.since_micros()),
                 });
                 if let Some(why) = r.reason {
                     rj["reason"] = json!(why);
@@ -137,15 +137,15 @@ pub fn md_status(
 
 /// Our md-status `cluster` member (`MDClusterNode`): this node, and which
 /// node holds the MD's renewal lease since when (null when none does).
-fn cluster_json(leases: &crate::lease::Leases, md: &str, now: Micros) -> Value {
+fn cluster_json(leases: &crate::store::lease::Leases, md: &str, now: Micros) -> Value {
     let lease = leases
-        .holder(&crate::job::lease_name(md))
+        .holder(&crate::lifecycle::renew::lease_name(md))
         .map(|h| {
             json!({
                 "node": h.node,
                 "pid": h.pid,
-                "since": crate::time::rfc822(h.since_micros()),
-                "until": crate::time::rfc822(h.expires_micros()),
+                "since": crate::base::time::rfc822(h.since_micros()),
+                "until": crate::base::time::rfc822(h.expires_micros()),
                 "expired": h.expires_micros() < now,
             })
         })
@@ -160,13 +160,16 @@ fn next_run(md_json: &Value, renew_at: Micros, now: Micros) -> Option<Micros> {
     md_json
         .pointer("/renewal/next-run")
         .and_then(Value::as_str)
-        .and_then(crate::time::parse_rfc822)
+        .and_then(crate::base::time::parse_rfc822)
         .or((renew_at > 0).then_some(renew_at))
         .map(|t| t.max(now))
 }
 
 /// The MD that covers `host`.
-fn domain_of<'a>(rt: &'a Runtime, host: &str) -> Option<&'a crate::startup::ManagedDomain> {
+fn domain_of<'a>(
+    rt: &'a Runtime,
+    host: &str,
+) -> Option<&'a crate::generation::startup::ManagedDomain> {
     rt.domains
         .iter()
         .find(|d| d.md.domains.iter().any(|n| domain_matches(n, host)))

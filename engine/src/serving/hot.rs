@@ -15,13 +15,13 @@
 //! live stays live when its staged files go (installed by another node of
 //! a cluster).
 
+use crate::base::log::Level;
+use crate::base::time::Micros;
+use crate::base::util::FileStamp;
 use crate::config::Md;
-use crate::job::Job;
-use crate::log::Level;
-use crate::reg::HotSet;
+use crate::lifecycle::jobfile::Job;
+use crate::lifecycle::reg::HotSet;
 use crate::store::{Group, Store};
-use crate::time::Micros;
-use crate::util::FileStamp;
 use openssl::pkey::{PKey, Private};
 use openssl::stack::Stack;
 use openssl::x509::X509;
@@ -30,7 +30,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
 /// When a finished set that could not be loaded is looked at again.
-pub const RETRY_UNUSABLE: Micros = 5 * crate::time::USEC_PER_SEC;
+pub const RETRY_UNUSABLE: Micros = 5 * crate::base::time::USEC_PER_SEC;
 
 struct SlotState<L> {
     /// The `job.json` last looked at (None: none, or not looked at yet).
@@ -171,7 +171,7 @@ impl<L> HotSlots<L> {
             return st.loaded.clone();
         }
         if j.valid_from != st.stamp || st.loaded.is_none() {
-            match crate::reg::hot_set(&store, &slot.md, now)
+            match crate::lifecycle::reg::hot_set(&store, &slot.md, now)
                 .as_ref()
                 .and_then(load)
             {
@@ -230,8 +230,8 @@ impl<L> HotSlots<L> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::base::time;
     use crate::config::{MdDef, Settings};
-    use crate::time;
 
     fn md(name: &str) -> Md {
         Md::from_def(&MdDef::new(vec![name.into()]), &Settings::default(), None)
@@ -275,8 +275,9 @@ mod tests {
         j.valid_from = now - time::USEC_PER_SEC;
         j.save(&st, Group::Staging).unwrap();
         let key =
-            crate::crypto::Key::generate(&crate::keyspec::KeySpec::Ec("P-256".into())).unwrap();
-        let cert = crate::crypto::fallback_cert(&key, &m.domains).unwrap();
+            crate::base::crypto::Key::generate(&crate::base::keyspec::KeySpec::Ec("P-256".into()))
+                .unwrap();
+        let cert = crate::base::crypto::fallback_cert(&key, &m.domains).unwrap();
         st.save_key(Group::Staging, "b.org", "privkey.pem", &key)
             .unwrap();
         st.save_bytes(
@@ -294,7 +295,7 @@ mod tests {
         };
         let lines = std::cell::RefCell::new(Vec::new());
         let log = |_: Level, m: &str| lines.borrow_mut().push(m.to_string());
-        assert!(crate::reg::hot_set(&st, &m, now).is_some());
+        assert!(crate::lifecycle::reg::hot_set(&st, &m, now).is_some());
         assert_eq!(hot.current(1, now, &load, &log).as_deref(), Some(&42));
         assert!(lines.borrow()[0].contains("hot activation"));
         // cached: not loaded again while job.json is unchanged
@@ -323,8 +324,9 @@ mod tests {
             return;
         }
         let key =
-            crate::crypto::Key::generate(&crate::keyspec::KeySpec::Ec("P-256".into())).unwrap();
-        let cert = crate::crypto::fallback_cert(&key, &m.domains).unwrap();
+            crate::base::crypto::Key::generate(&crate::base::keyspec::KeySpec::Ec("P-256".into()))
+                .unwrap();
+        let cert = crate::base::crypto::fallback_cert(&key, &m.domains).unwrap();
         st.save_key(Group::Staging, &m.name, "privkey.pem", &key)
             .unwrap();
         st.save_bytes(

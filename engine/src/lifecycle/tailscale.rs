@@ -2,9 +2,9 @@
 //! dropped this in 2.6.0; this module speaks the current LocalAPI.
 
 use crate::acme::{AcmeError, Kind};
+use crate::base::crypto::{self, Key};
+use crate::base::http::{Client, HttpError};
 use crate::config::{tailscale_socket_path as socket_path, Md, TAILSCALE_DEFAULT_URL};
-use crate::crypto::{self, Key};
-use crate::http::{Client, HttpError};
 use crate::store::{Group, Store};
 
 /// Whether an MD gets its certificates from tailscale.

@@ -5,15 +5,17 @@
 //! only httpd can do (log lines, the restart signal) goes through
 //! [`Host`].
 
+pub mod startup;
+
+use crate::base::host::{self, Host};
+use crate::base::log::{Level, Note};
+use crate::base::time::{self, Micros};
 use crate::config::{ModConfig, Settings};
-use crate::host::{self, Host};
-use crate::hot::{HotSlots, TlsSet};
-use crate::log::{Level, Note};
-use crate::scheduler::{self, Scheduler};
-use crate::stapling::Stapling;
-use crate::startup::{self, Runtime, Server, SslFacts, StartError};
-use crate::time::{self, Micros};
-use crate::{ocsp, reg, status};
+use crate::generation::startup::{Runtime, Server, SslFacts, StartError};
+use crate::lifecycle::scheduler::{self, Scheduler};
+use crate::serving::hot::{HotSlots, TlsSet};
+use crate::serving::stapling::Stapling;
+use crate::{lifecycle::reg, serving::ocsp, status};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
@@ -47,11 +49,11 @@ pub struct Generation {
     /// from them; one child refreshes them).
     pub stapling: Arc<Stapling>,
     /// What the last CRL pass found (in the child that runs the watchdog).
-    pub crl: Arc<crate::crl::Registry>,
+    pub crl: Arc<crate::serving::crl::Registry>,
     /// Hot activation: the staged set each SSL vhost serves.
     pub hot: HotSlots<TlsSet>,
     /// The keys of the fallback certificates made in this generation.
-    fallback_keys: crate::crypto::KeyCache,
+    fallback_keys: crate::base::crypto::KeyCache,
     /// The runtime once start-up is complete (set in the parent before the
     /// children fork): request handlers read it without a lock.
     published: OnceLock<Arc<Runtime>>,
@@ -243,7 +245,7 @@ impl Generation {
         }
         // libcurl and OpenSSL are initialised here, in the single-threaded
         // parent, before any child or thread exists.
-        crate::http::global_init();
+        crate::base::http::global_init();
         let mut st = self.lock();
         st.dry_run = input.dry_run;
         st.runtime_dir = input.runtime_dir.clone();
@@ -484,14 +486,14 @@ impl Generation {
         let rt = self.runtime()?;
         let now = time::now();
         if metrics {
-            let text = status::metrics(&crate::report::views(&rt), now);
+            let text = status::metrics(&crate::status::report::views(&rt), now);
             return Some(("text/plain; version=0.0.4; charset=utf-8", text));
         }
         let staplings = self.stapling.views(now);
         let log = |level, msg: &str| host.log(level, msg);
         let staged = |md: &str| self.hot.serving_staged(md, now, &TlsSet::load, &log);
-        let body = crate::report::md_status(&rt, &staplings, path_info, &staged, now);
-        Some(("application/json", crate::util::json_pretty(&body)))
+        let body = crate::status::report::md_status(&rt, &staplings, path_info, &staged, now);
+        Some(("application/json", crate::base::util::json_pretty(&body)))
     }
 
     /// mod_ssl offers a certificate of server `id` (with `settings`) for
@@ -520,7 +522,7 @@ impl Generation {
     /// or None (logged: no such challenge).
     pub fn tls_alpn01(&self, host: &dyn Host, name: &str) -> Option<(String, String)> {
         let rt = self.runtime()?;
-        let Some((cert, key)) = crate::report::tls_alpn01(&rt, name) else {
+        let Some((cert, key)) = crate::status::report::tls_alpn01(&rt, name) else {
             host.log(
                 Level::Info,
                 &format!("AH10080: {name}: unknown tls-alpn-01 challenge host"),
@@ -544,7 +546,7 @@ impl Generation {
                 status::staplings_html(&views, now)
             });
         }
-        let v = crate::report::views(&rt);
+        let v = crate::status::report::views(&rt);
         let (name, url) = (&rt.global.cert_check_name, &rt.global.cert_check_url);
         Some(if short {
             status::server_status_text(&v, name, url, now)
@@ -616,7 +618,7 @@ impl Generation {
         let global = self.lock().config.global.clone();
         let (ua, proxy) = (env.product(), global.proxy_url.clone());
         let fetch = move |c: &ocsp::Cert| {
-            let mut client = crate::http::Client::new(ua.clone());
+            let mut client = crate::base::http::Client::new(ua.clone());
             client.proxy = proxy.clone();
             client.body_limit = ocsp::BODY_LIMIT;
             client.timeout = std::time::Duration::from_secs(60);
@@ -647,12 +649,12 @@ impl Generation {
         let process = move |item: &scheduler::Item, now: Micros| {
             // a panic in one job is logged and ends only that job
             let report = |msg: &str| host.log(Level::Crit, msg);
-            crate::boundary::guard("renewal job", 0, report, || {
-                crate::boundary::test_panic("renewal-job");
+            crate::base::boundary::guard("renewal job", 0, report, || {
+                crate::base::boundary::test_panic("renewal-job");
                 let revoked = if item.md.stapling && stapling.md_revoked(&item.md.name) {
-                    Some(crate::job::RevokedBy::Ocsp)
+                    Some(crate::lifecycle::context::RevokedBy::Ocsp)
                 } else if crl.revoked(&item.md.name, &item.certs) {
-                    Some(crate::job::RevokedBy::Crl)
+                    Some(crate::lifecycle::context::RevokedBy::Crl)
                 } else {
                     None
                 };
@@ -694,26 +696,26 @@ impl Generation {
         // start-up read. Only where the cache is: the parent makes it at
         // start when a live certificate names a CRL, and this child cannot
         // (a first certificate served hot is checked from the next start).
-        let cache = crate::crl::cache_ready(&rt.store);
+        let cache = crate::serving::crl::cache_ready(&rt.store);
         let log = |level, msg: &str| env.host.log(level, msg);
-        let targets: Vec<crate::crl::Target> = rt
+        let targets: Vec<crate::serving::crl::Target> = rt
             .domains
             .iter()
             .flat_map(|d| {
                 let hot = (cache && d.md.cert_files.is_empty())
                     .then(|| self.hot.served(&d.md.name, now, &TlsSet::load, &log));
                 match hot.flatten() {
-                    Some(set) => crate::crl::targets_of_set(&d.md, &set),
-                    None => crate::crl::targets(&d.md, &d.rt.certs),
+                    Some(set) => crate::serving::crl::targets_of_set(&d.md, &set),
+                    None => crate::serving::crl::targets(&d.md, &d.rt.certs),
                 }
             })
             .collect();
         let mds: Vec<&str> = rt.domains.iter().map(|d| d.md.name.as_str()).collect();
-        let mut client = crate::http::Client::new(ua.to_string());
+        let mut client = crate::base::http::Client::new(ua.to_string());
         client.proxy = rt.global.proxy_url.clone();
-        let pass = crate::crl::pass(&rt.store, &client, &mds, &targets, now);
+        let pass = crate::serving::crl::pass(&rt.store, &client, &mds, &targets, now);
         emit(&*env.host, &pass.notes);
-        let mut notify = crate::job::CommandNotify {
+        let mut notify = crate::lifecycle::events::CommandNotify {
             message_cmd: rt.global.message_cmd.clone(),
             notify_cmd: None,
             notes: Vec::new(),
@@ -721,9 +723,9 @@ impl Generation {
         for (md, c, is_static) in &pass.newly_revoked {
             env.host.log(
                 Level::Error,
-                &crate::crl::revoked_message(md, c, *is_static),
+                &crate::serving::crl::revoked_message(md, c, *is_static),
             );
-            use crate::job::Notify;
+            use crate::lifecycle::events::Notify;
             if let Err(e) = notify.message("revoked", md) {
                 env.host.log(
                     Level::Warn,
@@ -799,7 +801,7 @@ impl Generation {
             let msg = format!("child exit: stopping {busy} renewal worker(s)");
             host.log(Level::Debug, &msg);
         }
-        crate::shutdown::request();
+        crate::base::shutdown::request();
         if self.scheduler.stop(EXIT_WAIT) {
             return true;
         }
@@ -882,7 +884,7 @@ impl Restarter {
                         return;
                     }
                     let report = |msg: &str| host.log(Level::Crit, msg);
-                    crate::boundary::guard("md restart check", (), report, || {
+                    crate::base::boundary::guard("md restart check", (), report, || {
                         restart_if_ready(&rt, last, interval, eager, &*host)
                     });
                 }
@@ -909,10 +911,10 @@ fn installed_elsewhere(rt: &Runtime, last: &AtomicI64, host: &dyn Host) -> bool 
     // not while another node is in the middle of its installation: the
     // restart would start from a half-installed set of MDs and miss the
     // rest (its `installed` events with them)
-    if let Some(leases) = crate::lease::Leases::of(&rt.store, &rt.global) {
+    if let Some(leases) = crate::store::lease::Leases::of(&rt.store, &rt.global) {
         if leases
             .holder("install")
-            .is_some_and(|h| h.expires_micros() + crate::lease::SKEW > time::now())
+            .is_some_and(|h| h.expires_micros() + crate::store::lease::SKEW > time::now())
         {
             return false;
         }
@@ -931,7 +933,7 @@ fn installed_elsewhere(rt: &Runtime, last: &AtomicI64, host: &dyn Host) -> bool 
                 md.name
             ),
         );
-        crate::startup::fire_installed(&rt.store, md, &rt.global, false, &mut notes);
+        crate::generation::startup::fire_installed(&rt.store, md, &rt.global, false, &mut notes);
     }
     for n in notes.iter().filter(|n| !n.emitted) {
         host.log(n.level, &n.msg);
@@ -979,8 +981,8 @@ fn restart_if_ready(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::vhost::VHost;
     use crate::config::MdDef;
-    use crate::vhost::VHost;
     use std::sync::atomic::AtomicUsize;
 
     /// A host that keeps its log lines and counts restart requests.

@@ -3,8 +3,8 @@
 //! where the store says so), JWK thumbprints, flattened JWS, CSRs with
 //! DNS/IP SANs and must-staple, tls-alpn-01 and fallback certificates.
 
-use crate::keyspec::KeySpec;
-use crate::util::b64url_encode;
+use crate::base::keyspec::KeySpec;
+use crate::base::util::b64url_encode;
 use openssl::asn1::{Asn1Integer, Asn1Object, Asn1OctetString, Asn1Time};
 use openssl::bn::{BigNum, BigNumContext, MsbOption};
 use openssl::ec::{EcGroup, EcKey};
@@ -73,7 +73,7 @@ impl Key {
     /// A new key for a key spec (§4.8).
     pub fn generate(spec: &KeySpec) -> R<Key> {
         match spec {
-            KeySpec::Default => Key::generate_rsa(crate::keyspec::DEFAULT_RSA_BITS),
+            KeySpec::Default => Key::generate_rsa(crate::base::keyspec::DEFAULT_RSA_BITS),
             KeySpec::Rsa(bits) => Key::generate_rsa(*bits),
             KeySpec::Ec(curve) => {
                 if curve.eq_ignore_ascii_case("X25519") {
@@ -238,7 +238,7 @@ pub fn jws(key: &Key, protected: &Map<String, Value>, payload: &str) -> R<Value>
 /// The external account binding object of newAccount (RFC 8555 §7.3.4):
 /// a JWS over the account JWK with HS256 and the decoded `hmac_b64`.
 pub fn eab_jws(kid: &str, hmac_b64: &str, url: &str, account_jwk: &Value) -> R<Value> {
-    let hkey = crate::util::b64url_decode(hmac_b64)
+    let hkey = crate::base::util::b64url_decode(hmac_b64)
         .ok_or_else(|| CryptoError("apache:eab-hmac-invalid".into()))?;
     let mut prot = Map::new();
     prot.insert("alg".into(), json!("HS256"));
@@ -433,7 +433,7 @@ impl KeygenGate {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         st.1 += usize::from(first);
         while !(st.0 < self.slots && (first || st.1 == 0)) {
-            if crate::shutdown::requested() {
+            if crate::base::shutdown::requested() {
                 st.1 -= usize::from(first);
                 return None;
             }
@@ -521,11 +521,11 @@ pub fn cert_names(cert: &X509) -> Vec<String> {
 }
 
 /// ASN.1 time to µs since the epoch.
-pub fn asn1_micros(t: &openssl::asn1::Asn1TimeRef) -> crate::time::Micros {
+pub fn asn1_micros(t: &openssl::asn1::Asn1TimeRef) -> crate::base::time::Micros {
     let epoch = openssl::asn1::Asn1Time::from_unix(0).expect("epoch");
     epoch
         .diff(t)
-        .map(|d| (i64::from(d.days) * 86_400 + i64::from(d.secs)) * crate::time::USEC_PER_SEC)
+        .map(|d| (i64::from(d.days) * 86_400 + i64::from(d.secs)) * crate::base::time::USEC_PER_SEC)
         .unwrap_or(0)
 }
 
@@ -609,8 +609,8 @@ mod tests {
         let n = "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw";
         let e = "AQAB";
         let rsa = Rsa::from_public_components(
-            BigNum::from_slice(&crate::util::b64url_decode(n).unwrap()).unwrap(),
-            BigNum::from_slice(&crate::util::b64url_decode(e).unwrap()).unwrap(),
+            BigNum::from_slice(&crate::base::util::b64url_decode(n).unwrap()).unwrap(),
+            BigNum::from_slice(&crate::base::util::b64url_decode(e).unwrap()).unwrap(),
         )
         .unwrap();
         let jwk = json!({"e": e, "kty": "RSA", "n": n});
@@ -640,7 +640,7 @@ mod tests {
                 j["protected"].as_str().unwrap(),
                 j["payload"].as_str().unwrap()
             );
-            let sig = crate::util::b64url_decode(j["signature"].as_str().unwrap()).unwrap();
+            let sig = crate::base::util::b64url_decode(j["signature"].as_str().unwrap()).unwrap();
             let ok = if k.pkey().id() == Id::RSA {
                 let mut v =
                     openssl::sign::Verifier::new(MessageDigest::sha256(), k.pkey()).unwrap();
@@ -679,13 +679,13 @@ mod tests {
             &k.jwk().unwrap(),
         )
         .unwrap();
-        let prot = crate::util::b64url_decode(j["protected"].as_str().unwrap()).unwrap();
+        let prot = crate::base::util::b64url_decode(j["protected"].as_str().unwrap()).unwrap();
         assert_eq!(
             String::from_utf8(prot).unwrap(),
             r#"{"alg":"HS256","kid":"kid-1","url":"https://ca/new-acct"}"#
         );
         assert_eq!(
-            crate::util::b64url_decode(j["signature"].as_str().unwrap())
+            crate::base::util::b64url_decode(j["signature"].as_str().unwrap())
                 .unwrap()
                 .len(),
             32

@@ -8,12 +8,14 @@
 //! At child exit [`Scheduler::stop`] stops the jobs at a safe point and
 //! joins the workers before the process tears down OpenSSL.
 
+use crate::base::host::Host;
+use crate::base::log::{Level, Note};
+use crate::base::time::{self, Micros};
 use crate::config::{Global, Md, RenewMode};
-use crate::host::Host;
-use crate::job::{self, CommandNotify, JobCtx};
-use crate::log::{Level, Note};
+use crate::lifecycle::context::JobCtx;
+use crate::lifecycle::events::CommandNotify;
+use crate::lifecycle::{events, renew};
 use crate::store::Store;
-use crate::time::{self, Micros};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
@@ -166,7 +168,12 @@ impl Scheduler {
             // that are not due are not queued again
             return time::from_secs(1);
         }
-        job::next_interval(ctx.global.check_interval, &next_runs, now, job::rand_byte())
+        renew::next_interval(
+            ctx.global.check_interval,
+            &next_runs,
+            now,
+            events::rand_byte(),
+        )
     }
 
     /// A worker: takes queued MDs until the queue is empty.
@@ -186,11 +193,11 @@ impl Scheduler {
             // A panic in one job must not take the others down; its log
             // lines reach the host as they happen.
             let host = ctx.host.clone();
-            let next = crate::boundary::guard(
+            let next = crate::base::boundary::guard(
                 "renewal worker",
                 0,
                 |msg| host.log(Level::Crit, msg),
-                || crate::host::live(&host, || (ctx.process)(&item, time::now())),
+                || crate::base::host::live(&host, || (ctx.process)(&item, time::now())),
             );
             let mut pool = self.pool();
             pool.busy.remove(&item.md.name);
@@ -215,7 +222,7 @@ impl Scheduler {
 
     /// Asks the running jobs to stop at a safe point and waits up to
     /// `bound` for the workers and callbacks to end. True when none runs.
-    /// The caller raises [`crate::shutdown::request`] first, so that the
+    /// The caller raises [`crate::base::shutdown::request`] first, so that the
     /// jobs in progress end at their next safe point.
     pub fn stop(&self, bound: Duration) -> bool {
         let end = std::time::Instant::now() + bound;
@@ -282,7 +289,7 @@ pub fn process_job(
     global: &Global,
     user_agent: &str,
     run_user: &str,
-    revoked: Option<crate::job::RevokedBy>,
+    revoked: Option<crate::lifecycle::context::RevokedBy>,
     item: &Item,
     now: Micros,
 ) -> Micros {
@@ -312,10 +319,10 @@ pub fn process_job(
         run_user: run_user.to_string(),
         revoked,
         certs: item.certs.clone(),
-        leases: crate::lease::Leases::of(store, global),
+        leases: crate::store::lease::Leases::of(store, global),
         requested: item
             .requested
-            .then(|| crate::request::load(store, &md.name))
+            .then(|| crate::store::request::load(store, &md.name))
             .flatten(),
     };
     let mut notify = CommandNotify {
@@ -323,7 +330,7 @@ pub fn process_job(
         notify_cmd: global.notify_cmd.clone(),
         notes: Vec::new(),
     };
-    let next = match job::process(&ctx, &mut notify, now, &mut notes) {
+    let next = match renew::process(&ctx, &mut notify, now, &mut notes) {
         Ok((_, j)) => {
             sched.succeeded(&md.name);
             j.next_run
@@ -332,7 +339,8 @@ pub fn process_job(
             // the job cannot even be read or written (an unwritable store):
             // back off like any other error instead of retrying every second
             let errors = sched.failed(&md.name);
-            let next = now + job::backoff(errors, global.retry_delay, false, job::rand_byte());
+            let next =
+                now + events::backoff(errors, global.retry_delay, false, events::rand_byte());
             notes.push(Note::new(
                 Level::Error,
                 format!(

@@ -1,0 +1,10 @@
+pub mod boundary;
+pub mod crypto;
+pub mod host;
+pub mod http;
+pub mod keyspec;
+pub mod log;
+pub mod shutdown;
+pub mod time;
+pub mod uri;
+pub mod util;

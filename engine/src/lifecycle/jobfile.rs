@@ -1,0 +1,392 @@
+//! `job.json` (spec §5.5): the job of an MD's renewal (or of its OCSP
+//! responses), with the C module's field names, order and RFC 822 times,
+//! and the cache the status pages read it through.
+
+use crate::acme::status;
+use crate::base::log::Note;
+use crate::base::time::Micros;
+use crate::store::{Group, Store};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+pub const MAX_LOG_ENTRIES: usize = 128;
+
+/// `job.json` fields as the C module writes them: times in RFC 822 (absent
+/// when 0), values of the wrong type read as their default, so that a
+/// file from another writer never fails the whole job.
+mod wire {
+    use crate::base::time::{self, Micros};
+    use serde::{Deserialize, Deserializer, Serializer};
+    use serde_json::Value;
+
+    pub use crate::base::util::lenient;
+
+    /// A list: the items that do not read are left out, the others kept.
+    pub fn lenient_items<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: serde::de::DeserializeOwned,
+    {
+        let v = Value::deserialize(d)?;
+        Ok(match v {
+            Value::Array(a) => a
+                .into_iter()
+                .filter_map(|x| T::deserialize(x).ok())
+                .collect(),
+            _ => Vec::new(),
+        })
+    }
+
+    pub fn is_zero(t: &Micros) -> bool {
+        *t == 0
+    }
+
+    /// A time as RFC 822 text; unreadable or missing: 0.
+    pub mod rfc822 {
+        use super::*;
+
+        pub fn serialize<S: Serializer>(t: &Micros, s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_str(&time::rfc822(*t))
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Micros, D::Error> {
+            let v = Value::deserialize(d)?;
+            Ok(v.as_str().and_then(time::parse_rfc822).unwrap_or(0))
+        }
+    }
+}
+
+/// The result of the last run (`last` in job.json).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct JobResult {
+    #[serde(default, deserialize_with = "wire::lenient")]
+    pub status: i32,
+    #[serde(
+        default,
+        deserialize_with = "wire::lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub problem: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "wire::lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub detail: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "wire::lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub activity: Option<String>,
+    #[serde(default, with = "wire::rfc822", skip_serializing_if = "wire::is_zero")]
+    pub valid_from: Micros,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subproblems: Option<Value>,
+}
+
+impl JobResult {
+    /// As serialized, with `status-description` after `status` when it is
+    /// an error (derived from the status: not read back).
+    fn to_json(&self) -> Value {
+        let Ok(Value::Object(o)) = serde_json::to_value(self) else {
+            return Value::Null;
+        };
+        let mut out = serde_json::Map::new();
+        for (k, v) in o {
+            let is_status = k == "status";
+            out.insert(k, v);
+            if is_status && self.status > 0 {
+                out.insert(
+                    "status-description".into(),
+                    json!(status::describe(self.status)),
+                );
+            }
+        }
+        Value::Object(out)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogEntry {
+    #[serde(with = "wire::rfc822", default)]
+    pub when: Micros,
+    #[serde(rename = "type", default, deserialize_with = "wire::lenient")]
+    pub kind: String,
+    #[serde(
+        default,
+        deserialize_with = "wire::lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub status: Option<String>,
+    #[serde(
+        default,
+        deserialize_with = "wire::lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub detail: Option<String>,
+}
+
+/// `log` in job.json: `{"entries": [...]}`, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct JobLog {
+    #[serde(default, deserialize_with = "wire::lenient_items")]
+    entries: Vec<LogEntry>,
+}
+
+/// The staging jobs as the request path reads them (status pages): a
+/// job.json is parsed again only when it changed (another inode, size or
+/// modification time; the store replaces files by rename), so that a
+/// status page with many MDs costs one `stat` per MD.
+#[derive(Default)]
+pub struct JobCache(std::sync::Mutex<HashMap<String, Cached>>);
+
+/// A job.json's stamp, and what it held.
+type Cached = (crate::base::util::FileStamp, Option<Arc<Job>>);
+
+impl JobCache {
+    /// The staging job of `md` (None: none, or unreadable).
+    pub fn get(&self, store: &Store, md: &str) -> Option<Arc<Job>> {
+        let stamp = crate::base::util::FileStamp::of(&store.path(Group::Staging, md, "job.json"));
+        let mut cache = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(stamp) = stamp else {
+            cache.remove(md);
+            return None;
+        };
+        if let Some((s, job)) = cache.get(md) {
+            if *s == stamp {
+                return job.clone();
+            }
+        }
+        let job = match store.load_json(Group::Staging, md, "job.json") {
+            Ok(Some(j)) => Some(Arc::new(Job::from_json(&j))),
+            _ => None,
+        };
+        cache.insert(md.to_string(), (stamp, job.clone()));
+        job
+    }
+}
+
+/// `job.json` of an MD (or of OCSP: name `other`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Job {
+    #[serde(default, deserialize_with = "wire::lenient")]
+    pub name: String,
+    #[serde(default, deserialize_with = "wire::lenient")]
+    pub finished: bool,
+    #[serde(default, deserialize_with = "wire::lenient")]
+    pub notified: bool,
+    #[serde(default, deserialize_with = "wire::lenient")]
+    pub notified_renewed: bool,
+    #[serde(default, with = "wire::rfc822", skip_serializing_if = "wire::is_zero")]
+    pub next_run: Micros,
+    #[serde(default, with = "wire::rfc822", skip_serializing_if = "wire::is_zero")]
+    pub last_run: Micros,
+    #[serde(default, with = "wire::rfc822", skip_serializing_if = "wire::is_zero")]
+    pub valid_from: Micros,
+    #[serde(default, deserialize_with = "wire::lenient")]
+    pub errors: i32,
+    #[serde(default, deserialize_with = "wire::lenient", skip_serializing)]
+    pub last: Option<JobResult>,
+    /// ARI ids of certificates named in an order's `replaces` (our
+    /// addition, `ari-replaced`; only written when there are some).
+    #[serde(
+        default,
+        deserialize_with = "wire::lenient",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub ari_replaced: Vec<String>,
+    /// Newest first.
+    #[serde(
+        default,
+        deserialize_with = "wire::lenient",
+        skip_serializing,
+        rename = "log"
+    )]
+    log_wire: JobLog,
+    #[serde(skip)]
+    pub log: Vec<LogEntry>,
+}
+
+impl Job {
+    pub fn new(name: &str) -> Job {
+        Job {
+            name: name.to_string(),
+            ..Default::default()
+        }
+    }
+
+    pub fn to_json(&self) -> Value {
+        let mut v = serde_json::to_value(self).unwrap_or_else(|_| json!({}));
+        if let Some(o) = v.as_object_mut() {
+            // `last` (with its derived text) after `errors`, `log` at the
+            // end, as the C module orders them
+            let tail = o.remove("ari-replaced");
+            if let Some(l) = &self.last {
+                o.insert("last".into(), l.to_json());
+            }
+            if let Some(t) = tail {
+                o.insert("ari-replaced".into(), t);
+            }
+            o.insert("log".into(), json!({ "entries": self.log }));
+        }
+        v
+    }
+
+    pub fn from_json(j: &Value) -> Job {
+        let mut job = Job::deserialize(j).unwrap_or_default();
+        job.log = std::mem::take(&mut job.log_wire.entries);
+        job
+    }
+
+    /// Reads `staging/<name>/job.json`; a broken file is reported, and a
+    /// fresh job takes its place.
+    pub fn load(store: &Store, group: Group, name: &str) -> Result<Job, String> {
+        match store.load_json(group, name, "job.json") {
+            Ok(Some(j)) => Ok(Job::from_json(&j)),
+            Ok(None) => Ok(Job::new(name)),
+            Err(e) => Err(e.msg),
+        }
+    }
+
+    /// [`Job::load`] for the job's one writer: a broken file is set aside
+    /// (reported in `notes`) and a fresh job takes its place.
+    pub fn load_healing(
+        store: &Store,
+        group: Group,
+        name: &str,
+        notes: &mut Vec<Note>,
+    ) -> Result<Job, String> {
+        match store.load_json_healing(group, name, "job.json", notes) {
+            Ok(Some(j)) => Ok(Job::from_json(&j)),
+            Ok(None) => Ok(Job::new(name)),
+            Err(e) => Err(e.msg),
+        }
+    }
+
+    pub fn save(&self, store: &Store, group: Group) -> Result<(), String> {
+        store
+            .save_json(group, &self.name, "job.json", &self.to_json())
+            .map_err(|e| e.msg)
+    }
+
+    pub fn add_log(
+        &mut self,
+        now: Micros,
+        kind: &str,
+        status: Option<String>,
+        detail: Option<String>,
+    ) {
+        self.log.insert(
+            0,
+            LogEntry {
+                when: now,
+                kind: kind.to_string(),
+                status,
+                detail,
+            },
+        );
+        self.log.truncate(MAX_LOG_ENTRIES);
+    }
+
+    /// The newest log entry of a kind.
+    pub fn last_log(&self, kind: &str) -> Option<&LogEntry> {
+        self.log.iter().find(|e| e.kind == kind)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::base::time;
+
+    #[test]
+    fn the_job_cache_reads_a_job_again_only_when_it_changed() {
+        let d = std::env::temp_dir().join(format!("md-jobcache-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        let store = Store::open(&d, None, &mut Vec::new()).unwrap();
+        let cache = JobCache::default();
+        assert!(cache.get(&store, "a.org").is_none());
+        let mut job = Job {
+            name: "a.org".into(),
+            errors: 1,
+            ..Job::default()
+        };
+        job.save(&store, Group::Staging).unwrap();
+        let first = cache.get(&store, "a.org").unwrap();
+        assert_eq!(first.errors, 1);
+        let again = cache.get(&store, "a.org").unwrap();
+        assert!(Arc::ptr_eq(&first, &again), "unchanged: not parsed again");
+        job.errors = 2;
+        job.save(&store, Group::Staging).unwrap();
+        assert_eq!(cache.get(&store, "a.org").unwrap().errors, 2);
+        store.remove(Group::Staging, "a.org", "job.json");
+        assert!(cache.get(&store, "a.org").is_none());
+        let _ = std::fs::remove_dir_all(d);
+    }
+
+    #[test]
+    fn job_json_roundtrip() {
+        let mut j = Job::new("a.org");
+        j.errors = 2;
+        j.next_run = time::from_secs(1_795_950_085);
+        j.last = Some(JobResult {
+            status: 111,
+            detail: Some("x".into()),
+            ..Default::default()
+        });
+        j.add_log(
+            time::from_secs(1_795_950_072),
+            "renewal-error",
+            None,
+            Some("x".into()),
+        );
+        j.add_log(
+            time::from_secs(1_795_950_073),
+            "message-renewing",
+            None,
+            None,
+        );
+        let v = j.to_json();
+        assert_eq!(v["next-run"], "Sun, 29 Nov 2026 11:01:25 GMT");
+        assert_eq!(v["last"]["status-description"], "Connection refused");
+        assert_eq!(v["log"]["entries"][0]["type"], "message-renewing");
+        let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+        assert_eq!(
+            keys,
+            [
+                "name",
+                "finished",
+                "notified",
+                "notified-renewed",
+                "next-run",
+                "errors",
+                "last",
+                "log"
+            ]
+        );
+        assert_eq!(Job::from_json(&v), j);
+        let last: Vec<&String> = v["last"].as_object().unwrap().keys().collect();
+        assert_eq!(last, ["status", "status-description", "detail"]);
+        // another writer's file: a wrong type is read as the default, the
+        // rest of the job is kept
+        let odd = Job::from_json(&json!({
+            "name": "a.org", "errors": "three", "finished": true,
+            "next-run": 5, "last": {"status": "x", "detail": "kept"},
+            "log": {"entries": [{"when": "bad", "type": "progress"}, 7]}
+        }));
+        assert_eq!((odd.errors, odd.finished, odd.next_run), (0, true, 0));
+        assert_eq!(odd.last.unwrap().detail.as_deref(), Some("kept"));
+        // the entry that is not one is left out
+        assert_eq!(odd.log.len(), 1);
+        assert_eq!((odd.log[0].when, odd.log[0].kind.as_str()), (0, "progress"));
+        for _ in 0..200 {
+            j.add_log(0, "progress", None, None);
+        }
+        assert_eq!(j.log.len(), MAX_LOG_ENTRIES);
+    }
+}

@@ -1,0 +1,8 @@
+pub mod ari;
+pub mod context;
+pub mod events;
+pub mod jobfile;
+pub mod reg;
+pub mod renew;
+pub mod scheduler;
+pub mod tailscale;
