@@ -26,8 +26,27 @@ impl std::ops::Deref for TempDir {
     }
 }
 
+impl AsRef<Path> for TempDir {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// An MD of `domains` with default settings.
+pub fn md(domains: &[&str]) -> crate::config::Md {
+    let def = crate::config::MdDef::new(domains.iter().map(|s| s.to_string()).collect());
+    crate::config::Md::from_def(&def, &crate::config::Settings::default(), None)
+}
+
+/// A new store in a temporary directory (removed when the test ends).
+pub fn tmpstore(tag: &str) -> (TempDir, crate::store::Store) {
+    let d = TempDir::new(tag);
+    let s = crate::store::Store::open(&d, None, &mut Vec::new()).expect("store");
+    (d, s)
 }

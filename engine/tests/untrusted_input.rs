@@ -102,7 +102,7 @@ proptest! {
         };
         pem.extend_from_slice(&bytes);
         let _ = md_engine::serving::ocsp::Cert::from_pem(&pem, Some("a.org"));
-        let _ = md_engine::lifecycle::reg::CertInfo::from_pem("rsa", &pem);
+        let _ = md_engine::lifecycle::state::CertInfo::from_pem("rsa", &pem);
         let _ = md_engine::base::crypto::Key::from_pem(&pem, Some(&[7u8; 48]));
         let _ = md_engine::X509::from_der(&bytes);
     }

@@ -15,7 +15,8 @@ use crate::generation::startup::{Runtime, Server, SslFacts, StartError};
 use crate::lifecycle::scheduler::{self, Scheduler};
 use crate::serving::hot::{HotSlots, TlsSet};
 use crate::serving::stapling::Stapling;
-use crate::{lifecycle::reg, serving::ocsp, status};
+use crate::store::sets;
+use crate::{serving::ocsp, status};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
@@ -379,7 +380,7 @@ impl Generation {
         let Some(md) = rt.md_of(id).map(|d| &d.md) else {
             return Served::Declined;
         };
-        let files = reg::servable_files(&rt.store, md);
+        let files = sets::servable_files(&rt.store, md);
         // The C module says it provides them before it finds none.
         host.log(
             Level::Debug,
@@ -748,7 +749,7 @@ impl Generation {
         vname: &str,
         runtime_dir: Option<&std::path::Path>,
     ) -> Served {
-        let made = reg::ensure_fallbacks(store, md, &self.fallback_keys).or_else(|e| {
+        let made = sets::ensure_fallbacks(store, md, &self.fallback_keys).or_else(|e| {
             // A store that cannot be written (full, read-only) must not stop
             // the server (issue 25): the fallback is made in httpd's runtime
             // directory instead, each start anew.
@@ -756,7 +757,7 @@ impl Generation {
                 return Err(e);
             };
             let dir = dir.join("md-fallback").join(&md.name);
-            match reg::fallbacks_in(&dir, md, &self.fallback_keys) {
+            match sets::fallbacks_in(&dir, md, &self.fallback_keys) {
                 Ok(pairs) => {
                     let msg = format!(
                         "AH10174: {e}; the fallback certificate is made in {} instead until the \

@@ -17,9 +17,9 @@ use crate::config::{
 use crate::lifecycle::events;
 use crate::lifecycle::events::CommandNotify;
 use crate::lifecycle::jobfile::Job;
-use crate::lifecycle::reg;
-use crate::lifecycle::reg::CertInfo;
 use crate::lifecycle::scheduler;
+use crate::lifecycle::state::CertInfo;
+use crate::lifecycle::{install, state};
 use crate::store::{Group, Store};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
@@ -189,7 +189,8 @@ pub fn before_ssl(
     // Nothing mod_ssl cannot load reaches it (issue 25).
     for md in &mut mds {
         let staged = |md: &Md| {
-            global.hot_activation && reg::hot_set(&store, md, crate::base::time::now()).is_some()
+            global.hot_activation
+                && install::hot_set(&store, md, crate::base::time::now()).is_some()
         };
         for p in crate::store::sets::check(&store, md, &staged) {
             problem_note(&md.name, Level::Error, p, notes);
@@ -256,7 +257,7 @@ pub struct MdRuntime {
     /// which only root can read).
     pub last_success: Micros,
     /// What `domains/<md>/` held when the generation started
-    /// ([`reg::live_stamp`]): another node of a cluster installing a
+    /// ([`install::live_stamp`]): another node of a cluster installing a
     /// renewed set changes it.
     pub live_stamp: String,
 }
@@ -358,7 +359,7 @@ impl Runtime {
             .map(|ManagedDomain { md, rt }| scheduler::Item {
                 md: md.clone(),
                 renew_at: rt.renew_at,
-                warn_at: reg::warn_at(md, &rt.certs),
+                warn_at: state::warn_at(md, &rt.certs),
                 complete: md.found.state == State::Complete,
                 challenges: rt.challenges.clone(),
                 certs: rt
@@ -387,7 +388,7 @@ impl Runtime {
     /// An MD whose staged set a graceful restart should install now: any
     /// ready set with `MDGracefulRestart` (`eager`); else one that hot
     /// activation serves and that is due for renewal itself
-    /// ([`reg::staged_due_at`]), which the renewal job can only renew once
+    /// ([`install::staged_due_at`]), which the renewal job can only renew once
     /// it is installed.
     /// MDs whose live set in `domains/` changed since this generation
     /// started: another node of a cluster installed a renewed set (only
@@ -399,7 +400,7 @@ impl Runtime {
                 d.md.cert_files.is_empty() && !crate::lifecycle::tailscale::is_tailscale(&d.md)
             })
             .filter(|d| {
-                let now = reg::live_stamp(&self.store, &d.md);
+                let now = install::live_stamp(&self.store, &d.md);
                 !now.is_empty() && now != d.rt.live_stamp
             })
             .map(|d| &d.md)
@@ -410,9 +411,9 @@ impl Runtime {
         let staged = self.store.names(Group::Staging);
         self.mds().filter(|m| staged.contains(&m.name)).find(|m| {
             if eager {
-                reg::staged_ready(&self.store, m, now)
+                install::staged_ready(&self.store, m, now)
             } else {
-                reg::staged_due_at(&self.store, m, now).is_some_and(|t| t <= now)
+                install::staged_due_at(&self.store, m, now).is_some_and(|t| t <= now)
             }
         })
     }
@@ -575,7 +576,7 @@ pub fn after_ssl(
                     Level::Notice,
                     format!("AH10064: md({}): previous drive job showed {} errors, purging STAGING area to reset.", md.name, j.errors),
                 ));
-                reg::purge_staging(&rt.store, md);
+                install::purge_staging(&rt.store, md);
             }
         }
     }
@@ -659,13 +660,13 @@ fn md_runtime(
             notes.push(Note::new(Level::Warn, e.msg));
             None
         });
-    reg::merge_stored(md, stored.as_ref());
+    state::merge_stored(md, stored.as_ref());
     // "sync finish" fills in the default CA, as the C module does: md.json
     // and md-status name the CA that will be used.
     if md.ca_urls.is_empty() {
         md.ca_urls = vec![config::LETSENCRYPT_URL.to_string()];
     }
-    let (state, descr, certs) = reg::compute_state(store, md);
+    let (state, descr, certs) = state::compute_state(store, md);
     md.found.state = state;
     md.found.descr = descr;
     if !md.cert_files.is_empty() && md.renew_mode == RenewMode::Auto {
@@ -673,7 +674,7 @@ fn md_runtime(
     }
     // A store that cannot be written does not stop the server (issue 25):
     // md.json is written at the next start that can.
-    if let Err(e) = reg::sync_md_json(store, md) {
+    if let Err(e) = install::sync_md_json(store, md) {
         let msg = format!(
             "AH10172: md[{}]: error syncing to store: {e}; the MD is served as before and its \
              md.json is written at the next (graceful) restart",
@@ -684,14 +685,14 @@ fn md_runtime(
     let challenges = if crate::lifecycle::tailscale::is_tailscale(md) {
         Ok(Vec::new()) // no ACME challenges: tailscaled has the certificate
     } else {
-        reg::challenge_types(
+        state::challenge_types(
             md,
             facts.http_ok,
             facts.https_ok,
             global.dns01_cmd.is_some(),
         )
     };
-    if let Some(e) = reg::profile_limit_error(md) {
+    if let Some(e) = state::profile_limit_error(md) {
         notes.push(Note::new(Level::Error, e));
     }
     if md.must_staple
@@ -716,12 +717,12 @@ fn md_runtime(
         }
     }
     Ok(MdRuntime {
-        renew_at: reg::renew_at(md, state, &certs, now),
+        renew_at: state::renew_at(md, state, &certs, now),
         cert_json: crate::status::certs_json(&certs),
         last_success: Job::load(store, Group::Domains, &md.name)
             .map(|j| crate::status::last_finished(&j))
             .unwrap_or(0),
-        live_stamp: reg::live_stamp(store, md),
+        live_stamp: install::live_stamp(store, md),
         certs,
         challenges,
         watched,
@@ -812,9 +813,9 @@ fn install(store: &Store, mds: &[Md], conf: &ModConfig, notes: &mut Vec<Note>) {
         }
     };
     // A renamed MD keeps its store entry (§2.2 step 8).
-    reg::sync_renames(store, mds, notes);
+    install::sync_renames(store, mds, notes);
     for md in mds {
-        match reg::install_staged(store, md, notes) {
+        match install::install_staged(store, md, notes) {
             Ok(true) => {
                 notes.push(Note::new(
                     Level::Info,
@@ -823,7 +824,7 @@ fn install(store: &Store, mds: &[Md], conf: &ModConfig, notes: &mut Vec<Note>) {
                 fire_installed(store, md, &conf.global, true, notes);
             }
             Ok(false) => {}
-            Err(reg::InstallError::Bad(e)) => {
+            Err(install::InstallError::Bad(e)) => {
                 notes.push(Note::new(
                     Level::Error,
                     format!(
@@ -831,9 +832,9 @@ fn install(store: &Store, mds: &[Md], conf: &ModConfig, notes: &mut Vec<Note>) {
                         md.name
                     ),
                 ));
-                reg::purge_staging(store, md);
+                install::purge_staging(store, md);
             }
-            Err(reg::InstallError::Store(e)) => {
+            Err(install::InstallError::Store(e)) => {
                 let msg = format!(
                     "md[{}]: cannot install the staged certificates: {e}; they stay in staging/ \
                      ({}) and their installation is tried again at the next (graceful) restart",
@@ -1005,7 +1006,7 @@ mod tests {
         let c = conf(&[&["r.org", "www.r.org"]]);
         plan(&c, &d, Vec::new()).unwrap();
         let plan0 = plan(&c, &d, Vec::new()).unwrap();
-        reg::sync_md_json(&plan0.store, &plan0.mds[0]).unwrap();
+        install::sync_md_json(&plan0.store, &plan0.mds[0]).unwrap();
         // same domains, another name: the entry moves along
         let c2 = conf(&[&["www.r.org", "r.org"]]);
         let plan = plan(&c2, &d, Vec::new()).unwrap();

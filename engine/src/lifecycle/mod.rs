@@ -1,8 +1,9 @@
 pub mod ari;
 pub mod context;
 pub mod events;
+pub mod install;
 pub mod jobfile;
-pub mod reg;
 pub mod renew;
 pub mod scheduler;
+pub mod state;
 pub mod tailscale;

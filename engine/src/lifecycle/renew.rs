@@ -112,7 +112,7 @@ fn process_leased(
         Ok(())
     };
     job.name = md.name.clone();
-    if job.finished && !crate::lifecycle::reg::staged_files_present(ctx.store, md) {
+    if job.finished && !crate::lifecycle::install::staged_files_present(ctx.store, md) {
         // A finished job whose staged set is gone (installed, purged, or
         // left by a crash) would block renewal forever: start over, as the
         // C module's driver does since 2.6.10.
@@ -138,7 +138,7 @@ fn process_leased(
                     time::rfc822(r.since_micros())
                 ),
             ));
-            crate::lifecycle::reg::purge_staging(ctx.store, md);
+            crate::lifecycle::install::purge_staging(ctx.store, md);
             let log = std::mem::take(&mut job.log);
             job = Job::new(&md.name);
             job.log = log;
@@ -337,7 +337,7 @@ fn run(
                 Level::Info,
                 format!("{}: failing over to CA {ca_url}", md.name),
             ));
-            crate::lifecycle::reg::purge_staging(ctx.store, md);
+            crate::lifecycle::install::purge_staging(ctx.store, md);
         }
         // Record the CA of this run first: the next run fails over from it
         // even when this one cannot reach it at all.

@@ -192,7 +192,7 @@ pub fn cdp_urls(c: &X509) -> Vec<String> {
 /// static MD. Only certificates that name a CRL distribution point.
 pub fn targets(
     md: &crate::config::Md,
-    certs: &[Option<crate::lifecycle::reg::CertInfo>],
+    certs: &[Option<crate::lifecycle::state::CertInfo>],
 ) -> Vec<Target> {
     let is_static = !md.cert_files.is_empty();
     let specs = md.effective_specs();
@@ -244,12 +244,12 @@ pub fn targets_of_set(md: &crate::config::Md, set: &crate::serving::hot::TlsSet)
         .collect()
 }
 
-fn leaf_names_crl(c: &crate::lifecycle::reg::CertInfo) -> bool {
+fn leaf_names_crl(c: &crate::lifecycle::state::CertInfo) -> bool {
     c.leaf().is_some_and(|l| !cdp_urls(&l).is_empty())
 }
 
 /// Whether one of `certs` names a CRL (start-up: no chain is parsed).
-pub fn any_names_crl(certs: &[Option<crate::lifecycle::reg::CertInfo>]) -> bool {
+pub fn any_names_crl(certs: &[Option<crate::lifecycle::state::CertInfo>]) -> bool {
     certs.iter().flatten().any(leaf_names_crl)
 }
 

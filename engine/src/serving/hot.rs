@@ -19,8 +19,8 @@ use crate::base::log::Level;
 use crate::base::time::Micros;
 use crate::base::util::FileStamp;
 use crate::config::Md;
+use crate::lifecycle::install::HotSet;
 use crate::lifecycle::jobfile::Job;
-use crate::lifecycle::reg::HotSet;
 use crate::store::{Group, Store};
 use openssl::pkey::{PKey, Private};
 use openssl::stack::Stack;
@@ -171,7 +171,7 @@ impl<L> HotSlots<L> {
             return st.loaded.clone();
         }
         if j.valid_from != st.stamp || st.loaded.is_none() {
-            match crate::lifecycle::reg::hot_set(&store, &slot.md, now)
+            match crate::lifecycle::install::hot_set(&store, &slot.md, now)
                 .as_ref()
                 .and_then(load)
             {
@@ -295,7 +295,7 @@ mod tests {
         };
         let lines = std::cell::RefCell::new(Vec::new());
         let log = |_: Level, m: &str| lines.borrow_mut().push(m.to_string());
-        assert!(crate::lifecycle::reg::hot_set(&st, &m, now).is_some());
+        assert!(crate::lifecycle::install::hot_set(&st, &m, now).is_some());
         assert_eq!(hot.current(1, now, &load, &log).as_deref(), Some(&42));
         assert!(lines.borrow()[0].contains("hot activation"));
         // cached: not loaded again while job.json is unchanged

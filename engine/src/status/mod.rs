@@ -6,7 +6,7 @@ pub mod report;
 use crate::base::time::{self, Micros};
 use crate::config::{Md, State};
 use crate::lifecycle::jobfile::Job;
-use crate::lifecycle::reg::CertInfo;
+use crate::lifecycle::state::CertInfo;
 use crate::store::{Group, Store};
 use openssl::nid::Nid;
 use openssl::x509::{X509NameRef, X509};

@@ -10,6 +10,8 @@
 //! where it is: its vhosts get the fallback, and the error names the
 //! directive to correct.
 
+use crate::base::crypto;
+use crate::base::keyspec::KeySpec;
 use crate::base::util::FileStamp;
 use crate::config::Md;
 use crate::store::{Group, Store};
@@ -349,11 +351,144 @@ pub fn check(store: &Store, md: &mut Md, staged: &dyn Fn(&Md) -> bool) -> Vec<St
     problems
 }
 
+/// The (key, chain) files mod_ssl gets for an MD's SSL vhost (§2.4): the
+/// static files as configured, else the live pairs that exist.
+/// Files start-up found broken ([`crate::store::sets::check`]) are never among
+/// them: a static set with one goes entirely (its vhosts get the fallback).
+pub fn servable_files(store: &Store, md: &Md) -> Vec<(String, String)> {
+    if !md.cert_files.is_empty() && !md.found.broken.is_empty() {
+        return Vec::new();
+    }
+    crate::store::sets::live_files(store, md)
+        .into_iter()
+        .filter(|(_, key, cert)| {
+            !md.cert_files.is_empty()
+                || (std::path::Path::new(key).exists()
+                    && std::path::Path::new(cert).exists()
+                    && !md.found.broken.contains(cert))
+        })
+        .map(|(_, key, cert)| (key, cert))
+        .collect()
+}
+
+/// The fallback key/certificate pairs of an MD, created when missing
+/// (§2.4; existing ones are reused even when expired) with keys from
+/// `keys`. Returns (key path, cert path) per key spec.
+pub fn ensure_fallbacks(
+    store: &Store,
+    md: &Md,
+    keys: &crypto::KeyCache,
+) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    for spec in md.effective_specs() {
+        let sfx = spec.file_suffix();
+        let kf = format!("fallback-privkey{sfx}.pem");
+        let cf = format!("fallback-pubcert{sfx}.pem");
+        let kp = store.path(Group::Domains, &md.name, &kf);
+        let cp = store.path(Group::Domains, &md.name, &cf);
+        // existing ones are reused (even expired), unless mod_ssl could not
+        // load them: then they are made again
+        let usable =
+            kp.exists() && cp.exists() && crate::store::sets::check_pair(&kp, &cp, false).is_ok();
+        // (a damaged key is replaced below, a certificate is made for the
+        // key on disk: nothing another node just made is removed)
+        if !usable {
+            let kspec = match &spec {
+                KeySpec::Ec(c) if c.eq_ignore_ascii_case("x25519") => KeySpec::Ec("P-256".into()),
+                s => s.clone(),
+            };
+            let fail = |e: String| {
+                format!(
+                    "{}: make fallback {} certificate: {e}",
+                    md.name,
+                    spec.name()
+                )
+            };
+            // The key is created only where there is none, atomically, and
+            // the certificate is made for the key on disk: nodes of a
+            // cluster starting together over one store never leave a key
+            // with another one's certificate (which mod_ssl refuses).
+            let on_disk = store.load_key(Group::Domains, &md.name, &kf);
+            let key = match on_disk {
+                Ok(Some(k)) => k,
+                _ => {
+                    let k = keys.get(&kspec).map_err(|e| fail(e.to_string()))?;
+                    if on_disk.is_err() {
+                        // damaged: replaced (a missing one is never removed:
+                        // another node may have created it just now)
+                        store.remove(Group::Domains, &md.name, &kf);
+                    }
+                    if store
+                        .save_key_new(Group::Domains, &md.name, &kf, &k)
+                        .map_err(|e| e.msg)?
+                    {
+                        k
+                    } else {
+                        store
+                            .load_key(Group::Domains, &md.name, &kf)
+                            .map_err(|e| e.msg)?
+                            .ok_or_else(|| fail(format!("{} vanished", kp.display())))?
+                    }
+                }
+            };
+            let cert = crypto::fallback_cert(&key, &md.domains).map_err(|e| e.0)?;
+            store
+                .save_bytes(
+                    Group::Domains,
+                    &md.name,
+                    &cf,
+                    &cert.to_pem().map_err(|e| e.to_string())?,
+                    false,
+                )
+                .map_err(|e| e.msg)?;
+        }
+        out.push((kp.display().to_string(), cp.display().to_string()));
+    }
+    Ok(out)
+}
+
+/// The fallback pairs of an MD made in `dir` (outside the store, when the
+/// store cannot be written): made anew, key 0600, certificate 0644.
+pub fn fallbacks_in(
+    dir: &std::path::Path,
+    md: &Md,
+    keys: &crypto::KeyCache,
+) -> Result<Vec<(String, String)>, String> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let mut out = Vec::new();
+    for spec in md.effective_specs() {
+        let sfx = spec.file_suffix();
+        let kspec = match &spec {
+            KeySpec::Ec(c) if c.eq_ignore_ascii_case("x25519") => KeySpec::Ec("P-256".into()),
+            s => s.clone(),
+        };
+        let key = keys.get(&kspec).map_err(|e| e.to_string())?;
+        let cert = crypto::fallback_cert(&key, &md.domains).map_err(|e| e.0)?;
+        let kp = dir.join(format!("fallback-privkey{sfx}.pem"));
+        let cp = dir.join(format!("fallback-pubcert{sfx}.pem"));
+        let kpem = key.to_pem(None).map_err(|e| e.0)?;
+        let cpem = cert.to_pem().map_err(|e| e.to_string())?;
+        crate::base::util::write_atomic(&kp, &kpem, 0o600)
+            .and_then(|()| crate::base::util::write_atomic(&cp, &cpem, 0o644))
+            .map_err(|e| format!("cannot write {}: {e}", dir.display()))?;
+        out.push((kp.display().to_string(), cp.display().to_string()));
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::base::crypto::{fallback_cert, Key};
     use crate::base::keyspec::KeySpec;
+    use crate::lifecycle::state::CertInfo;
+    use crate::testutil::md;
+    use crate::testutil::tmpstore;
 
     fn pair(dir: &Path, tag: &str) -> (std::path::PathBuf, std::path::PathBuf, Key) {
         let k = Key::generate(&KeySpec::Ec("P-256".into())).unwrap();
@@ -468,5 +603,67 @@ mod tests {
             .unwrap_err()
             .what
             .starts_with("cannot be read"));
+    }
+
+    #[test]
+    fn fallbacks_of_a_generation_share_one_key_per_type() {
+        let (dir, s) = tmpstore("fbkeys");
+        let keys = crypto::KeyCache::default();
+        let (a, b) = (md(&["a.org"]), md(&["b.org"]));
+        let fa = ensure_fallbacks(&s, &a, &keys).unwrap();
+        let fb = ensure_fallbacks(&s, &b, &keys).unwrap();
+        let pem = |p: &str| fs::read(p).unwrap();
+        assert_eq!(pem(&fa[0].0), pem(&fb[0].0), "one key generation for both");
+        assert_ne!(pem(&fa[0].1), pem(&fb[0].1), "each MD its own certificate");
+        let info = CertInfo::from_pem("rsa", &pem(&fb[0].1)).unwrap();
+        assert_eq!(info.names, ["b.org"]);
+        // private keys stay the owner's alone
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(&fb[0].0).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0);
+        let _ = fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn nodes_making_fallbacks_together_leave_matching_pairs() {
+        // nodes of a cluster starting at once over one store, each with
+        // its own keys: whatever the interleaving, key and certificate match
+        let (dir, s) = tmpstore("fbrace");
+        let m = md(&["race.org"]);
+        // each node's keys, made before the races
+        let caches: Vec<_> = (0..8)
+            .map(|_| {
+                let keys = std::sync::Arc::new(crypto::KeyCache::default());
+                for spec in m.effective_specs() {
+                    keys.get(&spec).unwrap();
+                }
+                keys
+            })
+            .collect();
+        for _round in 0..10 {
+            let _ = fs::remove_dir_all(s.group_dir(Group::Domains).join("race.org"));
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+            let handles: Vec<_> = caches
+                .iter()
+                .map(|keys| {
+                    let (s, m, b, keys) = (s.clone(), m.clone(), barrier.clone(), keys.clone());
+                    std::thread::spawn(move || {
+                        b.wait();
+                        let fb = ensure_fallbacks(&s, &m, &keys).unwrap();
+                        // what mod_ssl reads right after the hook returns
+                        let key = s
+                            .load_key(Group::Domains, "race.org", "fallback-privkey.pem")
+                            .unwrap()
+                            .unwrap();
+                        let pem = fs::read(&fb[0].1).unwrap();
+                        key.matches(&openssl::x509::X509::from_pem(&pem).unwrap())
+                    })
+                })
+                .collect();
+            for h in handles {
+                assert!(h.join().unwrap(), "fallback key and certificate differ");
+            }
+        }
+        let _ = fs::remove_dir_all(dir);
     }
 }
