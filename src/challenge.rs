@@ -8,7 +8,7 @@ use crate::ffi;
 use crate::guard::guard;
 use crate::log;
 use md_engine::base::log::Level;
-use md_engine::status::report::{self, Http01};
+use md_engine::generation::report::{self, Http01};
 use std::os::raw::{c_char, c_int, c_void};
 
 const OK: c_int = ffi::OK as c_int;

@@ -6,7 +6,7 @@ use crate::conf;
 use crate::ffi;
 use crate::guard::guard;
 use md_engine::serving::redirect::{self, Action};
-use md_engine::status::report;
+use md_engine::generation::report;
 use std::os::raw::c_int;
 
 const DECLINED: c_int = ffi::DECLINED;

@@ -4,7 +4,7 @@ use crate::apr;
 use crate::conf;
 use crate::ffi;
 use crate::guard::guard;
-use md_engine::status::report;
+use md_engine::generation::report;
 use std::os::raw::{c_int, c_void};
 
 const DECLINED: c_int = ffi::DECLINED;

@@ -5,6 +5,7 @@
 //! only httpd can do (log lines, the restart signal) goes through
 //! [`Host`].
 
+pub mod report;
 pub mod startup;
 
 use crate::base::host::{self, Host};
@@ -14,9 +15,9 @@ use crate::config::{ModConfig, Settings};
 use crate::generation::startup::{Runtime, Server, SslFacts, StartError};
 use crate::lifecycle::scheduler::{self, Scheduler};
 use crate::serving::hot::{HotSlots, TlsSet};
+use crate::serving::ocsp;
 use crate::serving::stapling::Stapling;
 use crate::store::sets;
-use crate::{serving::ocsp, status};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
@@ -487,13 +488,13 @@ impl Generation {
         let rt = self.runtime()?;
         let now = time::now();
         if metrics {
-            let text = status::metrics(&crate::status::report::views(&rt), now);
+            let text = crate::status::server::metrics(&crate::generation::report::views(&rt), now);
             return Some(("text/plain; version=0.0.4; charset=utf-8", text));
         }
         let staplings = self.stapling.views(now);
         let log = |level, msg: &str| host.log(level, msg);
         let staged = |md: &str| self.hot.serving_staged(md, now, &TlsSet::load, &log);
-        let body = crate::status::report::md_status(&rt, &staplings, path_info, &staged, now);
+        let body = crate::generation::report::md_status(&rt, &staplings, path_info, &staged, now);
         Some(("application/json", crate::base::util::json_pretty(&body)))
     }
 
@@ -523,7 +524,7 @@ impl Generation {
     /// or None (logged: no such challenge).
     pub fn tls_alpn01(&self, host: &dyn Host, name: &str) -> Option<(String, String)> {
         let rt = self.runtime()?;
-        let Some((cert, key)) = crate::status::report::tls_alpn01(&rt, name) else {
+        let Some((cert, key)) = crate::generation::report::tls_alpn01(&rt, name) else {
             host.log(
                 Level::Info,
                 &format!("AH10080: {name}: unknown tls-alpn-01 challenge host"),
@@ -542,17 +543,17 @@ impl Generation {
         if staplings {
             let views = self.stapling.views(now);
             return Some(if short {
-                status::staplings_text(&views, now)
+                crate::status::staplings::staplings_text(&views, now)
             } else {
-                status::staplings_html(&views, now)
+                crate::status::staplings::staplings_html(&views, now)
             });
         }
-        let v = crate::status::report::views(&rt);
+        let v = crate::generation::report::views(&rt);
         let (name, url) = (&rt.global.cert_check_name, &rt.global.cert_check_url);
         Some(if short {
-            status::server_status_text(&v, name, url, now)
+            crate::status::server::server_status_text(&v, name, url, now)
         } else {
-            status::server_status_html(&v, name, url, now)
+            crate::status::server::server_status_html(&v, name, url, now)
         })
     }
 

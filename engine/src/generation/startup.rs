@@ -718,9 +718,9 @@ fn md_runtime(
     }
     Ok(MdRuntime {
         renew_at: state::renew_at(md, state, &certs, now),
-        cert_json: crate::status::certs_json(&certs),
+        cert_json: crate::status::mdstatus::certs_json(&certs),
         last_success: Job::load(store, Group::Domains, &md.name)
-            .map(|j| crate::status::last_finished(&j))
+            .map(|j| crate::status::server::last_finished(&j))
             .unwrap_or(0),
         live_stamp: install::live_stamp(store, md),
         certs,

@@ -200,7 +200,7 @@ impl Stapling {
 
     /// The stapled certificates for the status pages, with what the store
     /// holds (responses another child fetched, job.json).
-    pub fn views(&self, now: Micros) -> Vec<crate::status::StaplingView> {
+    pub fn views(&self, now: Micros) -> Vec<StaplingView> {
         let (store, mut views) = {
             let mut guard = self.lock();
             let Some(reg) = guard.as_mut() else {
@@ -218,7 +218,7 @@ impl Stapling {
                     continue;
                 };
                 refresh_from_store(e, store, renew_window, now);
-                views.push(crate::status::StaplingView {
+                views.push(StaplingView {
                     dir: e.cert.dir.clone(),
                     id: e.cert.id.clone(),
                     sha256: e.sha256.clone(),
@@ -434,6 +434,36 @@ fn refresh_from_store(e: &mut Entry, store: &Store, w: &TimeSlice, now: Micros) 
             e.resp = Some(r);
             e.mtime = mtime;
         }
+    }
+}
+
+/// One stapled certificate as the status pages show it (§6.3, §6.1).
+#[derive(Debug, Clone)]
+pub struct StaplingView {
+    /// MD name or `other`.
+    pub dir: String,
+    /// SHA-1 of the certificate, hex.
+    pub id: String,
+    /// SHA-256 fingerprint of the certificate, hex.
+    pub sha256: String,
+    pub responder: String,
+    pub resp: Option<crate::serving::ocsp::Response>,
+    /// When the response gets refreshed (renewal window start).
+    pub refresh_at: Option<Micros>,
+    /// `ocsp/<dir>/job.json`.
+    pub job: Option<Job>,
+}
+
+impl StaplingView {
+    pub fn status(&self) -> &'static str {
+        self.resp.as_ref().map_or("unknown", |r| r.status.as_str())
+    }
+
+    /// The OCSP job is only shown when the status is unknown or the
+    /// refresh time has passed (§6.3).
+    pub fn shown_job(&self, now: Micros) -> Option<&Job> {
+        let due = self.resp.is_none() || self.refresh_at.is_some_and(|t| t <= now);
+        self.job.as_ref().filter(|_| due)
     }
 }
 

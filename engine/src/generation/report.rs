@@ -9,7 +9,9 @@ use crate::base::time::Micros;
 use crate::config::vhost::domain_matches;
 use crate::config::{Md, RenewMode};
 use crate::generation::startup::Runtime;
-use crate::status::{self, MdView, StaplingView};
+use crate::serving::stapling::StaplingView;
+use crate::status::mdstatus;
+use crate::status::server::{self, MdView};
 use crate::store::Group;
 use serde_json::{json, Value};
 
@@ -23,7 +25,7 @@ pub fn views(rt: &Runtime) -> Vec<MdView<'_>> {
             let job = rt.jobs.get(&rt.store, &d.md.name);
             let last = job
                 .as_ref()
-                .map_or(0, |j| status::last_finished(j))
+                .map_or(0, |j| server::last_finished(j))
                 .max(d.rt.last_success);
             MdView {
                 md: &d.md,
@@ -65,7 +67,7 @@ pub fn md_status(
     });
     let requests = rt.store.root().join(crate::store::request::DIR).is_dir();
     let one = |d: &crate::generation::startup::ManagedDomain, full: bool| {
-        let mut j = status::md_json(
+        let mut j = mdstatus::md_json(
             &rt.store,
             &d.md,
             &d.rt.cert_json,
@@ -74,7 +76,7 @@ pub fn md_status(
             full,
             now,
         );
-        status::add_ocsp(&mut j, staplings, full, &d.rt.certs);
+        mdstatus::add_ocsp(&mut j, staplings, full, &d.rt.certs);
         let live = if serving_staged(&d.md.name) {
             "staging"
         } else if d.rt.cert_json.as_object().is_some_and(|o| !o.is_empty()) {
@@ -131,7 +133,7 @@ pub fn md_status(
     });
     match found {
         Some(d) => one(d, true),
-        None => status::overview(rt.domains.iter().map(|d| one(d, false)).collect()),
+        None => mdstatus::overview(rt.domains.iter().map(|d| one(d, false)).collect()),
     }
 }
 
@@ -178,7 +180,7 @@ fn domain_of<'a>(
 /// `/.httpd/certificate-status` for `host` (§6.2); None when no MD covers it.
 pub fn certificate_status(rt: &Runtime, host: &str, now: Micros) -> Option<Value> {
     let d = domain_of(rt, host)?;
-    let j = status::md_json(
+    let j = mdstatus::md_json(
         &rt.store,
         &d.md,
         &d.rt.cert_json,
@@ -187,7 +189,7 @@ pub fn certificate_status(rt: &Runtime, host: &str, now: Micros) -> Option<Value
         false,
         now,
     );
-    Some(status::certificate_status(&d.md, &j))
+    Some(mdstatus::certificate_status(&d.md, &j))
 }
 
 /// Whether `/.httpd/certificate-status` answers a request for `path` with
