@@ -5,8 +5,8 @@ use crate::apr;
 use crate::conf;
 use crate::ffi;
 use crate::guard::guard;
-use md_engine::serving::redirect::{self, Action};
 use md_engine::generation::report;
+use md_engine::serving::redirect::{self, Action};
 use std::os::raw::c_int;
 
 const DECLINED: c_int = ffi::DECLINED;

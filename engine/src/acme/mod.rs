@@ -5,6 +5,8 @@
 pub mod preflight;
 
 pub mod account;
+pub mod challenge;
+pub mod drive;
 pub mod order;
 pub mod resource;
 

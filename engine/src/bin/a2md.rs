@@ -43,7 +43,8 @@
 //! Prints a JSON result; exit code 0 on success, 1 on an ACME error, 2 on
 //! bad usage.
 
-use md_engine::acme::order::{self, ChallengeEnv, Events, RunEnv};
+use md_engine::acme::challenge::{ChallengeEnv, Events, RunEnv};
+use md_engine::acme::drive;
 use md_engine::acme::{status, Acme};
 use md_engine::base::http::Client;
 use md_engine::base::keyspec;
@@ -226,7 +227,7 @@ fn main() {
             current: Vec::new(),
             leases: None,
         };
-        let r = order::stage(&mut acme, &md, &mut env);
+        let r = drive::stage(&mut acme, &md, &mut env);
         for n in &env.notes {
             eprintln!("[{:?}] {}", n.level, n.msg);
         }

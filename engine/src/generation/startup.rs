@@ -522,7 +522,7 @@ pub fn after_ssl(
             std::iter::once(m.name.clone()).chain(m.domains.iter().flat_map(|d| {
                 [
                     d.clone(),
-                    crate::acme::order::challenge_dir_name("tls-alpn-01", d),
+                    crate::acme::challenge::challenge_dir_name("tls-alpn-01", d),
                 ]
             }))
         })

@@ -175,8 +175,8 @@ fn install_staged_in(store: &Store, md: &Md, notes: &mut Vec<Note>) -> Result<bo
         .flatten()
         .and_then(|j| crate::acme::order::Order::from_json(&j))
     {
-        let env = crate::acme::order::ChallengeEnv::default();
-        crate::acme::order::teardown(store, md, &env, &order.challenge_setups, notes);
+        let env = crate::acme::challenge::ChallengeEnv::default();
+        crate::acme::challenge::teardown(store, md, &env, &order.challenge_setups, notes);
     }
     // Write everything into tmp/<md>, then swap it in.
     store.purge(Group::Tmp, &md.name);

@@ -4,7 +4,8 @@
 use super::ari::ari_says_renew;
 use super::events::{backoff, fire, rand_byte, Event, Notify};
 use super::jobfile::{Job, JobResult};
-use crate::acme::order::{self, ChallengeEnv, Events, RunEnv};
+use crate::acme::challenge::{ChallengeEnv, Events, RunEnv};
+use crate::acme::drive;
 use crate::acme::{Acme, AcmeError, Kind};
 use crate::base::log::{Level, Note};
 use crate::base::time::{self, Micros};
@@ -380,7 +381,7 @@ fn run(
             current: ctx.certs.clone(),
             leases: ctx.leases.clone(),
         };
-        let r = order::stage(&mut acme, md, &mut env);
+        let r = drive::stage(&mut acme, md, &mut env);
         let more = std::mem::take(&mut env.notes);
         let replaced = std::mem::take(&mut env.replaced);
         drop(env);

@@ -456,12 +456,12 @@ pub fn last_finished(job: &Job) -> Micros {
 
 #[cfg(test)]
 mod tests {
-    use crate::status::mdstatus::certificate_status;
-    use crate::status::mdstatus::cert_json;
-    use crate::status::mdstatus::certs_json;
     use super::*;
     use crate::base::crypto::{self, Key};
     use crate::base::keyspec::KeySpec;
+    use crate::status::mdstatus::cert_json;
+    use crate::status::mdstatus::certificate_status;
+    use crate::status::mdstatus::certs_json;
     use serde_json::json;
 
     #[test]

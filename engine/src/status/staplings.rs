@@ -1,11 +1,11 @@
 //! The mod_status section of the managed staplings (spec §6.3).
 
-use crate::status::server::job_status_lines;
-use crate::status::server::ymd;
-use crate::status::server::html_escape;
-use crate::status::server::html_time;
 use crate::base::time::{self, Micros};
 use crate::serving::stapling::StaplingView;
+use crate::status::server::html_escape;
+use crate::status::server::html_time;
+use crate::status::server::job_status_lines;
+use crate::status::server::ymd;
 
 /// Sorted by MD name, then certificate id.
 pub(crate) fn sorted(views: &[StaplingView]) -> Vec<&StaplingView> {
@@ -123,9 +123,9 @@ pub fn staplings_html(views: &[StaplingView], now: Micros) -> String {
 
 #[cfg(test)]
 mod stapling_tests {
-    use crate::status::mdstatus::add_ocsp;
     use super::*;
     use crate::serving::ocsp::{CertStatus, Response};
+    use crate::status::mdstatus::add_ocsp;
     use serde_json::json;
 
     fn view(dir: &str, id: &str, status: Option<CertStatus>) -> StaplingView {
