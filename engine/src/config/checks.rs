@@ -1,0 +1,145 @@
+//! Argument words as httpd splits them (`ap_getword_conf`), and the checks
+//! that need all MDs (spec §2.2: overlaps, static file counts, protocol).
+
+use crate::config::MatchMode;
+use crate::config::Md;
+
+/// httpd's `ap_getword_conf`: the next word of a directive line, in
+/// double or single quotes (backslash escapes the quote and itself) or up
+/// to the next blank (a doubled backslash is one); and the rest of the line
+/// after the blanks that follow.
+pub fn getword_conf(line: &str) -> (String, &str) {
+    let s = line.trim_start_matches(|c: char| c.is_ascii_whitespace());
+    let b = s.as_bytes();
+    let quote = match b.first() {
+        Some(&q) if q == b'"' || q == b'\'' => Some(q),
+        _ => None,
+    };
+    let (body, mut end) = match quote {
+        Some(q) => {
+            let mut i = 1;
+            while i < b.len() && b[i] != q {
+                i += if b[i] == b'\\' && i + 1 < b.len() && (b[i + 1] == q || b[i + 1] == b'\\') {
+                    2
+                } else {
+                    1
+                };
+            }
+            (&s[1..i.min(s.len())], if i < b.len() { i + 1 } else { i })
+        }
+        None => {
+            let i = b
+                .iter()
+                .position(u8::is_ascii_whitespace)
+                .unwrap_or(b.len());
+            (&s[..i], i)
+        }
+    };
+    let mut word = String::with_capacity(body.len());
+    let mut chars = body.chars().peekable();
+    while let Some(c) = chars.next() {
+        let escaped = chars
+            .peek()
+            .copied()
+            .filter(|&n| c == '\\' && (n == '\\' || quote.is_some_and(|q| char::from(q) == n)));
+        match escaped {
+            Some(n) => {
+                word.push(n);
+                chars.next();
+            }
+            None => word.push(c),
+        }
+    }
+    while end < b.len() && b[end].is_ascii_whitespace() {
+        end += 1;
+    }
+    (word, &s[end..])
+}
+
+/// A directive's argument line split as httpd splits TAKE_ARGV arguments.
+pub fn split_conf(mut line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    while !line
+        .trim_start_matches(|c: char| c.is_ascii_whitespace())
+        .is_empty()
+    {
+        let (w, rest) = getword_conf(line);
+        out.push(w);
+        line = rest;
+    }
+    out
+}
+
+/// A startup-fatal configuration problem, with its AH code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fatal {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl std::fmt::Display for Fatal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+/// The checks of §2.2 step 5 that need only the MD list: domain overlap
+/// (match mode `all`) and the static file counts; plus the protocol check.
+pub fn check_mds(mds: &[Md], match_mode: MatchMode) -> Result<(), Fatal> {
+    if match_mode == MatchMode::All {
+        for (i, a) in mds.iter().enumerate() {
+            for b in &mds[i + 1..] {
+                if let Some(d) = a.domains.iter().find(|d| b.contains(d)) {
+                    let loc = |m: &Md| match &m.defn {
+                        Some((f, l)) => format!("{f}(line {l})"),
+                        None => "unknown(line 0)".to_string(),
+                    };
+                    return Err(Fatal {
+                        code: "AH10038",
+                        message: format!(
+                            "two Managed Domains have an overlap in domain '{d}', first definition in {}, second in {}",
+                            loc(a),
+                            loc(b)
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    for md in mds {
+        if !md.cert_files.is_empty() && md.cert_files.len() != md.key_files.len() {
+            return Err(Fatal {
+                code: "AH10170",
+                message: format!(
+                    "The Managed Domain '{}' needs one MDCertificateKeyFile for each MDCertificateFile.",
+                    md.name
+                ),
+            });
+        }
+        if md.cert_files.is_empty() && !md.key_files.is_empty() {
+            return Err(Fatal {
+                code: "AH10171",
+                message: format!(
+                    "The Managed Domain '{}' has MDCertificateKeyFile(s) but no MDCertificateFile.",
+                    md.name
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `MDCertificateProtocol` must name a protocol this module speaks (AH10172).
+pub fn check_protocol(md: &Md) -> Result<(), Fatal> {
+    if md.ca_proto == "ACME" || md.ca_proto.eq_ignore_ascii_case("tailscale") {
+        return Ok(());
+    }
+    Err(Fatal {
+        code: "AH10172",
+        message: format!(
+            "md[{}]: error syncing to store ([{}] uses unknown CA protocol '{}'; \
+             supported are 'ACME' and 'tailscale')",
+            md.name, md.name, md.ca_proto
+        ),
+    })
+}
