@@ -9,7 +9,7 @@ use crate::log;
 use md_engine::base::host::Host;
 use md_engine::base::log::Level;
 use md_engine::config::vhost::VHost;
-use md_engine::generation::startup;
+use md_engine::generation::runtime;
 use md_engine::generation::{Background, Served, SslInput, StartInput};
 use std::os::raw::{c_char, c_int};
 use std::sync::Arc;
@@ -109,7 +109,7 @@ unsafe fn runtime_dir(s: *mut ffi::server_rec) -> Option<std::path::PathBuf> {
 ///
 /// # Safety
 /// `s` is the live main server; the list is walked during post_config.
-unsafe fn servers(s: *mut ffi::server_rec) -> Vec<startup::Server> {
+unsafe fn servers(s: *mut ffi::server_rec) -> Vec<runtime::Server> {
     let mut out = Vec::new();
     let mut cur = s;
     // SAFETY: the server list is built by httpd and ends in NULL; all its
@@ -130,7 +130,7 @@ unsafe fn servers(s: *mut ffi::server_rec) -> Vec<startup::Server> {
                 addrs,
                 is_base: sr.is_virtual == 0,
             };
-            out.push(startup::Server {
+            out.push(runtime::Server {
                 id: cur as usize,
                 vhost,
                 contact: conf::srv_conf(cur).and_then(|c| c.settings.contact.clone()),

@@ -10,7 +10,7 @@ use crate::ffi;
 use crate::guard::guard;
 use crate::log;
 use md_engine::base::log::Level;
-use md_engine::generation::startup::Runtime;
+use md_engine::generation::runtime::Runtime;
 use md_engine::generation::{Restarter, Watchdog, WatchdogEnv, WatchdogState};
 use std::os::raw::{c_int, c_void};
 use std::sync::Arc;

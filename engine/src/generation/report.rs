@@ -8,7 +8,7 @@ use crate::base::crypto::FALLBACK_CN;
 use crate::base::time::Micros;
 use crate::config::vhost::domain_matches;
 use crate::config::{Md, RenewMode};
-use crate::generation::startup::Runtime;
+use crate::generation::runtime::Runtime;
 use crate::serving::stapling::StaplingView;
 use crate::status::mdstatus;
 use crate::status::server::{self, MdView};
@@ -66,7 +66,7 @@ pub fn md_status(
         )
     });
     let requests = rt.store.root().join(crate::store::request::DIR).is_dir();
-    let one = |d: &crate::generation::startup::ManagedDomain, full: bool| {
+    let one = |d: &crate::generation::runtime::ManagedDomain, full: bool| {
         let mut j = mdstatus::md_json(
             &rt.store,
             &d.md,
@@ -171,7 +171,7 @@ fn next_run(md_json: &Value, renew_at: Micros, now: Micros) -> Option<Micros> {
 fn domain_of<'a>(
     rt: &'a Runtime,
     host: &str,
-) -> Option<&'a crate::generation::startup::ManagedDomain> {
+) -> Option<&'a crate::generation::runtime::ManagedDomain> {
     rt.domains
         .iter()
         .find(|d| d.md.domains.iter().any(|n| domain_matches(n, host)))
