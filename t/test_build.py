@@ -96,21 +96,79 @@ def test_release_keeps_unwinding():
     assert 'panic = "abort"' not in cargo
 
 
-def _imports(root):
-    """Top-level module -> the crate modules it refers to (`crate::x`,
-    `use crate::{x, ...}`), tests left out."""
-    mods = {}
-    for path in _rust_files(root):
-        rel = os.path.relpath(path, root)[:-3]
-        top = rel.split(os.sep)[0]
-        if top in ("lib", "main", "bin"):
+def strip_test_modules(text):
+    """Product code: every `#[cfg(test)] mod x { ... }` block removed,
+    wherever it sits. Also says whether product code follows a test
+    module (a reader stops at the tests; so does a naive check)."""
+    out, i, seen_test = [], 0, False
+    for m in re.finditer(r"#\[cfg\(test\)\]\s*(pub(\(crate\))?\s+)?mod\s+\w+\s*\{", text):
+        if m.start() < i:
             continue
-        text = re.split(r"#\[cfg\(test\)\]", open(path).read())[0]
-        deps = set(re.findall(r"crate::(\w+)", text))
-        for group in re.findall(r"use crate::\{([^}]*)\}", text):
-            deps.update(x.strip().split("::")[0] for x in group.split(",") if x.strip())
-        mods.setdefault(top, set()).update(deps - {top})
-    return {m: deps & set(mods) for m, deps in mods.items()}
+        out.append(text[i:m.start()])
+        depth, j = 1, m.end()
+        while j < len(text) and depth:
+            depth += {"{": 1, "}": -1}.get(text[j], 0)
+            j += 1
+        i, seen_test = j, True
+    rest = text[i:]
+    code_after = seen_test and bool(re.sub(r"//[^\n]*", "", rest).strip())
+    out.append(rest)
+    return "".join(out), code_after
+
+
+def _modules(root):
+    """Module path (`lifecycle::renew`, `config` for config/mod.rs) -> file."""
+    mods = {}
+    for path in _rust_files(os.path.relpath(root, TOP)):
+        rel = os.path.relpath(path, root)[:-3].split(os.sep)
+        if rel[0] == "bin":
+            continue
+        if rel[-1] == "mod":
+            rel = rel[:-1]
+        mods["::".join(rel) if rel not in (["lib"], ["main"]) else ""] = path
+    return mods
+
+
+def _deps(name, path, mods):
+    """The modules of the crate that `name`'s product code refers to
+    (`crate::a::b`, `super::x`, grouped `use` lists), resolved to the
+    longest module path that exists."""
+    text, _ = strip_test_modules(open(path).read())
+    text = re.sub(r"//[^\n]*", "", text)
+    here = name.split("::") if name else []
+    parent = here if path.endswith("mod.rs") else here[:-1]
+    refs = set()
+
+    def add(parts):
+        for k in range(len(parts), 0, -1):
+            if "::".join(parts[:k]) in mods:
+                refs.add("::".join(parts[:k]))
+                return
+
+    def expand(prefix, body):
+        for item in re.split(r",(?![^{]*\})", body):
+            item = item.strip()
+            m = re.match(r"([\w:]+)::\{(.*)\}$", item, re.S)
+            if m:
+                expand(prefix + m.group(1).split("::"), m.group(2))
+            elif item:
+                add(prefix + [x for x in item.split(" as ")[0].split("::") if x and x != "self"])
+
+    def base(kw):
+        return {"crate": [], "super": parent[:-1] if path.endswith("mod.rs") else parent,
+                "self": here}[kw]
+    for m in re.finditer(r"\b(crate|super|self)::((?:\w+::)*)\{([^;]*?)\};", text, re.S):
+        expand(base(m.group(1)) + [x for x in m.group(2).split("::") if x], m.group(3))
+    for m in re.finditer(r"\b(crate|super)::(\w+(?:::\w+)*)", text):
+        add(base(m.group(1)) + m.group(2).split("::"))
+    # `use super::*` in a folder's file: the folder's own face
+    refs.discard(name)
+    return refs
+
+
+def _graph(root):
+    mods = _modules(root)
+    return {n: _deps(n, p, mods) for n, p in mods.items()}, mods
 
 
 def _cycle(graph):
@@ -119,7 +177,7 @@ def _cycle(graph):
 
     def visit(m, path):
         state[m] = "open"
-        for d in sorted(graph[m]):
+        for d in sorted(graph.get(m, ())):
             if state.get(d) == "open":
                 return path[path.index(d):] + [d]
             if d not in state:
@@ -137,14 +195,74 @@ def _cycle(graph):
     return None
 
 
+def _folder_order():
+    """The engine's folders bottom to top, from ARCHITECTURE.md's layer
+    table (`| n | `folder/` | modules | what |`)."""
+    text = open(os.path.join(TOP, "ARCHITECTURE.md")).read()
+    rows = re.findall(r"^\| (\d+) \| `(\w+)/` \| ([^|]*)\|", text, re.M)
+    return [(int(n), f, re.findall(r"`(\w+)`", mods)) for n, f, mods in rows]
+
+
 def test_no_import_cycles():
-    """Issue 12: the engine's modules and the glue's form no loop: each
-    layer builds on the ones below it (ARCHITECTURE.md)."""
+    """Issues 12 and 26: no file of either crate imports one that imports it
+    back, directly or round a loop; test modules are left out wherever they
+    sit, and product code after a test module is refused (a check that stops
+    at the first `#[cfg(test)]` missed the job/reg loop)."""
     for root in (os.path.join(TOP, "engine", "src"), os.path.join(TOP, "src")):
-        graph = _imports(root)
+        graph, mods = _graph(root)
         assert len(graph) > 10, graph
         cycle = _cycle(graph)
         assert cycle is None, f"{root}: import cycle {' -> '.join(cycle)}"
+        after = [p for p in mods.values() if strip_test_modules(open(p).read())[1]]
+        assert after == [], f"product code after a test module: {after}"
+
+
+def test_no_folder_imports_one_above_it():
+    """Issue 26: the engine's folders are layers (ARCHITECTURE.md's table,
+    bottom to top); a file imports only from its own folder and those below."""
+    order = [f for _, f, _ in sorted(_folder_order())]
+    assert order[:2] == ["base", "config"] and order[-1] == "generation", order
+    graph, _ = _graph(os.path.join(TOP, "engine", "src"))
+    up = []
+    for name, deps in graph.items():
+        f = name.split("::")[0]
+        for d in deps:
+            g = d.split("::")[0]
+            if f in order and g in order and order.index(g) > order.index(f):
+                up.append(f"{name} -> {d}")
+    assert up == [], "imports of a folder above: " + ", ".join(sorted(up))
+
+
+def test_architecture_lists_every_module():
+    """ARCHITECTURE.md's layer table names every folder of the engine and
+    every module in it, and nothing that is not there."""
+    rows = _folder_order()
+    _, mods = _graph(os.path.join(TOP, "engine", "src"))
+    folders = {n.split("::")[0] for n in mods if "::" in n}
+    assert {f for _, f, _ in rows} == folders, (sorted(f for _, f, _ in rows), sorted(folders))
+    for _, f, listed in rows:
+        there = {n.split("::")[1] for n in mods if n.startswith(f + "::") and n.count("::") == 1}
+        assert set(listed) == there, f"{f}/: the table lists {sorted(listed)}, the folder holds {sorted(there)}"
+
+
+def test_engine_layout_limits():
+    """Issue 26: at most 12 files directly in engine/src, and no engine file
+    with more than 700 lines of product code (test modules left out)."""
+    top = glob.glob(os.path.join(TOP, "engine", "src", "*.rs"))
+    assert len(top) <= 12, top
+    big = []
+    for path in _rust_files("engine/src"):
+        n = strip_test_modules(open(path).read())[0].count("\n")
+        if n > 700:
+            big.append(f"{os.path.relpath(path, TOP)} ({n})")
+    assert big == [], big
+
+
+def test_stripping_finds_code_after_tests():
+    text = "fn a() {}\n#[cfg(test)]\nmod tests {\n fn t() { {} }\n}\nfn b() {}\n"
+    code, after = strip_test_modules(text)
+    assert "fn t" not in code and "fn a" in code and "fn b" in code and after
+    assert not strip_test_modules("fn a() {}\n#[cfg(test)]\nmod tests {\n}\n// end\n")[1]
 
 
 def test_cycle_finder_finds_cycles():
