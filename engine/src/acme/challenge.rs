@@ -353,10 +353,25 @@ pub(crate) fn preflight(
 
 /// What became of a pending authorization.
 pub(crate) enum AuthzStart {
-    /// The CA validates (now, or was asked to before).
+    /// The CA validates (asked now).
     Started,
+    /// An earlier run asked the CA to validate the challenge at this URL
+    /// (or may have: it stopped while asking): its verdict is awaited.
+    Awaiting(String),
     /// It can no longer become valid: a new order is needed.
     Failed(Authorization),
+}
+
+/// Records in `order.json` that the CA was (or may have been) asked to
+/// validate the challenge at `url`, or that it was not.
+pub(crate) fn set_asked(env: &RunEnv<'_>, md: &Md, order: &mut Order, url: &str, asked: bool) {
+    order.challenges_asked.retain(|u| u != url);
+    if asked {
+        order.challenges_asked.push(url.to_string());
+    }
+    let _ = env
+        .store
+        .save_json(Group::Staging, &md.name, "order.json", &order.to_json());
 }
 
 /// Records a challenge setup in the order (its data is torn down with it).
@@ -399,7 +414,11 @@ pub(crate) fn start_authz(
         env.events.progress(&format!(
             "Waiting for the CA to validate the {ctype} challenge for {ident}"
         ));
-        return Ok(AuthzStart::Started);
+        return Ok(if ch.status == Some(ChallengeStatus::Processing) {
+            AuthzStart::Started
+        } else {
+            AuthzStart::Awaiting(ch.url.clone())
+        });
     }
     let offered_types: Vec<&str> = authz.challenges.iter().map(|c| c.kind.as_str()).collect();
     let mut last_err = None;
@@ -434,7 +453,19 @@ pub(crate) fn start_authz(
                 record_setup(env, md, order, setup);
                 env.events
                     .progress(&format!("Responding to {ctype} challenge for {ident}"));
+                // Recorded before it is sent: a run stopped while the CA
+                // answers (a restart aborts the transfer) may have asked
+                // it; the run that resumes the order then waits for the
+                // verdict instead of asking again (a second validation may
+                // judge after the answer is gone). One that the CA did not
+                // get is asked again once its wait ends (see `drive`).
+                set_asked(env, md, order, &ch.url, true);
                 if let Err(e) = acme.post(&ch.url, Some(&json!({})), false) {
+                    if e.kind == Kind::Canceled {
+                        // stopped before it was sent
+                        set_asked(env, md, order, &ch.url, false);
+                        return Err(e);
+                    }
                     // The CA refused: perhaps it decided meanwhile (another
                     // run asked first). Its verdict, not the refusal, counts.
                     let now = acme.get_json(authz_url).and_then(|j| {
@@ -457,13 +488,14 @@ pub(crate) fn start_authz(
                         {
                             Ok(AuthzStart::Started)
                         }
+                        // the CA answered and did not take it: not asked
+                        Ok(_) if e.problem.is_some() => {
+                            set_asked(env, md, order, &ch.url, false);
+                            Err(e)
+                        }
                         _ => Err(e),
                     };
                 }
-                order.challenges_asked.push(ch.url.clone());
-                let _ =
-                    env.store
-                        .save_json(Group::Staging, &md.name, "order.json", &order.to_json());
                 return Ok(AuthzStart::Started);
             }
             Err(e) => {

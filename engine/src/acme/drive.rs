@@ -12,6 +12,7 @@ use crate::acme::order::order_identifiers;
 use crate::acme::order::Order;
 use crate::acme::order::AUTHZ_TIMEOUT;
 use crate::acme::order::ORDER_TIMEOUT;
+use crate::acme::resource::ChallengeStatus;
 use crate::base::crypto::{self, Key};
 use crate::base::keyspec::KeySpec;
 use crate::base::log::{Level, Note};
@@ -206,18 +207,23 @@ pub(crate) fn obtain(
             .map_err(serr)?;
         // Authorizations (step 3).
         let mut bad = None;
+        // challenges an earlier run asked for (authorization → challenge)
+        let mut awaiting = std::collections::HashMap::new();
         for url in o.authorizations.clone() {
             let authz: Authorization =
                 resource::parse("authorization", &url, &acme.get_json(&url)?)?;
             match authz.status {
                 AuthzStatus::Valid => {}
-                AuthzStatus::Pending => {
-                    if let AuthzStart::Failed(a) = start_authz(acme, md, env, &mut o, &url, &authz)?
-                    {
+                AuthzStatus::Pending => match start_authz(acme, md, env, &mut o, &url, &authz)? {
+                    AuthzStart::Failed(a) => {
                         bad = Some(a);
                         break;
                     }
-                }
+                    AuthzStart::Awaiting(chal) => {
+                        awaiting.insert(url.clone(), chal);
+                    }
+                    AuthzStart::Started => {}
+                },
                 _ => {
                     bad = Some(authz);
                     break;
@@ -236,7 +242,9 @@ pub(crate) fn obtain(
         // Wait for all authorizations (step 4).
         for url in o.authorizations.clone() {
             env.events.progress("Waiting for the CA to validate");
-            poll(AUTHZ_TIMEOUT, "authorization", || {
+            let since = std::time::Instant::now();
+            let mut reask = awaiting.get(&url).cloned();
+            let waited = poll(AUTHZ_TIMEOUT, "authorization", || {
                 let r = acme.post_as_get(&url)?;
                 let j = json_body(&r).unwrap_or(Value::Null);
                 let authz: Authorization = resource::parse("authorization", &url, &j)?;
@@ -247,9 +255,38 @@ pub(crate) fn obtain(
                         e.problem = authz.error().map(|p| p.kind.clone());
                         Err(e)
                     }
-                    _ => Ok((None, retry_after(&r))),
+                    _ => {
+                        // what an earlier run asked for, still untouched a
+                        // while later, never reached the CA: asked again
+                        let untouched = |c: &str| {
+                            authz
+                                .challenges
+                                .iter()
+                                .any(|x| x.url == c && x.status == Some(ChallengeStatus::Pending))
+                        };
+                        if since.elapsed() >= REASK_AFTER {
+                            if let Some(c) = reask.take().filter(|c| untouched(c)) {
+                                acme.post(&c, Some(&json!({})), false)?;
+                            }
+                        }
+                        Ok((None, retry_after(&r)))
+                    }
                 }
-            })?;
+            });
+            if let Err(e) = waited {
+                // A wait that ended without a verdict (not a stop: then the
+                // CA may be validating right now) asks again next time: a
+                // challenge recorded as asked may never have reached the CA.
+                if e.kind != Kind::Canceled
+                    && !crate::base::shutdown::requested()
+                    && !crate::base::shutdown::abandoned()
+                    && !o.challenges_asked.is_empty()
+                {
+                    o.challenges_asked.clear();
+                    let _ = store.save_json(Group::Staging, &md.name, "order.json", &o.to_json());
+                }
+                return Err(e);
+            }
         }
         // Order ready (step 5), finalize (6), valid (7).
         let order_url = o.url.clone();
@@ -316,6 +353,12 @@ pub(crate) fn obtain(
         return Ok(chain.into_iter().next().expect("non-empty chain"));
     }
 }
+
+/// How long a run that resumed an order waits for the verdict on a
+/// challenge an earlier run asked for (or may have: it stopped while
+/// asking) before it asks again. A CA that shows no `processing` state
+/// (pebble) validates again for a second request.
+const REASK_AFTER: Duration = Duration::from_secs(20);
 
 /// A key the thread made (or why it could not).
 pub(crate) type MadeKey = (KeySpec, Result<Key, crypto::CryptoError>);

@@ -237,6 +237,27 @@ fn process_leased(
                 format!("AH10512: md({}): need to renew now", md.name)
             },
         ));
+        // One run per MD on this server at a time: a child of the previous
+        // generation may still be busy with this MD's order after a
+        // graceful restart, until its next safe point (issue 25: both asked
+        // the CA to validate one challenge, and pebble judged on the second
+        // validation, after the stopped run's answer was gone).
+        let _one_run = match ctx.store.lock_md(&md.name) {
+            Ok(Some(l)) => Some(l),
+            Ok(None) => {
+                notes.push(Note::new(
+                    Level::Debug,
+                    format!(
+                        "md({}): another process of this server is still working on it; looking again in a second",
+                        md.name
+                    ),
+                ));
+                job.next_run = now + time::USEC_PER_SEC;
+                return Ok((Outcome::Idle, job));
+            }
+            // a store that cannot be locked is said by what follows
+            Err(_) => None,
+        };
         if let Err(e) = fire(&mut job, notify, &Event::Renewing, now, notes) {
             notes.push(Note::new(Level::Info, format!("AH10060: {}: event-handler for 'renewing' returned {e}, preventing renewal to proceed.", md.name)));
             save(&job)?;

@@ -40,3 +40,32 @@ impl Store {
         }
     }
 }
+
+/// A process's hold on one MD's staging area (released when dropped, or
+/// when the process ends).
+#[derive(Debug)]
+pub struct MdLock {
+    _dir: fs::File,
+}
+
+impl Store {
+    /// Takes `staging/<md>` for this process if no other process of this
+    /// server holds it (flock on the directory: no file is added to the
+    /// store). After a graceful restart a child of the old generation may
+    /// still be busy with an MD's order until its next safe point; the new
+    /// generation's run must not work on the same order meanwhile (both
+    /// would ask the CA to validate the same challenge). `Ok(None)`: held
+    /// by another process.
+    pub fn lock_md(&self, name: &str) -> Result<Option<MdLock>, StoreError> {
+        let dir = self.ensure_name_dir(Group::Staging, name)?;
+        let f =
+            fs::File::open(&dir).map_err(|e| err(format!("cannot open {}: {e}", dir.display())))?;
+        match f.try_lock() {
+            Ok(()) => Ok(Some(MdLock { _dir: f })),
+            Err(fs::TryLockError::WouldBlock) => Ok(None),
+            Err(fs::TryLockError::Error(e)) => {
+                Err(err(format!("cannot lock {}: {e}", dir.display())))
+            }
+        }
+    }
+}
