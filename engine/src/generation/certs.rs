@@ -102,17 +102,19 @@ impl Generation {
         }
     }
 
-    /// `staple_here` (§8.1) for server `id` with `settings`: the MD to file
-    /// a certificate under, or None when it is not stapled; `Some(None)`:
-    /// stapled as `other`.
-    pub fn staple_target(&self, id: usize, settings: &Settings) -> Option<Option<String>> {
+    /// `staple_here` (§8.1) for server `id` with `settings`: where a
+    /// certificate of it is stapled from, or None when it is not stapled.
+    pub fn staple_target(&self, id: usize, settings: &Settings) -> Option<StapleTarget> {
         let rt = self.runtime()?;
         let md = rt.md_of(id).map(|d| &d.md);
         if let Some(md) = md.filter(|m| m.stapling) {
-            return Some(Some(md.name.clone()));
+            return Some(StapleTarget::Md(md.name.clone()));
         }
         if settings.stapling.unwrap_or(false) && settings.staple_others.unwrap_or(true) {
-            return Some(md.map(|m| m.name.clone()));
+            return Some(match md {
+                Some(m) => StapleTarget::Md(m.name.clone()),
+                None => StapleTarget::Other,
+            });
         }
         None
     }
@@ -137,11 +139,15 @@ impl Generation {
         if !self.stapling.active() {
             return false;
         }
-        let Some(md) = self.staple_target(id, settings) else {
+        let Some(target) = self.staple_target(id, settings) else {
             return false;
         };
+        let md = match &target {
+            StapleTarget::Md(name) => Some(name.as_str()),
+            StapleTarget::Other => None,
+        };
         let mut notes = Vec::new();
-        let stapled = self.stapling.prime(cert_id, pem, md.as_deref(), &mut notes);
+        let stapled = self.stapling.prime(cert_id, pem, md, &mut notes);
         emit(host, &notes);
         stapled
     }
@@ -199,4 +205,12 @@ impl Generation {
             }
         }
     }
+}
+
+/// Where a stapled certificate's OCSP response is kept (§8.1): under its
+/// MD, or `other` (a vhost's own certificate with `MDStapleOthers`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StapleTarget {
+    Md(String),
+    Other,
 }

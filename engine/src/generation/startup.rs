@@ -364,7 +364,11 @@ fn md_runtime(
     if md.ca_urls.is_empty() {
         md.ca_urls = vec![config::LETSENCRYPT_URL.to_string()];
     }
-    let (state, descr, certs) = state::compute_state(store, md);
+    let state::Found {
+        state,
+        descr,
+        certs,
+    } = state::compute_state(store, md);
     md.found.state = state;
     md.found.descr = descr;
     if !md.cert_files.is_empty() && md.renew_mode == RenewMode::Auto {

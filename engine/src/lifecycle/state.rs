@@ -77,11 +77,25 @@ impl CertInfo {
 }
 
 /// The state of an MD from its live certificates (§3.2).
-pub fn compute_state(store: &Store, md: &Md) -> (State, Option<String>, Vec<Option<CertInfo>>) {
+/// What [`compute_state`] found: the state, why it is not complete, and
+/// the live certificate of each key spec (None: missing or unusable).
+#[derive(Debug, Clone)]
+pub struct Found {
+    pub state: State,
+    pub descr: Option<String>,
+    pub certs: Vec<Option<CertInfo>>,
+}
+
+pub fn compute_state(store: &Store, md: &Md) -> Found {
     let mut certs = Vec::new();
     let mut state = State::Complete;
     let mut descr = None;
-    for (name, _key, chain) in crate::store::sets::live_files(store, md) {
+    for crate::store::sets::LivePair {
+        key_name: name,
+        cert: chain,
+        ..
+    } in crate::store::sets::live_files(store, md)
+    {
         // a broken live pair that could not be set aside counts as missing
         let unusable = md.cert_files.is_empty() && md.found.broken.contains(&chain);
         let read = if unusable {
@@ -140,7 +154,11 @@ pub fn compute_state(store: &Store, md: &Md) -> (State, Option<String>, Vec<Opti
         state = State::Error;
         descr = Some("the static certificate files cannot be used (see the error log)".into());
     }
-    (state, descr, certs)
+    Found {
+        state,
+        descr,
+        certs,
+    }
 }
 
 /// Certificates that live less than this renew at half their lifetime at
@@ -341,7 +359,11 @@ mod tests {
     fn states_and_fallbacks() {
         let (dir, s) = tmpstore("state");
         let m = md(&["a.org", "www.a.org"]);
-        let (st, descr, certs) = compute_state(&s, &m);
+        let Found {
+            state: st,
+            descr,
+            certs,
+        } = compute_state(&s, &m);
         assert_eq!(st, State::Incomplete);
         assert_eq!(descr.as_deref(), Some("certificate(rsa) is missing"));
         assert_eq!(renew_at(&m, st, &certs, 42), 42);
@@ -359,14 +381,18 @@ mod tests {
         );
         // a self-signed cert in place of the real one: complete, renew at 33%
         fs::copy(&fb[0].1, s.path(Group::Domains, "a.org", "pubcert.pem")).unwrap();
-        let (st, _, certs) = compute_state(&s, &m);
+        let Found {
+            state: st, certs, ..
+        } = compute_state(&s, &m);
         assert_eq!(st, State::Complete);
         let at = renew_at(&m, st, &certs, 0);
         let c = certs[0].as_ref().unwrap();
         assert_eq!(at, c.not_after - time::from_secs(14 * 86400 * 33 / 100));
         // a name not covered
         let m2 = md(&["a.org", "new.a.org"]);
-        let (st, descr, _) = compute_state(&s, &m2);
+        let Found {
+            state: st, descr, ..
+        } = compute_state(&s, &m2);
         assert_eq!(st, State::Incomplete);
         assert_eq!(
             descr.as_deref(),

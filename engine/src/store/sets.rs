@@ -250,33 +250,46 @@ fn check_pair_now(key: &Path, cert: &Path, encrypted_ok: bool) -> Result<(), Bro
     Ok(())
 }
 
-/// The live files of an MD: one (key, chain) path pair per key spec, or the
+/// One (key, chain) pair of an MD's live set, as paths mod_ssl reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LivePair {
+    /// `rsa`, the curve name, or "0", "1"… for static files.
+    pub key_name: String,
+    pub key: String,
+    pub cert: String,
+}
+
+/// The live pairs of an MD: one per key spec in `domains/<md>/`, or the
 /// static files.
-pub fn live_files(store: &Store, md: &Md) -> Vec<(String, String, String)> {
+pub fn live_files(store: &Store, md: &Md) -> Vec<LivePair> {
     if !md.cert_files.is_empty() {
         return md
             .cert_files
             .iter()
             .zip(md.key_files.iter())
             .enumerate()
-            .map(|(i, (c, k))| (i.to_string(), k.clone(), c.clone()))
+            .map(|(i, (c, k))| LivePair {
+                key_name: i.to_string(),
+                key: k.clone(),
+                cert: c.clone(),
+            })
             .collect();
     }
     md.effective_specs()
         .iter()
         .map(|s| {
             let sfx = s.file_suffix();
-            (
-                s.name(),
+            let path = |f: &str| {
                 store
-                    .path(Group::Domains, &md.name, &format!("privkey{sfx}.pem"))
+                    .path(Group::Domains, &md.name, &format!("{f}{sfx}.pem"))
                     .display()
-                    .to_string(),
-                store
-                    .path(Group::Domains, &md.name, &format!("pubcert{sfx}.pem"))
-                    .display()
-                    .to_string(),
-            )
+                    .to_string()
+            };
+            LivePair {
+                key_name: s.name(),
+                key: path("privkey"),
+                cert: path("pubcert"),
+            }
         })
         .collect()
 }
@@ -317,7 +330,7 @@ pub fn check(store: &Store, md: &mut Md, staged: &dyn Fn(&Md) -> bool) -> Vec<St
         }
         return problems;
     }
-    for (_, key, cert) in live_files(store, md) {
+    for LivePair { key, cert, .. } in live_files(store, md) {
         let (kp, cp) = (Path::new(&key), Path::new(&cert));
         if !(kp.exists() && cp.exists()) {
             continue;
@@ -359,15 +372,15 @@ pub fn servable_files(store: &Store, md: &Md) -> Vec<(String, String)> {
     if !md.cert_files.is_empty() && !md.found.broken.is_empty() {
         return Vec::new();
     }
-    crate::store::sets::live_files(store, md)
+    live_files(store, md)
         .into_iter()
-        .filter(|(_, key, cert)| {
+        .filter(|p| {
             !md.cert_files.is_empty()
-                || (std::path::Path::new(key).exists()
-                    && std::path::Path::new(cert).exists()
-                    && !md.found.broken.contains(cert))
+                || (Path::new(&p.key).exists()
+                    && Path::new(&p.cert).exists()
+                    && !md.found.broken.contains(&p.cert))
         })
-        .map(|(_, key, cert)| (key, cert))
+        .map(|p| (p.key, p.cert))
         .collect()
 }
 
