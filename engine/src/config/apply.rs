@@ -7,6 +7,7 @@ use crate::base::time::{self, Micros, TimeSlice};
 use crate::base::uri;
 use crate::config::check_tailscale_urls;
 use crate::config::split_conf;
+use crate::config::CaProtocol;
 use crate::config::Class;
 use crate::config::Directive;
 use crate::config::Eab;
@@ -249,7 +250,7 @@ impl ModConfig {
             D::CaChallenges => {
                 self.target(srv).ca_challenges = Some(args.iter().map(|s| s.to_string()).collect())
             }
-            D::CertificateProtocol => self.target(srv).ca_proto = Some(arg.into()),
+            D::CertificateProtocol => self.target(srv).ca_proto = Some(CaProtocol::new(arg)),
             D::ContactEmail => self.target(srv).contact = Some(arg.into()),
             D::DriveMode | D::RenewMode => {
                 let m = match arg.to_ascii_lowercase().as_str() {
@@ -580,8 +581,8 @@ impl ModConfig {
             let tailscale = md
                 .settings
                 .ca_proto
-                .as_deref()
-                .is_some_and(|p| p.eq_ignore_ascii_case("tailscale"));
+                .as_ref()
+                .is_some_and(CaProtocol::is_tailscale);
             if ok && tailscale {
                 if let Some(urls) = &md.settings.ca_urls {
                     check_tailscale_urls(urls)?;

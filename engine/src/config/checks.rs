@@ -131,7 +131,7 @@ pub fn check_mds(mds: &[Md], match_mode: MatchMode) -> Result<(), Fatal> {
 
 /// `MDCertificateProtocol` must name a protocol this module speaks (AH10172).
 pub fn check_protocol(md: &Md) -> Result<(), Fatal> {
-    if md.ca_proto == "ACME" || md.ca_proto.eq_ignore_ascii_case("tailscale") {
+    if md.ca_proto.is_known() {
         return Ok(());
     }
     Err(Fatal {

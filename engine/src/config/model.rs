@@ -72,13 +72,50 @@ pub struct Eab {
     pub hmac: Option<String>,
 }
 
+/// `MDCertificateProtocol`: how an MD gets its certificates, as configured
+/// (md.json keeps the spelling). `ACME` (the default) and `tailscale` (any
+/// case, §9) are spoken here; anything else stops the start (AH10172).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaProtocol(String);
+
+impl Default for CaProtocol {
+    fn default() -> Self {
+        CaProtocol("ACME".into())
+    }
+}
+
+impl CaProtocol {
+    pub fn new(configured: &str) -> CaProtocol {
+        CaProtocol(configured.to_string())
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    pub fn is_acme(&self) -> bool {
+        self.0 == "ACME"
+    }
+    pub fn is_tailscale(&self) -> bool {
+        self.0.eq_ignore_ascii_case("tailscale")
+    }
+    /// One this module speaks.
+    pub fn is_known(&self) -> bool {
+        self.is_acme() || self.is_tailscale()
+    }
+}
+
+impl std::fmt::Display for CaProtocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// The per-MD properties that can be set at server level or in a section
 /// (§1.3). `None` = not set here.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Settings {
     pub transitive: Option<bool>,
     pub ca_urls: Option<Vec<String>>,
-    pub ca_proto: Option<String>,
+    pub ca_proto: Option<CaProtocol>,
     pub ca_agreement: Option<String>,
     pub contact: Option<String>,
     pub ca_challenges: Option<Vec<String>>,
@@ -338,7 +375,7 @@ pub struct Md {
     pub domains: Vec<String>,
     pub contacts: Vec<String>,
     pub transitive: bool,
-    pub ca_proto: String,
+    pub ca_proto: CaProtocol,
     pub ca_urls: Vec<String>,
     pub ca_agreement: Option<String>,
     pub ca_challenges: Vec<String>,
@@ -444,7 +481,7 @@ impl<'a> MdFile<'a> {
             transitive: i64::from(md.transitive),
             ca: CaFile {
                 account: md.found.ca_account.as_deref(),
-                proto: &md.ca_proto,
+                proto: md.ca_proto.as_str(),
                 url: md.found.ca_url.as_deref(),
                 urls: &md.ca_urls,
                 agreement: md.ca_agreement.as_deref(),
@@ -540,7 +577,7 @@ impl Md {
             domains: def.domains.clone(),
             contacts,
             transitive: def.transitive.or(s.transitive).unwrap_or(true),
-            ca_proto: s.ca_proto.clone().unwrap_or_else(|| "ACME".into()),
+            ca_proto: s.ca_proto.clone().unwrap_or_default(),
             ca_urls: s.ca_urls.clone().unwrap_or_default(),
             ca_agreement: s.ca_agreement.clone(),
             ca_challenges: s.ca_challenges.clone().unwrap_or_default(),

@@ -9,7 +9,7 @@ use crate::store::{Group, Store};
 
 /// Whether an MD gets its certificates from tailscale.
 pub fn is_tailscale(md: &Md) -> bool {
-    md.ca_proto.eq_ignore_ascii_case("tailscale")
+    md.ca_proto.is_tailscale()
 }
 
 /// Fetches key and certificate chain of `md` from tailscaled and stages
