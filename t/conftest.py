@@ -1,5 +1,6 @@
 """Fixtures for the end-to-end tests: real httpd, real pebble, real openssl."""
 
+import json
 import os
 import subprocess
 import sys
@@ -10,6 +11,8 @@ TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(TOP, "test-httpd"))
 
 from sandbox import C_MODULE, Sandbox, default_module  # noqa: E402
+
+A2MD = os.path.join(TOP, "target", "release", "a2md")
 
 
 @pytest.fixture(scope="session")
@@ -66,3 +69,24 @@ def openssl_selfsigned(sb, name, cn="localhost"):
                    check=True, capture_output=True)
     os.chmod(key, 0o644)
     return crt, key
+
+
+@pytest.fixture(scope="session")
+def a2md():
+    if not os.path.exists(A2MD) or os.path.getmtime(A2MD) < os.path.getmtime(os.path.join(TOP, "engine", "src", "acme", "order.rs")):
+        subprocess.run(["cargo", "build", "--release", "-q", "-p", "md-engine", "--bin", "a2md"], cwd=TOP, check=True)
+    return A2MD
+
+
+def drive(sb, a2md, names, *opts, ca_url=None, timeout=120, store=None, proxy=None, proxy_ca=None):
+    argv = [a2md, "-d", store or sb.path("md"), "-a", ca_url or sb.ca_url, "-C", sb.ca_cert,
+            *(["-p", proxy] if proxy else []), *(["-P", proxy_ca] if proxy_ca else []), "drive",
+            "--contact", "admin@example.org", "--agreement", "accepted", *opts, *names]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    try:
+        out = json.loads(r.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        raise AssertionError(f"a2md printed no result: {r.stdout}\n{r.stderr}")
+    out["_stderr"] = r.stderr
+    out["_rc"] = r.returncode
+    return out

@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "test-httpd"))
 sys.path.insert(0, HERE)
 
 from sandbox import HTTPD, Sandbox  # noqa: E402
-from test_renewal import job, site, wait_for  # noqa: E402
+from helpers import job, site, wait_for
 
 BAD = re.compile(r"Invalid (read|write|free)|Mismatched free|Source and destination overlap|"
                  r"Jump to the invalid address|Process terminating with default action")

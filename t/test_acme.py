@@ -15,38 +15,15 @@ import pytest
 
 from conftest import TOP
 from responder import Responder
+from conftest import drive
+from helpers import staged_path
 
 A2MD = os.path.join(TOP, "target", "release", "a2md")
 DNS01 = os.path.join(TOP, "t", "dns01_challtestsrv.py")
 
 
-@pytest.fixture(scope="session")
-def a2md():
-    if not os.path.exists(A2MD) or os.path.getmtime(A2MD) < os.path.getmtime(os.path.join(TOP, "engine", "src", "acme", "order.rs")):
-        subprocess.run(["cargo", "build", "--release", "-q", "-p", "md-engine", "--bin", "a2md"], cwd=TOP, check=True)
-    return A2MD
-
-
-def drive(sb, a2md, names, *opts, ca_url=None, timeout=120, store=None, proxy=None, proxy_ca=None):
-    argv = [a2md, "-d", store or sb.path("md"), "-a", ca_url or sb.ca_url, "-C", sb.ca_cert,
-            *(["-p", proxy] if proxy else []), *(["-P", proxy_ca] if proxy_ca else []), "drive",
-            "--contact", "admin@example.org", "--agreement", "accepted", *opts, *names]
-    r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
-    try:
-        out = json.loads(r.stdout.strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        raise AssertionError(f"a2md printed no result: {r.stdout}\n{r.stderr}")
-    out["_stderr"] = r.stderr
-    out["_rc"] = r.returncode
-    return out
-
-
 def dns01_cmd(sb):
     return f"{sys.executable} {DNS01} 127.0.0.1:{sb.chall_mgmt}"
-
-
-def staged(sb, name, f):
-    return sb.path("md", "staging", name, f)
 
 
 def openssl_text(pem_path):
@@ -73,8 +50,8 @@ def resp(ca_sb):
 
 
 def assert_staged_cert(sb, name, domains, suffix="", keytype="RSA"):
-    cert = staged(sb, name, f"pubcert{suffix}.pem")
-    key = staged(sb, name, f"privkey{suffix}.pem")
+    cert = staged_path(sb, name, f"pubcert{suffix}.pem")
+    key = staged_path(sb, name, f"privkey{suffix}.pem")
     assert os.path.exists(cert) and os.path.exists(key)
     text = openssl_text(cert)
     for d in domains:
@@ -91,7 +68,7 @@ def assert_staged_cert(sb, name, domains, suffix="", keytype="RSA"):
     # nothing is left that answers challenges
     left = os.listdir(sb.path("md", "challenges"))
     assert left == [], left
-    assert not os.path.exists(staged(sb, name, "order.json"))
+    assert not os.path.exists(staged_path(sb, name, "order.json"))
 
 
 def test_http01(ca_sb, a2md, resp):
@@ -105,12 +82,12 @@ def test_http01(ca_sb, a2md, resp):
                            "[event] challenge-setup:http-01:www.a.example.org"}, events
     assert events
     assert any(s[0] == "http-01" and s[1] == "a.example.org" for s in resp.seen)
-    md = json.load(open(staged(ca_sb, "a.example.org", "md.json")))
+    md = json.load(open(staged_path(ca_sb, "a.example.org", "md.json")))
     assert md["ca"]["url"] == ca_sb.ca_url
-    acct = json.load(open(staged(ca_sb, "a.example.org", "account.json")))
+    acct = json.load(open(staged_path(ca_sb, "a.example.org", "account.json")))
     assert acct["status"] == "valid" and acct["ca-url"] == ca_sb.ca_url
     assert acct["contact"] == ["mailto:admin@example.org"]
-    assert open(staged(ca_sb, "a.example.org", "account.pem")).read().startswith("-----BEGIN ENCRYPTED PRIVATE KEY-----")
+    assert open(staged_path(ca_sb, "a.example.org", "account.pem")).read().startswith("-----BEGIN ENCRYPTED PRIVATE KEY-----")
 
 
 def test_tls_alpn01(ca_sb, a2md, resp):
@@ -153,7 +130,7 @@ def test_two_key_types(ca_sb, a2md, resp):
     assert out["staged"] == ["rsa", "P-256"]
     assert_staged_cert(ca_sb, "k.example.org", ["k.example.org"])
     assert_staged_cert(ca_sb, "k.example.org", ["k.example.org"], suffix=".p-256", keytype="EC")
-    assert "Public-Key: (3072 bit)" in openssl_text(staged(ca_sb, "k.example.org", "pubcert.pem"))
+    assert "Public-Key: (3072 bit)" in openssl_text(staged_path(ca_sb, "k.example.org", "pubcert.pem"))
     # a second run finds everything staged and orders nothing
     out = drive(ca_sb, a2md, ["k.example.org"], "--challenges", "http-01", "--keys", "RSA 3072 P-256")
     assert out["status"] == 0 and out["staged"] == []
@@ -161,14 +138,14 @@ def test_two_key_types(ca_sb, a2md, resp):
 
 def test_account_is_reused(ca_sb, a2md, resp):
     assert drive(ca_sb, a2md, ["r1.example.org"])["status"] == 0
-    acct1 = json.load(open(staged(ca_sb, "r1.example.org", "account.json")))
+    acct1 = json.load(open(staged_path(ca_sb, "r1.example.org", "account.json")))
     out = drive(ca_sb, a2md, ["r2.example.org"])
     assert out["status"] == 0
     # the second MD uses the account staged for the first one
     assert out["account"] == 'Staged("r1.example.org")'
     # and stages a copy of it, so that installing r2 records the account's
     # id in its md.json (issue 10.6): the same account, not a new one
-    acct2 = json.load(open(staged(ca_sb, "r2.example.org", "account.json")))
+    acct2 = json.load(open(staged_path(ca_sb, "r2.example.org", "account.json")))
     assert acct1["url"] and acct2["url"] == acct1["url"]
 
 
@@ -197,7 +174,7 @@ def test_invalid_challenge_leaves_nothing(ca_sb, a2md):
     assert "domain authorization for v.example.org failed" in out["detail"], out
     assert out["problem"] and "connection" in out["problem"], out
     assert os.listdir(ca_sb.path("md", "challenges")) == []
-    assert not os.path.exists(staged(ca_sb, "v.example.org", "pubcert.pem"))
+    assert not os.path.exists(staged_path(ca_sb, "v.example.org", "pubcert.pem"))
 
 
 def test_rejected_identifier(ca_sb, a2md, resp):
@@ -227,7 +204,7 @@ def test_resumed_order(ca_sb, a2md, tmp_path):
             "--contact", "a@example.org", "--agreement", "accepted", "--challenges", "dns-01",
             "--dns01", str(blocker), "o.example.org"]
     p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    order_file = staged(ca_sb, "o.example.org", "order.json")
+    order_file = staged_path(ca_sb, "o.example.org", "order.json")
     end = time.time() + 60
     while time.time() < end and not os.path.exists(order_file):
         time.sleep(0.05)
@@ -263,7 +240,7 @@ def test_eab(module, a2md):
             assert out["_rc"] == 1, out
             out = drive(sb, a2md, ["e.example.org"], "--eab", "kid-1", hmac)
             assert out["status"] == 0, out
-            acct = json.load(open(staged(sb, "e.example.org", "account.json")))
+            acct = json.load(open(staged_path(sb, "e.example.org", "account.json")))
             assert acct["eab"] == {"kid": "kid-1", "hmac": hmac}
         finally:
             r.stop()
@@ -288,7 +265,7 @@ def test_eab_new_registration_uses_a_new_key(module, a2md):
             acct = sb.path("md", "accounts", "ACME-localhost-0000")
             os.makedirs(acct, exist_ok=True)
             for f in ("account.json", "account.pem"):
-                shutil.copy(staged(sb, "k1.example.org", f), os.path.join(acct, f))
+                shutil.copy(staged_path(sb, "k1.example.org", f), os.path.join(acct, f))
             # kid-2 with kid-1's HMAC: the binding does not verify
             out = drive(sb, a2md, ["k2.example.org"], "--eab", "kid-2", hmac, ca_url=front.url)
             assert out["_rc"] == 1, out

@@ -6,7 +6,7 @@ import os
 import shutil
 import subprocess
 
-from conftest import TOP, syntax
+from conftest import TOP
 
 DEBIAN_MD = "/usr/lib/apache2/modules/mod_md.so"
 

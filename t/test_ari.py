@@ -12,7 +12,7 @@ import time
 import pytest
 
 from acme_front import AcmeFront
-from test_renewal import wait_for
+from helpers import wait_for
 
 NAME = "ari.example.org"
 

@@ -6,7 +6,7 @@ memory and threads and does not crash (issue 11)."""
 import os
 
 from bad_ca import MODES, BadCa
-from test_renewal import job, site, wait_for
+from helpers import job, site, wait_for
 
 
 def children(sb):

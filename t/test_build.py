@@ -268,3 +268,14 @@ def test_stripping_finds_code_after_tests():
 def test_cycle_finder_finds_cycles():
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
     assert _cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_test_files_share_helpers_not_each_other():
+    """Issue 26: what the end-to-end tests share lives in helper modules
+    (helpers.py, cluster.py, conftest.py); no test file imports another."""
+    bad = []
+    for path in glob.glob(os.path.join(TOP, "t", "*.py")):
+        for line in open(path):
+            if re.match(r"^\s*(from|import)\s+test_\w+", line):
+                bad.append(f"{os.path.basename(path)}: {line.strip()}")
+    assert bad == [], bad

@@ -4,12 +4,11 @@ to show that it fails the same way)."""
 
 import json
 import re
-import socket
-import time
 
 import pytest
 
 from conftest import openssl_selfsigned
+from helpers import start_must_fail
 
 
 def effective(sb):
@@ -109,35 +108,6 @@ MDomain a.example.org
     assert "AH10044: a.example.org: added contact mailto:vhost-admin@example.org" in sb.error_log()
 
 
-def start_must_fail(sb, body, module=None):
-    """Starts httpd with `body`; it must not end up running. Returns the log."""
-    sb.clear_log()
-    sb.write_conf(body, module=module)
-    r = sb.start_httpd(check=False)
-    end = time.time() + 15
-    while time.time() < end:
-        pid = sb.pid()
-        if r.returncode != 0 or pid is None or not sb._alive(pid):
-            break
-        time.sleep(0.1)
-    pid = sb.pid()
-    assert r.returncode != 0 or pid is None or not sb._alive(pid), "httpd kept running"
-    wait_ports_free(sb)
-    return r.stderr + r.stdout + sb.error_log()
-
-
-def wait_ports_free(sb, timeout=15):
-    """A failing httpd exits shortly after logging: wait until its listeners are gone."""
-    end = time.time() + timeout
-    for port in (sb.http_port, sb.https_port):
-        while time.time() < end:
-            with socket.socket() as s:
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                try:
-                    s.bind(("127.0.0.1", port))
-                    break
-                except OSError:
-                    time.sleep(0.05)
 
 
 def fatal_cases(sb):

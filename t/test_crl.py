@@ -13,8 +13,9 @@ import subprocess
 import pytest
 
 from crl_ca import CrlCa
-from test_hot import STATUS, fingerprint, md_status
-from test_renewal import obtain, site, wait_for
+from helpers import STATUS, fingerprint, md_status
+from helpers import obtain, site, wait_for
+from helpers import events, events_cmd
 
 
 @pytest.fixture
@@ -23,22 +24,6 @@ def crl_ca(ca_sb):
     ca.serve()
     yield ca
     ca.stop()
-
-
-def events_cmd(sb):
-    notify = sb.path("events.sh")
-    with open(notify, "w") as f:
-        f.write(f"#!/bin/sh\necho \"$@\" >> {sb.path('logs', 'events.log')}\n")
-    os.chmod(notify, 0o755)
-    os.chmod(sb.path("logs"), 0o777)
-    return f"MDMessageCmd {notify}\n"
-
-
-def events(sb):
-    try:
-        return open(sb.path("logs", "events.log")).read()
-    except FileNotFoundError:
-        return ""
 
 
 def crl_of(sb, name):

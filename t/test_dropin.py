@@ -12,9 +12,9 @@ import subprocess
 import pytest
 
 from acme_front import AcmeFront
-from test_hot import STATUS, fingerprint, md_status
-from test_renewal import job, obtain, site, wait_for
-from test_serving import http_req
+from helpers import STATUS, fingerprint, md_status
+from helpers import job, obtain, site, wait_for
+from helpers import http_req
 
 NAME = "own.example.org"
 

@@ -2,23 +2,13 @@
 first, certificate reaches new handshakes without a restart, while a client
 keeps connecting."""
 
-import json
 import ssl
 import threading
 import time
-import urllib.request
 
-from test_renewal import obtain, site, wait_for
-from test_serving import https_get
-
-STATUS = "<Location /md-status>\n  SetHandler md-status\n</Location>\n"
-
-
-def fingerprint(sb, host):
-    """(SHA-256 of the served certificate, HTTP status)."""
-    import hashlib
-    status, der = sb.https_request(host, timeout=5)
-    return hashlib.sha256(der).hexdigest(), status
+from helpers import obtain, site, wait_for
+from helpers import https_get
+from helpers import STATUS, fingerprint, md_status
 
 
 def watch(sb, name, old, timeout):
@@ -44,11 +34,6 @@ def watch(sb, name, old, timeout):
         stop.set()
         t.join()
     return ok, seen, failures
-
-
-def md_status(sb, name):
-    with urllib.request.urlopen(f"http://127.0.0.1:{sb.http_port}/md-status/{name}", timeout=5) as r:
-        return json.load(r)
 
 
 def test_renewed_certificate_goes_live_without_restart(ca_sb):
@@ -177,7 +162,7 @@ def test_first_certificates_do_not_flap_between_children(sb):
     for t in threads:
         t.start()
     try:
-        from test_renewal import staged_ok, job
+        from helpers import staged_ok, job
         assert wait_for(lambda: all(staged_ok(sb, n) and job(sb, n).get("notified-renewed")
                                     for n in names), 90), sb.error_log()[-3000:]
         time.sleep(15)

@@ -7,10 +7,9 @@ import os
 import subprocess
 import time
 
-import pytest
 
 from responder import Responder
-from test_acme import a2md, drive  # noqa: F401  (fixture)
+from conftest import drive
 
 
 def served_cert(sb, servername):

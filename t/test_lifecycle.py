@@ -7,7 +7,7 @@ import os
 import subprocess
 import time
 
-from test_renewal import obtain, site, wait_for
+from helpers import obtain, site, wait_for
 
 
 def cert_times(path):

@@ -5,99 +5,19 @@ with pebble's intermediate key, httpd staples what the module fetched, and
 for the store file: it staples a response our module stored."""
 
 import glob
-import http.server
 import json
 import os
-import ssl
 import subprocess
-import tempfile
-import threading
 import time
 import urllib.request
 
 import pytest
 
 from sandbox import free_ports
-from test_renewal import wait_for
+from helpers import wait_for
+from helpers import OcspResponder
 
 NAME = "ocsp.example.org"
-
-
-def mgmt_get(sb, path):
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    with urllib.request.urlopen(f"https://127.0.0.1:{sb.pebble_mgmt}{path}", context=ctx,
-                                timeout=10) as r:
-        return r.read().decode()
-
-
-class OcspResponder:
-    """The CA's OCSP responder: `openssl ocsp` signs the answers with
-    pebble's intermediate for the certificates listed with `add`; a small
-    HTTP front on 127.0.0.1 hands it each request (`openssl ocsp -port`
-    would listen on every interface)."""
-
-    def __init__(self, sb, port):
-        self.sb, self.port, self.server = sb, port, None
-        self.ca = sb.path("ca", "intermediate.pem")
-        self.key = sb.path("ca", "intermediate-key.pem")
-        self.index = sb.path("ca", "ocsp-index.txt")
-        self.requests = 0
-        with open(self.index, "w"):
-            pass
-
-    def add(self, pem_file, status="V"):
-        out = subprocess.run(["openssl", "x509", "-in", pem_file, "-noout", "-serial", "-enddate",
-                              "-subject", "-nameopt", "compat"],
-                             capture_output=True, text=True, check=True).stdout
-        f = dict(line.split("=", 1) for line in out.splitlines())
-        end = time.strftime("%y%m%d%H%M%SZ", time.strptime(f["notAfter"], "%b %d %H:%M:%S %Y %Z"))
-        revoked = time.strftime("%y%m%d%H%M%SZ", time.gmtime()) if status == "R" else ""
-        with open(self.index, "a") as fh:
-            fh.write(f"{status}\t{end}\t{revoked}\t{f['serial']}\tunknown\t{f['subject']}\n")
-
-    def answer(self, request):
-        self.requests += 1
-        d = tempfile.mkdtemp(dir=self.sb.path("ca"))
-        req, out = os.path.join(d, "req.der"), os.path.join(d, "resp.der")
-        with open(req, "wb") as f:
-            f.write(request)
-        subprocess.run(["openssl", "ocsp", "-index", self.index, "-rsigner", self.ca,
-                        "-rkey", self.key, "-CA", self.ca, "-nmin", "600",
-                        "-reqin", req, "-respout", out],
-                       capture_output=True, check=True, timeout=20)
-        with open(out, "rb") as f:
-            return f.read()
-
-    def start(self):
-        with open(self.ca, "w") as f:
-            f.write(mgmt_get(self.sb, "/intermediates/0"))
-        with open(self.key, "w") as f:
-            f.write(mgmt_get(self.sb, "/intermediate-keys/0"))
-        responder = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                data = responder.answer(body)
-                self.send_response(200)
-                self.send_header("Content-Type", "application/ocsp-response")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self):
-        if self.server:
-            self.server.shutdown()
-            self.server.server_close()
-            self.server = None
 
 
 @pytest.fixture

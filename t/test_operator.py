@@ -6,9 +6,8 @@ pending."""
 import json
 import subprocess
 
-from test_acme import a2md  # noqa: F401 - the fixture
-from test_hot import STATUS, fingerprint, md_status
-from test_renewal import obtain, site, wait_for
+from helpers import STATUS, fingerprint, md_status
+from helpers import obtain, site, wait_for
 
 
 def renew(a2md, sb, name, *extra):
@@ -50,7 +49,7 @@ def test_a2md_renew_names_an_unknown_md(sb, a2md):  # noqa: F811
 
 
 def test_a2md_revoke_then_a_new_certificate(ca_sb, a2md):  # noqa: F811
-    from test_ocsp import mgmt_get
+    from helpers import mgmt_get
     name = "revoke.example.org"
     ca_sb.start_httpd(site(ca_sb, name) + STATUS + "MDCheckInterval 10s\n")
     obtain(ca_sb, name)

@@ -7,7 +7,7 @@ import urllib.request
 
 import pytest
 
-from test_renewal import job, site, wait_for
+from helpers import site, wait_for
 
 
 @pytest.fixture

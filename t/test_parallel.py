@@ -3,28 +3,10 @@ MD does not hold up the others."""
 
 import json
 import os
-import socket
-import threading
 import time
 
-from test_renewal import job, wait_for
-
-
-def black_hole():
-    """A TCP server that accepts and never says anything."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    s.listen(64)
-    conns = []
-
-    def accept():
-        while True:
-            try:
-                conns.append(s.accept()[0])
-            except OSError:
-                return
-    threading.Thread(target=accept, daemon=True).start()
-    return s, conns
+from helpers import job, wait_for
+from helpers import black_hole
 
 
 def test_twenty_mds_one_stuck_ca(ca_sb):

@@ -16,8 +16,9 @@ import urllib.request
 import pytest
 
 from sandbox import free_ports
-from test_renewal import DNS01, SYSTEM_PYTHON, wait_for
-from test_status import shape  # job.json: times and texts differ, the shape must not
+from helpers import DNS01, SYSTEM_PYTHON, wait_for
+from helpers import shape
+from helpers import staged_done
 
 # What may differ, and why:
 ALLOWED_MD_KEYS = {
@@ -183,14 +184,6 @@ def observe_with_jobs(sb):
     return files, normalize(mds, sb), normalize(status, sb), jobs
 
 
-def staged(sb, name):
-    try:
-        with open(sb.path("md", "staging", name, "job.json")) as f:
-            return json.load(f).get("notified-renewed") is True
-    except (OSError, ValueError):
-        return False
-
-
 AUTO_DATE = re.compile(r"^\d{4}-\d\d-\d\d|^\d+ ?(days?|hours?|minutes?|seconds?|[dhms])\b|^[A-Z][a-z]{2},? ")
 
 
@@ -265,7 +258,7 @@ class Ca:
     def start(self, sb):
         ocsp_url = ""
         if self.ocsp:
-            from test_ocsp import OcspResponder
+            from helpers import OcspResponder
             port = free_ports(1)[0]
             ocsp_url = f"http://127.0.0.1:{port}/"
         sb.start_ca(eab=self.eab, ocsp_url=ocsp_url, env=self.env)
@@ -318,7 +311,7 @@ MDServerStatus on
                 assert wait_for(lambda: wait(sb), 60), sb.error_log()[-3000:]
                 times.append(time.time() - t0)
             elif wait:
-                assert wait_for(lambda: all(staged(sb, n) for n in wait), 90), sb.error_log()[-3000:]
+                assert wait_for(lambda: all(staged_done(sb, n) for n in wait), 90), sb.error_log()[-3000:]
                 times.append(time.time() - t0)
             time.sleep(1.5)
             files, mds, status, jobs = observe_with_jobs(sb)
@@ -402,7 +395,7 @@ def certificate_status(host):
     """Probe: `/.httpd/certificate-status` over https (on the fallback's
     connection too) and http: status, content type and the JSON's members."""
     def probe(sb):
-        from test_serving import http_req
+        from helpers import http_req
         out = []
         for https in (True, False):
             st, h, body = http_req(sb, host, "/.httpd/certificate-status", https=https)

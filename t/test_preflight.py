@@ -4,16 +4,15 @@ listener the CA's question. A setup that cannot answer is reported in
 md-status and the log, with an `errored` event, and the CA is not asked
 (the front counts the challenge validations the module asks pebble for)."""
 
-import json
 import os
 
 import pytest
 
 from acme_front import AcmeFront
 from sandbox import free_ports
-from test_crl import events, events_cmd
-from test_hot import STATUS, md_status
-from test_renewal import job, obtain, wait_for
+from helpers import events, events_cmd
+from helpers import STATUS, md_status
+from helpers import job, obtain, wait_for
 
 NAME = "preflight.example.org"
 

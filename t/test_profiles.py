@@ -4,12 +4,12 @@ newOrder payloads it passes on to pebble."""
 
 import json
 import os
-import time
 
 import pytest
 
 from acme_front import AcmeFront
-from test_renewal import wait_for
+from helpers import wait_for
+from helpers import staged_ok
 
 NAME = "prof.example.org"
 PROFILES = {"classic": "the usual", "shortLived": "6 days"}
@@ -36,10 +36,6 @@ MDCertificateAuthority {front.url}
 """
 
 
-def staged(sb):
-    return os.path.exists(sb.path("md", "staging", NAME, "pubcert.pem"))
-
-
 def test_the_front_passes_acme_through(front_sb):
     sb, front = front_sb
     d = front.directory()
@@ -52,7 +48,7 @@ def test_profile_is_sent_in_the_cas_spelling(front_sb, c_module, module_kind):
     sb, front = front_sb
     sb.start_httpd(conf(front, "MDProfile SHORTLIVED"),
                    module=c_module if module_kind == "c" else None)
-    assert wait_for(lambda: staged(sb)), sb.error_log()[-3000:]
+    assert wait_for(lambda: staged_ok(sb, NAME)), sb.error_log()[-3000:]
     assert front.orders and front.orders[0]["profile"] == "shortLived"
     assert front.orders[0]["identifiers"] == [{"type": "dns", "value": NAME}]
 
@@ -60,7 +56,7 @@ def test_profile_is_sent_in_the_cas_spelling(front_sb, c_module, module_kind):
 def test_profile_not_offered_is_left_out(front_sb):
     sb, front = front_sb
     sb.start_httpd(conf(front, "MDProfile tiny"))
-    assert wait_for(lambda: staged(sb)), sb.error_log()[-3000:]
+    assert wait_for(lambda: staged_ok(sb, NAME)), sb.error_log()[-3000:]
     assert front.orders and "profile" not in front.orders[0]
 
 
@@ -72,7 +68,7 @@ def test_mandatory_profile_not_offered_fails_without_an_order(front_sb):
         sb.error_log()[-3000:]
     assert "mandatory ACME profile 'tiny' is not offered by CA" in sb.error_log()
     assert front.orders == []
-    assert not staged(sb)
+    assert not staged_ok(sb, NAME)
 
 
 def test_ip_md_asks_for_the_shortlived_profile(ca_sb):

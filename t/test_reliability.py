@@ -10,17 +10,14 @@ import urllib.request
 
 import pytest
 
-from test_renewal import job, site, wait_for
+from helpers import job, site, wait_for
+from helpers import staged_done
 
 HMAC = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W"
 
 
 def mode(path):
     return stat.S_IMODE(os.stat(path).st_mode)
-
-
-def staged(sb, name):
-    return job(sb, name).get("notified-renewed") is True
 
 
 def test_one_account_across_activation_and_renewals(sb):
@@ -35,7 +32,7 @@ def test_one_account_across_activation_and_renewals(sb):
     # restart of its own (test_lifecycle.py covers that), racing the reads
     # of staging/ below.
     sb.start_httpd(site(sb, name) + "MDRenewWindow 99%\nMDHotActivation off\n")
-    assert wait_for(lambda: staged(sb, name), 60), sb.error_log()[-3000:]
+    assert wait_for(lambda: staged_done(sb, name), 60), sb.error_log()[-3000:]
     with open(sb.path("md", "staging", name, "account.json")) as f:
         url = json.load(f)["url"]
     www = pwd.getpwnam("www-data").pw_uid
@@ -81,7 +78,7 @@ def test_one_account_across_activation_and_renewals(sb):
         # (a new set: its job finished, its certificate is not the live one;
         # the parent removes the installed staging only after the live set
         # changed)
-        assert wait_for(lambda: staged(sb, name) and staged_cert() not in (None, live_cert()),
+        assert wait_for(lambda: staged_done(sb, name) and staged_cert() not in (None, live_cert()),
                         60), sb.error_log()[-3000:]
         assert not os.path.exists(sb.path("md", "staging", name, "account.json"))
         with open(sb.path("md", "staging", name, "md.json")) as f:
@@ -97,7 +94,7 @@ def test_unreadable_account_is_reported(sb):
     sb.start_ca(validity=120)
     name = "unread.example.org"
     sb.start_httpd(site(sb, name) + "MDRenewWindow 99%\n")
-    assert wait_for(lambda: staged(sb, name), 60), sb.error_log()[-3000:]
+    assert wait_for(lambda: staged_done(sb, name), 60), sb.error_log()[-3000:]
     sb.start_httpd()
     assert wait_for(lambda: os.path.exists(sb.path("md", "domains", name, "pubcert.pem")), 20)
     acct = sb.path("md", "accounts", os.listdir(sb.path("md", "accounts"))[0])
@@ -124,7 +121,7 @@ def test_eab_hmac_never_logged(sb):
 </Location>
 """
     sb.start_httpd(body, log_level="trace8")
-    assert wait_for(lambda: staged(sb, name), 60), sb.error_log()[-3000:]
+    assert wait_for(lambda: staged_done(sb, name), 60), sb.error_log()[-3000:]
     with urllib.request.urlopen(f"http://127.0.0.1:{sb.http_port}/md-status/{name}",
                                 timeout=10) as r:
         status = r.read().decode()
@@ -141,7 +138,7 @@ def test_eab_new_account_is_checked_by_the_ca(sb):
     sb.start_ca(eab={"kid-1": HMAC, "kid-2": HMAC[::-1]})
     name = "eab2.example.org"
     sb.start_httpd(site(sb, name) + f"MDExternalAccountBinding kid-1 {HMAC}\n")
-    assert wait_for(lambda: staged(sb, name), 60), sb.error_log()[-3000:]
+    assert wait_for(lambda: staged_done(sb, name), 60), sb.error_log()[-3000:]
     sb.start_httpd()
     assert wait_for(lambda: os.path.exists(sb.path("md", "domains", name, "pubcert.pem")), 20)
     other = "eab3.example.org"
@@ -168,7 +165,7 @@ def test_eab_not_bypassed_by_a_ca_that_knows_the_key(sb):
         name, other = "eab4.example.org", "eab5.example.org"
         ca = f"MDCertificateAuthority {front.url}\n"
         sb.start_httpd(site(sb, name) + ca + f"MDExternalAccountBinding kid-1 {HMAC}\n")
-        assert wait_for(lambda: staged(sb, name), 60), sb.error_log()[-3000:]
+        assert wait_for(lambda: staged_done(sb, name), 60), sb.error_log()[-3000:]
         assert len(front.accounts) == 1
         sb.start_httpd(site(sb, name) + site(sb, other, md=f"""<MDomain {other}>
   MDExternalAccountBinding kid-2 {HMAC}
@@ -206,7 +203,7 @@ def test_broken_job_json_is_set_aside(sb, kind):
     for p in (sb.path("md", "staging"), d):
         os.chown(p, www, -1)
     sb.start_httpd(site(sb, name))
-    assert wait_for(lambda: staged(sb, name), 60), sb.error_log()[-3000:]
+    assert wait_for(lambda: staged_done(sb, name), 60), sb.error_log()[-3000:]
     warns = [x for x in sb.error_log().splitlines() if "set aside as" in x]
     assert len(warns) == 1 and "[md:warn]" in warns[0] and f in warns[0], warns
     assert os.path.lexists(f + ".broken")
@@ -244,7 +241,7 @@ def test_stale_finished_job_does_not_block_renewal(sb):
 def test_log_lines_appear_while_the_job_runs(sb):
     """A renewal stuck on a CA that never answers shows its steps in the
     error log as they happen, not when the job gives up (issue 11.6)."""
-    from test_parallel import black_hole
+    from helpers import black_hole
     hole, _ = black_hole()
     sb._tls_cert()  # the CA file the configuration names
     try:
@@ -266,7 +263,7 @@ def test_idle_md_does_not_poll_the_ca(ca_sb):
     directory once a second)."""
     name = "idle.example.org"
     ca_sb.start_httpd(site(ca_sb, name))
-    assert wait_for(lambda: staged(ca_sb, name), 60), ca_sb.error_log()[-3000:]
+    assert wait_for(lambda: staged_done(ca_sb, name), 60), ca_sb.error_log()[-3000:]
     ca_sb.start_httpd()  # activation
     assert wait_for(lambda: os.path.exists(ca_sb.path("md", "domains", name, "pubcert.pem")), 20)
 

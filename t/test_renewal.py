@@ -3,65 +3,16 @@ validation connects back to httpd, which answers the challenges itself."""
 
 import json
 import os
-import pwd
 import subprocess
-import sys
 import time
 
 import pytest
 
-from test_serving import https_get
+from helpers import https_get
+from helpers import DNS01, SYSTEM_PYTHON, job, obtain, site, staged_ok, wait_for
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DNS01 = os.path.join(TOP, "t", "dns01_challtestsrv.py")
 # hooks run as httpd's User: use the system interpreter, not the caller's
-SYSTEM_PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
-
-
-def wait_for(pred, timeout=60, step=0.2):
-    end = time.time() + timeout
-    while time.time() < end:
-        if pred():
-            return True
-        time.sleep(step)
-    return False
-
-
-def site(sb, name, aliases="", ssl_extra="", md=None, md_body=""):
-    md_line = md if md is not None else f"MDomain {name}"
-    if md_body:
-        md_line = f"<MDomain {name}>\n{md_body}\n</MDomain>"
-    alias = f"  ServerAlias {aliases}" if aliases else ""
-    return f"""
-{md_line}
-<VirtualHost 127.0.0.1:{sb.https_port}>
-  ServerName {name}
-{alias}
-  SSLEngine on
-{ssl_extra}
-</VirtualHost>
-<VirtualHost 127.0.0.1:{sb.http_port}>
-  ServerName {name}
-{alias}
-</VirtualHost>
-"""
-
-
-def staged_ok(sb, name, f="pubcert.pem"):
-    return os.path.exists(sb.path("md", "staging", name, f))
-
-
-def job(sb, name):
-    try:
-        with open(sb.path("md", "staging", name, "job.json")) as f:
-            return json.load(f)
-    except (FileNotFoundError, ValueError):  # not yet there, or a broken one not yet set aside
-        return {}
-
-
-def obtain(sb, name, timeout=60, f="pubcert.pem"):
-    assert wait_for(lambda: staged_ok(sb, name, f) and job(sb, name).get("notified-renewed"), timeout), \
-        sb.error_log()[-4000:]
 
 
 def test_first_certificate_http01(ca_sb):

@@ -7,7 +7,7 @@ import os
 import signal
 import time
 
-from test_renewal import job, wait_for
+from helpers import job, wait_for
 
 
 def test_graceful_restart_storm_during_renewals(sb):

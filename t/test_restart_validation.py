@@ -12,9 +12,9 @@ import time
 import pytest
 
 from acme_front import AcmeFront
-from test_cluster import Cluster, md_status as node_status
-from test_hot import STATUS, md_status
-from test_renewal import wait_for
+from cluster import Cluster, md_status as node_status
+from helpers import STATUS, md_status
+from helpers import wait_for
 
 HTTP, ALPN = "rv-http.example.org", "rv-alpn.example.org"
 # no reuse of valid authorizations: each order is validated
@@ -58,7 +58,7 @@ Protocols http/1.1 acme-tls/1
 """
 
 
-def staged(store, name):
+def staged_in(store, name):
     return os.path.exists(os.path.join(store, "staging", name, "pubcert.pem"))
 
 
@@ -85,11 +85,11 @@ def test_restart_while_the_ca_validates(slow_sb):
         # both validations asked for, neither decided yet
         asked = len(front.challenges)
         assert wait_for(lambda: len(front.challenges) >= asked + 2, 60, 0.05), sb.error_log()[-3000:]
-        if staged(store, HTTP) or staged(store, ALPN):
+        if staged_in(store, HTTP) or staged_in(store, ALPN):
             pytest.skip("pebble validated before the restart came")
         sb.start_httpd()
         restarted = time.time()
-        assert wait_for(lambda: staged(store, HTTP) and staged(store, ALPN), 60), sb.error_log()[-4000:]
+        assert wait_for(lambda: staged_in(store, HTTP) and staged_in(store, ALPN), 60), sb.error_log()[-4000:]
         print(f"round {rnd}: staged {time.time() - restarted:.1f} s after the restart")
         assert invalid_authz(sb) == 0, sb.error_log()[-4000:]
         for name in (HTTP, ALPN):
@@ -98,7 +98,7 @@ def test_restart_while_the_ca_validates(slow_sb):
             # again, for renewals this time: every MD renews at once
             sb.start_httpd(conf(sb, front).replace("MDRetryDelay 2s", "MDRetryDelay 2s\nMDRenewWindow 3000d"))
             for name in (HTTP, ALPN):
-                assert wait_for(lambda: not staged(store, name), 20)
+                assert wait_for(lambda: not staged_in(store, name), 20)
 
 
 def test_restart_of_a_cluster_node_while_the_ca_validates(module):
@@ -113,7 +113,7 @@ def test_restart_of_a_cluster_node_while_the_ca_validates(module):
         node.start_httpd()
         restarted = time.time()
         names = [f"c{i}.example.org" for i in range(5)]
-        assert wait_for(lambda: all(staged(c.store, n) for n in names), 60), c.logs()
+        assert wait_for(lambda: all(staged_in(c.store, n) for n in names), 60), c.logs()
         print(f"staged {time.time() - restarted:.1f} s after the restart of {holder}")
         assert invalid_authz(c.ca) == 0, c.logs()
         for n in c.nodes:

@@ -3,20 +3,11 @@
 
 import json
 import os
-import socket
-import ssl
 import subprocess
 
 from responder import Responder
-from test_acme import a2md, drive  # noqa: F401  (fixture)
-
-
-def https_get(sb, host, path="/index.html"):
-    """GET over TLS with SNI `host`; returns (status, cert text)."""
-    status, der = sb.https_request(host, path)
-    text = subprocess.run(["openssl", "x509", "-inform", "DER", "-noout", "-text"], input=der,
-                          capture_output=True, check=True).stdout.decode()
-    return status, text
+from conftest import drive
+from helpers import http_req, https_get
 
 
 def ssl_md(sb, name, extra=""):
@@ -119,26 +110,6 @@ def test_broken_staged_set_is_purged(sb):
     assert https_get(sb, name)[0] == 503  # still the fallback, nothing lost
 
 
-def http_req(sb, host, path, method="GET", https=False):
-    import http.client
-    if https:
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        c = http.client.HTTPSConnection("127.0.0.1", sb.https_port, timeout=10, context=ctx)
-        c._server_hostname = host  # SNI
-        c.sock = ctx.wrap_socket(socket.create_connection(("127.0.0.1", sb.https_port)), server_hostname=host)
-    else:
-        c = http.client.HTTPConnection("127.0.0.1", sb.http_port, timeout=10)
-    c.putrequest(method, path, skip_host=True)
-    c.putheader("Host", host)
-    c.endheaders()
-    r = c.getresponse()
-    body = r.read()
-    c.close()
-    return r.status, dict(r.getheaders()), body
-
-
 def http_vhost(sb, name, md_body):
     return f"""
 <MDomain {name}>
@@ -168,7 +139,6 @@ def test_require_https_redirects(sb):
 
 
 def test_static_files_and_hsts(sb):
-    from conftest import openssl_selfsigned
     name = "st.example.org"
     crt, key = sb.path("ca", "st.pem"), sb.path("ca", "st.key")
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
@@ -240,7 +210,7 @@ def test_store_lock_held_elsewhere(ca_sb, a2md):  # noqa: F811
         assert not os.path.exists(ca_sb.path("md", "domains", name, "pubcert.pem"))
         assert os.path.exists(ca_sb.path("md", "staging", name, "pubcert.pem"))
     ca_sb.start_httpd()  # lock released: the graceful restart installs it
-    from test_renewal import wait_for
+    from helpers import wait_for
     assert wait_for(lambda: https_get(ca_sb, name)[0] == 200, 20)
     assert f"AH10068: {name}: staged set activated" in ca_sb.error_log()
 

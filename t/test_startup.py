@@ -7,7 +7,7 @@ import os
 import time
 
 from sandbox import MODULES
-from test_renewal import site, wait_for
+from helpers import site, wait_for
 
 # Debian's mods-enabled order puts these (alphabetically) before md.
 BEFORE = ["access_compat", "alias", "auth_basic", "authn_core", "authn_file", "authz_host",

@@ -11,7 +11,8 @@ import urllib.request
 import pytest
 
 from sandbox import free_ports
-from test_renewal import obtain, site, wait_for
+from helpers import obtain, site, wait_for
+from helpers import shape
 
 
 def get(sb, path, method="GET"):
@@ -28,15 +29,6 @@ STATUS = """
   SetHandler md-status
 </Location>
 """
-
-
-def shape(v):
-    """Keys, nesting and value types of a JSON value."""
-    if isinstance(v, dict):
-        return {k: shape(x) for k, x in v.items()}
-    if isinstance(v, list):
-        return [shape(v[0])] if v else []
-    return type(v).__name__
 
 
 def test_md_status_views(ca_sb):
@@ -125,7 +117,7 @@ SERVER_STATUS = """
 
 
 def req(sb, host, path, method="GET"):
-    from test_serving import http_req
+    from helpers import http_req
     return http_req(sb, host, path, method=method)
 
 

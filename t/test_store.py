@@ -8,7 +8,7 @@ import pwd
 
 import pytest
 
-from test_config_model import start_must_fail
+from helpers import start_must_fail
 
 # No renewal runs: the layout is what start-up made (both modules open
 # `staging/` to 0755 at the renewal job's first write there, which

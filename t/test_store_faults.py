@@ -19,8 +19,8 @@ import urllib.request
 import pytest
 
 from sandbox import C_MODULE
-from test_hot import STATUS
-from test_renewal import wait_for
+from helpers import STATUS
+from helpers import wait_for
 
 NAMES = ["a.sf.example.org", "b.sf.example.org", "c.sf.example.org"]
 A, B, C = NAMES

@@ -6,8 +6,8 @@ import subprocess
 
 from conftest import syntax
 from fake_tailscaled import FakeTailscaled
-from test_renewal import job, wait_for
-from test_serving import https_get
+from helpers import job, wait_for
+from helpers import https_get
 
 NAME = "host.tail1234.ts.net"
 
