@@ -343,3 +343,40 @@ def test_the_store_goes_away_while_httpd_runs(fsb):
     assert wait_for(lambda: all(job_done(sb, n) for n in NAMES), 60), sb.error_log()[-3000:]
     assert "panic" not in sb.error_log() and "exit signal" not in sb.error_log()
     assert all(served(sb, n) == (200, "ca") for n in NAMES)
+
+
+def test_a_broken_static_set_gets_the_fallback(fsb):
+    """An MD with MDCertificateFile/MDCertificateKeyFile whose key is not
+    the certificate's: the C module stops (AH02565); ours starts, that
+    vhost gets the fallback (503), the error names the directive to fix,
+    and the other MDs serve as before."""
+    sb = fsb
+    install_all(sb, NAMES[:2])
+    d = sb.path("static")
+    os.makedirs(d, exist_ok=True)
+    cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30",
+                    "-keyout", os.path.join(d, "orig.key"), "-out", cert, "-subj", f"/CN={C}",
+                    "-addext", f"subjectAltName=DNS:{C}"], check=True, capture_output=True)
+    with open(key, "wb") as f:
+        f.write(another_key())
+    body = conf(sb, names=NAMES[:2]) + f"""<MDomain {C}>
+  MDCertificateFile {cert}
+  MDCertificateKeyFile {key}
+</MDomain>
+<VirtualHost 127.0.0.1:{sb.https_port}>
+  ServerName {C}
+  SSLEngine on
+</VirtualHost>
+"""
+    clog = c_module_stops(sb, body)
+    assert "AH02565" in clog or "AH02564" in clog, clog[-2000:]
+    sb.clear_log()
+    sb.start_httpd(body)
+    assert served(sb, A) == (200, "ca") and served(sb, B) == (200, "ca")
+    assert served(sb, C) == (503, "fallback")
+    lines = errors_about(sb.error_log(), key)
+    assert len(lines) == 1 and "MDCertificateKeyFile" in lines[0], sb.error_log()[-3000:]
+    assert "does not belong to the certificate" in lines[0]
+    assert os.path.exists(key), "the admin's own files are left where they are"
+    assert any("MDCertificateKeyFile" in p for p in md_status(sb, C)["store"]["problems"])
