@@ -45,7 +45,7 @@ pub fn md(domains: &[&str]) -> crate::config::Md {
 }
 
 /// A new store in a temporary directory (removed when the test ends).
-pub fn tmpstore(tag: &str) -> (TempDir, crate::store::Store) {
+pub(crate) fn tmpstore(tag: &str) -> (TempDir, crate::store::Store) {
     let d = TempDir::new(tag);
     let s = crate::store::Store::open(&d, None, &mut Vec::new()).expect("store");
     (d, s)

@@ -27,7 +27,7 @@ pub struct Account {
 }
 
 impl Account {
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         let mut o = Map::new();
         if let Some(s) = &self.status {
             o.insert("status".into(), json!(s));
@@ -83,13 +83,13 @@ impl Account {
         })
     }
 
-    pub fn is_valid(&self) -> bool {
+    pub(crate) fn is_valid(&self) -> bool {
         self.status.as_deref() == Some("valid")
     }
 }
 
 /// `ACME-<host>-`: the CA host's last 16 characters (§4.3).
-pub fn id_prefix(ca_url: &str) -> String {
+pub(crate) fn id_prefix(ca_url: &str) -> String {
     let host = crate::base::uri::host_of(ca_url).unwrap_or("unknown");
     let start = host.len().saturating_sub(16);
     let host = host.get(start..).unwrap_or(host);
@@ -97,7 +97,7 @@ pub fn id_prefix(ca_url: &str) -> String {
 }
 
 /// The first free account id for a CA.
-pub fn next_id(store: &Store, ca_url: &str) -> String {
+pub(crate) fn next_id(store: &Store, ca_url: &str) -> String {
     let prefix = id_prefix(ca_url);
     let taken = store.names(Group::Accounts);
     (0..10000)
@@ -107,7 +107,7 @@ pub fn next_id(store: &Store, ca_url: &str) -> String {
 }
 
 /// The EAB an MD asks for: None = no EAB (also `kid none`).
-pub fn md_eab(md: &Md) -> Option<(String, String)> {
+pub(crate) fn md_eab(md: &Md) -> Option<(String, String)> {
     md.eab
         .as_ref()
         .filter(|e| e.kid != "none")
@@ -222,7 +222,12 @@ fn validate_at_ca(acme: &mut Acme, acct: &mut Account) -> AResult<()> {
 /// and makes it the account of `acme`. Returns where it lives. A new
 /// account is written to `staging/<md>/` and only moves to `accounts/` when
 /// the staged set is installed.
-pub fn select(acme: &mut Acme, store: &Store, md: &Md, notes: &mut Vec<Note>) -> AResult<Source> {
+pub(crate) fn select(
+    acme: &mut Acme,
+    store: &Store,
+    md: &Md,
+    notes: &mut Vec<Note>,
+) -> AResult<Source> {
     let ca_url = acme.dir.url.clone();
     if let Some(id) = &md.found.ca_account {
         if !store.group_dir(Group::Accounts).join(id).exists() {

@@ -69,7 +69,7 @@ pub struct RunEnv<'a> {
 /// The challenge directory of an identifier for a challenge type: IP
 /// addresses are looked up by their reverse-DNS name for tls-alpn-01 (the
 /// SNI the CA sends, RFC 8738).
-pub fn challenge_dir_name(ctype: &str, ident: &str) -> String {
+pub(crate) fn challenge_dir_name(ctype: &str, ident: &str) -> String {
     if ctype == "tls-alpn-01" {
         if let Some(rev) = crypto::reverse_dns_name(ident) {
             return rev;
@@ -95,7 +95,10 @@ pub(crate) fn run_cmd(argv: &[String]) -> Result<i32, String> {
 }
 
 /// The key authorization of a challenge token (RFC 8555 §8.1).
-pub fn key_authorization(token: &str, account_key: &Key) -> Result<String, crypto::CryptoError> {
+pub(crate) fn key_authorization(
+    token: &str,
+    account_key: &Key,
+) -> Result<String, crypto::CryptoError> {
     Ok(format!("{token}.{}", account_key.thumbprint()?))
 }
 
@@ -108,7 +111,7 @@ pub(crate) fn dns_txt_value(key_authz: &str) -> String {
 }
 
 /// Removes what a challenge setup left: challenge files, DNS records.
-pub fn teardown(
+pub(crate) fn teardown(
     store: &Store,
     md: &Md,
     env_dns: &ChallengeEnv,

@@ -131,7 +131,7 @@ impl AcmeError {
         }
     }
 
-    pub fn with_problem(kind: Kind, problem: &str, detail: impl Into<String>) -> AcmeError {
+    pub(crate) fn with_problem(kind: Kind, problem: &str, detail: impl Into<String>) -> AcmeError {
         AcmeError {
             kind,
             problem: Some(problem.to_string()),
@@ -146,12 +146,12 @@ impl AcmeError {
     }
 
     /// "Input related" problems wait a day before the next try (§3.5).
-    pub fn input_related(&self) -> bool {
+    pub(crate) fn input_related(&self) -> bool {
         self.problem.as_deref().is_some_and(|p| problem_kind(p).1)
     }
 
     /// When the step may be tried again.
-    pub fn retry(&self) -> Retry {
+    pub(crate) fn retry(&self) -> Retry {
         if self.input_related() {
             Retry::NextDay
         } else if self.kind == Kind::Again {
@@ -166,7 +166,7 @@ pub type AResult<T> = Result<T, AcmeError>;
 
 /// Err when this process is shutting down ([`crate::base::shutdown`]): the work
 /// stops here, at a safe point, and resumes on the next run.
-pub fn check_shutdown() -> AResult<()> {
+pub(crate) fn check_shutdown() -> AResult<()> {
     if crate::base::shutdown::abandoned() {
         return Err(AcmeError::new(
             Kind::Canceled,
@@ -183,7 +183,7 @@ pub fn check_shutdown() -> AResult<()> {
 }
 
 /// Status and "input related" flag of a problem type (§4.2 table).
-pub fn problem_kind(ptype: &str) -> (Kind, bool) {
+pub(crate) fn problem_kind(ptype: &str) -> (Kind, bool) {
     let lower = ptype.to_ascii_lowercase();
     let t = lower
         .strip_prefix("urn:ietf:params:")
@@ -412,7 +412,7 @@ impl Acme {
     /// protected header carries the account JWK (newAccount), else its URL.
     /// Requests failing with EAGAIN (e.g. badNonce) are re-sent with a fresh
     /// nonce, up to [`MAX_RETRIES`] times.
-    pub fn post(
+    pub(crate) fn post(
         &mut self,
         url: &str,
         payload: Option<&Value>,
@@ -480,7 +480,7 @@ impl Acme {
     /// §7.3.5): the inner JWS, signed with the new key, names the account
     /// and its old key; the outer one is signed with the old key. On
     /// success the client signs with the new key.
-    pub fn key_change(&mut self, new_key: &crypto::Key) -> AResult<()> {
+    pub(crate) fn key_change(&mut self, new_key: &crypto::Key) -> AResult<()> {
         let url = self.dir.key_change.clone().ok_or_else(|| {
             AcmeError::new(Kind::NotImplemented, "the CA's directory has no keyChange")
         })?;
@@ -512,12 +512,12 @@ impl Acme {
         self.post(&url, Some(&payload), false).map(|_| ())
     }
 
-    pub fn post_as_get(&mut self, url: &str) -> AResult<Response> {
+    pub(crate) fn post_as_get(&mut self, url: &str) -> AResult<Response> {
         self.post(url, None, false)
     }
 
     /// POST-as-GET returning the JSON body.
-    pub fn get_json(&mut self, url: &str) -> AResult<Value> {
+    pub(crate) fn get_json(&mut self, url: &str) -> AResult<Value> {
         let r = self.post_as_get(url)?;
         json_body(&r).ok_or_else(|| {
             AcmeError::new(Kind::Invalid, format!("response from {url} is not JSON"))
@@ -529,7 +529,7 @@ impl Acme {
 /// 20 ms (the C module waits 100 ms; validations often finish faster),
 /// doubling, at most 10 s, or what a `Retry-After` hint asks
 /// (capped at 10 s as well).
-pub fn poll<T>(
+pub(crate) fn poll<T>(
     timeout: Duration,
     what: &str,
     mut f: impl FnMut() -> AResult<(Option<T>, Option<Duration>)>,

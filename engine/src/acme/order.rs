@@ -39,7 +39,7 @@ pub struct Order {
 }
 
 impl Order {
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         serde_json::to_value(self).unwrap_or(Value::Null)
     }
 
@@ -80,7 +80,7 @@ impl Order {
 
 /// The identifiers to order: MD names minus those a wildcard in the list
 /// covers, in order of first appearance.
-pub fn order_identifiers(domains: &[String]) -> Vec<String> {
+pub(crate) fn order_identifiers(domains: &[String]) -> Vec<String> {
     domains
         .iter()
         .filter(|d| {
@@ -176,7 +176,7 @@ pub(crate) fn parse_certs(r: &crate::base::http::Response) -> AResult<Vec<X509>>
 }
 
 /// Downloads the chain at `url`, following `Link: rel="up"` (§4.7).
-pub fn download_chain(acme: &mut Acme, url: &str) -> AResult<Vec<X509>> {
+pub(crate) fn download_chain(acme: &mut Acme, url: &str) -> AResult<Vec<X509>> {
     let r = acme.post_as_get(url)?;
     let mut chain = parse_certs(&r)?;
     let mut next = link_up(&r);

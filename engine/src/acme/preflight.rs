@@ -35,7 +35,7 @@ pub struct Env {
 impl Env {
     /// Where to connect for a local port: every listener on it, with a
     /// wildcard address replaced by the loopback one.
-    pub fn endpoints(&self, port: u16) -> Vec<SocketAddr> {
+    pub(crate) fn endpoints(&self, port: u16) -> Vec<SocketAddr> {
         let mut out: Vec<SocketAddr> = Vec::new();
         for l in self.listeners.iter().filter(|l| l.port() == port) {
             let ip = match l.ip() {
@@ -379,7 +379,7 @@ fn tls_alpn01(env: &Env, ident: &str, key_authz: &str) -> Result<String, String>
 }
 
 /// Where `name` resolves from this host, for the report (at most 3 s).
-pub fn resolution(name: &str) -> String {
+pub(crate) fn resolution(name: &str) -> String {
     if name.parse::<IpAddr>().is_ok() {
         return String::new();
     }

@@ -36,7 +36,7 @@ pub enum OrderStatus {
 
 impl OrderStatus {
     /// Past the authorizations: the order can be (or has been) finalized.
-    pub fn is_ready(self) -> bool {
+    pub(crate) fn is_ready(self) -> bool {
         matches!(self, Self::Ready | Self::Processing | Self::Valid)
     }
 }
@@ -57,7 +57,7 @@ pub enum AuthzStatus {
 
 impl AuthzStatus {
     /// The authorization can no longer become valid.
-    pub fn is_failed(self) -> bool {
+    pub(crate) fn is_failed(self) -> bool {
         matches!(
             self,
             Self::Invalid | Self::Deactivated | Self::Expired | Self::Revoked
@@ -145,7 +145,7 @@ impl Authorization {
     }
 
     /// "type detail" of the first challenge error, for the admin.
-    pub fn error_detail(&self) -> String {
+    pub(crate) fn error_detail(&self) -> String {
         self.error()
             .map(|e| format!("{} {}", e.kind, e.detail).trim().to_string())
             .filter(|s| !s.is_empty())

@@ -5,7 +5,7 @@ use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// The message of a panic payload.
-pub fn panic_text(p: &(dyn Any + Send)) -> &str {
+pub(crate) fn panic_text(p: &(dyn Any + Send)) -> &str {
     if let Some(s) = p.downcast_ref::<&str>() {
         s
     } else if let Some(s) = p.downcast_ref::<String>() {
@@ -16,7 +16,7 @@ pub fn panic_text(p: &(dyn Any + Send)) -> &str {
 }
 
 /// The log message for a panic caught at entry point `what`.
-pub fn report_text(what: &str, payload: &(dyn Any + Send)) -> String {
+pub(crate) fn report_text(what: &str, payload: &(dyn Any + Send)) -> String {
     format!(
         "internal error in {what}: {}. This is a bug in mod_md (Rust); please report it \
          with this log line.",

@@ -43,7 +43,7 @@ type R<T> = Result<T, CryptoError>;
 
 /// The OpenSSL group of a configured curve name (§4.8): NIST names, the
 /// SECG names the C module knows, then OpenSSL's own names.
-pub fn curve_nid(curve: &str) -> Option<Nid> {
+pub(crate) fn curve_nid(curve: &str) -> Option<Nid> {
     let nid = match curve.to_ascii_lowercase().as_str() {
         "p-256" | "secp256r1" | "prime256v1" => Nid::X9_62_PRIME256V1,
         "p-384" | "secp384r1" => Nid::SECP384R1,
@@ -66,12 +66,12 @@ impl std::fmt::Debug for Key {
 }
 
 impl Key {
-    pub fn generate_rsa(bits: u32) -> R<Key> {
+    pub(crate) fn generate_rsa(bits: u32) -> R<Key> {
         Ok(Key(PKey::from_rsa(Rsa::generate(bits)?)?))
     }
 
     /// A new key for a key spec (§4.8).
-    pub fn generate(spec: &KeySpec) -> R<Key> {
+    pub(crate) fn generate(spec: &KeySpec) -> R<Key> {
         match spec {
             KeySpec::Default => Key::generate_rsa(crate::base::keyspec::DEFAULT_RSA_BITS),
             KeySpec::Rsa(bits) => Key::generate_rsa(*bits),
@@ -120,7 +120,7 @@ impl Key {
     }
 
     /// The JWK of the public key, members in lexical order (RFC 7638).
-    pub fn jwk(&self) -> R<Value> {
+    pub(crate) fn jwk(&self) -> R<Value> {
         match self.0.id() {
             Id::RSA => {
                 let rsa = self.0.rsa()?;
@@ -156,7 +156,7 @@ impl Key {
     }
 
     /// base64url(SHA-256(compact JWK)), the account key thumbprint.
-    pub fn thumbprint(&self) -> R<String> {
+    pub(crate) fn thumbprint(&self) -> R<String> {
         let jwk = serde_json::to_string(&self.jwk()?).map_err(|e| CryptoError(e.to_string()))?;
         Ok(b64url_encode(&hash(
             MessageDigest::sha256(),
@@ -165,7 +165,7 @@ impl Key {
     }
 
     /// The JWS algorithm for this key.
-    pub fn jws_alg(&self) -> R<&'static str> {
+    pub(crate) fn jws_alg(&self) -> R<&'static str> {
         match self.0.id() {
             Id::RSA => Ok("RS256"),
             Id::EC => match self.0.ec_key()?.group().curve_name() {
@@ -180,7 +180,7 @@ impl Key {
     }
 
     /// Signs `data` as the JWS algorithm requires (ECDSA as r||s).
-    pub fn sign(&self, data: &[u8]) -> R<Vec<u8>> {
+    pub(crate) fn sign(&self, data: &[u8]) -> R<Vec<u8>> {
         match self.0.id() {
             Id::RSA => {
                 let mut s = Signer::new(MessageDigest::sha256(), &self.0)?;
@@ -220,7 +220,7 @@ fn pem_is_encrypted(pem: &[u8]) -> bool {
 /// A flattened JWS (members `protected`, `payload`, `signature`).
 /// `protected` is the header object; `payload` the payload text ("" for
 /// POST-as-GET).
-pub fn jws(key: &Key, protected: &Map<String, Value>, payload: &str) -> R<Value> {
+pub(crate) fn jws(key: &Key, protected: &Map<String, Value>, payload: &str) -> R<Value> {
     let prot = b64url_encode(
         serde_json::to_string(protected)
             .map_err(|e| CryptoError(e.to_string()))?
@@ -237,7 +237,7 @@ pub fn jws(key: &Key, protected: &Map<String, Value>, payload: &str) -> R<Value>
 
 /// The external account binding object of newAccount (RFC 8555 §7.3.4):
 /// a JWS over the account JWK with HS256 and the decoded `hmac_b64`.
-pub fn eab_jws(kid: &str, hmac_b64: &str, url: &str, account_jwk: &Value) -> R<Value> {
+pub(crate) fn eab_jws(kid: &str, hmac_b64: &str, url: &str, account_jwk: &Value) -> R<Value> {
     let hkey = crate::base::util::b64url_decode(hmac_b64)
         .ok_or_else(|| CryptoError("apache:eab-hmac-invalid".into()))?;
     let mut prot = Map::new();
@@ -258,7 +258,7 @@ pub fn eab_jws(kid: &str, hmac_b64: &str, url: &str, account_jwk: &Value) -> R<V
 }
 
 /// An ACME identifier: a DNS name (maybe a wildcard) or an IP address.
-pub fn ident_type(value: &str) -> &'static str {
+pub(crate) fn ident_type(value: &str) -> &'static str {
     if value.parse::<IpAddr>().is_ok() {
         "ip"
     } else {
@@ -268,7 +268,7 @@ pub fn ident_type(value: &str) -> &'static str {
 
 /// The reverse-DNS name of an IP address (RFC 8738 §6: the SNI of a
 /// tls-alpn-01 validation of an IP identifier).
-pub fn reverse_dns_name(ip: &str) -> Option<String> {
+pub(crate) fn reverse_dns_name(ip: &str) -> Option<String> {
     match ip.parse::<IpAddr>().ok()? {
         IpAddr::V4(v4) => {
             let o = v4.octets();
@@ -306,7 +306,7 @@ fn must_staple_ext() -> R<X509Extension> {
 
 /// A CSR (DER) for `idents` (§4.7): CN = first DNS identifier when shorter
 /// than 64 characters, SANs for all, must-staple on request.
-pub fn csr_der(key: &Key, idents: &[String], must_staple: bool) -> R<Vec<u8>> {
+pub(crate) fn csr_der(key: &Key, idents: &[String], must_staple: bool) -> R<Vec<u8>> {
     let mut b = X509Req::builder()?;
     let mut name = X509NameBuilder::new()?;
     if let Some(first) = idents
@@ -372,7 +372,7 @@ fn self_signed(
 /// The tls-alpn-01 certificate (RFC 8737) for `ident`: SAN of the
 /// identifier, critical acmeIdentifier with SHA-256 of the key
 /// authorization, valid 7 days.
-pub fn tls_alpn01_cert(key: &Key, ident: &str, key_authz: &str) -> R<X509> {
+pub(crate) fn tls_alpn01_cert(key: &Key, ident: &str, key_authz: &str) -> R<X509> {
     let digest = hash(MessageDigest::sha256(), key_authz.as_bytes())?;
     let mut der = vec![0x04, 0x20];
     der.extend_from_slice(&digest);
@@ -453,7 +453,7 @@ impl KeygenGate {
 impl Key {
     /// Generates a key in one of the process's key generation slots (see
     /// [`KeygenGate`]); `account`: a key every renewal waits for, first.
-    pub fn generate_in_turn(spec: &KeySpec, account: bool) -> R<Key> {
+    pub(crate) fn generate_in_turn(spec: &KeySpec, account: bool) -> R<Key> {
         let _slot = GATE.slot(account).ok_or_else(|| {
             CryptoError("key generation stopped: the server is shutting down".into())
         })?;
@@ -480,17 +480,17 @@ impl KeyCache {
     }
 }
 
-pub fn fallback_cert(key: &Key, domains: &[String]) -> R<X509> {
+pub(crate) fn fallback_cert(key: &Key, domains: &[String]) -> R<X509> {
     self_signed(key, FALLBACK_CN, domains, 14, None)
 }
 
 /// All certificates of a PEM chain, in order.
-pub fn chain_from_pem(pem: &[u8]) -> R<Vec<X509>> {
+pub(crate) fn chain_from_pem(pem: &[u8]) -> R<Vec<X509>> {
     Ok(X509::stack_from_pem(pem)?)
 }
 
 /// A chain as PEM, leaf first.
-pub fn chain_to_pem(chain: &[X509]) -> R<Vec<u8>> {
+pub(crate) fn chain_to_pem(chain: &[X509]) -> R<Vec<u8>> {
     let mut out = Vec::new();
     for c in chain {
         out.extend(c.to_pem()?);
@@ -499,7 +499,7 @@ pub fn chain_to_pem(chain: &[X509]) -> R<Vec<u8>> {
 }
 
 /// DNS names and IP addresses of a certificate's SAN.
-pub fn cert_names(cert: &X509) -> Vec<String> {
+pub(crate) fn cert_names(cert: &X509) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(names) = cert.subject_alt_names() {
         for n in &names {
@@ -521,7 +521,7 @@ pub fn cert_names(cert: &X509) -> Vec<String> {
 }
 
 /// ASN.1 time to µs since the epoch.
-pub fn asn1_micros(t: &openssl::asn1::Asn1TimeRef) -> crate::base::time::Micros {
+pub(crate) fn asn1_micros(t: &openssl::asn1::Asn1TimeRef) -> crate::base::time::Micros {
     let epoch = openssl::asn1::Asn1Time::from_unix(0).expect("epoch");
     epoch
         .diff(t)
@@ -530,7 +530,7 @@ pub fn asn1_micros(t: &openssl::asn1::Asn1TimeRef) -> crate::base::time::Micros 
 }
 
 /// The ARI certificate id (§4.9): AKI key id and the serial's magnitude.
-pub fn ari_cert_id(c: &X509) -> Option<String> {
+pub(crate) fn ari_cert_id(c: &X509) -> Option<String> {
     let aki = c.authority_key_id()?;
     let serial = c.serial_number().to_bn().ok()?.to_vec();
     Some(format!(

@@ -95,7 +95,7 @@ impl Response {
     }
 
     /// Media type without parameters, lower-cased.
-    pub fn content_type(&self) -> Option<String> {
+    pub(crate) fn content_type(&self) -> Option<String> {
         self.header("content-type").map(|v| {
             v.split(';')
                 .next()

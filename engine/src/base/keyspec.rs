@@ -23,14 +23,14 @@ impl KeySpec {
     }
 
     /// File name suffix: empty for RSA, `.<curve lower-cased>` otherwise.
-    pub fn file_suffix(&self) -> String {
+    pub(crate) fn file_suffix(&self) -> String {
         match self {
             KeySpec::Default | KeySpec::Rsa(_) => String::new(),
             KeySpec::Ec(c) => format!(".{}", c.to_ascii_lowercase()),
         }
     }
 
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         match self {
             KeySpec::Default => json!({"type": "Default"}),
             KeySpec::Rsa(b) => json!({"type": "RSA", "bits": b}),
@@ -59,7 +59,7 @@ impl KeySpec {
 }
 
 /// JSON form of a list of specs: one spec → object, several → array.
-pub fn specs_to_json(specs: &[KeySpec]) -> Value {
+pub(crate) fn specs_to_json(specs: &[KeySpec]) -> Value {
     if specs.len() == 1 {
         specs[0].to_json()
     } else {
@@ -67,7 +67,8 @@ pub fn specs_to_json(specs: &[KeySpec]) -> Value {
     }
 }
 
-pub fn specs_from_json(v: &Value) -> Vec<KeySpec> {
+#[cfg(test)]
+pub(crate) fn specs_from_json(v: &Value) -> Vec<KeySpec> {
     match v {
         Value::Array(a) => a.iter().filter_map(KeySpec::from_json).collect(),
         Value::Object(_) => KeySpec::from_json(v).into_iter().collect(),

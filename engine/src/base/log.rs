@@ -35,7 +35,7 @@ thread_local! {
 /// Runs `f` with `sink` receiving every note made on this thread as it is
 /// made: a renewal that takes minutes shows its steps in the error log as
 /// they happen, each with its own time, not when the job ends.
-pub fn with_sink<R>(sink: impl Fn(Level, &str) + 'static, f: impl FnOnce() -> R) -> R {
+pub(crate) fn with_sink<R>(sink: impl Fn(Level, &str) + 'static, f: impl FnOnce() -> R) -> R {
     struct Restore(Option<Sink>);
     impl Drop for Restore {
         fn drop(&mut self) {

@@ -19,7 +19,7 @@ thread_local! {
 
 /// Runs `f` with `flag` as this thread's abandon flag: while it runs,
 /// [`requested`] is also true once `flag` is raised.
-pub fn with_abandon<R>(flag: Arc<AtomicBool>, f: impl FnOnce() -> R) -> R {
+pub(crate) fn with_abandon<R>(flag: Arc<AtomicBool>, f: impl FnOnce() -> R) -> R {
     struct Reset(Option<Arc<AtomicBool>>);
     impl Drop for Reset {
         fn drop(&mut self) {
@@ -33,7 +33,7 @@ pub fn with_abandon<R>(flag: Arc<AtomicBool>, f: impl FnOnce() -> R) -> R {
 }
 
 /// Whether the work on this thread was abandoned (see [`with_abandon`]).
-pub fn abandoned() -> bool {
+pub(crate) fn abandoned() -> bool {
     ABANDON.with(|a| {
         a.borrow()
             .as_ref()
@@ -48,12 +48,12 @@ pub fn request() {
 
 /// Whether this process is shutting down (or this thread's work was
 /// abandoned).
-pub fn requested() -> bool {
+pub(crate) fn requested() -> bool {
     REQUESTED.load(Ordering::SeqCst) || abandoned()
 }
 
 /// Sleeps up to `d`, returning early (false) when shutdown is requested.
-pub fn sleep(d: std::time::Duration) -> bool {
+pub(crate) fn sleep(d: std::time::Duration) -> bool {
     let end = std::time::Instant::now() + d;
     loop {
         if requested() {

@@ -10,11 +10,11 @@ pub const SECS_PER_HOUR: i64 = 3_600;
 /// A point in time or a length of time in microseconds.
 pub type Micros = i64;
 
-pub fn from_secs(s: i64) -> Micros {
+pub(crate) fn from_secs(s: i64) -> Micros {
     s.saturating_mul(USEC_PER_SEC)
 }
 
-pub fn secs(t: Micros) -> i64 {
+pub(crate) fn secs(t: Micros) -> i64 {
     t / USEC_PER_SEC
 }
 
@@ -107,7 +107,7 @@ pub struct TimeSlice {
 }
 
 impl TimeSlice {
-    pub fn percent_of(norm: Micros, percent: i64) -> TimeSlice {
+    pub(crate) fn percent_of(norm: Micros, percent: i64) -> TimeSlice {
         TimeSlice {
             norm,
             len: from_secs(secs(norm) * percent / 100),
@@ -134,7 +134,7 @@ impl TimeSlice {
     }
 
     /// Integer percentage of a percentage slice.
-    pub fn percent(&self) -> Option<i64> {
+    pub(crate) fn percent(&self) -> Option<i64> {
         if self.norm > 0 {
             Some(secs(self.len) * 100 / secs(self.norm).max(1))
         } else {
@@ -151,7 +151,7 @@ impl TimeSlice {
     }
 
     /// Length of this slice applied to a period of length `period` (§1.1).
-    pub fn length_within(&self, period: Micros) -> Micros {
+    pub(crate) fn length_within(&self, period: Micros) -> Micros {
         match self.percent() {
             Some(p) => {
                 let plen = period.max(0);
@@ -167,7 +167,7 @@ impl TimeSlice {
 }
 
 /// Largest exact unit: `"<n>d"`, `"<n>h"`, `"<n>mi"`, `"<n>s"`, `"<n>ms"`.
-pub fn format_duration_unit(d: Micros) -> String {
+pub(crate) fn format_duration_unit(d: Micros) -> String {
     let s = secs(d);
     if s % SECS_PER_DAY == 0 {
         format!("{}d", s / SECS_PER_DAY)
@@ -184,7 +184,7 @@ pub fn format_duration_unit(d: Micros) -> String {
 
 /// Human form used in log messages: `2 days 03 hours 05 minutes`,
 /// `0 seconds`, `250 ms`; `roughly` keeps only the largest unit with `~`.
-pub fn print_duration(d: Micros, roughly: bool) -> String {
+pub(crate) fn print_duration(d: Micros, roughly: bool) -> String {
     let total = secs(d);
     let days = total / SECS_PER_DAY;
     let mut rem = total % SECS_PER_DAY;

@@ -89,7 +89,7 @@ fn port_as_apr_parses(p: &str) -> Option<u16> {
 
 /// `md_dns_is_name` without the FQDN requirement: ASCII letters, digits,
 /// `-` and `.`, no empty label.
-pub fn is_dns_name(name: &str) -> bool {
+pub(crate) fn is_dns_name(name: &str) -> bool {
     let mut last = 0u8;
     for c in name.bytes() {
         match c {
@@ -159,7 +159,7 @@ fn check(uri: &str) -> Result<Uri<'_>, &'static str> {
 }
 
 /// `md_util_abs_uri_check`: an absolute URI of any scheme.
-pub fn check_absolute(uri: &str) -> Result<(), &'static str> {
+pub(crate) fn check_absolute(uri: &str) -> Result<(), &'static str> {
     let u = check(uri)?;
     if u.scheme.is_none() {
         return Err("missing uri scheme");
@@ -178,7 +178,7 @@ pub fn check_absolute_http(uri: &str) -> Result<(), &'static str> {
 }
 
 /// Host part of a URL, for account ids and status output.
-pub fn host_of(url: &str) -> Option<&str> {
+pub(crate) fn host_of(url: &str) -> Option<&str> {
     parse(url)
         .ok()
         .and_then(|u| u.hostname)

@@ -8,19 +8,19 @@ use std::path::{Path, PathBuf};
 const B64URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 /// Lower-case hex without separators (fingerprints, certificate ids).
-pub fn hex(b: &[u8]) -> String {
+pub(crate) fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// Modification time of a file in µs since the epoch.
-pub fn mtime_micros(path: &Path) -> Option<i64> {
+pub(crate) fn mtime_micros(path: &Path) -> Option<i64> {
     let t = fs::metadata(path).and_then(|m| m.modified()).ok()?;
     let d = t.duration_since(std::time::UNIX_EPOCH).ok()?;
     i64::try_from(d.as_micros()).ok()
 }
 
 /// base64url without padding (RFC 4648 §5), as mod_md writes it.
-pub fn b64url_encode(data: &[u8]) -> String {
+pub(crate) fn b64url_encode(data: &[u8]) -> String {
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
         let n = match chunk.len() {
@@ -37,7 +37,7 @@ pub fn b64url_encode(data: &[u8]) -> String {
 }
 
 /// Decodes base64url (padding and the standard alphabet's `+/` accepted).
-pub fn b64url_decode(s: &str) -> Option<Vec<u8>> {
+pub(crate) fn b64url_decode(s: &str) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(s.len() * 3 / 4);
     let mut acc = 0u32;
     let mut bits = 0;
@@ -84,13 +84,13 @@ fn tmp_name(path: &Path) -> PathBuf {
 }
 
 /// Whether `name` is one of [`tmp_name`]'s (a writer that died leaves it).
-pub fn is_tmp_name(name: &str) -> bool {
+pub(crate) fn is_tmp_name(name: &str) -> bool {
     name.contains(".tmp.")
 }
 
 /// Removes temp files that writers which died left in `dir` (not its
 /// subdirectories), if older than `age`; returns how many.
-pub fn remove_stale_tmp(dir: &Path, age: std::time::Duration) -> usize {
+pub(crate) fn remove_stale_tmp(dir: &Path, age: std::time::Duration) -> usize {
     let Ok(rd) = fs::read_dir(dir) else {
         return 0;
     };
@@ -151,7 +151,7 @@ fn sync_dir(path: &Path) {
 
 /// Replaces `path` atomically: temp file with `mode`, fsync, rename, fsync
 /// of the directory. Readers see the old or the new content, never a part.
-pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
+pub(crate) fn write_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
     let tmp = write_tmp(path, data, mode)?;
     if let Err(e) = fs::rename(&tmp, path) {
         let _ = fs::remove_file(&tmp);
@@ -164,7 +164,7 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
 /// Like [`write_atomic`] without the fsyncs: for derived data that is
 /// rebuilt at every start (a crash leaves the old or the new file, and at
 /// worst an outdated copy that the next start rewrites).
-pub fn write_atomic_nosync(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
+pub(crate) fn write_atomic_nosync(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
     let tmp = write_tmp_sync(path, data, mode, false)?;
     if let Err(e) = fs::rename(&tmp, path) {
         let _ = fs::remove_file(&tmp);
@@ -175,7 +175,7 @@ pub fn write_atomic_nosync(path: &Path, data: &[u8], mode: u32) -> io::Result<()
 
 /// Creates `path` with `data` only if it does not exist yet, atomically:
 /// `ErrorKind::AlreadyExists` when another writer was first.
-pub fn create_exclusive(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
+pub(crate) fn create_exclusive(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
     let tmp = write_tmp(path, data, mode)?;
     let res = fs::hard_link(&tmp, path);
     let _ = fs::remove_file(&tmp);
@@ -187,7 +187,7 @@ pub fn create_exclusive(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
 /// A serde field of a file another writer may have written: a value of
 /// the wrong type is read as the default, the rest of the file is kept
 /// (`#[serde(default, deserialize_with = "crate::base::util::lenient")]`).
-pub fn lenient<'de, D, T>(d: D) -> Result<T, D::Error>
+pub(crate) fn lenient<'de, D, T>(d: D) -> Result<T, D::Error>
 where
     D: serde::Deserializer<'de>,
     T: serde::de::DeserializeOwned + Default,
@@ -205,7 +205,7 @@ pub fn json_pretty(v: &serde_json::Value) -> String {
 /// Splits a command line like `apr_tokenize_to_argv`: whitespace separates
 /// words; double or single quotes group; a backslash escapes the next
 /// character inside quotes.
-pub fn tokenize_argv(line: &str) -> Vec<String> {
+pub(crate) fn tokenize_argv(line: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut in_word = false;

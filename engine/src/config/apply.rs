@@ -37,7 +37,7 @@ pub struct Ctx {
 
 impl Ctx {
     /// `ap_server_root_relative`.
-    pub fn root_relative(&self, path: &str) -> String {
+    pub(crate) fn root_relative(&self, path: &str) -> String {
         if path.starts_with('/') || self.server_root.is_empty() {
             path.to_string()
         } else {
@@ -111,7 +111,7 @@ fn atoi(v: &str) -> i64 {
 }
 
 /// Resolves a `MDCertificateAuthority` value: known name or absolute URL.
-pub fn resolve_ca(value: &str) -> Result<String, String> {
+pub(crate) fn resolve_ca(value: &str) -> Result<String, String> {
     if let Some((_, url)) = KNOWN_CAS
         .iter()
         .find(|(n, _)| n.eq_ignore_ascii_case(value))
@@ -205,7 +205,7 @@ impl ModConfig {
     }
 
     /// Checks the MD-section class of a directive (§1.1).
-    pub fn check_class(d: Directive, in_section: bool, nargs: usize) -> Result<(), String> {
+    pub(crate) fn check_class(d: Directive, in_section: bool, nargs: usize) -> Result<(), String> {
         match d.class() {
             Class::NotMd if in_section => Err(format!(
                 "{} is not allowed inside an '{SECTION_NAME}' context",

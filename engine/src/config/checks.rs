@@ -8,7 +8,7 @@ use crate::config::Md;
 /// double or single quotes (backslash escapes the quote and itself) or up
 /// to the next blank (a doubled backslash is one); and the rest of the line
 /// after the blanks that follow.
-pub fn getword_conf(line: &str) -> (String, &str) {
+pub(crate) fn getword_conf(line: &str) -> (String, &str) {
     let s = line.trim_start_matches(|c: char| c.is_ascii_whitespace());
     let b = s.as_bytes();
     let quote = match b.first() {
@@ -85,7 +85,7 @@ impl std::fmt::Display for Fatal {
 
 /// The checks of §2.2 step 5 that need only the MD list: domain overlap
 /// (match mode `all`) and the static file counts; plus the protocol check.
-pub fn check_mds(mds: &[Md], match_mode: MatchMode) -> Result<(), Fatal> {
+pub(crate) fn check_mds(mds: &[Md], match_mode: MatchMode) -> Result<(), Fatal> {
     if match_mode == MatchMode::All {
         for (i, a) in mds.iter().enumerate() {
             for b in &mds[i + 1..] {
@@ -130,7 +130,7 @@ pub fn check_mds(mds: &[Md], match_mode: MatchMode) -> Result<(), Fatal> {
 }
 
 /// `MDCertificateProtocol` must name a protocol this module speaks (AH10172).
-pub fn check_protocol(md: &Md) -> Result<(), Fatal> {
+pub(crate) fn check_protocol(md: &Md) -> Result<(), Fatal> {
     if md.ca_proto.is_known() {
         return Ok(());
     }

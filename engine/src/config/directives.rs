@@ -205,7 +205,8 @@ directives! {
 }
 
 impl Directive {
-    pub fn from_name(name: &str) -> Option<Directive> {
+    #[cfg(test)]
+    pub(crate) fn from_name(name: &str) -> Option<Directive> {
         Directive::ALL
             .iter()
             .copied()

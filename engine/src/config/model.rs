@@ -24,7 +24,7 @@ pub const KNOWN_CAS: &[(&str, &str)] = &[
 pub const TAILSCALE_DEFAULT_URL: &str = "file://localhost/var/run/tailscale/tailscaled.sock";
 
 /// The daemon's socket path from `file://localhost/<path>`.
-pub fn tailscale_socket_path(url: &str) -> Result<String, String> {
+pub(crate) fn tailscale_socket_path(url: &str) -> Result<String, String> {
     match url.strip_prefix("file://localhost/") {
         Some(p) if !p.is_empty() => Ok(format!("/{p}")),
         _ => Err(format!(
@@ -35,7 +35,7 @@ pub fn tailscale_socket_path(url: &str) -> Result<String, String> {
 }
 
 /// Checks the CA URLs of a tailscale MD (config time).
-pub fn check_tailscale_urls(urls: &[String]) -> Result<(), String> {
+pub(crate) fn check_tailscale_urls(urls: &[String]) -> Result<(), String> {
     urls.iter()
         .try_for_each(|u| tailscale_socket_path(u).map(|_| ()))
 }
@@ -91,14 +91,14 @@ impl CaProtocol {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-    pub fn is_acme(&self) -> bool {
+    pub(crate) fn is_acme(&self) -> bool {
         self.0 == "ACME"
     }
-    pub fn is_tailscale(&self) -> bool {
+    pub(crate) fn is_tailscale(&self) -> bool {
         self.0.eq_ignore_ascii_case("tailscale")
     }
     /// One this module speaks.
-    pub fn is_known(&self) -> bool {
+    pub(crate) fn is_known(&self) -> bool {
         self.is_acme() || self.is_tailscale()
     }
 }
@@ -238,7 +238,7 @@ pub const DEFAULT_PARALLEL_RENEWALS: usize = 16;
 
 impl Global {
     /// The store directory: `MDStoreDir`, or `md` under ServerRoot.
-    pub fn store_dir_in(&self, server_root: &str) -> String {
+    pub(crate) fn store_dir_in(&self, server_root: &str) -> String {
         self.store_dir.clone().unwrap_or_else(|| {
             Ctx {
                 server_root: server_root.to_string(),
@@ -608,7 +608,7 @@ impl Md {
     }
 
     /// The key specs in effect (`Default` when none are configured).
-    pub fn effective_specs(&self) -> Vec<KeySpec> {
+    pub(crate) fn effective_specs(&self) -> Vec<KeySpec> {
         if self.pkey_specs.is_empty() {
             vec![KeySpec::Default]
         } else {
@@ -616,19 +616,19 @@ impl Md {
         }
     }
 
-    pub fn contains(&self, domain: &str) -> bool {
+    pub(crate) fn contains(&self, domain: &str) -> bool {
         self.domains.iter().any(|d| d.eq_ignore_ascii_case(domain))
     }
 
     /// The md.json representation (§5.5), keys in the C module's order.
     /// `md.json` (spec §5.3), as the C module writes it.
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         serde_json::to_value(MdFile::of(self)).unwrap_or(Value::Null)
     }
 
     /// [`Md::to_json`] for logs and status pages: the EAB HMAC, a secret,
     /// shows as `***` (md.json keeps it, as the C module does).
-    pub fn to_json_redacted(&self) -> Value {
+    pub(crate) fn to_json_redacted(&self) -> Value {
         let mut j = self.to_json();
         if let Some(h) = j.pointer_mut("/eab/hmac") {
             *h = json!("***");

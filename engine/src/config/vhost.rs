@@ -21,7 +21,7 @@ pub struct VHost {
 }
 
 /// `ap_strcasecmp_match`: `*` and `?` wildcards, case-insensitive.
-pub fn glob_match(pattern: &str, text: &str) -> bool {
+pub(crate) fn glob_match(pattern: &str, text: &str) -> bool {
     let p: Vec<u8> = pattern.bytes().map(|b| b.to_ascii_lowercase()).collect();
     let t: Vec<u8> = text.bytes().map(|b| b.to_ascii_lowercase()).collect();
     let (mut pi, mut ti) = (0, 0);
@@ -49,7 +49,7 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
 
 /// Whether a (possibly wildcard) MD domain covers a host name: exact, or
 /// `*.example.org` for exactly one extra label.
-pub fn domain_matches(domain: &str, name: &str) -> bool {
+pub(crate) fn domain_matches(domain: &str, name: &str) -> bool {
     if domain.eq_ignore_ascii_case(name) {
         return true;
     }
@@ -64,7 +64,7 @@ pub fn domain_matches(domain: &str, name: &str) -> bool {
 impl VHost {
     /// `ap_matches_request_vhost(r, host, port)` with `r->server` = self and
     /// `port` = self's port.
-    pub fn matches_host(&self, host: &str) -> bool {
+    pub(crate) fn matches_host(&self, host: &str) -> bool {
         if self
             .addrs
             .iter()
@@ -88,7 +88,7 @@ impl VHost {
 
 /// Assigns MDs to vhosts. Returns, per vhost, the indices of its MDs.
 /// The base server takes part only with `MDBaseServer on`.
-pub fn assign(
+pub(crate) fn assign(
     mds: &[Md],
     vhosts: &[VHost],
     mode: MatchMode,
@@ -152,7 +152,7 @@ pub fn assign(
 
 /// Names of an SSL vhost that an MD in member mode `auto` takes over
 /// (§2.3): ServerName and aliases not yet covered.
-pub fn uncovered_names<'a>(md: &Md, vh: &'a VHost) -> Vec<&'a str> {
+pub(crate) fn uncovered_names<'a>(md: &Md, vh: &'a VHost) -> Vec<&'a str> {
     vh.names()
         .filter(|n| !md.domains.iter().any(|d| domain_matches(d, n)))
         .collect()

@@ -104,7 +104,7 @@ impl Generation {
 
     /// `staple_here` (§8.1) for server `id` with `settings`: where a
     /// certificate of it is stapled from, or None when it is not stapled.
-    pub fn staple_target(&self, id: usize, settings: &Settings) -> Option<StapleTarget> {
+    pub(crate) fn staple_target(&self, id: usize, settings: &Settings) -> Option<StapleTarget> {
         let rt = self.runtime()?;
         let md = rt.md_of(id).map(|d| &d.md);
         if let Some(md) = md.filter(|m| m.stapling) {

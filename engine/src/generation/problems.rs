@@ -36,7 +36,7 @@ pub(crate) fn problems_begin(dry_run: bool) {
 
 /// Records a store problem of `md`; true when this start had not met it
 /// yet (the caller says it).
-pub fn store_problem(md: &str, msg: &str) -> bool {
+pub(crate) fn store_problem(md: &str, msg: &str) -> bool {
     let mut p = problems();
     let v = p
         .by_md
@@ -51,7 +51,7 @@ pub fn store_problem(md: &str, msg: &str) -> bool {
 }
 
 /// The store problems this start met for `md`.
-pub fn store_problems(md: &str) -> Vec<String> {
+pub(crate) fn store_problems(md: &str) -> Vec<String> {
     problems()
         .by_md
         .as_ref()

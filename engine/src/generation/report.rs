@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 
 /// The status views of all MDs, sorted by name as the C module lists them,
 /// with the staging jobs read live (parsed again only when changed).
-pub fn views(rt: &Runtime) -> Vec<MdView<'_>> {
+pub(crate) fn views(rt: &Runtime) -> Vec<MdView<'_>> {
     let mut v: Vec<_> = rt
         .domains
         .iter()
@@ -44,7 +44,7 @@ pub fn views(rt: &Runtime) -> Vec<MdView<'_>> {
 /// (or the one covering that domain, wildcards too) with its logs, else
 /// the overview of all. `serving_staged` says whether hot activation
 /// serves an MD's staged set (our `live` member).
-pub fn md_status(
+pub(crate) fn md_status(
     rt: &Runtime,
     staplings: &[StaplingView],
     want: Option<&str>,

@@ -124,7 +124,7 @@ pub struct Runtime {
 
 impl Runtime {
     /// The runtime of a plan, before mod_ssl has said which vhosts use SSL.
-    pub fn from_plan(plan: Plan) -> Runtime {
+    pub(crate) fn from_plan(plan: Plan) -> Runtime {
         Runtime {
             global: plan.global,
             store: plan.store,
@@ -155,12 +155,15 @@ impl Runtime {
     }
 
     /// The MDs of a vhost.
-    pub fn mds_of<'a>(&'a self, v: &'a Vhost) -> impl Iterator<Item = &'a ManagedDomain> + 'a {
+    pub(crate) fn mds_of<'a>(
+        &'a self,
+        v: &'a Vhost,
+    ) -> impl Iterator<Item = &'a ManagedDomain> + 'a {
         v.mds.iter().map(|&i| &self.domains[i])
     }
 
     /// The one MD of server `id` (none when it has none or several).
-    pub fn md_of(&self, id: usize) -> Option<&ManagedDomain> {
+    pub(crate) fn md_of(&self, id: usize) -> Option<&ManagedDomain> {
         match self.vhost(id)?.mds.as_slice() {
             [mi] => Some(&self.domains[*mi]),
             _ => None,
@@ -172,12 +175,12 @@ impl Runtime {
         self.vhosts.iter().any(|v| v.mds.contains(&mi))
     }
 
-    pub fn mds(&self) -> impl Iterator<Item = &Md> {
+    pub(crate) fn mds(&self) -> impl Iterator<Item = &Md> {
         self.domains.iter().map(|d| &d.md)
     }
 
     /// The MDs the renewal job watches, as the scheduler takes them.
-    pub fn watched_items(&self) -> Vec<scheduler::Item> {
+    pub(crate) fn watched_items(&self) -> Vec<scheduler::Item> {
         self.domains
             .iter()
             .filter(|d| d.rt.watched)
@@ -200,7 +203,7 @@ impl Runtime {
 
     /// The hot-activation slots of the generation: each SSL vhost (of
     /// `ssl`) with exactly one MD.
-    pub fn hot_vhosts(&self, ssl: &HashSet<usize>) -> Vec<(usize, Md)> {
+    pub(crate) fn hot_vhosts(&self, ssl: &HashSet<usize>) -> Vec<(usize, Md)> {
         self.vhosts
             .iter()
             .filter_map(|v| match v.mds.as_slice() {
@@ -218,7 +221,7 @@ impl Runtime {
     /// MDs whose live set in `domains/` changed since this generation
     /// started: another node of a cluster installed a renewed set (only
     /// root can read `domains/`: the parent asks).
-    pub fn installed_elsewhere(&self) -> Vec<&Md> {
+    pub(crate) fn installed_elsewhere(&self) -> Vec<&Md> {
         self.domains
             .iter()
             .filter(|d| {
@@ -232,7 +235,7 @@ impl Runtime {
             .collect()
     }
 
-    pub fn restart_wanted(&self, now: Micros, eager: bool) -> Option<&Md> {
+    pub(crate) fn restart_wanted(&self, now: Micros, eager: bool) -> Option<&Md> {
         let staged = self.store.names(Group::Staging);
         self.mds().filter(|m| staged.contains(&m.name)).find(|m| {
             if eager {

@@ -435,7 +435,7 @@ fn md_runtime(
 /// `shared`: the installation happened here, and is recorded in the live
 /// `job.json` (whose log rate-limits the event); a node of a cluster that
 /// sees another node's installation fires its own, unrecorded.
-pub fn fire_installed(
+pub(crate) fn fire_installed(
     store: &Store,
     md: &Md,
     global: &Global,

@@ -8,7 +8,7 @@ use crate::base::time::{self, Micros};
 /// Delay before the next try after `errors` consecutive failures (§3.5):
 /// `retry_delay * 2^(errors-1)` capped at a day, a day right away for input
 /// related problems, then ±50% jitter from `rand` (0..=255).
-pub fn backoff(errors: i32, retry_delay: Micros, input_related: bool, rand: u8) -> Micros {
+pub(crate) fn backoff(errors: i32, retry_delay: Micros, input_related: bool, rand: u8) -> Micros {
     let day = time::from_secs(time::SECS_PER_DAY);
     let mut d = if input_related {
         day
@@ -25,7 +25,7 @@ pub fn backoff(errors: i32, retry_delay: Micros, input_related: bool, rand: u8) 
 }
 
 /// A random byte for jitter.
-pub fn rand_byte() -> u8 {
+pub(crate) fn rand_byte() -> u8 {
     let mut b = [0u8; 1];
     let _ = openssl::rand::rand_bytes(&mut b);
     b[0]
@@ -66,7 +66,7 @@ impl Event {
     }
 
     /// The least time between two notifications (§7.1); 0: none.
-    pub fn rate_limit(&self) -> Micros {
+    pub(crate) fn rate_limit(&self) -> Micros {
         let hour = time::from_secs(3600);
         match self {
             Event::Renewing | Event::Errored | Event::OcspErrored => hour,
@@ -160,7 +160,7 @@ impl Notify for CommandNotify {
 
 /// Fires an event through the job (rate limits and job log, §7.1).
 /// Returns Err with the failure text.
-pub fn fire(
+pub(crate) fn fire(
     job: &mut Job,
     notify: &mut dyn Notify,
     event: &Event,

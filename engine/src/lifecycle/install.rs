@@ -14,7 +14,7 @@ use serde_json::Value;
 use std::fs;
 
 /// Writes `domains/<md>/md.json` when it differs from what is there.
-pub fn sync_md_json(store: &Store, md: &Md) -> Result<bool, String> {
+pub(crate) fn sync_md_json(store: &Store, md: &Md) -> Result<bool, String> {
     let new = md.to_json();
     let old = store
         .load_json(Group::Domains, &md.name, "md.json")
@@ -88,7 +88,11 @@ impl From<String> for InstallError {
 /// [`purge_staging`]; on [`InstallError::Store`] nothing half-written is
 /// left (`tmp/<md>` goes, a live set moved to the archive comes back) and
 /// the staged set stays. Runs as root in the parent.
-pub fn install_staged(store: &Store, md: &Md, notes: &mut Vec<Note>) -> Result<bool, InstallError> {
+pub(crate) fn install_staged(
+    store: &Store,
+    md: &Md,
+    notes: &mut Vec<Note>,
+) -> Result<bool, InstallError> {
     let res = install_staged_in(store, md, notes);
     if let Err(InstallError::Store(_)) = &res {
         store.purge(Group::Tmp, &md.name);
@@ -248,7 +252,7 @@ fn install_staged_in(store: &Store, md: &Md, notes: &mut Vec<Note>) -> Result<bo
 /// longer configured and has all of its domains (else the most names in
 /// common), renaming `domains/` and `staging/`: a renamed MD keeps its
 /// certificate, as with the C module.
-pub fn sync_renames(store: &Store, mds: &[Md], notes: &mut Vec<Note>) {
+pub(crate) fn sync_renames(store: &Store, mds: &[Md], notes: &mut Vec<Note>) {
     let configured: Vec<&str> = mds.iter().map(|m| m.name.as_str()).collect();
     let mut orphans: Vec<(String, Vec<String>)> = store
         .names(Group::Domains)
@@ -312,7 +316,7 @@ pub fn sync_renames(store: &Store, mds: &[Md], notes: &mut Vec<Note>) {
 }
 
 /// Removes the staged set and challenge data of an MD.
-pub fn purge_staging(store: &Store, md: &Md) {
+pub(crate) fn purge_staging(store: &Store, md: &Md) {
     store.purge(Group::Staging, &md.name);
     store.purge(Group::Challenges, &md.name);
 }
@@ -332,7 +336,7 @@ pub struct HotSet {
 /// Identifies what `domains/<md>/` holds (inode, size and modification
 /// time of each certificate file): empty when there is none. Installing a
 /// set replaces the files, which changes it.
-pub fn live_stamp(store: &Store, md: &Md) -> String {
+pub(crate) fn live_stamp(store: &Store, md: &Md) -> String {
     use std::os::unix::fs::MetadataExt;
     let mut out = String::new();
     for spec in md.effective_specs() {
@@ -401,7 +405,7 @@ pub fn hot_set(store: &Store, md: &Md, now: Micros) -> Option<HotSet> {
 }
 
 /// Whether every key and chain of the MD's staged set is there.
-pub fn staged_files_present(store: &Store, md: &Md) -> bool {
+pub(crate) fn staged_files_present(store: &Store, md: &Md) -> bool {
     md.effective_specs().iter().all(|spec| {
         let sfx = spec.file_suffix();
         store
@@ -417,7 +421,7 @@ pub fn staged_files_present(store: &Store, md: &Md) -> bool {
 /// it can be renewed in turn (the renewal job renews what `domains/` holds):
 /// its certificates' renewal time, at the earliest half-way through their
 /// lifetime. None when no complete set is staged.
-pub fn staged_due_at(store: &Store, md: &Md, now: Micros) -> Option<Micros> {
+pub(crate) fn staged_due_at(store: &Store, md: &Md, now: Micros) -> Option<Micros> {
     if !md.cert_files.is_empty() || !staged_ready(store, md, now) {
         return None;
     }
@@ -436,7 +440,7 @@ pub fn staged_due_at(store: &Store, md: &Md, now: Micros) -> Option<Micros> {
 
 /// Whether the staged set of `md` is complete and its activation time has
 /// come (what a restart would install now).
-pub fn staged_ready(store: &Store, md: &Md, now: Micros) -> bool {
+pub(crate) fn staged_ready(store: &Store, md: &Md, now: Micros) -> bool {
     let Ok(job) = crate::lifecycle::jobfile::Job::load(store, Group::Staging, &md.name) else {
         return false;
     };

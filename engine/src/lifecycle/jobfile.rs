@@ -21,10 +21,10 @@ mod wire {
     use serde::{Deserialize, Deserializer, Serializer};
     use serde_json::Value;
 
-    pub use crate::base::util::lenient;
+    pub(crate) use crate::base::util::lenient;
 
     /// A list: the items that do not read are left out, the others kept.
-    pub fn lenient_items<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+    pub(crate) fn lenient_items<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
     where
         D: Deserializer<'de>,
         T: serde::de::DeserializeOwned,
@@ -39,7 +39,7 @@ mod wire {
         })
     }
 
-    pub fn is_zero(t: &Micros) -> bool {
+    pub(crate) fn is_zero(t: &Micros) -> bool {
         *t == 0
     }
 
@@ -220,7 +220,7 @@ impl Job {
         }
     }
 
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         let mut v = serde_json::to_value(self).unwrap_or_else(|_| json!({}));
         if let Some(o) = v.as_object_mut() {
             // `last` (with its derived text) after `errors`, `log` at the
@@ -274,7 +274,7 @@ impl Job {
             .map_err(|e| e.msg)
     }
 
-    pub fn add_log(
+    pub(crate) fn add_log(
         &mut self,
         now: Micros,
         kind: &str,
@@ -294,7 +294,7 @@ impl Job {
     }
 
     /// The newest log entry of a kind.
-    pub fn last_log(&self, kind: &str) -> Option<&LogEntry> {
+    pub(crate) fn last_log(&self, kind: &str) -> Option<&LogEntry> {
         self.log.iter().find(|e| e.kind == kind)
     }
 }

@@ -296,7 +296,7 @@ fn process_leased(
 }
 
 /// The cluster lease of an MD's renewal.
-pub fn lease_name(md: &str) -> String {
+pub(crate) fn lease_name(md: &str) -> String {
     format!("md@{md}")
 }
 
@@ -533,7 +533,7 @@ fn run(
 
 /// Next watchdog run (§3.1): `interval` ± 50% jitter, or earlier if a job
 /// asked for it.
-pub fn next_interval(
+pub(crate) fn next_interval(
     check_interval: Micros,
     job_next_runs: &[Micros],
     now: Micros,

@@ -103,7 +103,7 @@ impl Scheduler {
 
     /// Enters a watchdog callback; None when the process is exiting (the
     /// callback must not start work: OpenSSL is about to be torn down).
-    pub fn enter_callback(&self) -> Option<InCallback<'_>> {
+    pub(crate) fn enter_callback(&self) -> Option<InCallback<'_>> {
         let mut p = self.pool();
         if p.stopping {
             return None;
@@ -208,7 +208,7 @@ impl Scheduler {
 
     /// Counts a run that failed before its job could record anything;
     /// returns how many in a row.
-    pub fn failed(&self, md: &str) -> i32 {
+    pub(crate) fn failed(&self, md: &str) -> i32 {
         let mut p = self.pool();
         let n = p.failures.entry(md.to_string()).or_insert(0);
         *n += 1;
@@ -216,7 +216,7 @@ impl Scheduler {
     }
 
     /// A run recorded its result.
-    pub fn succeeded(&self, md: &str) {
+    pub(crate) fn succeeded(&self, md: &str) {
         self.pool().failures.remove(md);
     }
 
@@ -282,7 +282,7 @@ fn job_due(
 /// configured event commands; an unreadable or unwritable job backs off
 /// like any other error.
 #[allow(clippy::too_many_arguments)]
-pub fn process_job(
+pub(crate) fn process_job(
     sched: &Scheduler,
     host: &dyn Host,
     store: &Store,

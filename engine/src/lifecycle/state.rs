@@ -44,7 +44,7 @@ impl CertInfo {
     }
 
     /// From a chain's PEM and its parsed leaf.
-    pub fn from_leaf(key_name: &str, pem: &[u8], leaf: &X509) -> Option<CertInfo> {
+    pub(crate) fn from_leaf(key_name: &str, pem: &[u8], leaf: &X509) -> Option<CertInfo> {
         Some(CertInfo {
             key_name: key_name.to_string(),
             not_before: crypto::asn1_micros(leaf.not_before()),
@@ -69,7 +69,7 @@ impl CertInfo {
     }
 
     /// Whether the certificate covers `name` (exactly or by a wildcard).
-    pub fn covers(&self, name: &str) -> bool {
+    pub(crate) fn covers(&self, name: &str) -> bool {
         self.names
             .iter()
             .any(|n| crate::config::vhost::domain_matches(n, name) || n.eq_ignore_ascii_case(name))
@@ -86,7 +86,7 @@ pub struct Found {
     pub certs: Vec<Option<CertInfo>>,
 }
 
-pub fn compute_state(store: &Store, md: &Md) -> Found {
+pub(crate) fn compute_state(store: &Store, md: &Md) -> Found {
     let mut certs = Vec::new();
     let mut state = State::Complete;
     let mut descr = None;
@@ -169,7 +169,7 @@ pub const SHORT_LIVED: Micros =
 /// The start of a certificate's renew window: `MDRenewWindow` applied to
 /// its real lifetime; a short-lived one ([`SHORT_LIVED`]) renews at half
 /// its lifetime at the latest.
-pub fn cert_renew_at(md: &Md, c: &CertInfo) -> Micros {
+pub(crate) fn cert_renew_at(md: &Md, c: &CertInfo) -> Micros {
     let life = c.not_after - c.not_before;
     let at = c.not_after - md.renew_window.length_within(life);
     if life < SHORT_LIVED {
@@ -181,7 +181,7 @@ pub fn cert_renew_at(md: &Md, c: &CertInfo) -> Micros {
 
 /// When to renew (§3.4): the earliest start of a renew window; `now` for
 /// incomplete MDs or missing certificates.
-pub fn renew_at(md: &Md, state: State, certs: &[Option<CertInfo>], now: Micros) -> Micros {
+pub(crate) fn renew_at(md: &Md, state: State, certs: &[Option<CertInfo>], now: Micros) -> Micros {
     if state != State::Complete || certs.iter().any(Option::is_none) {
         return now;
     }
@@ -194,7 +194,7 @@ pub fn renew_at(md: &Md, state: State, certs: &[Option<CertInfo>], now: Micros) 
 }
 
 /// When the warn window starts.
-pub fn warn_at(md: &Md, certs: &[Option<CertInfo>]) -> Option<Micros> {
+pub(crate) fn warn_at(md: &Md, certs: &[Option<CertInfo>]) -> Option<Micros> {
     certs
         .iter()
         .flatten()
@@ -204,7 +204,7 @@ pub fn warn_at(md: &Md, certs: &[Option<CertInfo>]) -> Option<Micros> {
 
 /// Keeps what the store knows and the config does not say (§2.2 after-SSL
 /// step 2): contacts, CA URL and account of the stored md.json.
-pub fn merge_stored(md: &mut Md, stored: Option<&Value>) {
+pub(crate) fn merge_stored(md: &mut Md, stored: Option<&Value>) {
     let Some(j) = stored else { return };
     let Ok(st) = crate::config::StoredMd::deserialize(j) else {
         return;
@@ -221,7 +221,7 @@ pub fn merge_stored(md: &mut Md, stored: Option<&Value>) {
 }
 
 /// The challenge types an MD can use, in order of preference (§4.6).
-pub fn challenge_types(
+pub(crate) fn challenge_types(
     md: &Md,
     http_ok: bool,
     https_ok: bool,
@@ -291,7 +291,7 @@ const LETSENCRYPT_PROFILE_LIMITS: [(&str, usize); 2] = [("shortlived", 25), ("tl
 /// An error for an MD with more names than its CA's profile allows, where
 /// the CA states the limit (Let's Encrypt's profiles): said at start-up,
 /// before an order is refused.
-pub fn profile_limit_error(md: &Md) -> Option<String> {
+pub(crate) fn profile_limit_error(md: &Md) -> Option<String> {
     let p = md.profile.as_deref()?;
     let ca = md.ca_urls.first()?;
     if !ca.contains("api.letsencrypt.org") {

@@ -8,7 +8,7 @@ use crate::config::{tailscale_socket_path as socket_path, Md, TAILSCALE_DEFAULT_
 use crate::store::{Group, Store};
 
 /// Whether an MD gets its certificates from tailscale.
-pub fn is_tailscale(md: &Md) -> bool {
+pub(crate) fn is_tailscale(md: &Md) -> bool {
     md.ca_proto.is_tailscale()
 }
 
@@ -16,7 +16,12 @@ pub fn is_tailscale(md: &Md) -> bool {
 /// them as a renewal would (`staging/<md>/privkey.pem`, `pubcert.pem`,
 /// `md.json`). Returns the notBefore of the certificate. `run_user` is
 /// named in the error when the socket is not accessible.
-pub fn fetch(store: &Store, md: &Md, user_agent: &str, run_user: &str) -> Result<i64, AcmeError> {
+pub(crate) fn fetch(
+    store: &Store,
+    md: &Md,
+    user_agent: &str,
+    run_user: &str,
+) -> Result<i64, AcmeError> {
     let url = md
         .ca_urls
         .first()

@@ -64,7 +64,7 @@ pub struct Meta {
 
 impl Meta {
     /// When the CRL is to be asked for again.
-    pub fn next_fetch(&self) -> Micros {
+    pub(crate) fn next_fetch(&self) -> Micros {
         if let Some(f) = self.failed.filter(|f| *f >= self.fetched) {
             return time::from_secs(f) + RETRY;
         }
@@ -130,7 +130,7 @@ fn dir(store: &Store) -> PathBuf {
 }
 
 /// Whether the store has the CRL cache (made at start by the parent).
-pub fn cache_ready(store: &Store) -> bool {
+pub(crate) fn cache_ready(store: &Store) -> bool {
     dir(store).is_dir()
 }
 
@@ -139,7 +139,7 @@ fn md_file(store: &Store, md: &str) -> PathBuf {
 }
 
 /// Creates `crl/` for the renewal job's user (root parent at start-up).
-pub fn ensure_dir(store: &Store, user: Option<u32>) -> std::io::Result<()> {
+pub(crate) fn ensure_dir(store: &Store, user: Option<u32>) -> std::io::Result<()> {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let d = dir(store);
     if !d.is_dir() {
@@ -155,12 +155,12 @@ pub fn ensure_dir(store: &Store, user: Option<u32>) -> std::io::Result<()> {
 }
 
 /// The last result for `md`, if any.
-pub fn load_md(store: &Store, md: &str) -> Option<MdCheck> {
+pub(crate) fn load_md(store: &Store, md: &str) -> Option<MdCheck> {
     serde_json::from_slice(&fs::read(md_file(store, md)).ok()?).ok()
 }
 
 /// The serial of a certificate as md-status shows it.
-pub fn serial_hex(c: &X509) -> String {
+pub(crate) fn serial_hex(c: &X509) -> String {
     c.serial_number()
         .to_bn()
         .ok()
@@ -169,7 +169,7 @@ pub fn serial_hex(c: &X509) -> String {
 }
 
 /// The http(s) URLs of a certificate's CRL distribution points.
-pub fn cdp_urls(c: &X509) -> Vec<String> {
+pub(crate) fn cdp_urls(c: &X509) -> Vec<String> {
     let mut out = Vec::new();
     for dp in c.crl_distribution_points().iter().flatten() {
         let Some(names) = dp.distpoint().and_then(|n| n.fullname()) else {
@@ -190,7 +190,7 @@ pub fn cdp_urls(c: &X509) -> Vec<String> {
 /// The certificates of `md` to check: its live set as start-up read it
 /// (the parent reads `domains/`, which the child cannot), or the files of a
 /// static MD. Only certificates that name a CRL distribution point.
-pub fn targets(
+pub(crate) fn targets(
     md: &crate::config::Md,
     certs: &[Option<crate::lifecycle::state::CertInfo>],
 ) -> Vec<Target> {
@@ -224,7 +224,10 @@ pub fn targets(
 
 /// The certificates of a managed `md` to check when its vhosts serve a
 /// staged set (hot activation): that set's, not the live set's it replaced.
-pub fn targets_of_set(md: &crate::config::Md, set: &crate::serving::hot::TlsSet) -> Vec<Target> {
+pub(crate) fn targets_of_set(
+    md: &crate::config::Md,
+    set: &crate::serving::hot::TlsSet,
+) -> Vec<Target> {
     let specs = md.effective_specs();
     set.pairs
         .iter()
@@ -249,7 +252,7 @@ fn leaf_names_crl(c: &crate::lifecycle::state::CertInfo) -> bool {
 }
 
 /// Whether one of `certs` names a CRL (start-up: no chain is parsed).
-pub fn any_names_crl(certs: &[Option<crate::lifecycle::state::CertInfo>]) -> bool {
+pub(crate) fn any_names_crl(certs: &[Option<crate::lifecycle::state::CertInfo>]) -> bool {
     certs.iter().flatten().any(leaf_names_crl)
 }
 
@@ -575,7 +578,7 @@ pub fn pass(store: &Store, client: &Client, mds: &[&str], targets: &[Target], no
 }
 
 /// The message for a newly seen revocation.
-pub fn revoked_message(md: &str, c: &CertCheck, is_static: bool) -> String {
+pub(crate) fn revoked_message(md: &str, c: &CertCheck, is_static: bool) -> String {
     let what = format!(
         "md({md}): the certificate {} (serial {}) is revoked: the CRL at {} lists it{}{}",
         c.file,
@@ -615,16 +618,16 @@ impl Registry {
     }
 
     /// Whether a pass is due.
-    pub fn due(&self, now: Micros) -> bool {
+    pub(crate) fn due(&self, now: Micros) -> bool {
         now >= self.lock().next_due
     }
 
-    pub fn next_due(&self) -> Micros {
+    pub(crate) fn next_due(&self) -> Micros {
         self.lock().next_due
     }
 
     /// Takes a pass's findings.
-    pub fn update(&self, p: &Pass) {
+    pub(crate) fn update(&self, p: &Pass) {
         let mut s = self.lock();
         s.next_due = p.next_due;
         s.revoked = p.revoked.clone();
@@ -640,7 +643,7 @@ impl Registry {
 }
 
 /// The md-status member of an MD (`crl`), if it was checked.
-pub fn status_json(store: &Store, md: &str) -> Option<serde_json::Value> {
+pub(crate) fn status_json(store: &Store, md: &str) -> Option<serde_json::Value> {
     serde_json::to_value(load_md(store, md)?).ok()
 }
 

@@ -100,7 +100,7 @@ pub type Loader<'a, L> = &'a dyn Fn(&HotSet) -> Option<L>;
 impl<L> HotSlots<L> {
     /// Sets up the slots of this generation: one per (vhost id, MD) of an
     /// SSL vhost whose MD is renewed here (not static files).
-    pub fn prepare(&self, store: &Store, vhosts: Vec<(usize, Md)>) {
+    pub(crate) fn prepare(&self, store: &Store, vhosts: Vec<(usize, Md)>) {
         let map = vhosts
             .into_iter()
             .filter(|(_, md)| md.cert_files.is_empty())
@@ -216,7 +216,7 @@ impl<L> HotSlots<L> {
 
     /// Whether some vhost of `md` serves a staged set now (md-status
     /// `live`).
-    pub fn serving_staged(
+    pub(crate) fn serving_staged(
         &self,
         md: &str,
         now: Micros,

@@ -60,7 +60,7 @@ pub struct Response {
 
 impl Response {
     /// The store file's JSON (§8.3).
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         json!({
             "response": util::b64url_encode(&self.der),
             "status": self.status.as_str(),
@@ -99,7 +99,7 @@ impl Response {
 
     /// Start of the renewal window: `until − window` (window relative to
     /// the response's lifetime).
-    pub fn renew_at(&self, window: &TimeSlice) -> Micros {
+    pub(crate) fn renew_at(&self, window: &TimeSlice) -> Micros {
         self.valid_until - window.length_within(self.valid_until - self.valid_from)
     }
 }
@@ -168,7 +168,7 @@ impl Cert {
     }
 
     /// SHA-256 fingerprint of the certificate, lower-case hex.
-    pub fn sha256(&self) -> String {
+    pub(crate) fn sha256(&self) -> String {
         self.cert
             .digest(MessageDigest::sha256())
             .map(|d| hex(&d))
@@ -237,7 +237,7 @@ impl Cert {
     }
 
     /// Asks the responder (HTTP POST) and checks its answer.
-    pub fn fetch(&self, client: &Client, now: Micros) -> Result<Response, String> {
+    pub(crate) fn fetch(&self, client: &Client, now: Micros) -> Result<Response, String> {
         let mut nonce = [0u8; 16];
         openssl::rand::rand_bytes(&mut nonce).map_err(|e| e.to_string())?;
         let req = self.request(&nonce)?;
@@ -266,7 +266,7 @@ impl Cert {
     /// The stored response: `Ok(None)` without a file (or without a
     /// `response` in it, as the C module), `Err` for a file that cannot be
     /// read or parsed.
-    pub fn try_load(&self, store: &Store) -> Result<Option<Response>, String> {
+    pub(crate) fn try_load(&self, store: &Store) -> Result<Option<Response>, String> {
         match store.load_json(Group::Ocsp, &self.dir, &self.file()) {
             Ok(Some(v)) => Ok(Response::from_json(&v)),
             Ok(None) => Ok(None),
@@ -275,7 +275,7 @@ impl Cert {
     }
 
     /// Modification time of the store file (µs), 0 when missing.
-    pub fn file_mtime(&self, store: &Store) -> Micros {
+    pub(crate) fn file_mtime(&self, store: &Store) -> Micros {
         util::mtime_micros(&store.path(Group::Ocsp, &self.dir, &self.file())).unwrap_or(0)
     }
 
@@ -288,7 +288,7 @@ impl Cert {
 
 /// How often a process re-reads a response file from the store once the
 /// response is in its renewal window (§8.2).
-pub fn reload_interval(resp: Option<&Response>, now: Micros) -> Micros {
+pub(crate) fn reload_interval(resp: Option<&Response>, now: Micros) -> Micros {
     match resp {
         None => 0,
         Some(r) => {
@@ -306,7 +306,7 @@ pub fn reload_interval(resp: Option<&Response>, now: Micros) -> Micros {
 
 /// Deletes response files older than the keep window (§8.3). Returns the
 /// paths removed.
-pub fn prune(store: &Store, keep: &TimeSlice, now: Micros) -> Vec<String> {
+pub(crate) fn prune(store: &Store, keep: &TimeSlice, now: Micros) -> Vec<String> {
     let cutoff = now - keep.length_within(KEEP_NORM);
     let mut removed = Vec::new();
     for dir in store.names(Group::Ocsp) {
@@ -406,7 +406,7 @@ mod der {
     /// OCSPRequest { TBSRequest { ..., requestList } } gets
     /// `requestExtensions [2] { Extensions { nonce } }` at the end of its
     /// TBSRequest (which OpenSSL wrote without extensions).
-    pub fn add_nonce(req: &[u8], nonce: &[u8]) -> Option<Vec<u8>> {
+    pub(crate) fn add_nonce(req: &[u8], nonce: &[u8]) -> Option<Vec<u8>> {
         let (0x30, outer, _) = tlv(req)? else {
             return None;
         };
@@ -424,7 +424,7 @@ mod der {
     }
 
     /// The nonce of an OCSPResponse's BasicOCSPResponse, if it has one.
-    pub fn response_nonce(resp: &[u8]) -> Option<Vec<u8>> {
+    pub(crate) fn response_nonce(resp: &[u8]) -> Option<Vec<u8>> {
         let (0x30, outer, _) = tlv(resp)? else {
             return None;
         };

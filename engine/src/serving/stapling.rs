@@ -58,7 +58,7 @@ impl Stapling {
 
     /// A new, empty registry for this configuration pass (before mod_ssl's
     /// post_config primes certificates into it).
-    pub fn reset(&self, store: Store, renew_window: TimeSlice) {
+    pub(crate) fn reset(&self, store: Store, renew_window: TimeSlice) {
         *self.lock() = Some(Registry {
             store,
             renew_window,
@@ -68,12 +68,12 @@ impl Stapling {
     }
 
     /// Number of registered certificates.
-    pub fn count(&self) -> usize {
+    pub(crate) fn count(&self) -> usize {
         self.lock().as_ref().map_or(0, |r| r.entries.len())
     }
 
     /// Whether a registry exists (after `reset`).
-    pub fn active(&self) -> bool {
+    pub(crate) fn active(&self) -> bool {
         self.lock().is_some()
     }
 
@@ -183,7 +183,7 @@ impl Stapling {
 
     /// Whether the responder reported a certificate of an MD revoked
     /// (§3.3). Reads the store: the refresh loop may run in another child.
-    pub fn md_revoked(&self, md: &str) -> bool {
+    pub(crate) fn md_revoked(&self, md: &str) -> bool {
         let (store, certs): (Store, Vec<Cert>) = {
             let guard = self.lock();
             let Some(reg) = guard.as_ref() else {
@@ -200,7 +200,7 @@ impl Stapling {
 
     /// The stapled certificates for the status pages, with what the store
     /// holds (responses another child fetched, job.json).
-    pub fn views(&self, now: Micros) -> Vec<StaplingView> {
+    pub(crate) fn views(&self, now: Micros) -> Vec<StaplingView> {
         let (store, mut views) = {
             let mut guard = self.lock();
             let Some(reg) = guard.as_mut() else {
@@ -461,7 +461,7 @@ impl StaplingView {
 
     /// The OCSP job is only shown when the status is unknown or the
     /// refresh time has passed (§6.3).
-    pub fn shown_job(&self, now: Micros) -> Option<&Job> {
+    pub(crate) fn shown_job(&self, now: Micros) -> Option<&Job> {
         let due = self.resp.is_none() || self.refresh_at.is_some_and(|t| t <= now);
         self.job.as_ref().filter(|_| due)
     }

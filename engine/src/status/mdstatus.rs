@@ -13,7 +13,7 @@ use openssl::x509::{X509NameRef, X509};
 use serde_json::{json, Map, Value};
 
 /// `X509_NAME_oneline`: `/C=US/O=Pebble/CN=...`.
-pub fn name_oneline(n: &X509NameRef) -> String {
+pub(crate) fn name_oneline(n: &X509NameRef) -> String {
     n.entries()
         .map(|e| {
             let k = e.object().nid().short_name().unwrap_or("?");
@@ -24,7 +24,7 @@ pub fn name_oneline(n: &X509NameRef) -> String {
 }
 
 /// The status object of one certificate.
-pub fn cert_json(info: &CertInfo) -> Option<Value> {
+pub(crate) fn cert_json(info: &CertInfo) -> Option<Value> {
     let c = info.leaf()?;
     let mut o = Map::new();
     o.insert("issuer-name".into(), json!(name_oneline(c.issuer_name())));
@@ -46,7 +46,7 @@ pub fn cert_json(info: &CertInfo) -> Option<Value> {
 
 /// `cert` object: one member per key with a certificate, plus `valid`, the
 /// intersection of their validity.
-pub fn certs_json(certs: &[Option<CertInfo>]) -> Value {
+pub(crate) fn certs_json(certs: &[Option<CertInfo>]) -> Value {
     let mut o = Map::new();
     let (mut from, mut until): (Micros, Micros) = (0, 0);
     for info in certs.iter().flatten() {
@@ -70,7 +70,7 @@ pub fn certs_json(certs: &[Option<CertInfo>]) -> Value {
 }
 
 /// The staged certificates of an MD (for `renewal.cert`).
-pub fn staged_certs(store: &Store, md: &Md) -> Vec<Option<CertInfo>> {
+pub(crate) fn staged_certs(store: &Store, md: &Md) -> Vec<Option<CertInfo>> {
     md.effective_specs()
         .iter()
         .map(|s| {
@@ -152,7 +152,7 @@ pub fn md_json(
 
 /// The overview: `{"version": ..., "managed-domains": [...]}`, MDs sorted by
 /// name, without job logs.
-pub fn overview(items: Vec<Value>) -> Value {
+pub(crate) fn overview(items: Vec<Value>) -> Value {
     let mut items = items;
     items.sort_by(|a, b| {
         a["name"]
@@ -222,7 +222,7 @@ pub fn certificate_status(md: &Md, md_json: &Value) -> Value {
 /// gets no `ocsp` object (the C module's shape); our MD-level
 /// `stapling-reason` says why, per key name (`certs`: the MD's
 /// certificates).
-pub fn add_ocsp(
+pub(crate) fn add_ocsp(
     md_json: &mut Value,
     views: &[StaplingView],
     with_logs: bool,

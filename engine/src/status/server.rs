@@ -85,7 +85,7 @@ pub(crate) fn job_failed(j: &Job) -> bool {
 }
 
 /// mod_status `?auto` lines (§6.3).
-pub fn server_status_text(
+pub(crate) fn server_status_text(
     views: &[MdView<'_>],
     check_name: &str,
     check_url: &str,
@@ -228,7 +228,7 @@ pub(crate) fn html_escape(s: &str) -> String {
 }
 
 /// mod_status HTML section (§6.3).
-pub fn server_status_html(
+pub(crate) fn server_status_html(
     views: &[MdView<'_>],
     check_name: &str,
     check_url: &str,
@@ -450,7 +450,7 @@ pub fn metrics(views: &[MdView<'_>], now: Micros) -> String {
 }
 
 /// Newest `finished` entry of a job log (µs), 0 if none.
-pub fn last_finished(job: &Job) -> Micros {
+pub(crate) fn last_finished(job: &Job) -> Micros {
     job.last_log("finished").map_or(0, |e| e.when)
 }
 

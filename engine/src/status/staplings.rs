@@ -15,7 +15,7 @@ pub(crate) fn sorted(views: &[StaplingView]) -> Vec<&StaplingView> {
 }
 
 /// mod_status `?auto` lines of the managed staplings (§6.3).
-pub fn staplings_text(views: &[StaplingView], now: Micros) -> String {
+pub(crate) fn staplings_text(views: &[StaplingView], now: Micros) -> String {
     let count = |s: &str| views.iter().filter(|v| v.status() == s).count();
     let mut out = format!(
         "ManagedStaplingsTotal: {}\nManagedStaplingsOK: {}\nManagedStaplingsRenew: {}\nManagedStaplingsErrored: {}\n",
@@ -61,7 +61,7 @@ pub fn staplings_text(views: &[StaplingView], now: Micros) -> String {
 
 /// mod_status HTML table of the managed staplings (§6.3); empty without
 /// stapled certificates.
-pub fn staplings_html(views: &[StaplingView], now: Micros) -> String {
+pub(crate) fn staplings_html(views: &[StaplingView], now: Micros) -> String {
     if views.is_empty() {
         return String::new();
     }

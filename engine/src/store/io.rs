@@ -45,7 +45,7 @@ impl Store {
     }
 
     /// Writes a file atomically into `<group>/<name>/`.
-    pub fn save_bytes(
+    pub(crate) fn save_bytes(
         &self,
         g: Group,
         name: &str,
@@ -86,7 +86,13 @@ impl Store {
         }
     }
 
-    pub fn save_json(&self, g: Group, name: &str, file: &str, v: &Value) -> Result<(), StoreError> {
+    pub(crate) fn save_json(
+        &self,
+        g: Group,
+        name: &str,
+        file: &str,
+        v: &Value,
+    ) -> Result<(), StoreError> {
         self.save_bytes(g, name, file, json_pretty(v).as_bytes(), false)
     }
 
@@ -109,7 +115,7 @@ impl Store {
     /// (replacing an older one), reported once in `notes` at warn with its
     /// path, and `Ok(None)` lets the caller start afresh: no manual `rm` is
     /// ever needed. `Err` only when it cannot even be set aside.
-    pub fn load_json_healing(
+    pub(crate) fn load_json_healing(
         &self,
         g: Group,
         name: &str,
@@ -147,7 +153,7 @@ impl Store {
 
     /// Writes a private key, encrypted with the store key where the group
     /// requires it, mode 0600.
-    pub fn save_key(
+    pub(crate) fn save_key(
         &self,
         g: Group,
         name: &str,
@@ -164,7 +170,7 @@ impl Store {
     /// Like [`Store::save_key`], but only if the file does not exist yet
     /// (created atomically: `Ok(false)` when another writer was first, e.g.
     /// another node of a cluster starting at the same time).
-    pub fn save_key_new(
+    pub(crate) fn save_key_new(
         &self,
         g: Group,
         name: &str,
@@ -203,12 +209,12 @@ impl Store {
         }
     }
 
-    pub fn remove(&self, g: Group, name: &str, file: &str) {
+    pub(crate) fn remove(&self, g: Group, name: &str, file: &str) {
         let _ = fs::remove_file(self.path(g, name, file));
     }
 
     /// Removes `<group>/<name>` with everything in it.
-    pub fn purge(&self, g: Group, name: &str) {
+    pub(crate) fn purge(&self, g: Group, name: &str) {
         if !name.is_empty() && !name.contains('/') && name != ".." {
             let _ = fs::remove_dir_all(self.group_dir(g).join(name));
         }
@@ -224,16 +230,17 @@ impl Store {
         sorted_dir(&self.group_dir(g))
     }
 
+    #[cfg(test)]
     /// Removes every entry of group `g` whose name is not in `keep` (spec
     /// §2.2 after-SSL step 4: stale challenge data of MDs no longer
     /// configured). Names are compared exactly.
-    pub fn purge_group_except(&self, g: Group, keep: &[&str]) -> Vec<Note> {
+    pub(crate) fn purge_group_except(&self, g: Group, keep: &[&str]) -> Vec<Note> {
         self.purge_group_except_older(g, keep, None)
     }
 
     /// [`Store::purge_group_except`], sparing entries modified within `age`
     /// (another node of a cluster may be using them right now).
-    pub fn purge_group_except_older(
+    pub(crate) fn purge_group_except_older(
         &self,
         g: Group,
         keep: &[&str],

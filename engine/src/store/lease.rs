@@ -51,11 +51,11 @@ pub struct Holder {
 }
 
 impl Holder {
-    pub fn since_micros(&self) -> Micros {
+    pub(crate) fn since_micros(&self) -> Micros {
         time::from_secs(self.since)
     }
 
-    pub fn expires_micros(&self) -> Micros {
+    pub(crate) fn expires_micros(&self) -> Micros {
         time::from_secs(self.expires)
     }
 }
@@ -86,11 +86,11 @@ impl Leases {
         })
     }
 
-    pub fn node(&self) -> &str {
+    pub(crate) fn node(&self) -> &str {
         &self.node
     }
 
-    pub fn ttl(&self) -> Micros {
+    pub(crate) fn ttl(&self) -> Micros {
         self.ttl
     }
 
@@ -98,7 +98,7 @@ impl Leases {
     /// (md-status), written by the renewal job as `user`. Removes what
     /// dead writers left there (temp files, claims, leases expired an hour
     /// ago); returns how many.
-    pub fn prepare(&self, user: Option<u32>) -> io::Result<usize> {
+    pub(crate) fn prepare(&self, user: Option<u32>) -> io::Result<usize> {
         if !self.dir.is_dir() {
             fs::create_dir_all(&self.dir)?;
         }
@@ -127,7 +127,7 @@ impl Leases {
     }
 
     /// Who holds lease `name` now (an expired holder too), if anyone.
-    pub fn holder(&self, name: &str) -> Option<Holder> {
+    pub(crate) fn holder(&self, name: &str) -> Option<Holder> {
         read(&self.path(name))
     }
 
@@ -142,7 +142,7 @@ impl Leases {
 
     /// Takes lease `name` if nobody else holds it. A taken lease is
     /// refreshed on a thread of its own until it is dropped.
-    pub fn try_take(&self, name: &str, now: Micros) -> io::Result<Take> {
+    pub(crate) fn try_take(&self, name: &str, now: Micros) -> io::Result<Take> {
         let path = self.path(name);
         let token = token();
         let mine = Holder {
@@ -196,7 +196,11 @@ impl Leases {
 
     /// Takes lease `name`, waiting up to `wait` for its holder to let go.
     /// `Ok(None)`: still held by someone else after `wait`.
-    pub fn take_waiting(&self, name: &str, wait: std::time::Duration) -> io::Result<Option<Lease>> {
+    pub(crate) fn take_waiting(
+        &self,
+        name: &str,
+        wait: std::time::Duration,
+    ) -> io::Result<Option<Lease>> {
         let end = std::time::Instant::now() + wait;
         loop {
             match self.try_take(name, time::now())? {
@@ -325,7 +329,7 @@ impl Lease {
     }
 
     /// What the lease file says.
-    pub fn holder(&self) -> Holder {
+    pub(crate) fn holder(&self) -> Holder {
         self.shared
             .holder
             .lock()
@@ -335,7 +339,7 @@ impl Lease {
 
     /// Raised when another node took the lease over; work under the lease
     /// should stop at its next safe point.
-    pub fn lost_flag(&self) -> Arc<AtomicBool> {
+    pub(crate) fn lost_flag(&self) -> Arc<AtomicBool> {
         self.shared.lost.clone()
     }
 

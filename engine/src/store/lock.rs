@@ -56,7 +56,7 @@ impl Store {
     /// generation's run must not work on the same order meanwhile (both
     /// would ask the CA to validate the same challenge). `Ok(None)`: held
     /// by another process.
-    pub fn lock_md(&self, name: &str) -> Result<Option<MdLock>, StoreError> {
+    pub(crate) fn lock_md(&self, name: &str) -> Result<Option<MdLock>, StoreError> {
         let dir = self.ensure_name_dir(Group::Staging, name)?;
         let f =
             fs::File::open(&dir).map_err(|e| err(format!("cannot open {}: {e}", dir.display())))?;

@@ -35,7 +35,7 @@ pub enum Group {
 }
 
 impl Group {
-    pub fn dir_name(self) -> &'static str {
+    pub(crate) fn dir_name(self) -> &'static str {
         match self {
             Group::None => "",
             Group::Accounts => "accounts",
@@ -49,7 +49,7 @@ impl Group {
     }
 
     /// Mode a group directory is created with (the C module's).
-    pub fn create_mode(self) -> u32 {
+    pub(crate) fn create_mode(self) -> u32 {
         match self {
             Group::None => 0o755,
             Group::Domains | Group::Tmp | Group::Archive => 0o700,
@@ -61,7 +61,7 @@ impl Group {
     /// the per-name directories in it: as the C module, `accounts`,
     /// `staging`, `challenges` and `ocsp` open up to 0755 (the renewal job
     /// running as httpd's User reads the accounts the parent installed).
-    pub fn used_mode(self) -> u32 {
+    pub(crate) fn used_mode(self) -> u32 {
         match self {
             Group::Domains | Group::Tmp | Group::Archive => 0o700,
             _ => 0o755,
@@ -70,12 +70,12 @@ impl Group {
 
     /// Whether the group directory is handed to httpd's `User` (the renewal
     /// job in the child writes there).
-    pub fn owned_by_user(self) -> bool {
+    pub(crate) fn owned_by_user(self) -> bool {
         matches!(self, Group::Challenges | Group::Staging | Group::Ocsp)
     }
 
     /// Whether private keys in this group are stored encrypted.
-    pub fn encrypts_keys(self) -> bool {
+    pub(crate) fn encrypts_keys(self) -> bool {
         !matches!(self, Group::Domains | Group::Challenges | Group::Tmp)
     }
 }
@@ -338,7 +338,7 @@ impl Store {
 
     /// Creates a group directory with its mode and, for child-written
     /// groups, hands it to `user`.
-    pub fn ensure_group(&self, g: Group, user: Option<u32>) -> std::io::Result<()> {
+    pub(crate) fn ensure_group(&self, g: Group, user: Option<u32>) -> std::io::Result<()> {
         let dir = self.group_dir(g);
         if !ensure_dir(&dir, g.create_mode())?
             && g == Group::Accounts
@@ -365,7 +365,7 @@ impl Store {
     /// Removes the temp files that writers which died (a crash, a killed
     /// node of a cluster) left in the store's directories, once they are
     /// ten minutes old; returns how many.
-    pub fn remove_stale_tmp(&self) -> usize {
+    pub(crate) fn remove_stale_tmp(&self) -> usize {
         let age = std::time::Duration::from_secs(600);
         let mut n = util::remove_stale_tmp(&self.root, age);
         for g in [
@@ -386,7 +386,7 @@ impl Store {
 
     /// Gives a group directory its mode of a group in use (the parent does
     /// this when it installs a staged set, as the C module does).
-    pub fn open_group(&self, g: Group) -> Result<(), StoreError> {
+    pub(crate) fn open_group(&self, g: Group) -> Result<(), StoreError> {
         let dir = self.group_dir(g);
         set_mode(&dir, g.used_mode())
             .map_err(|e| err(format!("cannot set the mode of {}: {e}", dir.display())))
@@ -417,7 +417,7 @@ fn sorted_dir(dir: &Path) -> Vec<String> {
 
 /// Mode of a file written into a group: private keys are always 0600 (the
 /// C module leaves staged keys 0644); other files follow the group.
-pub fn file_mode(g: Group, is_key: bool) -> u32 {
+pub(crate) fn file_mode(g: Group, is_key: bool) -> u32 {
     if is_key {
         return 0o600;
     }

@@ -38,7 +38,7 @@ impl Request {
         }
     }
 
-    pub fn since_micros(&self) -> Micros {
+    pub(crate) fn since_micros(&self) -> Micros {
         time::from_secs(self.since)
     }
 }
@@ -57,7 +57,7 @@ pub fn load(store: &Store, md: &str) -> Option<Request> {
 }
 
 /// Whether a request for `md` is pending (a cheap check for every run).
-pub fn pending(store: &Store, md: &str) -> bool {
+pub(crate) fn pending(store: &Store, md: &str) -> bool {
     path(store, md).exists()
 }
 

@@ -187,7 +187,7 @@ static CHECKED: std::sync::LazyLock<
 /// the first certificate. An encrypted key is taken as it is when
 /// `encrypted_ok` (mod_ssl asks for its pass phrase; only the chain can be
 /// checked). Unchanged files are not checked again in this process.
-pub fn check_pair(key: &Path, cert: &Path, encrypted_ok: bool) -> Result<(), Broken> {
+pub(crate) fn check_pair(key: &Path, cert: &Path, encrypted_ok: bool) -> Result<(), Broken> {
     let stamps = (FileStamp::of(key), FileStamp::of(cert));
     let id = (key.to_path_buf(), cert.to_path_buf());
     if let (Some(_), Some(_)) = stamps {
@@ -216,7 +216,7 @@ pub struct Chain {
 /// Reads a certificate chain file and parses its leaf (the others are
 /// checked, each distinct one once per process); what is wrong as the
 /// error log says it.
-pub fn read_chain(cert: &Path) -> Result<Chain, Broken> {
+pub(crate) fn read_chain(cert: &Path) -> Result<Chain, Broken> {
     let pem = fs::read(cert).map_err(|e| broken(cert, format!("cannot be read ({e})")))?;
     if pem.iter().all(u8::is_ascii_whitespace) {
         return Err(broken(cert, "is empty"));
@@ -261,7 +261,7 @@ pub struct LivePair {
 
 /// The live pairs of an MD: one per key spec in `domains/<md>/`, or the
 /// static files.
-pub fn live_files(store: &Store, md: &Md) -> Vec<LivePair> {
+pub(crate) fn live_files(store: &Store, md: &Md) -> Vec<LivePair> {
     if !md.cert_files.is_empty() {
         return md
             .cert_files
@@ -368,7 +368,7 @@ pub fn check(store: &Store, md: &mut Md, staged: &dyn Fn(&Md) -> bool) -> Vec<St
 /// static files as configured, else the live pairs that exist.
 /// Files start-up found broken ([`crate::store::sets::check`]) are never among
 /// them: a static set with one goes entirely (its vhosts get the fallback).
-pub fn servable_files(store: &Store, md: &Md) -> Vec<(String, String)> {
+pub(crate) fn servable_files(store: &Store, md: &Md) -> Vec<(String, String)> {
     if !md.cert_files.is_empty() && !md.found.broken.is_empty() {
         return Vec::new();
     }
@@ -387,7 +387,7 @@ pub fn servable_files(store: &Store, md: &Md) -> Vec<(String, String)> {
 /// The fallback key/certificate pairs of an MD, created when missing
 /// (§2.4; existing ones are reused even when expired) with keys from
 /// `keys`. Returns (key path, cert path) per key spec.
-pub fn ensure_fallbacks(
+pub(crate) fn ensure_fallbacks(
     store: &Store,
     md: &Md,
     keys: &crypto::KeyCache,
@@ -462,7 +462,7 @@ pub fn ensure_fallbacks(
 
 /// The fallback pairs of an MD made in `dir` (outside the store, when the
 /// store cannot be written): made anew, key 0600, certificate 0644.
-pub fn fallbacks_in(
+pub(crate) fn fallbacks_in(
     dir: &std::path::Path,
     md: &Md,
     keys: &crypto::KeyCache,
