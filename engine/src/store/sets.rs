@@ -95,25 +95,21 @@ fn tlv(d: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     (d.len() >= len).then(|| (tag, &d[..len], &d[len..]))
 }
 
+/// DER: one tag-length-value of tag `tag`; (value, rest).
+fn take(d: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
+    let (t, v, rest) = tlv(d)?;
+    (t == tag).then_some((v, rest))
+}
+
 /// The RSAPrivateKey inside a PKCS#8 PrivateKeyInfo, when it holds an RSA
 /// key (RFC 5208: SEQUENCE { INTEGER, AlgorithmIdentifier, OCTET STRING }).
 fn pkcs8_rsa(der: &[u8]) -> Option<&[u8]> {
     const RSA_OID: [u8; 9] = [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
-    let (0x30, info, _) = tlv(der)? else {
-        return None;
-    };
-    let (0x02, _, rest) = tlv(info)? else {
-        return None;
-    };
-    let (0x30, alg, rest) = tlv(rest)? else {
-        return None;
-    };
-    let (0x06, oid, _) = tlv(alg)? else {
-        return None;
-    };
-    let (0x04, inner, _) = tlv(rest)? else {
-        return None;
-    };
+    let (info, _) = take(der, 0x30)?;
+    let (_, rest) = take(info, 0x02)?;
+    let (alg, rest) = take(rest, 0x30)?;
+    let (oid, _) = take(alg, 0x06)?;
+    let (inner, _) = take(rest, 0x04)?;
     (oid == RSA_OID).then_some(inner)
 }
 
@@ -231,22 +227,14 @@ pub(crate) fn read_chain(cert: &Path) -> Result<Chain, Broken> {
 /// certificate in 3.0): whole TLVs with their headers; None when the
 /// structure does not hold.
 fn cert_spki(der: &[u8]) -> Option<&[u8]> {
-    let (0x30, cert, rest) = tlv(der)? else {
-        return None;
-    };
+    let (cert, rest) = take(der, 0x30)?;
     if !rest.is_empty() {
         return None;
     }
-    let (0x30, tbs, after) = tlv(cert)? else {
-        return None;
-    };
+    let (tbs, after) = take(cert, 0x30)?;
     // signatureAlgorithm and signatureValue follow, and nothing else
-    let (0x30, _, after) = tlv(after)? else {
-        return None;
-    };
-    let (0x03, _, after) = tlv(after)? else {
-        return None;
-    };
+    let (_, after) = take(after, 0x30)?;
+    let (_, after) = take(after, 0x03)?;
     if !after.is_empty() {
         return None;
     }
@@ -262,9 +250,7 @@ fn cert_spki(der: &[u8]) -> Option<&[u8]> {
         }
         t = rest;
     }
-    let (0x30, _, rest) = tlv(t)? else {
-        return None;
-    };
+    let (_, rest) = take(t, 0x30)?;
     Some(&t[..t.len() - rest.len()])
 }
 
