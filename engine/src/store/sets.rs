@@ -244,11 +244,7 @@ fn cert_spki(der: &[u8]) -> Option<&[u8]> {
     }
     // serialNumber, signature, issuer, validity, subject
     for tag in [0x02, 0x30, 0x30, 0x30, 0x30] {
-        let (got, _, rest) = tlv(t)?;
-        if got != tag {
-            return None;
-        }
-        t = rest;
+        t = take(t, tag)?.1;
     }
     let (_, rest) = take(t, 0x30)?;
     Some(&t[..t.len() - rest.len()])
