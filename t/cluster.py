@@ -8,7 +8,6 @@ from sandbox import Sandbox
 import base64
 import json
 import os
-import pytest
 import signal
 import socket
 import ssl
@@ -129,18 +128,6 @@ class Cluster:
         self.ca.stop()
 
 
-@pytest.fixture
-def cluster_factory(module):
-    made = []
-
-    def make(**kw):
-        c = Cluster(module, **kw)
-        made.append(c)
-        return c
-
-    yield make
-    for c in made:
-        c.stop()
 
 
 def issuer(der):

@@ -90,3 +90,19 @@ def drive(sb, a2md, names, *opts, ca_url=None, timeout=120, store=None, proxy=No
     out["_stderr"] = r.stderr
     out["_rc"] = r.returncode
     return out
+
+
+@pytest.fixture
+def cluster_factory(module):
+    made = []
+
+    def make(**kw):
+        from cluster import Cluster
+
+        c = Cluster(module, **kw)
+        made.append(c)
+        return c
+
+    yield make
+    for c in made:
+        c.stop()

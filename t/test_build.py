@@ -279,3 +279,29 @@ def test_test_files_share_helpers_not_each_other():
             if re.match(r"^\s*(from|import)\s+test_\w+", line):
                 bad.append(f"{os.path.basename(path)}: {line.strip()}")
     assert bad == [], bad
+
+
+def test_every_fixture_a_test_asks_for_is_defined():
+    """A fixture lives in conftest.py or in the test file that uses it: a
+    helper module's fixture, imported and then dropped as "unused" by a
+    linter, turns the tests that ask for it into errors."""
+    import ast
+    conf = ast.parse(open(os.path.join(TOP, "t", "conftest.py")).read())
+
+    def fixtures(tree):
+        return {n.name for n in tree.body if isinstance(n, ast.FunctionDef)
+                and any("fixture" in ast.dump(d) for d in n.decorator_list)}
+    shared = fixtures(conf) | {"request", "tmp_path", "monkeypatch", "capsys"}
+    missing = []
+    for path in glob.glob(os.path.join(TOP, "t", "test_*.py")):
+        text = open(path).read()
+        tree = ast.parse(text)
+        known = shared | fixtures(tree)
+        known |= {a.asname or a.name for n in tree.body if isinstance(n, ast.ImportFrom) for a in n.names}
+        known |= {x.strip() for m in re.finditer(r"parametrize\(\s*[\"']([^\"']+)[\"']", text)
+                  for x in m.group(1).split(",")}
+        for n in tree.body:
+            if isinstance(n, ast.FunctionDef) and (n.name.startswith("test_") or n.name in fixtures(tree)):
+                missing += [f"{os.path.basename(path)}::{n.name}({a.arg})"
+                            for a in n.args.args if a.arg not in known]
+    assert missing == [], missing
