@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -10,9 +11,21 @@ import pytest
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(TOP, "test-httpd"))
 
+import sandbox as _sandbox  # noqa: E402
 from sandbox import C_MODULE, Sandbox, default_module  # noqa: E402
 
 A2MD = os.path.join(TOP, "target", "release", "a2md")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Sandbox directories go when the session passed (each holds a store,
+    logs and a CA: about 1.5 MB, 450 of them in a full run)."""
+    if exitstatus != 0 or os.environ.get("MD_KEEP_SANDBOX"):
+        return
+    for sb in list(_sandbox._LIVE):
+        sb.stop()
+    for root in _sandbox.CREATED:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

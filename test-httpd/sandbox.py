@@ -34,6 +34,10 @@ C_MODULE = os.path.join(MODULES, "mod_md.so")
 HTTPD = shutil.which("apache2") or "/usr/sbin/apache2"
 
 _LIVE = []
+# Roots this process made (mkdtemp): t/conftest.py removes them when a test
+# session passed (MD_KEEP_SANDBOX=1 keeps them; a failed session keeps them
+# for a look at the logs).
+CREATED = []
 
 
 def _cleanup_all(*_args):
@@ -98,6 +102,7 @@ class Sandbox:
     def __init__(self, root=None, module=None, user="www-data"):
         if root is None:
             root = tempfile.mkdtemp(prefix="md-sandbox-")
+            CREATED.append(root)
         self.root = os.path.abspath(root)
         os.makedirs(self.root, exist_ok=True)
         self.module = module or default_module()
