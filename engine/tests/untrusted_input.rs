@@ -155,9 +155,9 @@ proptest! {
     fn store_files(bytes in prop::collection::vec(any::<u8>(), 0..1024)) {
         let t = TmpStore::new();
         let store = &t.1;
-        store.ensure_name_dir(Group::Staging, "a.org").unwrap();
+        std::fs::create_dir_all(store.local_path(Group::Staging, "a.org", "")).unwrap();
         for file in ["job.json", "md.json", "order.json", "account.json"] {
-            std::fs::write(store.path(Group::Staging, "a.org", file), &bytes).unwrap();
+            std::fs::write(store.local_path(Group::Staging, "a.org", file), &bytes).unwrap();
         }
         let mut notes = Vec::new();
         let j = Job::load_healing(store, Group::Staging, "a.org", &mut notes).unwrap();

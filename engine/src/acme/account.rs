@@ -143,13 +143,13 @@ pub fn load(store: &Store, src: &Source) -> Result<Option<(Account, Key)>, Strin
     let acct = Account::from_json(&j).ok_or_else(|| {
         format!(
             "{} is incomplete (no account url or CA)",
-            store.path(g, name, "account.json").display()
+            store.describe(g, name, "account.json")
         )
     })?;
     let key = store
         .load_key(g, name, ACCOUNT_KEY)
         .map_err(|e| e.msg)?
-        .ok_or_else(|| format!("{} is missing", store.path(g, name, ACCOUNT_KEY).display()))?;
+        .ok_or_else(|| format!("{} is missing", store.describe(g, name, ACCOUNT_KEY)))?;
     Ok(Some((acct, key)))
 }
 
@@ -230,14 +230,14 @@ pub(crate) fn select(
 ) -> AResult<Source> {
     let ca_url = acme.dir.url.clone();
     if let Some(id) = &md.found.ca_account {
-        if !store.group_dir(Group::Accounts).join(id).exists() {
+        if !store.exists(Group::Accounts, id, "") {
             notes.push(Note::new(
                 Level::Warn,
                 format!(
                     "{}: the ACME account {id} recorded for this MD is missing ({}); another \
                      stored account or a new registration takes its place",
                     md.name,
-                    store.group_dir(Group::Accounts).join(id).display()
+                    store.describe(Group::Accounts, id, "")
                 ),
             ));
         }
@@ -357,11 +357,10 @@ pub fn rollover(
     id: &str,
     http: crate::base::http::Client,
 ) -> Result<String, String> {
-    use std::os::unix::fs::MetadataExt;
     let (acct, old) = load(store, &Source::Stored(id.to_string()))?.ok_or_else(|| {
         format!(
             "no account {id} in {}",
-            store.group_dir(Group::Accounts).display()
+            store.describe(Group::Accounts, "", "")
         )
     })?;
     let spec = match old.pkey().bits() {
@@ -373,15 +372,10 @@ pub fn rollover(
     acme.account = Some((acct.url.clone(), old));
     acme.key_change(&new_key)
         .map_err(|e| format!("the CA refused the key change of {}: {e}", acct.url))?;
-    let path = store.path(Group::Accounts, id, ACCOUNT_KEY);
-    let owner = std::fs::metadata(&path).ok();
+    // handed to the store's user as every account key is
     store
         .save_key(Group::Accounts, id, ACCOUNT_KEY, &new_key)
         .map_err(|e| format!("the CA has the new key, but storing it failed: {e}"))?;
-    if let Some(m) = owner {
-        std::os::unix::fs::chown(&path, Some(m.uid()), Some(m.gid()))
-            .map_err(|e| format!("cannot give {} back to its owner: {e}", path.display()))?;
-    }
     Ok(acct.url)
 }
 
@@ -392,7 +386,7 @@ pub fn rollover(
 /// nothing. MDs at that CA without an account of their own use it from
 /// then on (as they would a registered one). Returns the account's id and
 /// URL; an account already stored under another id is reported, not
-/// stored twice. The key is handed to `owner` (httpd's `User`, whose
+/// stored twice. The key is handed to the store's user (httpd's `User`, whose
 /// renewal job reads it, in this module and in the C module).
 pub fn import(
     store: &Store,
@@ -400,7 +394,6 @@ pub fn import(
     key: Key,
     url: Option<&str>,
     http: crate::base::http::Client,
-    owner: Option<u32>,
 ) -> Result<(String, String), String> {
     let mut acme = Acme::connect(http, ca_url).map_err(|e| e.to_string())?;
     let (acct_url, reg) = match url {
@@ -472,13 +465,8 @@ pub fn import(
         .map_err(|e| e.msg)?;
     // open to the renewal job, as an installed account is
     store
-        .ensure_group(Group::Accounts, None)
+        .prepare_group(Group::Accounts)
         .map_err(|e| e.to_string())?;
-    if let Some(uid) = owner {
-        let path = store.path(Group::Accounts, &id, ACCOUNT_KEY);
-        std::os::unix::fs::chown(&path, Some(uid), None)
-            .map_err(|e| format!("cannot give {} to httpd's User: {e}", path.display()))?;
-    }
     Ok((id, acct_url))
 }
 
@@ -493,7 +481,7 @@ fn pending_key(store: &Store, md: &Md) -> Option<Key> {
             .filter(|n| *n != md.name),
     );
     names.into_iter().find_map(|n| {
-        if store.path(Group::Staging, &n, "account.json").exists() {
+        if store.exists(Group::Staging, &n, "account.json") {
             return None;
         }
         store

@@ -384,11 +384,7 @@ impl PendingKeys {
         let missing: Vec<KeySpec> = md
             .effective_specs()
             .into_iter()
-            .filter(|s| {
-                !store
-                    .path(Group::Staging, &md.name, &Self::file(s))
-                    .exists()
-            })
+            .filter(|s| !store.exists(Group::Staging, &md.name, &Self::file(s)))
             .collect();
         let thread = (!missing.is_empty()).then(|| {
             std::thread::spawn(move || {
@@ -418,7 +414,7 @@ impl PendingKeys {
         for (spec, key) in t.join().unwrap_or_default() {
             let key = key.map_err(|e| AcmeError::new(Kind::General, e.0))?;
             let file = Self::file(&spec);
-            if !self.store.path(Group::Staging, &self.md, &file).exists() {
+            if !self.store.exists(Group::Staging, &self.md, &file) {
                 self.store
                     .save_key(Group::Staging, &self.md, &file, &key)
                     .map_err(|e| AcmeError::new(Kind::General, e.msg))?;

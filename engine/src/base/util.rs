@@ -12,13 +12,6 @@ pub(crate) fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// Modification time of a file in µs since the epoch.
-pub(crate) fn mtime_micros(path: &Path) -> Option<i64> {
-    let t = fs::metadata(path).and_then(|m| m.modified()).ok()?;
-    let d = t.duration_since(std::time::UNIX_EPOCH).ok()?;
-    i64::try_from(d.as_micros()).ok()
-}
-
 /// base64url without padding (RFC 4648 §5), as mod_md writes it.
 pub(crate) fn b64url_encode(data: &[u8]) -> String {
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);

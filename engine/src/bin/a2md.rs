@@ -120,9 +120,7 @@ fn main() {
         let [id] = rest.as_slice() else {
             usage("account-rollover ID")
         };
-        let mut notes = Vec::new();
-        let store = Store::open(&PathBuf::from(&store_dir), None, &mut notes)
-            .unwrap_or_else(|e| fail(e.msg));
+        let store = open_for_httpd(&store_dir, None);
         match md_engine::acme::account::rollover(&store, id, http) {
             Ok(url) => {
                 println!(
@@ -380,12 +378,10 @@ fn renew(store_dir: &str, rest: Vec<String>) -> ! {
         }
     }
     let md = md.unwrap_or_else(|| usage("renew: which MD?"));
-    let mut notes = Vec::new();
-    let store =
-        Store::open(&PathBuf::from(store_dir), None, &mut notes).unwrap_or_else(|e| fail(e.msg));
+    let store = open_for_httpd(store_dir, None);
     let known = [Group::Domains, Group::Staging]
         .iter()
-        .any(|g| store.path(*g, &md, "md.json").exists());
+        .any(|g| store.exists(*g, &md, "md.json"));
     if !known {
         fail(format!(
             "no managed domain {md} in {store_dir} (the name is the MD's first domain, as in md-status)"
@@ -422,14 +418,8 @@ fn import(store_dir: &str, ca: &str, http: Client, rest: Vec<String>) -> ! {
             e.0
         ))
     });
-    let mut notes = Vec::new();
-    let store =
-        Store::open(&PathBuf::from(store_dir), None, &mut notes).unwrap_or_else(|e| fail(e.msg));
-    let owner = match &user {
-        Some(u) => Some(uid_of(u).unwrap_or_else(|| fail(format!("no user {u} in /etc/passwd")))),
-        None => httpd_user(&store),
-    };
-    match md_engine::acme::account::import(&store, ca, key, url, http, owner) {
+    let store = open_for_httpd(store_dir, user.as_deref());
+    match md_engine::acme::account::import(&store, ca, key, url, http) {
         Ok((id, url)) => {
             println!(
                 "{}",
@@ -485,16 +475,30 @@ fn uid_of(name: &str) -> Option<u32> {
     })
 }
 
-/// httpd's `User`, whose renewal job reads account keys: the owner of
-/// `staging/` (httpd hands it over at start), else `$APACHE_RUN_USER`
-/// (Debian's envvars) or www-data.
-fn httpd_user(store: &Store) -> Option<u32> {
-    use std::os::unix::fs::MetadataExt;
-    if let Ok(m) = std::fs::metadata(store.group_dir(Group::Staging)) {
-        if m.uid() != 0 {
-            return Some(m.uid());
-        }
+/// httpd's `User`, whose renewal job reads account keys and answers
+/// requests: `user` if given, else the owner of `staging/` (httpd hands it
+/// over at start), else `$APACHE_RUN_USER` (Debian's envvars) or www-data.
+fn httpd_user(store: &Store, user: Option<&str>) -> Option<u32> {
+    if let Some(u) = user {
+        return Some(uid_of(u).unwrap_or_else(|| fail(format!("no user {u} in /etc/passwd"))));
+    }
+    if let Some(uid) = store
+        .stat(Group::Staging, "", "")
+        .and_then(|s| s.owner)
+        .filter(|uid| *uid != 0)
+    {
+        return Some(uid);
     }
     let name = std::env::var("APACHE_RUN_USER").unwrap_or_else(|_| "www-data".into());
     uid_of(&name)
+}
+
+/// The store, opened as httpd's parent opens it: what a2md writes there
+/// (account keys, requests) is handed to httpd's `User`.
+fn open_for_httpd(store_dir: &str, user: Option<&str>) -> Store {
+    let mut notes = Vec::new();
+    let dir = PathBuf::from(store_dir);
+    let store = Store::open(&dir, None, &mut notes).unwrap_or_else(|e| fail(e.msg));
+    let uid = httpd_user(&store, user);
+    Store::open(&dir, uid, &mut notes).unwrap_or_else(|e| fail(e.msg))
 }

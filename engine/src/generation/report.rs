@@ -58,14 +58,14 @@ pub(crate) fn md_status(
     let leases = crate::store::lease::Leases::of(&rt.store, &rt.global);
     // the store as it is now (one stat per page): gone when its file
     // system went away (issue 25)
-    let gone = (!rt.store.root().join(crate::store::STORE_FILE).exists()).then(|| {
+    let gone = (!rt.store.present()).then(|| {
         format!(
             "the store at {} is gone ({} is missing): renewals cannot be written until it is back",
-            rt.store.root().display(),
+            rt.store.location(),
             crate::store::STORE_FILE
         )
     });
-    let requests = rt.store.root().join(crate::store::request::DIR).is_dir();
+    let requests = rt.store.exists(crate::store::Group::Requests, "", "");
     let one = |d: &crate::generation::runtime::ManagedDomain, full: bool| {
         let mut j = mdstatus::md_json(
             &rt.store,

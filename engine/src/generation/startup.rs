@@ -52,7 +52,7 @@ pub fn before_ssl(
         .map(|def| Md::from_def(def, main, server_admin))
         .collect();
     config::check_mds(&mds, global.match_mode).map_err(StartError::Fatal)?;
-    let removed = store.remove_stale_tmp();
+    let removed = store.sweep();
     if removed > 0 {
         notes.push(Note::new(
             Level::Info,
@@ -62,14 +62,13 @@ pub fn before_ssl(
         ));
     }
     if let Some(leases) = crate::store::lease::Leases::of(&store, global) {
-        if let Err(e) = leases.prepare(user) {
+        if let Err(e) = leases.prepare() {
             notes.push(Note::new(
                 Level::Error,
                 format!(
-                    "cannot set up the cluster lease directory {}/{}: {e}; renewals of this node \
+                    "cannot set up the cluster lease directory {}: {e}; renewals of this node \
                      will fail until it can be written by httpd's User",
-                    store_dir,
-                    crate::store::lease::DIR
+                    leases.location()
                 ),
             ));
         }
@@ -286,14 +285,13 @@ pub fn after_ssl(
         .iter()
         .any(|d| crate::serving::crl::any_names_crl(&d.rt.certs));
     if global.crl_check && crl_targets {
-        if let Err(e) = crate::serving::crl::ensure_dir(&rt.store, rt.store.user()) {
+        if let Err(e) = crate::serving::crl::ensure_dir(&rt.store) {
             notes.push(Note::new(
                 Level::Warn,
                 format!(
-                    "cannot set up the CRL directory {}/{}: {e}; revocations listed in CRLs \
+                    "cannot set up the CRL directory {}: {e}; revocations listed in CRLs \
                      are not seen until httpd's User can write it",
-                    rt.store.root().display(),
-                    crate::serving::crl::DIR
+                    rt.store.describe(crate::store::Group::Crl, "", "")
                 ),
             ));
         }

@@ -11,7 +11,6 @@ use crate::lifecycle::state::cert_renew_at;
 use crate::lifecycle::state::CertInfo;
 use crate::store::{Group, Store};
 use serde_json::Value;
-use std::fs;
 
 /// Writes `domains/<md>/md.json` when it differs from what is there.
 pub(crate) fn sync_md_json(store: &Store, md: &Md) -> Result<bool, String> {
@@ -25,37 +24,31 @@ pub(crate) fn sync_md_json(store: &Store, md: &Md) -> Result<bool, String> {
     }
     // Derived from the configuration at every start: atomic, but no fsync
     // (a crash leaves the old or the new file; the next start rewrites it).
-    let dir = store
-        .ensure_name_dir(Group::Domains, &md.name)
+    store
+        .save_derived(
+            Group::Domains,
+            &md.name,
+            "md.json",
+            crate::base::util::json_pretty(&new).as_bytes(),
+        )
         .map_err(|e| e.msg)?;
-    crate::base::util::write_atomic_nosync(
-        &dir.join("md.json"),
-        crate::base::util::json_pretty(&new).as_bytes(),
-        crate::store::file_mode(Group::Domains, false),
-    )
-    .map_err(|e| format!("cannot write {}/md.json: {e}", dir.display()))?;
     Ok(true)
 }
 
-/// Moves a directory `domains/<md>` out of the way into `archive/<md>.<n>`;
-/// where it went (None: there was none).
-fn archive(store: &Store, md: &str) -> Result<Option<std::path::PathBuf>, String> {
-    let live = store.group_dir(Group::Domains).join(md);
-    if !live.exists() {
+/// Moves `domains/<md>` out of the way into `archive/<md>.<n>`; the name
+/// it got there (None: there was none).
+fn archive(store: &Store, md: &str) -> Result<Option<String>, String> {
+    if !store.exists(Group::Domains, md, "") {
         return Ok(None);
     }
-    store.ensure_group(Group::Archive, None).map_err(|e| {
-        format!(
-            "cannot create {}: {e}",
-            store.group_dir(Group::Archive).display()
-        )
-    })?;
+    store.prepare_group(Group::Archive).map_err(|e| e.msg)?;
     for n in 1..1000 {
-        let dest = store.group_dir(Group::Archive).join(format!("{md}.{n}"));
-        if !dest.exists() {
-            return fs::rename(&live, &dest)
+        let dest = format!("{md}.{n}");
+        if !store.exists(Group::Archive, &dest, "") {
+            return store
+                .move_name(Group::Domains, md, Group::Archive, &dest)
                 .map(|()| Some(dest))
-                .map_err(|e| format!("archiving {}: {e}", live.display()));
+                .map_err(|e| format!("archiving: {e}"));
         }
     }
     Err(format!("no free archive slot for {md}"))
@@ -184,12 +177,7 @@ fn install_staged_in(store: &Store, md: &Md, notes: &mut Vec<Note>) -> Result<bo
     }
     // Write everything into tmp/<md>, then swap it in.
     store.purge(Group::Tmp, &md.name);
-    store.ensure_group(Group::Tmp, None).map_err(|e| {
-        InstallError::Store(format!(
-            "cannot create {}: {e}",
-            store.group_dir(Group::Tmp).display()
-        ))
-    })?;
+    store.prepare_group(Group::Tmp).map_err(werr)?;
     let mut live_md = md.clone();
     live_md.found.ca_url = Some(ca_url);
     live_md.found.ca_account = account_id;
@@ -217,12 +205,7 @@ fn install_staged_in(store: &Store, md: &Md, notes: &mut Vec<Note>) -> Result<bo
             .save_json(Group::Tmp, &md.name, "job.json", &job)
             .map_err(werr)?;
     }
-    store.ensure_group(Group::Domains, None).map_err(|e| {
-        InstallError::Store(format!(
-            "cannot create {}: {e}",
-            store.group_dir(Group::Domains).display()
-        ))
-    })?;
+    store.prepare_group(Group::Domains).map_err(werr)?;
     let archived = archive(store, &md.name).map_err(InstallError::Store)?;
     // the groups the renewal job reads from are open to it from now on
     // (before the new set appears: whoever sees it sees them open)
@@ -231,17 +214,12 @@ fn install_staged_in(store: &Store, md: &Md, notes: &mut Vec<Note>) -> Result<bo
             notes.push(Note::new(Level::Warn, e.msg));
         }
     }
-    let tmp = store.group_dir(Group::Tmp).join(&md.name);
-    let live = store.group_dir(Group::Domains).join(&md.name);
-    if let Err(e) = fs::rename(&tmp, &live) {
+    if let Err(e) = store.move_name(Group::Tmp, &md.name, Group::Domains, &md.name) {
         // the live set comes back from the archive: nothing is lost
         if let Some(a) = archived {
-            let _ = fs::rename(&a, &live);
+            let _ = store.move_name(Group::Archive, &a, Group::Domains, &md.name);
         }
-        return Err(InstallError::Store(format!(
-            "activating {}: {e}",
-            live.display()
-        )));
+        return Err(InstallError::Store(format!("activating: {e}")));
     }
     purge_staging(store, md);
     Ok(true)
@@ -270,7 +248,7 @@ pub(crate) fn sync_renames(store: &Store, mds: &[Md], notes: &mut Vec<Note>) {
         })
         .collect();
     for md in mds {
-        if orphans.is_empty() || store.group_dir(Group::Domains).join(&md.name).exists() {
+        if orphans.is_empty() || store.exists(Group::Domains, &md.name, "") {
             continue;
         }
         let common = |ds: &[String]| {
@@ -288,20 +266,13 @@ pub(crate) fn sync_renames(store: &Store, mds: &[Md], notes: &mut Vec<Note>) {
         let Some((_, i)) = best else { continue };
         let (old, _) = orphans.remove(i);
         for g in [Group::Domains, Group::Staging] {
-            let from = store.group_dir(g).join(&old);
-            if !from.exists() {
+            if !store.exists(g, &old, "") {
                 continue;
             }
-            let to = store.group_dir(g).join(&md.name);
-            if let Err(e) = fs::rename(&from, &to) {
+            if let Err(e) = store.move_name(g, &old, g, &md.name) {
                 notes.push(Note::new(
                     Level::Error,
-                    format!(
-                        "AH10073: syncing {} mds to registry: renaming {} to {}: {e}",
-                        mds.len(),
-                        from.display(),
-                        to.display()
-                    ),
+                    format!("AH10073: syncing {} mds to registry: {e}", mds.len()),
                 ));
             }
         }
@@ -337,22 +308,11 @@ pub struct HotSet {
 /// time of each certificate file): empty when there is none. Installing a
 /// set replaces the files, which changes it.
 pub(crate) fn live_stamp(store: &Store, md: &Md) -> String {
-    use std::os::unix::fs::MetadataExt;
     let mut out = String::new();
     for spec in md.effective_specs() {
-        let p = store.path(
-            Group::Domains,
-            &md.name,
-            &format!("pubcert{}.pem", spec.file_suffix()),
-        );
-        if let Ok(m) = std::fs::metadata(&p) {
-            out.push_str(&format!(
-                "{}:{}:{}.{};",
-                m.ino(),
-                m.len(),
-                m.mtime(),
-                m.mtime_nsec()
-            ));
+        let file = format!("pubcert{}.pem", spec.file_suffix());
+        if let Some(st) = store.stat(Group::Domains, &md.name, &file) {
+            out.push_str(&format!("{};", st.stamp));
         }
     }
     out
@@ -408,12 +368,8 @@ pub fn hot_set(store: &Store, md: &Md, now: Micros) -> Option<HotSet> {
 pub(crate) fn staged_files_present(store: &Store, md: &Md) -> bool {
     md.effective_specs().iter().all(|spec| {
         let sfx = spec.file_suffix();
-        store
-            .path(Group::Staging, &md.name, &format!("privkey{sfx}.pem"))
-            .exists()
-            && store
-                .path(Group::Staging, &md.name, &format!("pubcert{sfx}.pem"))
-                .exists()
+        store.exists(Group::Staging, &md.name, &format!("privkey{sfx}.pem"))
+            && store.exists(Group::Staging, &md.name, &format!("pubcert{sfx}.pem"))
     })
 }
 
@@ -446,7 +402,7 @@ pub(crate) fn staged_ready(store: &Store, md: &Md, now: Micros) -> bool {
     };
     job.finished
         && job.valid_from <= now
-        && store.path(Group::Staging, &md.name, "md.json").exists()
+        && store.exists(Group::Staging, &md.name, "md.json")
         && staged_files_present(store, md)
 }
 
@@ -456,6 +412,7 @@ mod tests {
     use crate::base::crypto::Key;
     use crate::base::keyspec::KeySpec;
     use crate::testutil::{md, tmpstore};
+    use std::fs;
 
     #[test]
     fn install_moves_staging_to_domains_and_archives() {

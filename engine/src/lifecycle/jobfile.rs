@@ -145,12 +145,12 @@ struct JobLog {
 pub struct JobCache(std::sync::Mutex<HashMap<String, Cached>>);
 
 /// A job.json's stamp, and what it held.
-type Cached = (crate::base::util::FileStamp, Option<Arc<Job>>);
+type Cached = (crate::store::Stamp, Option<Arc<Job>>);
 
 impl JobCache {
     /// The staging job of `md` (None: none, or unreadable).
     pub fn get(&self, store: &Store, md: &str) -> Option<Arc<Job>> {
-        let stamp = crate::base::util::FileStamp::of(&store.path(Group::Staging, md, "job.json"));
+        let stamp = store.stat(Group::Staging, md, "job.json").map(|s| s.stamp);
         let mut cache = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let Some(stamp) = stamp else {
             cache.remove(md);

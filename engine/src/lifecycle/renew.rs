@@ -200,7 +200,7 @@ fn process_leased(
                     return Err(format!(
                         "cannot take the cluster lease of {} in {}: {e}",
                         md.name,
-                        ctx.store.root().join(crate::store::lease::DIR).display()
+                        leases.location()
                     ));
                 }
             }
@@ -576,7 +576,7 @@ mod tests {
             ..global.clone()
         };
         let leases = Leases::of(&store, &global).unwrap();
-        leases.prepare(None).unwrap();
+        leases.prepare().unwrap();
         let now = time::now();
         let Take::Taken(held) = Leases::of(&store, &other)
             .unwrap()

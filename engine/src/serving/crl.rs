@@ -18,15 +18,10 @@
 use crate::base::http::{Client, HttpError};
 use crate::base::log::{Level, Note};
 use crate::base::time::{self, Micros};
-use crate::store::Store;
+use crate::store::{Group, Store};
 use openssl::x509::{CrlStatus, ReasonCode, X509Crl, X509};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
-use std::fs;
-use std::path::{Path, PathBuf};
-
-/// The directory below the store root.
-pub const DIR: &str = "crl";
 /// The largest CRL fetched (Let's Encrypt's sharded CRLs are far smaller).
 pub const MAX_SIZE: usize = 20 * 1024 * 1024;
 /// A CRL is asked for again after this long at the latest (conditional).
@@ -125,38 +120,25 @@ pub struct Target {
     pub is_static: bool,
 }
 
-fn dir(store: &Store) -> PathBuf {
-    store.root().join(DIR)
-}
-
 /// Whether the store has the CRL cache (made at start by the parent).
 pub(crate) fn cache_ready(store: &Store) -> bool {
-    dir(store).is_dir()
+    store.exists(Group::Crl, "", "")
 }
 
-fn md_file(store: &Store, md: &str) -> PathBuf {
-    dir(store).join(format!("md-{}.json", md.replace('/', "_")))
+/// The file of the last check's result for `md` in the `crl` group.
+fn md_file(md: &str) -> String {
+    format!("md-{}.json", md.replace('/', "_"))
 }
 
-/// Creates `crl/` for the renewal job's user (root parent at start-up).
-pub(crate) fn ensure_dir(store: &Store, user: Option<u32>) -> std::io::Result<()> {
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let d = dir(store);
-    if !d.is_dir() {
-        fs::create_dir_all(&d)?;
-        fs::set_permissions(&d, fs::Permissions::from_mode(0o755))?;
-    }
-    if let Some(uid) = user {
-        if fs::metadata(&d)?.uid() != uid {
-            std::os::unix::fs::chown(&d, Some(uid), None)?;
-        }
-    }
-    Ok(())
+/// Makes the `crl` group for the renewal job's user (root parent at
+/// start-up).
+pub(crate) fn ensure_dir(store: &Store) -> Result<(), crate::store::StoreError> {
+    store.prepare_group(Group::Crl)
 }
 
 /// The last result for `md`, if any.
 pub(crate) fn load_md(store: &Store, md: &str) -> Option<MdCheck> {
-    serde_json::from_slice(&fs::read(md_file(store, md)).ok()?).ok()
+    serde_json::from_slice(&store.load_bytes(Group::Crl, "", &md_file(md)).ok()??).ok()
 }
 
 /// The serial of a certificate as md-status shows it.
@@ -256,10 +238,10 @@ pub(crate) fn any_names_crl(certs: &[Option<crate::lifecycle::state::CertInfo>])
     certs.iter().flatten().any(leaf_names_crl)
 }
 
-fn cache_paths(store: &Store, url: &str) -> (PathBuf, PathBuf) {
+/// The files of the CRL at `url` and of what is known of it.
+fn cache_files(url: &str) -> (String, String) {
     let h = crate::base::util::hex(&openssl::sha::sha256(url.as_bytes())[..12]);
-    let d = dir(store);
-    (d.join(format!("{h}.crl")), d.join(format!("{h}.json")))
+    (format!("{h}.crl"), format!("{h}.json"))
 }
 
 fn secs(t: Option<&openssl::asn1::Asn1TimeRef>) -> Option<i64> {
@@ -288,9 +270,9 @@ fn parse(data: &[u8]) -> Result<X509Crl, String> {
         .map_err(|_| "the answer is not a CRL (neither DER nor PEM)".into())
 }
 
-fn save_meta(path: &Path, m: &Meta) {
+fn save_meta(store: &Store, file: &str, m: &Meta) {
     if let Ok(data) = serde_json::to_vec_pretty(m) {
-        let _ = crate::base::util::write_atomic(path, &data, 0o644);
+        let _ = store.save_bytes(Group::Crl, "", file, &data, false);
     }
 }
 
@@ -308,13 +290,15 @@ pub fn get(
     issuer: &X509,
     now: Micros,
 ) -> Result<(X509Crl, Meta), String> {
-    let (crl_path, meta_path) = cache_paths(store, url);
-    let meta: Option<Meta> = fs::read(&meta_path)
+    let (crl_file, meta_file) = cache_files(url);
+    let meta: Option<Meta> = store
+        .load_bytes(Group::Crl, "", &meta_file)
         .ok()
+        .flatten()
         .and_then(|d| serde_json::from_slice(&d).ok())
         .filter(|m: &Meta| m.url == url);
     let cached = meta.as_ref().and_then(|_| {
-        let crl = parse(&fs::read(&crl_path).ok()?).ok()?;
+        let crl = parse(&store.load_bytes(Group::Crl, "", &crl_file).ok()??).ok()?;
         verify(&crl, issuer).ok()?;
         Some(crl)
     });
@@ -368,13 +352,14 @@ pub fn get(
             meta.fetched = secs_now;
             meta.error = None;
             meta.failed = None;
-            save_meta(&meta_path, &meta);
+            save_meta(store, &meta_file, &meta);
             let crl = cached.expect("304 only with a cached CRL");
             Ok((crl, meta))
         }
         Ok(Some((crl, der, etag, lm))) => {
-            crate::base::util::write_atomic(&crl_path, &der, 0o644)
-                .map_err(|e| format!("cannot store it in {}: {e}", crl_path.display()))?;
+            store
+                .save_bytes(Group::Crl, "", &crl_file, &der, false)
+                .map_err(|e| format!("cannot store it: {e}"))?;
             meta = Meta {
                 url: url.to_string(),
                 fetched: secs_now,
@@ -386,13 +371,13 @@ pub fn get(
                 error: None,
                 failed: None,
             };
-            save_meta(&meta_path, &meta);
+            save_meta(store, &meta_file, &meta);
             Ok((crl, meta))
         }
         Err(e) => {
             meta.error = Some(e.clone());
             meta.failed = Some(secs_now);
-            save_meta(&meta_path, &meta);
+            save_meta(store, &meta_file, &meta);
             match cached {
                 Some(crl) => Ok((crl, meta)),
                 None => Err(e),
@@ -529,12 +514,11 @@ pub fn pass(store: &Store, client: &Client, mds: &[&str], targets: &[Target], no
         .iter()
         .filter(|m| !by_md.iter().any(|(n, _, _)| n == *m))
     {
-        match fs::remove_file(md_file(store, md)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => p.notes.push(Note::new(
+        if let Err(e) = store.remove_file(Group::Crl, "", &md_file(md)) {
+            p.notes.push(Note::new(
                 Level::Warn,
                 format!("md({md}): cannot remove its old CRL check result: {e}"),
-            )),
-            _ => {}
+            ));
         }
     }
     for (md, is_static, certs) in by_md {
@@ -563,13 +547,10 @@ pub fn pass(store: &Store, client: &Client, mds: &[&str], targets: &[Target], no
             certs,
         };
         if let Ok(data) = serde_json::to_vec_pretty(&result) {
-            if let Err(e) = crate::base::util::write_atomic(&md_file(store, &md), &data, 0o644) {
+            if let Err(e) = store.save_bytes(Group::Crl, "", &md_file(&md), &data, false) {
                 p.notes.push(Note::new(
                     Level::Warn,
-                    format!(
-                        "md({md}): cannot write the CRL check result to {}: {e}",
-                        dir(store).display()
-                    ),
+                    format!("md({md}): cannot write the CRL check result: {e}"),
                 ));
             }
         }

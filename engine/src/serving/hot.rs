@@ -17,7 +17,6 @@
 
 use crate::base::log::Level;
 use crate::base::time::Micros;
-use crate::base::util::FileStamp;
 use crate::config::Md;
 use crate::lifecycle::install::HotSet;
 use crate::lifecycle::jobfile::Job;
@@ -26,7 +25,6 @@ use openssl::pkey::{PKey, Private};
 use openssl::stack::Stack;
 use openssl::x509::X509;
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
 /// When a finished set that could not be loaded is looked at again.
@@ -34,7 +32,7 @@ pub const RETRY_UNUSABLE: Micros = 5 * crate::base::time::USEC_PER_SEC;
 
 struct SlotState<L> {
     /// The `job.json` last looked at (None: none, or not looked at yet).
-    seen: Option<FileStamp>,
+    seen: Option<crate::store::Stamp>,
     /// Whether the slot has looked at all.
     looked: bool,
     /// A finished set whose activation time has not come: look again then.
@@ -47,8 +45,6 @@ struct SlotState<L> {
 /// The MD of one SSL vhost.
 struct Slot<L> {
     md: Md,
-    /// `staging/<md>/job.json`.
-    job_path: PathBuf,
     state: Mutex<SlotState<L>>,
 }
 
@@ -112,15 +108,7 @@ impl<L> HotSlots<L> {
                     stamp: 0,
                     loaded: None,
                 });
-                let job_path = store.path(Group::Staging, &md.name, "job.json");
-                (
-                    id,
-                    Arc::new(Slot {
-                        md,
-                        job_path,
-                        state,
-                    }),
-                )
+                (id, Arc::new(Slot { md, state }))
             })
             .collect();
         *self.store.write().unwrap_or_else(|e| e.into_inner()) = Some(store.clone());
@@ -143,7 +131,13 @@ impl<L> HotSlots<L> {
     ) -> Option<Arc<L>> {
         let slot = self.slot(id)?;
         // the one system call of most handshakes, outside the slot's lock
-        let seen = FileStamp::of(&slot.job_path);
+        let seen = self
+            .store
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .and_then(|s| s.stat(Group::Staging, &slot.md.name, "job.json"))
+            .map(|s| s.stamp);
         let mut st = slot.state.lock().unwrap_or_else(|e| e.into_inner());
         let due = st.pending.is_some_and(|t| t <= now);
         if st.looked && seen == st.seen && !due {

@@ -276,7 +276,9 @@ impl Cert {
 
     /// Modification time of the store file (µs), 0 when missing.
     pub(crate) fn file_mtime(&self, store: &Store) -> Micros {
-        util::mtime_micros(&store.path(Group::Ocsp, &self.dir, &self.file())).unwrap_or(0)
+        store
+            .stat(Group::Ocsp, &self.dir, &self.file())
+            .map_or(0, |s| s.modified)
     }
 
     pub fn save(&self, store: &Store, resp: &Response) -> Result<(), String> {
@@ -314,10 +316,11 @@ pub(crate) fn prune(store: &Store, keep: &TimeSlice, now: Micros) -> Vec<String>
             if !(f.starts_with("ocsp") && f.ends_with(".json")) {
                 continue;
             }
-            let p = store.path(Group::Ocsp, &dir, &f);
-            let old = util::mtime_micros(&p).is_some_and(|t| t < cutoff);
-            if old && std::fs::remove_file(&p).is_ok() {
-                removed.push(p.display().to_string());
+            let old = store
+                .stat(Group::Ocsp, &dir, &f)
+                .is_some_and(|s| s.modified < cutoff);
+            if old && store.remove_file(Group::Ocsp, &dir, &f).is_ok() {
+                removed.push(store.describe(Group::Ocsp, &dir, &f));
             }
         }
     }

@@ -1,49 +1,9 @@
-//! Files of the store: reading and atomic writing of bytes, JSON and
-//! (encrypted) keys per group and name, listing and removing them.
+//! What the engine reads and writes: bytes, JSON and (encrypted) keys per
+//! group and name, listed, removed and moved, all through [`Storage`].
 
 use super::*;
 
 impl Store {
-    /// `<root>/<group>/<name>/<file>`.
-    pub fn path(&self, g: Group, name: &str, file: &str) -> PathBuf {
-        self.group_dir(g).join(name).join(file)
-    }
-
-    /// Makes sure `<group>/<name>` exists: a missing group directory gets
-    /// its creation mode (`domains/` is created here, at the first
-    /// certificate, and must not get the umask's), the name directory the
-    /// mode of a group in use.
-    pub fn ensure_name_dir(&self, g: Group, name: &str) -> Result<PathBuf, StoreError> {
-        if name.is_empty() || name.contains('/') || name == "." || name == ".." {
-            return Err(err(format!("invalid store name '{name}'")));
-        }
-        let gdir = self.group_dir(g);
-        let dir = gdir.join(name);
-        // A missing group directory is made only inside a store that is
-        // still there: when the store's file system went away (an unmounted
-        // share) the writes fail instead of filling the mount point.
-        if !gdir.exists() && !self.root.join(STORE_FILE).exists() {
-            return Err(err(format!(
-                "the store at {} is gone ({STORE_FILE} is missing): cannot write {}",
-                self.root.display(),
-                dir.display()
-            )));
-        }
-        ensure_dir(&gdir, g.create_mode())
-            // challenge data is served to the CA, OCSP responses read by
-            // all children, staged sets by every child (hot activation):
-            // these groups open at first use, as the C module opens a group
-            // at each save into it (its `staging/` is 0755 after a failed
-            // first run too)
-            .and_then(|_| match g {
-                Group::Challenges | Group::Ocsp | Group::Staging => set_mode(&gdir, g.used_mode()),
-                _ => Ok(()),
-            })
-            .and_then(|()| ensure_dir(&dir, g.used_mode()))
-            .map_err(|e| err(format!("cannot create {}: {e}", dir.display())))?;
-        Ok(dir)
-    }
-
     /// Writes a file atomically into `<group>/<name>/`.
     pub(crate) fn save_bytes(
         &self,
@@ -53,22 +13,39 @@ impl Store {
         data: &[u8],
         is_key: bool,
     ) -> Result<(), StoreError> {
-        let dir = self.ensure_name_dir(g, name)?;
-        let path = dir.join(file);
-        util::write_atomic(&path, data, file_mode(g, is_key))
-            .map_err(|e| err(format!("cannot write {}: {e}", path.display())))?;
+        self.storage.write(g, name, file, data, is_key, true)?;
         // An account key stays 0600 (the C module leaves it 0644, encrypted),
         // but belongs to `User`: the renewal job must be able to use the
         // account the parent installed, or it registers a new one.
         if g == Group::Accounts && is_key {
-            self.hand_to_user(&path).map_err(|e| {
-                err(format!(
-                    "AH10082: Can't change owner of {}: {e}",
-                    path.display()
-                ))
-            })?;
+            self.storage.hand_to_user(g, name, file)?;
         }
         Ok(())
+    }
+
+    /// Writes a file derived from the configuration at every start:
+    /// atomic, but not forced to disk (a crash leaves the old or the new
+    /// file; the next start rewrites it).
+    pub(crate) fn save_derived(
+        &self,
+        g: Group,
+        name: &str,
+        file: &str,
+        data: &[u8],
+    ) -> Result<(), StoreError> {
+        self.storage.write(g, name, file, data, false, false)
+    }
+
+    /// Creates a file only if it is not there yet: `Ok(false)` when
+    /// another writer was first.
+    pub(crate) fn create_bytes(
+        &self,
+        g: Group,
+        name: &str,
+        file: &str,
+        data: &[u8],
+    ) -> Result<bool, StoreError> {
+        self.storage.create(g, name, file, data, false)
     }
 
     /// Reads a file of `<group>/<name>/`; `None` when it does not exist.
@@ -78,12 +55,19 @@ impl Store {
         name: &str,
         file: &str,
     ) -> Result<Option<Vec<u8>>, StoreError> {
-        let path = self.path(g, name, file);
-        match fs::read(&path) {
-            Ok(b) => Ok(Some(b)),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(err(format!("cannot read {}: {e}", path.display()))),
-        }
+        self.storage.read(g, name, file)
+    }
+
+    /// Whether a file (or, with file `""`, a name) exists (one that cannot
+    /// be looked at counts as not there).
+    pub fn exists(&self, g: Group, name: &str, file: &str) -> bool {
+        self.stat(g, name, file).is_some()
+    }
+
+    /// What is known of a file (or, with file `""`, of a name); None when
+    /// it is not there or cannot be looked at.
+    pub fn stat(&self, g: Group, name: &str, file: &str) -> Option<Stat> {
+        self.storage.stat(g, name, file).ok().flatten()
     }
 
     pub(crate) fn save_json(
@@ -103,7 +87,7 @@ impl Store {
             Some(b) => serde_json::from_slice(&b).map(Some).map_err(|e| {
                 err(format!(
                     "{} is not valid JSON: {e}",
-                    self.path(g, name, file).display()
+                    self.describe(g, name, file)
                 ))
             }),
         }
@@ -122,10 +106,9 @@ impl Store {
         file: &str,
         notes: &mut Vec<Note>,
     ) -> Result<Option<Value>, StoreError> {
-        let path = self.path(g, name, file);
-        let why = match fs::symlink_metadata(&path) {
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-            Ok(m) if m.file_type().is_symlink() => "it is a symbolic link".to_string(),
+        let why = match self.storage.stat(g, name, file) {
+            Ok(None) => return Ok(None),
+            Ok(Some(s)) if s.symlink => "it is a symbolic link".to_string(),
             _ => match self.load_json(g, name, file) {
                 Ok(Some(v)) if v.is_object() => return Ok(Some(v)),
                 Ok(None) => return Ok(None),
@@ -133,19 +116,29 @@ impl Store {
                 Err(e) => e.msg,
             },
         };
-        let aside = path.with_file_name(format!("{file}.broken"));
-        fs::rename(&path, &aside).map_err(|e| {
-            err(format!(
-                "{} cannot be used ({why}) nor set aside: {e}",
-                path.display()
-            ))
-        })?;
+        self.set_aside(g, name, file, &why, notes)
+    }
+
+    /// Sets a file that cannot be used aside as `<file>.broken` (replacing
+    /// an older one) and says so in `notes`; `Err` when it cannot be.
+    pub(crate) fn set_aside(
+        &self,
+        g: Group,
+        name: &str,
+        file: &str,
+        why: &str,
+        notes: &mut Vec<Note>,
+    ) -> Result<Option<Value>, StoreError> {
+        let path = self.describe(g, name, file);
+        let aside = format!("{file}.broken");
+        self.storage
+            .rename(g, name, file, &aside)
+            .map_err(|e| err(format!("{path} cannot be used ({why}) nor set aside: {e}")))?;
         notes.push(Note::new(
             Level::Warn,
             format!(
-                "{} cannot be used ({why}); set aside as {} and rebuilt",
-                path.display(),
-                aside.display()
+                "{path} cannot be used ({why}); set aside as {} and rebuilt",
+                self.describe(g, name, &aside)
             ),
         ));
         Ok(None)
@@ -181,13 +174,7 @@ impl Store {
         let pem = key
             .to_pem(pass)
             .map_err(|e| err(format!("cannot serialize key {file}: {e}")))?;
-        let dir = self.ensure_name_dir(g, name)?;
-        let path = dir.join(file);
-        match util::create_exclusive(&path, &pem, file_mode(g, true)) {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-            Err(e) => Err(err(format!("cannot write {}: {e}", path.display()))),
-        }
+        self.storage.create(g, name, file, &pem, true)
     }
 
     pub fn load_key(
@@ -203,31 +190,51 @@ impl Store {
                 .map_err(|e| {
                     err(format!(
                         "cannot read key {}: {e}",
-                        self.path(g, name, file).display()
+                        self.describe(g, name, file)
                     ))
                 }),
         }
     }
 
+    /// Makes a file readable by the renewal job (httpd's `User`).
+    pub(crate) fn hand_to_user(&self, g: Group, name: &str, file: &str) -> Result<(), StoreError> {
+        self.storage.hand_to_user(g, name, file)
+    }
+
     pub(crate) fn remove(&self, g: Group, name: &str, file: &str) {
-        let _ = fs::remove_file(self.path(g, name, file));
+        let _ = self.storage.remove(g, name, file);
+    }
+
+    /// Removes a file, saying why not when it cannot.
+    pub(crate) fn remove_file(&self, g: Group, name: &str, file: &str) -> Result<(), StoreError> {
+        self.storage.remove(g, name, file)
     }
 
     /// Removes `<group>/<name>` with everything in it.
     pub(crate) fn purge(&self, g: Group, name: &str) {
-        if !name.is_empty() && !name.contains('/') && name != ".." {
-            let _ = fs::remove_dir_all(self.group_dir(g).join(name));
-        }
+        let _ = self.storage.remove_name(g, name);
+    }
+
+    /// Moves `<from>/<name>` to `<to>/<to_name>` in one step; fails when
+    /// the target exists.
+    pub(crate) fn move_name(
+        &self,
+        from: Group,
+        name: &str,
+        to: Group,
+        to_name: &str,
+    ) -> Result<(), StoreError> {
+        self.storage.move_name(from, name, to, to_name)
     }
 
     /// File names in `<group>/<name>/`.
     pub fn names_in(&self, g: Group, name: &str) -> Vec<String> {
-        sorted_dir(&self.group_dir(g).join(name))
+        self.storage.list(g, name)
     }
 
     /// Names in a group.
     pub fn names(&self, g: Group) -> Vec<String> {
-        sorted_dir(&self.group_dir(g))
+        self.storage.list(g, "")
     }
 
     #[cfg(test)]
@@ -247,40 +254,25 @@ impl Store {
         age: Option<std::time::Duration>,
     ) -> Vec<Note> {
         let mut notes = Vec::new();
-        let Ok(entries) = fs::read_dir(self.group_dir(g)) else {
-            return notes;
-        };
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
+        let now = crate::base::time::now();
+        for name in self.names(g) {
             if keep.contains(&name.as_str()) {
                 continue;
             }
             if let Some(age) = age {
-                let recent = e
-                    .metadata()
-                    .and_then(|m| m.modified())
-                    .ok()
-                    .and_then(|t| t.elapsed().ok())
-                    .is_none_or(|el| el < age);
+                let recent = self
+                    .stat(g, &name, "")
+                    .is_none_or(|s| now - s.modified < age.as_micros() as i64);
                 if recent {
                     continue;
                 }
             }
-            let path = e.path();
-            let res = if path.is_dir() {
-                fs::remove_dir_all(&path)
-            } else {
-                fs::remove_file(&path)
-            };
-            match res {
+            match self.storage.remove_name(g, &name) {
                 Ok(()) => notes.push(Note::new(
                     Level::Debug,
                     format!("purged {}/{name}", g.dir_name()),
                 )),
-                Err(err) => notes.push(Note::new(
-                    Level::Warn,
-                    format!("cannot purge {}: {err}", path.display()),
-                )),
+                Err(e) => notes.push(Note::new(Level::Warn, e.msg)),
             }
         }
         notes

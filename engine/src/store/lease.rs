@@ -2,11 +2,13 @@
 //!
 //! A lease says which node works on something (an MD's renewal, the choice
 //! or registration of an ACME account, the installation of staged sets)
-//! until when. It is a small JSON file in `<store>/leases/`, taken by
-//! creating it with `link(2)` from a temp file (atomic on local file
-//! systems and NFS alike; no `flock`/`fcntl`, which do not work across NFS
-//! clients), refreshed by its holder through an atomic rename while the work
-//! runs, and removed when the work ends. A lease whose holder stopped
+//! until when. It is a small JSON file in the store's `leases` group, taken
+//! by creating it only if it does not exist ([`Storage::create`]: `link(2)`
+//! from a temp file in the file store, atomic on local file systems and NFS
+//! alike; no `flock`/`fcntl`, which do not work across NFS clients),
+//! refreshed by its holder through an atomic replace while the work runs,
+//! and removed when the work ends. Leases are built on the storage seam
+//! alone, so any [`Storage`] gives a cluster its leases. A lease whose holder stopped
 //! refreshing it (a node that crashed or was killed) is taken over once its
 //! time has run out, plus [`SKEW`] for clocks that differ between nodes.
 //!
@@ -15,16 +17,13 @@
 
 use crate::base::time::{self, Micros};
 use crate::config::Global;
-use crate::store::Store;
+#[cfg(doc)]
+use crate::store::Storage;
+use crate::store::{Group, Store, StoreError};
 use serde::{Deserialize, Serialize};
-use std::fs;
-use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-
-/// The directory below the store root.
-pub const DIR: &str = "leases";
 
 /// Clock differences between nodes that a lease tolerates.
 pub const SKEW: Micros = 5 * time::USEC_PER_SEC;
@@ -32,8 +31,8 @@ pub const SKEW: Micros = 5 * time::USEC_PER_SEC;
 /// A lease expired this long ago is removed at start-up.
 const STALE_LEASE: Micros = 3600 * time::USEC_PER_SEC;
 
-/// Temp and set-aside files older than this are left by a dead writer.
-const STALE_TMP: std::time::Duration = std::time::Duration::from_secs(600);
+/// Temp and claim files older than this are left by a dead writer.
+const STALE_TMP: Micros = 600 * time::USEC_PER_SEC;
 
 /// What a lease file says.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -63,7 +62,7 @@ impl Holder {
 /// This node's view of the store's leases.
 #[derive(Clone, Debug)]
 pub struct Leases {
-    dir: PathBuf,
+    store: Store,
     node: String,
     ttl: Micros,
 }
@@ -80,7 +79,7 @@ impl Leases {
     pub fn of(store: &Store, global: &Global) -> Option<Leases> {
         let node = global.cluster_node.clone()?;
         Some(Leases {
-            dir: store.root().join(DIR),
+            store: store.clone(),
             node,
             ttl: global.cluster_lease,
         })
@@ -94,41 +93,53 @@ impl Leases {
         self.ttl
     }
 
-    /// Creates `<store>/leases/` (the parent, at start-up): readable by all
-    /// (md-status), written by the renewal job as `user`. Removes what
-    /// dead writers left there (temp files, claims, leases expired an hour
-    /// ago); returns how many.
-    pub(crate) fn prepare(&self, user: Option<u32>) -> io::Result<usize> {
-        if !self.dir.is_dir() {
-            fs::create_dir_all(&self.dir)?;
-        }
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(&self.dir, fs::Permissions::from_mode(0o755))?;
-        if let Some(uid) = user {
-            std::os::unix::fs::chown(&self.dir, Some(uid), None)?;
-        }
-        let mut removed = crate::base::util::remove_stale_tmp(&self.dir, STALE_TMP);
-        // leases whose holders vanished long ago (an MD no longer renewed)
+    /// Makes the `leases` group ready (the parent, at start-up): readable
+    /// by all (md-status), written by the renewal job as the store's user.
+    /// Removes what dead writers left there (temp files, claims, leases
+    /// expired an hour ago); returns how many.
+    pub(crate) fn prepare(&self) -> Result<usize, StoreError> {
+        self.store.prepare_group(Group::Leases)?;
+        self.store.open_group(Group::Leases)?;
         let now = time::now();
-        for e in fs::read_dir(&self.dir)?.flatten() {
-            let p = e.path();
-            if p.extension().is_some_and(|x| x == "json")
-                && read(&p).is_some_and(|h| h.expires_micros() + STALE_LEASE < now)
-                && fs::remove_file(&p).is_ok()
-            {
+        let mut removed = 0;
+        for f in self.store.names(Group::Leases) {
+            let stale = if crate::base::util::is_tmp_name(&f) {
+                self.store
+                    .stat(Group::Leases, "", &f)
+                    .is_some_and(|s| now - s.modified >= STALE_TMP)
+            } else {
+                // leases whose holders vanished long ago (an MD no longer
+                // renewed)
+                f.ends_with(".json")
+                    && self
+                        .read(&f)
+                        .is_some_and(|h| h.expires_micros() + STALE_LEASE < now)
+            };
+            if stale && self.store.remove_file(Group::Leases, "", &f).is_ok() {
                 removed += 1;
             }
         }
         Ok(removed)
     }
 
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.join(format!("{}.json", file_name(name)))
+    /// Where the admin finds the leases, for messages.
+    pub(crate) fn location(&self) -> String {
+        self.store.describe(Group::Leases, "", "")
+    }
+
+    #[cfg(test)]
+    fn path(&self, name: &str) -> std::path::PathBuf {
+        self.store.local_path(Group::Leases, "", &file_of(name))
+    }
+
+    fn read(&self, file: &str) -> Option<Holder> {
+        let data = self.store.load_bytes(Group::Leases, "", file).ok()??;
+        serde_json::from_slice(&data).ok()
     }
 
     /// Who holds lease `name` now (an expired holder too), if anyone.
     pub(crate) fn holder(&self, name: &str) -> Option<Holder> {
-        read(&self.path(name))
+        self.read(&file_of(name))
     }
 
     /// Whether `h` may be taken over at `now`: its time ran out, or it is a
@@ -142,8 +153,8 @@ impl Leases {
 
     /// Takes lease `name` if nobody else holds it. A taken lease is
     /// refreshed on a thread of its own until it is dropped.
-    pub(crate) fn try_take(&self, name: &str, now: Micros) -> io::Result<Take> {
-        let path = self.path(name);
+    pub(crate) fn try_take(&self, name: &str, now: Micros) -> Result<Take, StoreError> {
+        let file = file_of(name);
         let token = token();
         let mine = Holder {
             node: self.node.clone(),
@@ -152,16 +163,16 @@ impl Leases {
             since: now / time::USEC_PER_SEC,
             expires: (now + self.ttl) / time::USEC_PER_SEC,
         };
-        let data = serde_json::to_vec_pretty(&mine).map_err(io::Error::other)?;
+        let data =
+            serde_json::to_vec_pretty(&mine).map_err(|e| crate::store::err(e.to_string()))?;
         for _ in 0..3 {
-            match crate::base::util::create_exclusive(&path, &data, 0o644) {
-                Ok(()) => {
-                    return Ok(Take::Taken(Lease::start(path, mine, self.ttl)));
-                }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(e),
+            if self.store.create_bytes(Group::Leases, "", &file, &data)? {
+                return Ok(Take::Taken(Lease::start(self, file, mine)));
             }
-            let Some(cur) = read(&path).or_else(|| unreadable_holder(&path, now, self.ttl)) else {
+            let Some(cur) = self
+                .read(&file)
+                .or_else(|| self.unreadable_holder(&file, now))
+            else {
                 continue; // removed meanwhile: try again
             };
             if !self.stale(&cur, now) {
@@ -176,22 +187,16 @@ impl Leases {
             } else {
                 cur.token.clone()
             };
-            let claim = self
-                .dir
-                .join(format!(".{}.{id}.tmp.claim", file_name(name)));
-            match crate::base::util::create_exclusive(&claim, b"", 0o644) {
-                Ok(()) => {
-                    crate::base::util::write_atomic(&path, &data, 0o644)?;
-                    return Ok(Take::Taken(Lease::start(path, mine, self.ttl)));
-                }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    return Ok(Take::Busy(cur));
-                }
-                Err(e) => return Err(e),
+            let claim = format!(".{}.{id}.tmp.claim", file_name(name));
+            if self.store.create_bytes(Group::Leases, "", &claim, b"")? {
+                self.store
+                    .save_bytes(Group::Leases, "", &file, &data, false)?;
+                return Ok(Take::Taken(Lease::start(self, file, mine)));
             }
+            return Ok(Take::Busy(cur));
         }
         // three rounds of others taking and dropping it: busy enough
-        Ok(Take::Busy(read(&path).unwrap_or(mine)))
+        Ok(Take::Busy(self.read(&file).unwrap_or(mine)))
     }
 
     /// Takes lease `name`, waiting up to `wait` for its holder to let go.
@@ -200,7 +205,7 @@ impl Leases {
         &self,
         name: &str,
         wait: std::time::Duration,
-    ) -> io::Result<Option<Lease>> {
+    ) -> Result<Option<Lease>, StoreError> {
         let end = std::time::Instant::now() + wait;
         loop {
             match self.try_take(name, time::now())? {
@@ -221,29 +226,30 @@ fn file_name(name: &str) -> String {
     name.replace('/', "_")
 }
 
-fn read(path: &Path) -> Option<Holder> {
-    let data = fs::read(path).ok()?;
-    serde_json::from_slice(&data).ok()
+/// The file of lease `name` in the `leases` group.
+fn file_of(name: &str) -> String {
+    format!("{}.json", file_name(name))
 }
 
-/// A lease file that does not parse (written by something else, or
-/// damaged): treated as held until its modification time is a lease time
-/// old.
-fn unreadable_holder(path: &Path, now: Micros, ttl: Micros) -> Option<Holder> {
-    let m = fs::metadata(path).ok()?;
-    let mtime = m
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(now / time::USEC_PER_SEC);
-    Some(Holder {
-        node: "(unreadable lease file)".into(),
-        pid: 0,
-        token: String::new(),
-        since: mtime,
-        expires: mtime + ttl / time::USEC_PER_SEC,
-    })
+impl Leases {
+    /// A lease file that does not parse (written by something else, or
+    /// damaged): treated as held until its modification time is a lease
+    /// time old.
+    fn unreadable_holder(&self, file: &str, now: Micros) -> Option<Holder> {
+        let st = self.store.stat(Group::Leases, "", file)?;
+        let mtime = if st.modified > 0 {
+            st.modified / time::USEC_PER_SEC
+        } else {
+            now / time::USEC_PER_SEC
+        };
+        Some(Holder {
+            node: "(unreadable lease file)".into(),
+            pid: 0,
+            token: String::new(),
+            since: mtime,
+            expires: mtime + self.ttl / time::USEC_PER_SEC,
+        })
+    }
 }
 
 /// Whether process `pid` exists on this machine.
@@ -264,7 +270,8 @@ fn token() -> String {
 }
 
 struct Shared {
-    path: PathBuf,
+    leases: Leases,
+    file: String,
     holder: Mutex<Holder>,
     ttl: Micros,
     /// Another node has taken the lease over (we stalled beyond its time).
@@ -277,11 +284,14 @@ impl Shared {
     /// Writes a new expiry if the lease is still ours.
     fn refresh(&self) {
         let mut h = self.holder.lock().unwrap_or_else(|e| e.into_inner());
-        match read(&self.path) {
+        match self.leases.read(&self.file) {
             Some(cur) if cur.token == h.token => {
                 h.expires = (time::now() + self.ttl) / time::USEC_PER_SEC;
                 if let Ok(data) = serde_json::to_vec_pretty(&*h) {
-                    let _ = crate::base::util::write_atomic(&self.path, &data, 0o644);
+                    let _ =
+                        self.leases
+                            .store
+                            .save_bytes(Group::Leases, "", &self.file, &data, false);
                 }
             }
             _ => self.lost.store(true, Ordering::SeqCst),
@@ -297,9 +307,11 @@ pub struct Lease {
 }
 
 impl Lease {
-    fn start(path: PathBuf, holder: Holder, ttl: Micros) -> Lease {
+    fn start(leases: &Leases, file: String, holder: Holder) -> Lease {
+        let ttl = leases.ttl;
         let shared = Arc::new(Shared {
-            path,
+            leases: leases.clone(),
+            file,
             holder: Mutex::new(holder),
             ttl,
             lost: Arc::new(AtomicBool::new(false)),
@@ -357,8 +369,9 @@ impl Drop for Lease {
             let _ = t.join();
         }
         let token = self.holder().token;
-        if read(&self.shared.path).is_some_and(|cur| cur.token == token) {
-            let _ = fs::remove_file(&self.shared.path);
+        let (leases, file) = (&self.shared.leases, &self.shared.file);
+        if leases.read(file).is_some_and(|cur| cur.token == token) {
+            leases.store.remove(Group::Leases, "", file);
         }
     }
 }
@@ -366,17 +379,17 @@ impl Drop for Lease {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     /// Node `node`'s view of a fresh lease directory.
-    fn leases(tag: &str, node: &str, ttl_s: i64) -> (PathBuf, Leases) {
-        let d = std::env::temp_dir().join(format!("md-lease-{tag}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&d);
+    fn leases(tag: &str, node: &str, ttl_s: i64) -> (crate::testutil::TempDir, Leases) {
+        let (d, store) = crate::testutil::tmpstore(&format!("lease-{tag}"));
         let l = Leases {
-            dir: d.join(DIR),
+            store,
             node: node.into(),
             ttl: time::from_secs(ttl_s),
         };
-        l.prepare(None).unwrap();
+        l.prepare().unwrap();
         (d, l)
     }
 
@@ -402,7 +415,7 @@ mod tests {
 
     #[test]
     fn one_holder_at_a_time_and_released_on_drop() {
-        let (d, a) = leases("one", "a", 60);
+        let (_d, a) = leases("one", "a", 60);
         let b = other(&a, "b");
         let now = time::now();
         let Take::Taken(l) = a.try_take("x.org", now).unwrap() else {
@@ -420,12 +433,11 @@ mod tests {
         drop(l);
         assert!(a.holder("x.org").is_none());
         assert!(matches!(b.try_take("x.org", now).unwrap(), Take::Taken(_)));
-        let _ = fs::remove_dir_all(d);
     }
 
     #[test]
     fn an_expired_lease_is_taken_over_and_the_old_holder_learns_it() {
-        let (d, a) = leases("expire", "a", 10);
+        let (_d, a) = leases("expire", "a", 10);
         let b = other(&a, "b");
         let now = time::now();
         let Take::Taken(la) = a.try_take("x.org", now).unwrap() else {
@@ -446,12 +458,11 @@ mod tests {
         assert_eq!(b.holder("x.org").unwrap().node, "b");
         drop(lb);
         assert!(b.holder("x.org").is_none());
-        let _ = fs::remove_dir_all(d);
     }
 
     #[test]
     fn a_dead_process_of_this_node_is_taken_over_at_once() {
-        let (d, a) = leases("dead", "a", 60);
+        let (_d, a) = leases("dead", "a", 60);
         let now = time::now();
         let secs = now / time::USEC_PER_SEC;
         left(&a, "x.org", "a", 0x7fff_fff0, secs, secs + 60);
@@ -459,12 +470,11 @@ mod tests {
         // the same on another node is waited for
         left(&a, "y.org", "z", 0x7fff_fff0, secs, secs + 60);
         assert!(matches!(a.try_take("y.org", now).unwrap(), Take::Busy(_)));
-        let _ = fs::remove_dir_all(d);
     }
 
     #[test]
     fn threads_racing_for_a_lease_get_one_holder() {
-        let (d, a) = leases("race", "a", 60);
+        let (_d, a) = leases("race", "a", 60);
         let now = time::now();
         // an expired lease that eight takers race to take over
         let secs = now / time::USEC_PER_SEC;
@@ -494,24 +504,22 @@ mod tests {
             .filter_map(|h| h.join().unwrap())
             .collect();
         assert_eq!(won.len(), 1, "{won:?}");
-        let _ = fs::remove_dir_all(d);
     }
 
     #[test]
     fn leases_of_vanished_holders_are_cleaned_up_at_start() {
-        let (d, a) = leases("clean", "a", 60);
+        let (_d, a) = leases("clean", "a", 60);
         let now = time::now() / time::USEC_PER_SEC;
         left(&a, "old.org", "gone", 1, now - 7260, now - 7200);
         left(&a, "recent.org", "gone", 1, now - 120, now - 60);
-        assert_eq!(a.prepare(None).unwrap(), 1);
+        assert_eq!(a.prepare().unwrap(), 1);
         assert!(a.holder("old.org").is_none());
         assert!(a.holder("recent.org").is_some());
-        let _ = fs::remove_dir_all(d);
     }
 
     #[test]
     fn waiting_for_a_lease() {
-        let (d, a) = leases("wait", "a", 60);
+        let (_d, a) = leases("wait", "a", 60);
         let b = other(&a, "b");
         let Take::Taken(l) = a.try_take("install", time::now()).unwrap() else {
             panic!()
@@ -527,6 +535,5 @@ mod tests {
             .unwrap()
             .is_some());
         t.join().unwrap();
-        let _ = fs::remove_dir_all(d);
     }
 }

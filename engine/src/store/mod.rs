@@ -1,21 +1,23 @@
-//! The file store (spec §5.1–5.4): `md_store.json` with the store key, and
-//! the group directories with their modes and ownership. Compatible both ways
-//! with the C module's store.
+//! The store (spec §5): groups and names as the C module lays them out,
+//! `md_store.json` with the store key, and the façade the engine reads and
+//! writes through (JSON, keys encrypted with the store key, files that heal
+//! when broken). The place where bytes are kept is behind the [`Storage`]
+//! and [`Locker`] traits; [`files::FileStorage`] is the file store,
+//! compatible both ways with the C module's.
 
+pub mod files;
 mod io;
 pub mod lease;
-mod lock;
-pub use lock::StoreLock;
 pub mod request;
 pub mod sets;
+pub mod storage;
 
 use crate::base::log::{Level, Note};
-use crate::base::util::{self, b64url_decode, b64url_encode, json_pretty};
+use crate::base::util::{b64url_decode, b64url_encode, json_pretty};
 use serde_json::{json, Value};
-use std::fs;
-use std::io::ErrorKind;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+pub use storage::{Guard, Locker, Stamp, Stat, Storage};
 
 pub const STORE_FILE: &str = "md_store.json";
 pub const STORE_VERSION: f64 = 3.0;
@@ -32,6 +34,12 @@ pub enum Group {
     Archive,
     Tmp,
     Ocsp,
+    /// CRLs and the result of their checks (this module only).
+    Crl,
+    /// Leases of the nodes of a cluster (this module only, `MDClusterNode`).
+    Leases,
+    /// Requests an operator left with `a2md` (this module only).
+    Requests,
 }
 
 impl Group {
@@ -45,13 +53,16 @@ impl Group {
             Group::Archive => "archive",
             Group::Tmp => "tmp",
             Group::Ocsp => "ocsp",
+            Group::Crl => "crl",
+            Group::Leases => "leases",
+            Group::Requests => "requests",
         }
     }
 
     /// Mode a group directory is created with (the C module's).
     pub(crate) fn create_mode(self) -> u32 {
         match self {
-            Group::None => 0o755,
+            Group::None | Group::Crl | Group::Leases | Group::Requests => 0o755,
             Group::Domains | Group::Tmp | Group::Archive => 0o700,
             _ => 0o750,
         }
@@ -71,7 +82,15 @@ impl Group {
     /// Whether the group directory is handed to httpd's `User` (the renewal
     /// job in the child writes there).
     pub(crate) fn owned_by_user(self) -> bool {
-        matches!(self, Group::Challenges | Group::Staging | Group::Ocsp)
+        matches!(
+            self,
+            Group::Challenges
+                | Group::Staging
+                | Group::Ocsp
+                | Group::Crl
+                | Group::Leases
+                | Group::Requests
+        )
     }
 
     /// Whether private keys in this group are stored encrypted.
@@ -91,9 +110,11 @@ pub const STARTUP_GROUPS: [Group; 4] = [
     Group::Ocsp,
 ];
 
+/// The store as the engine uses it; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Store {
-    root: PathBuf,
+    storage: Arc<dyn Storage>,
+    locker: Arc<dyn Locker>,
     key: Vec<u8>,
     /// httpd's `User`, when the store was opened by a root parent.
     user: Option<u32>,
@@ -111,64 +132,35 @@ impl std::fmt::Display for StoreError {
     }
 }
 
-fn err(msg: impl Into<String>) -> StoreError {
+pub(crate) fn err(msg: impl Into<String>) -> StoreError {
     StoreError { msg: msg.into() }
 }
 
-/// Creates `dir` (and parents) with `mode` if missing; returns whether it
-/// was created.
-fn ensure_dir(dir: &Path, mode: u32) -> std::io::Result<bool> {
-    match fs::metadata(dir) {
-        Ok(m) if m.is_dir() => Ok(false),
-        Ok(_) => Err(std::io::Error::new(
-            ErrorKind::AlreadyExists,
-            format!("{} exists but is not a directory", dir.display()),
-        )),
-        Err(_) => {
-            fs::create_dir_all(dir)?;
-            fs::set_permissions(dir, fs::Permissions::from_mode(mode))?;
-            Ok(true)
-        }
-    }
-}
-
 impl Store {
-    /// Opens the store at `root`, creating it (and `md_store.json` with a new
-    /// key) when missing, and makes sure the start-up group directories
-    /// exist. `user` is the uid to hand the child-written groups to (only
-    /// when the server runs as root).
+    /// Opens the file store at `root`, creating it (and `md_store.json` with
+    /// a new key) when missing, and makes sure the start-up groups exist.
+    /// `user` is the uid to hand the child-written groups to (only when the
+    /// server runs as root).
     pub fn open(
         root: &Path,
         user: Option<u32>,
         notes: &mut Vec<Note>,
     ) -> Result<Store, StoreError> {
-        if !root.exists() {
-            notes.push(Note::new(
-                Level::Info,
-                format!(
-                    "store directory does not exist, creating {}",
-                    root.display()
-                ),
-            ));
-            fs::create_dir_all(root)
-                .and_then(|()| fs::set_permissions(root, fs::Permissions::from_mode(0o700)))
-                .and_then(|()| fs::set_permissions(root, fs::Permissions::from_mode(0o755)))
-                .map_err(|e| {
-                    err(format!(
-                        "cannot create the store directory {}: {e}. Check MDStoreDir and the \
-                         permissions of its parent directory.",
-                        root.display()
-                    ))
-                })?;
-        } else if !root.is_dir() {
-            return Err(err(format!(
-                "the store path {} exists but is not a directory; check MDStoreDir",
-                root.display()
-            )));
-        }
-        let key = Self::load_or_create_key(root, notes)?;
+        let files = Arc::new(files::FileStorage::open(root, user, notes)?);
+        Store::with(files.clone(), files, user, notes)
+    }
+
+    /// Opens a store kept by `storage`, locked through `locker`.
+    pub fn with(
+        storage: Arc<dyn Storage>,
+        locker: Arc<dyn Locker>,
+        user: Option<u32>,
+        notes: &mut Vec<Note>,
+    ) -> Result<Store, StoreError> {
+        let key = load_or_create_key(storage.as_ref(), notes)?;
         let store = Store {
-            root: root.to_path_buf(),
+            storage,
+            locker,
             key,
             user,
         };
@@ -176,14 +168,10 @@ impl Store {
         // still serves what it holds (issue 25): a group that cannot be set
         // up is said, and what needs it fails later with its own error.
         for g in STARTUP_GROUPS {
-            if let Err(e) = store.ensure_group(g, user) {
+            if let Err(e) = store.prepare_group(g) {
                 notes.push(Note::new(
                     Level::Error,
-                    format!(
-                        "cannot set up store directory {}: {e}; what the module writes there \
-                         fails until it can be written",
-                        store.group_dir(g).display()
-                    ),
+                    format!("{e}; what the module writes there fails until it can be written"),
                 ));
             }
         }
@@ -191,126 +179,20 @@ impl Store {
         // `User` (earlier versions of this module): the renewal job could
         // not read them and registered a new account on every renewal.
         for id in store.names(Group::Accounts) {
-            let path = store.path(Group::Accounts, &id, ACCOUNT_KEY);
-            if let Err(e) = store.hand_to_user(&path) {
+            if let Err(e) = store
+                .storage
+                .hand_to_user(Group::Accounts, &id, ACCOUNT_KEY)
+            {
                 notes.push(Note::new(
                     Level::Warn,
                     format!(
-                        "AH10082: Can't change owner of {}: {e}; the renewal job running as \
-                         httpd's User may not be able to use this ACME account",
-                        path.display()
+                        "{e}; the renewal job running as httpd's User may not be able to use \
+                         this ACME account"
                     ),
                 ));
             }
         }
         Ok(store)
-    }
-
-    /// Gives a file to httpd's `User` (root parent only; a no-op otherwise
-    /// and for files that are missing or already theirs).
-    fn hand_to_user(&self, path: &Path) -> std::io::Result<()> {
-        use std::os::unix::fs::MetadataExt;
-        let Some(uid) = self.user else {
-            return Ok(());
-        };
-        match fs::symlink_metadata(path) {
-            Ok(m) if m.is_file() && m.uid() != uid => {
-                std::os::unix::fs::chown(path, Some(uid), None)
-            }
-            _ => Ok(()),
-        }
-    }
-
-    fn load_or_create_key(root: &Path, notes: &mut Vec<Note>) -> Result<Vec<u8>, StoreError> {
-        let path = root.join(STORE_FILE);
-        for _ in 0..3 {
-            match fs::read_to_string(&path) {
-                Ok(text) => return Self::read_store_file(root, &path, &text, notes),
-                Err(e) if e.kind() == ErrorKind::NotFound => {
-                    let mut key = vec![0u8; KEY_LEN];
-                    openssl::rand::rand_bytes(&mut key)
-                        .map_err(|e| err(format!("cannot generate the store key: {e}")))?;
-                    let doc =
-                        json!({"store": {"version": STORE_VERSION}, "key": b64url_encode(&key)});
-                    match util::create_exclusive(&path, json_pretty(&doc).as_bytes(), 0o600) {
-                        Ok(()) => return Ok(key),
-                        // another process created it first: read theirs
-                        Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
-                        Err(e) => {
-                            return Err(err(format!("cannot create {}: {e}", path.display())))
-                        }
-                    }
-                }
-                Err(e) => return Err(err(format!("cannot read {}: {e}", path.display()))),
-            }
-        }
-        Err(err(format!("cannot create or read {}", path.display())))
-    }
-
-    fn read_store_file(
-        root: &Path,
-        path: &Path,
-        text: &str,
-        notes: &mut Vec<Note>,
-    ) -> Result<Vec<u8>, StoreError> {
-        let mut doc: Value = serde_json::from_str(text).map_err(|e| {
-            err(format!(
-                "The central store file {} seems to exist, but its content are not readable as \
-                 JSON ({e}). If you have not changed it yourself, restore it from a backup; \
-                 without its key, the encrypted keys in 'accounts' and 'staging' cannot be read. \
-                 Removing the store directory makes the module start over with new accounts.",
-                path.display()
-            ))
-        })?;
-        let version = doc
-            .pointer("/store/version")
-            .and_then(Value::as_f64)
-            .filter(|v| *v > 0.0)
-            .unwrap_or(1.0);
-        if version > STORE_VERSION {
-            return Err(err(format!(
-                "version too new: {version}. The store at {} was written by a newer mod_md; \
-                 this module understands store version {STORE_VERSION} and leaves it untouched. \
-                 Use the newer module or point MDStoreDir elsewhere.",
-                root.display()
-            )));
-        }
-        let key = match doc.get("key").and_then(Value::as_str) {
-            None => {
-                return Err(err(format!(
-                "missing key: key (in {}). The store file is damaged; restore it from a backup.",
-                path.display()
-            )))
-            }
-            Some(k) => b64url_decode(k)
-                .filter(|k| k.len() == KEY_LEN)
-                .ok_or_else(|| {
-                    err(format!(
-                    "key length unexpected (in {}); expected {KEY_LEN} bytes. The store file is \
-                     damaged; restore it from a backup.",
-                    path.display()
-                ))
-                })?,
-        };
-        if version < STORE_VERSION {
-            if version < 2.0 {
-                migrate_v1(root, notes);
-            }
-            if let Some(o) = doc.as_object_mut() {
-                o.remove("version");
-            }
-            doc["store"] = json!({"version": STORE_VERSION});
-            util::write_atomic(path, json_pretty(&doc).as_bytes(), 0o600)
-                .map_err(|e| err(format!("cannot update {}: {e}", path.display())))?;
-            notes.push(Note::new(
-                Level::Info,
-                format!(
-                    "store {} migrated from version {version} to {STORE_VERSION}",
-                    root.display()
-                ),
-            ));
-        }
-        Ok(key)
     }
 
     /// The uid child-written parts of the store are handed to (a root
@@ -319,8 +201,14 @@ impl Store {
         self.user
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
+    /// Where the admin finds the store (its directory), for messages.
+    pub fn location(&self) -> String {
+        self.storage.describe(Group::None, "", "")
+    }
+
+    /// Where the admin finds a place in the store, for messages.
+    pub fn describe(&self, g: Group, name: &str, file: &str) -> String {
+        self.storage.describe(g, name, file)
     }
 
     /// The 48 raw key bytes used as pass phrase for encrypted keys.
@@ -328,128 +216,170 @@ impl Store {
         &self.key
     }
 
-    pub fn group_dir(&self, g: Group) -> PathBuf {
-        if g == Group::None {
-            self.root.clone()
-        } else {
-            self.root.join(g.dir_name())
-        }
+    /// The local file mod_ssl reads for a place in the store.
+    pub fn local_path(&self, g: Group, name: &str, file: &str) -> PathBuf {
+        self.storage.local_path(g, name, file)
     }
 
-    /// Creates a group directory with its mode and, for child-written
-    /// groups, hands it to `user`.
-    pub(crate) fn ensure_group(&self, g: Group, user: Option<u32>) -> std::io::Result<()> {
-        let dir = self.group_dir(g);
-        if !ensure_dir(&dir, g.create_mode())?
-            && g == Group::Accounts
-            && !sorted_dir(&dir).is_empty()
-        {
-            // accounts in use are open to the renewal job, as after the C
-            // module's installation (earlier versions of this module left
-            // them 0750 and the child registered a new account every time)
-            set_mode(&dir, g.used_mode())?;
-        }
-        if let (true, Some(uid)) = (g.owned_by_user(), user) {
-            use std::os::unix::fs::MetadataExt;
-            // only when it is another's (a read-only store refuses even a
-            // chown to the same owner)
-            if fs::metadata(&dir)?.uid() != uid {
-                std::os::unix::fs::chown(&dir, Some(uid), None)?;
-            }
-        }
-        Ok(())
-    }
-}
-
-impl Store {
-    /// Removes the temp files that writers which died (a crash, a killed
-    /// node of a cluster) left in the store's directories, once they are
-    /// ten minutes old; returns how many.
-    pub(crate) fn remove_stale_tmp(&self) -> usize {
-        let age = std::time::Duration::from_secs(600);
-        let mut n = util::remove_stale_tmp(&self.root, age);
-        for g in [
-            Group::Accounts,
-            Group::Challenges,
-            Group::Domains,
-            Group::Staging,
-            Group::Ocsp,
-        ] {
-            let dir = self.group_dir(g);
-            n += util::remove_stale_tmp(&dir, age);
-            for name in sorted_dir(&dir) {
-                n += util::remove_stale_tmp(&dir.join(name), age);
-            }
-        }
-        n
+    /// `<root>/<group>/<name>/<file>` (tests look at the files).
+    #[cfg(test)]
+    pub(crate) fn path(&self, g: Group, name: &str, file: &str) -> PathBuf {
+        self.local_path(g, name, file)
     }
 
-    /// Gives a group directory its mode of a group in use (the parent does
-    /// this when it installs a staged set, as the C module does).
+    #[cfg(test)]
+    pub(crate) fn group_dir(&self, g: Group) -> PathBuf {
+        self.local_path(g, "", "")
+    }
+
+    /// Makes a group ready for use (created, open to whom uses it).
+    pub(crate) fn prepare_group(&self, g: Group) -> Result<(), StoreError> {
+        self.storage.prepare_group(g)
+    }
+
+    /// Opens a group to the renewal job (the parent does this when it
+    /// installs a staged set, as the C module does).
     pub(crate) fn open_group(&self, g: Group) -> Result<(), StoreError> {
-        let dir = self.group_dir(g);
-        set_mode(&dir, g.used_mode())
-            .map_err(|e| err(format!("cannot set the mode of {}: {e}", dir.display())))
+        self.storage.open_group(g)
+    }
+
+    /// Removes what writers that died (a crash, a killed node of a cluster)
+    /// left in the store, once ten minutes old; how many.
+    pub(crate) fn sweep(&self) -> usize {
+        self.storage.sweep()
+    }
+
+    /// Whether the store is still there (its `md_store.json`).
+    pub fn present(&self) -> bool {
+        self.storage.present()
+    }
+
+    /// The store-wide lock (`MDStoreLocks`, §5.6), retried for at most
+    /// `wait`: used around the start-up installation, so that several httpd
+    /// sharing a store do not install the same staged set at once.
+    pub fn lock(&self, wait: std::time::Duration) -> Result<Guard, String> {
+        self.locker.lock_store(wait)
+    }
+
+    /// Takes one MD's order for this process if no other process of this
+    /// server holds it. After a graceful restart a child of the old
+    /// generation may still be busy with an MD's order until its next safe
+    /// point; the new generation's run must not work on the same order
+    /// meanwhile (both would ask the CA to validate the same challenge).
+    /// `Ok(None)`: held by another process.
+    pub(crate) fn lock_md(&self, name: &str) -> Result<Option<Guard>, StoreError> {
+        self.locker.lock_md(name)
     }
 }
 
-/// Sets a directory's mode unless it has it already (a directory owned by
-/// someone else with the right mode is fine).
-fn set_mode(dir: &Path, mode: u32) -> std::io::Result<()> {
-    if fs::metadata(dir)?.permissions().mode() & 0o7777 != mode {
-        fs::set_permissions(dir, fs::Permissions::from_mode(mode))?;
+fn load_or_create_key(s: &dyn Storage, notes: &mut Vec<Note>) -> Result<Vec<u8>, StoreError> {
+    let at = s.describe(Group::None, "", STORE_FILE);
+    for _ in 0..3 {
+        match s.read(Group::None, "", STORE_FILE)? {
+            Some(text) => return read_store_file(s, &at, &text, notes),
+            None => {
+                let mut key = vec![0u8; KEY_LEN];
+                openssl::rand::rand_bytes(&mut key)
+                    .map_err(|e| err(format!("cannot generate the store key: {e}")))?;
+                let doc = json!({"store": {"version": STORE_VERSION}, "key": b64url_encode(&key)});
+                // another process that created it first: read theirs
+                if s.create(
+                    Group::None,
+                    "",
+                    STORE_FILE,
+                    json_pretty(&doc).as_bytes(),
+                    true,
+                )? {
+                    return Ok(key);
+                }
+            }
+        }
     }
-    Ok(())
+    Err(err(format!("cannot create or read {at}")))
 }
 
-/// Entry names of a directory, sorted; none when it cannot be read.
-fn sorted_dir(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir)
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
-}
-
-/// Mode of a file written into a group: private keys are always 0600 (the
-/// C module leaves staged keys 0644); other files follow the group.
-pub(crate) fn file_mode(g: Group, is_key: bool) -> u32 {
-    if is_key {
-        return 0o600;
+fn read_store_file(
+    s: &dyn Storage,
+    at: &str,
+    text: &[u8],
+    notes: &mut Vec<Note>,
+) -> Result<Vec<u8>, StoreError> {
+    let root = s.describe(Group::None, "", "");
+    let mut doc: Value = serde_json::from_slice(text).map_err(|e| {
+        err(format!(
+            "The central store file {at} seems to exist, but its content are not readable as \
+             JSON ({e}). If you have not changed it yourself, restore it from a backup; \
+             without its key, the encrypted keys in 'accounts' and 'staging' cannot be read. \
+             Removing the store directory makes the module start over with new accounts."
+        ))
+    })?;
+    let version = doc
+        .pointer("/store/version")
+        .and_then(Value::as_f64)
+        .filter(|v| *v > 0.0)
+        .unwrap_or(1.0);
+    if version > STORE_VERSION {
+        return Err(err(format!(
+            "version too new: {version}. The store at {root} was written by a newer mod_md; \
+             this module understands store version {STORE_VERSION} and leaves it untouched. \
+             Use the newer module or point MDStoreDir elsewhere."
+        )));
     }
-    match g {
-        Group::Domains | Group::Tmp | Group::Archive | Group::None => 0o600,
-        _ => 0o644,
+    let key = match doc.get("key").and_then(Value::as_str) {
+        None => {
+            return Err(err(format!(
+                "missing key: key (in {at}). The store file is damaged; restore it from a backup."
+            )))
+        }
+        Some(k) => b64url_decode(k)
+            .filter(|k| k.len() == KEY_LEN)
+            .ok_or_else(|| {
+                err(format!(
+                    "key length unexpected (in {at}); expected {KEY_LEN} bytes. The store file \
+                     is damaged; restore it from a backup."
+                ))
+            })?,
+    };
+    if version < STORE_VERSION {
+        if version < 2.0 {
+            migrate_v1(s, notes);
+        }
+        if let Some(o) = doc.as_object_mut() {
+            o.remove("version");
+        }
+        doc["store"] = json!({"version": STORE_VERSION});
+        s.write(
+            Group::None,
+            "",
+            STORE_FILE,
+            json_pretty(&doc).as_bytes(),
+            true,
+            true,
+        )
+        .map_err(|e| err(format!("cannot update {at}: {e}")))?;
+        notes.push(Note::new(
+            Level::Info,
+            format!("store {root} migrated from version {version} to {STORE_VERSION}"),
+        ));
     }
+    Ok(key)
 }
 
 /// v1 → v2: `pkey.pem` becomes `privkey.pem`, `cert.pem` + `chain.pem`
 /// become `pubcert.pem` in `domains` and `archive`.
-fn migrate_v1(root: &Path, notes: &mut Vec<Note>) {
-    for group in [Group::Domains, Group::Archive] {
-        let Ok(entries) = fs::read_dir(root.join(group.dir_name())) else {
-            continue;
-        };
-        for dir in entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()) {
-            let pkey = dir.join("pkey.pem");
-            if pkey.exists() {
-                if let Err(e) = fs::rename(&pkey, dir.join("privkey.pem")) {
-                    notes.push(Note::new(
-                        Level::Warn,
-                        format!("migrating {}: {e}", pkey.display()),
-                    ));
+fn migrate_v1(s: &dyn Storage, notes: &mut Vec<Note>) {
+    for g in [Group::Domains, Group::Archive] {
+        for name in s.list(g, "") {
+            if s.stat(g, &name, "pkey.pem").ok().flatten().is_some() {
+                if let Err(e) = s.rename(g, &name, "pkey.pem", "privkey.pem") {
+                    notes.push(Note::new(Level::Warn, format!("migrating: {e}")));
                 }
             }
-            if let Ok(cert) = fs::read(dir.join("cert.pem")) {
-                let mut chain = cert;
-                if let Ok(more) = fs::read(dir.join("chain.pem")) {
+            if let Ok(Some(mut chain)) = s.read(g, &name, "cert.pem") {
+                if let Ok(Some(more)) = s.read(g, &name, "chain.pem") {
                     chain.extend_from_slice(&more);
                 }
-                let _ = util::write_atomic(&dir.join("pubcert.pem"), &chain, 0o600);
+                let _ = s.write(g, &name, "pubcert.pem", &chain, true, true);
             }
         }
     }
@@ -458,6 +388,7 @@ fn migrate_v1(root: &Path, notes: &mut Vec<Note>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
     use std::os::unix::fs::MetadataExt;
 
     fn tmpdir(tag: &str) -> PathBuf {
@@ -567,7 +498,9 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(back.pkey().public_eq(k.pkey()));
-        assert!(s.ensure_name_dir(Group::Staging, "../x").is_err());
+        assert!(s
+            .save_json(Group::Staging, "../x", "f", &json!({}))
+            .is_err());
         assert_eq!(s.names(Group::Staging), ["a.org"]);
         s.purge(Group::Staging, "a.org");
         assert!(s.names(Group::Staging).is_empty());

@@ -8,14 +8,8 @@
 //! the next start picks it up. The C module ignores the directory.
 
 use crate::base::time::{self, Micros};
-use crate::store::{Group, Store};
+use crate::store::{Group, Store, StoreError};
 use serde::{Deserialize, Serialize};
-use std::fs;
-use std::io;
-use std::path::PathBuf;
-
-/// The directory below the store root.
-pub const DIR: &str = "requests";
 
 /// One pending request for an MD.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -43,54 +37,35 @@ impl Request {
     }
 }
 
-fn path(store: &Store, md: &str) -> PathBuf {
-    store
-        .root()
-        .join(DIR)
-        .join(format!("{}.json", md.replace('/', "_")))
+fn file(md: &str) -> String {
+    format!("{}.json", md.replace('/', "_"))
 }
 
 /// The pending request for `md`, if any (one that does not parse is none).
 pub fn load(store: &Store, md: &str) -> Option<Request> {
-    let data = fs::read(path(store, md)).ok()?;
+    let data = store.load_bytes(Group::Requests, "", &file(md)).ok()??;
     serde_json::from_slice(&data).ok()
 }
 
 /// Whether a request for `md` is pending (a cheap check for every run).
 pub(crate) fn pending(store: &Store, md: &str) -> bool {
-    path(store, md).exists()
+    store.exists(Group::Requests, "", &file(md))
 }
 
-/// Leaves `req` for `md`, replacing an older one; directory and file are
-/// given to the owner of `staging/` (the renewal job's user).
-pub fn save(store: &Store, md: &str, req: &Request) -> io::Result<()> {
-    use std::os::unix::fs::MetadataExt;
-    let owner = fs::metadata(store.group_dir(Group::Staging)).ok();
-    let dir = store.root().join(DIR);
-    if !dir.is_dir() {
-        fs::create_dir_all(&dir)?;
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755))?;
-    }
-    let file = path(store, md);
-    let data = serde_json::to_vec_pretty(req).map_err(io::Error::other)?;
-    crate::base::util::write_atomic(&file, &data, 0o644)?;
-    if let Some(m) = owner {
-        for p in [&dir, &file] {
-            let own = fs::metadata(p)?;
-            if own.uid() != m.uid() || own.gid() != m.gid() {
-                std::os::unix::fs::chown(p, Some(m.uid()), Some(m.gid()))?;
-            }
-        }
-    }
-    Ok(())
+/// Leaves `req` for `md`, replacing an older one; the group and the file
+/// are given to the renewal job's user (the store's `user`).
+pub fn save(store: &Store, md: &str, req: &Request) -> Result<(), StoreError> {
+    store.prepare_group(Group::Requests)?;
+    let data = serde_json::to_vec_pretty(req).map_err(|e| crate::store::err(e.to_string()))?;
+    store.save_bytes(Group::Requests, "", &file(md), &data, false)?;
+    store.hand_to_user(Group::Requests, "", &file(md))
 }
 
 /// Removes the request of `md` once it is answered, unless a newer one
 /// came meanwhile.
 pub fn clear(store: &Store, md: &str, answered: &Request) {
     if load(store, md).is_some_and(|r| r.since <= answered.since) {
-        let _ = fs::remove_file(path(store, md));
+        store.remove(Group::Requests, "", &file(md));
     }
 }
 
@@ -100,9 +75,7 @@ mod tests {
 
     #[test]
     fn a_request_is_kept_until_answered_and_a_newer_one_survives() {
-        let d = std::env::temp_dir().join(format!("md-request-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&d);
-        let store = Store::open(&d, None, &mut Vec::new()).unwrap();
+        let (_d, store) = crate::testutil::tmpstore("request");
         assert!(load(&store, "a.org").is_none() && !pending(&store, "a.org"));
         let now = time::now();
         let first = Request::renew(now, Some("mass revocation".into()));
@@ -116,6 +89,5 @@ mod tests {
         assert_eq!(load(&store, "a.org"), Some(second.clone()));
         clear(&store, "a.org", &second);
         assert!(!pending(&store, "a.org"));
-        let _ = fs::remove_dir_all(d);
     }
 }

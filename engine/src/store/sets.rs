@@ -332,7 +332,7 @@ pub(crate) fn live_files(store: &Store, md: &Md) -> Vec<LivePair> {
             let sfx = s.file_suffix();
             let path = |f: &str| {
                 store
-                    .path(Group::Domains, &md.name, &format!("{f}{sfx}.pem"))
+                    .local_path(Group::Domains, &md.name, &format!("{f}{sfx}.pem"))
                     .display()
                     .to_string()
             };
@@ -448,8 +448,8 @@ pub(crate) fn ensure_fallbacks(
         let sfx = spec.file_suffix();
         let kf = format!("fallback-privkey{sfx}.pem");
         let cf = format!("fallback-pubcert{sfx}.pem");
-        let kp = store.path(Group::Domains, &md.name, &kf);
-        let cp = store.path(Group::Domains, &md.name, &cf);
+        let kp = store.local_path(Group::Domains, &md.name, &kf);
+        let cp = store.local_path(Group::Domains, &md.name, &cf);
         // existing ones are reused (even expired), unless mod_ssl could not
         // load them: then they are made again
         let usable = kp.exists() && cp.exists() && check_fallback_pair(&kp, &cp).is_ok();
