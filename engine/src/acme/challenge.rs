@@ -5,6 +5,7 @@
 use super::order::Order;
 use super::resource::{self, Authorization, AuthzStatus, ChallengeStatus};
 use super::{AResult, Acme, AcmeError, Kind};
+use crate::base::challenge::ChallengeType;
 use crate::base::crypto::{self, Key};
 use crate::base::keyspec::KeySpec;
 use crate::base::log::{Level, Note};
@@ -20,7 +21,7 @@ use std::process::{Command, Stdio};
 pub trait Events {
     /// `challenge-setup:<type>:<domain>`, after the challenge data is in
     /// place and before the CA is told. An error makes this type fail.
-    fn challenge_setup(&mut self, _ctype: &str, _domain: &str) -> Result<(), String> {
+    fn challenge_setup(&mut self, _ctype: &ChallengeType, _domain: &str) -> Result<(), String> {
         Ok(())
     }
     /// What the run is doing now (job log "progress").
@@ -35,7 +36,7 @@ impl Events for NoEvents {}
 #[derive(Debug, Clone, Default)]
 pub struct ChallengeEnv {
     /// Usable challenge types, in order of preference (§4.6).
-    pub types: Vec<String>,
+    pub types: Vec<ChallengeType>,
     /// `MDChallengeDns01` in effect for the MD.
     pub dns01_cmd: Option<String>,
     /// `MDChallengeDns01Version`.
@@ -69,8 +70,8 @@ pub struct RunEnv<'a> {
 /// The challenge directory of an identifier for a challenge type: IP
 /// addresses are looked up by their reverse-DNS name for tls-alpn-01 (the
 /// SNI the CA sends, RFC 8738).
-pub(crate) fn challenge_dir_name(ctype: &str, ident: &str) -> String {
-    if ctype == "tls-alpn-01" {
+pub(crate) fn challenge_dir_name(ctype: &ChallengeType, ident: &str) -> String {
+    if *ctype == ChallengeType::TlsAlpn01 {
         if let Some(rev) = crypto::reverse_dns_name(ident) {
             return rev;
         }
@@ -122,11 +123,12 @@ pub(crate) fn teardown(
         let Some((ctype, rest)) = token.split_once(':') else {
             continue;
         };
+        let ctype = ChallengeType::from(ctype);
         match ctype {
-            "http-01" | "tls-alpn-01" => {
-                store.purge(Group::Challenges, &challenge_dir_name(ctype, rest))
+            ChallengeType::Http01 | ChallengeType::TlsAlpn01 => {
+                store.purge(Group::Challenges, &challenge_dir_name(&ctype, rest))
             }
-            "dns-01" => {
+            ChallengeType::Dns01 => {
                 let (domain, value) = rest.split_once(' ').unwrap_or((rest, ""));
                 if let Some(cmd) = md.dns01_cmd.as_ref().or(env_dns.dns01_cmd.as_ref()) {
                     let mut argv = crate::base::util::tokenize_argv(cmd);
@@ -165,7 +167,7 @@ pub(crate) fn setup_challenge(
     acme: &Acme,
     md: &Md,
     env: &mut RunEnv<'_>,
-    ctype: &str,
+    ctype: &ChallengeType,
     ident: &str,
     token: &str,
 ) -> AResult<String> {
@@ -173,7 +175,7 @@ pub(crate) fn setup_challenge(
     let store = env.store;
     let store_err = |e: crate::store::StoreError| AcmeError::new(Kind::General, e.msg);
     let setup = match ctype {
-        "http-01" => {
+        ChallengeType::Http01 => {
             let file = "acme-http-01.txt";
             if store
                 .load_bytes(Group::Challenges, ident, file)
@@ -188,7 +190,7 @@ pub(crate) fn setup_challenge(
             }
             format!("http-01:{ident}")
         }
-        "tls-alpn-01" => {
+        ChallengeType::TlsAlpn01 => {
             let dir = challenge_dir_name(ctype, ident);
             let digest = openssl::sha::sha256(key_authz.as_bytes());
             let changed = !md.effective_specs().iter().all(|spec| {
@@ -239,7 +241,7 @@ pub(crate) fn setup_challenge(
             }
             format!("tls-alpn-01:{ident}")
         }
-        "dns-01" => {
+        ChallengeType::Dns01 => {
             let cmd = md
                 .dns01_cmd
                 .as_ref()
@@ -312,14 +314,14 @@ pub(crate) fn preflight(
     acme: &Acme,
     md: &Md,
     env: &mut RunEnv<'_>,
-    ctype: &str,
+    ctype: &ChallengeType,
     ident: &str,
     token: &str,
 ) -> AResult<()> {
     let Some(pf) = env.challenges.preflight.clone() else {
         return Ok(());
     };
-    if ctype == "dns-01" {
+    if *ctype == ChallengeType::Dns01 {
         return Ok(());
     }
     let key_authz = acme_key_authz(acme, token)?;
@@ -423,7 +425,8 @@ pub(crate) fn start_authz(
             AuthzStart::Awaiting(ch.url.clone())
         });
     }
-    let offered_types: Vec<&str> = authz.challenges.iter().map(|c| c.kind.as_str()).collect();
+    let offered_types: Vec<ChallengeType> =
+        authz.challenges.iter().map(|c| c.kind.clone()).collect();
     let mut last_err = None;
     let mut any = false;
     for ctype in env.challenges.types.clone() {
@@ -434,7 +437,7 @@ pub(crate) fn start_authz(
         // tls-alpn-01 needs an https server with acme-tls/1 for some name
         // of the MD (§4.5); a name without a vhost of its own is answered
         // by the https server that gets its handshake.
-        if ctype == "tls-alpn-01"
+        if ctype == ChallengeType::TlsAlpn01
             && env
                 .challenges
                 .tls_alpn_domains
@@ -516,8 +519,8 @@ pub(crate) fn start_authz(
             "challenge-mismatch",
             format!(
                 "None of offered challenge types for domain {ident} are supported. The server offered '{}' and available are: '{}'.",
-                offered_types.join(" "),
-                env.challenges.types.join(" ")
+                crate::base::challenge::join(&offered_types),
+                crate::base::challenge::join(&env.challenges.types)
             ),
         ));
     }
@@ -544,12 +547,18 @@ mod tests {
 
     #[test]
     fn challenge_dirs_and_links() {
-        assert_eq!(challenge_dir_name("http-01", "127.0.0.1"), "127.0.0.1");
         assert_eq!(
-            challenge_dir_name("tls-alpn-01", "127.0.0.1"),
+            challenge_dir_name(&ChallengeType::Http01, "127.0.0.1"),
+            "127.0.0.1"
+        );
+        assert_eq!(
+            challenge_dir_name(&ChallengeType::TlsAlpn01, "127.0.0.1"),
             "1.0.0.127.in-addr.arpa"
         );
-        assert_eq!(challenge_dir_name("tls-alpn-01", "a.org"), "a.org");
+        assert_eq!(
+            challenge_dir_name(&ChallengeType::TlsAlpn01, "a.org"),
+            "a.org"
+        );
         let r = crate::base::http::Response {
             status: 200,
             headers: vec![

@@ -13,6 +13,7 @@
 //! beside the result, for the admin to compare. `MDChallengePreflight off`
 //! turns the check off.
 
+use crate::base::challenge::ChallengeType;
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
@@ -59,14 +60,14 @@ impl Env {
 /// DNS, which this server does not answer).
 pub fn check(
     env: &Env,
-    ctype: &str,
+    ctype: &ChallengeType,
     ident: &str,
     token: &str,
     key_authz: &str,
 ) -> Result<String, String> {
     match ctype {
-        "http-01" => http01(env, ident, token, key_authz),
-        "tls-alpn-01" => tls_alpn01(env, ident, key_authz),
+        ChallengeType::Http01 => http01(env, ident, token, key_authz),
+        ChallengeType::TlsAlpn01 => tls_alpn01(env, ident, key_authz),
         _ => Ok(String::new()),
     }
 }
@@ -457,22 +458,22 @@ mod tests {
     #[test]
     fn http01_answers() {
         let a = serve(b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\ntok.abc");
-        assert!(check(&env(a), "http-01", "a.org", "tok", "tok.abc").is_ok());
+        assert!(check(&env(a), &ChallengeType::Http01, "a.org", "tok", "tok.abc").is_ok());
         let a = serve(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\ntok\r\n4\r\n.abc\r\n0\r\n\r\n");
-        assert!(check(&env(a), "http-01", "a.org", "tok", "tok.abc").is_ok());
+        assert!(check(&env(a), &ChallengeType::Http01, "a.org", "tok", "tok.abc").is_ok());
         let a = serve(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello");
-        let e = check(&env(a), "http-01", "a.org", "tok", "tok.abc").unwrap_err();
+        let e = check(&env(a), &ChallengeType::Http01, "a.org", "tok", "tok.abc").unwrap_err();
         assert!(e.contains("other content") && e.contains("hello"), "{e}");
         let a = serve(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
-        assert!(check(&env(a), "http-01", "a.org", "tok", "x")
+        assert!(check(&env(a), &ChallengeType::Http01, "a.org", "tok", "x")
             .unwrap_err()
             .contains("answers 404"));
         let a = serve(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 60\r\n\r\nYou're speaking plain HTTP to an SSL-enabled server port.\n");
-        assert!(check(&env(a), "http-01", "a.org", "tok", "x")
+        assert!(check(&env(a), &ChallengeType::Http01, "a.org", "tok", "x")
             .unwrap_err()
             .contains("speaks TLS"));
         let a = serve(b"\x15\x03\x01\x00\x02\x02\x46");
-        assert!(check(&env(a), "http-01", "a.org", "tok", "x")
+        assert!(check(&env(a), &ChallengeType::Http01, "a.org", "tok", "x")
             .unwrap_err()
             .contains("TLS where plain http"));
     }
@@ -481,7 +482,7 @@ mod tests {
     fn redirects_that_lose_the_path_fail() {
         let a =
             serve(b"HTTP/1.1 301 Moved\r\nLocation: https://a.org/\r\nContent-Length: 0\r\n\r\n");
-        let e = check(&env(a), "http-01", "a.org", "tok", "x").unwrap_err();
+        let e = check(&env(a), &ChallengeType::Http01, "a.org", "tok", "x").unwrap_err();
         assert!(
             e.contains("loses the path /.well-known/acme-challenge/tok"),
             "{e}"
@@ -489,13 +490,13 @@ mod tests {
         let a = serve(
             b"HTTP/1.1 302 Found\r\nLocation: http://b.org/.well-known/acme-challenge/tok\r\nContent-Length: 0\r\n\r\n",
         );
-        assert!(check(&env(a), "http-01", "a.org", "tok", "x")
+        assert!(check(&env(a), &ChallengeType::Http01, "a.org", "tok", "x")
             .unwrap()
             .contains("not checked further"));
         let a = serve(
             b"HTTP/1.1 302 Found\r\nLocation: /.well-known/acme-challenge/tok\r\nContent-Length: 0\r\n\r\n",
         );
-        assert!(check(&env(a), "http-01", "a.org", "tok", "x")
+        assert!(check(&env(a), &ChallengeType::Http01, "a.org", "tok", "x")
             .unwrap_err()
             .contains("more than"));
     }
@@ -507,17 +508,17 @@ mod tests {
             local_443: None,
             listeners: vec!["127.0.0.1:8124".parse().unwrap()],
         };
-        let err = check(&e, "http-01", "a.org", "t", "x").unwrap_err();
+        let err = check(&e, &ChallengeType::Http01, "a.org", "t", "x").unwrap_err();
         assert!(err.contains("does not listen on port 8123"), "{err}");
-        assert!(check(&e, "tls-alpn-01", "a.org", "t", "x")
+        assert!(check(&e, &ChallengeType::TlsAlpn01, "a.org", "t", "x")
             .unwrap_err()
             .contains("https:-"));
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let a = l.local_addr().unwrap();
         drop(l);
-        assert!(check(&env(a), "http-01", "a.org", "t", "x").is_err());
+        assert!(check(&env(a), &ChallengeType::Http01, "a.org", "t", "x").is_err());
         assert_eq!(
-            check(&env(a), "dns-01", "a.org", "t", "x"),
+            check(&env(a), &ChallengeType::Dns01, "a.org", "t", "x"),
             Ok(String::new())
         );
     }

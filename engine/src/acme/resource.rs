@@ -104,7 +104,7 @@ pub struct Problem {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Identifier {
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: crate::base::challenge::ChallengeType,
     pub value: String,
 }
 
@@ -157,7 +157,7 @@ impl Authorization {
 #[derive(Debug, Clone, Deserialize)]
 pub struct Challenge {
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: crate::base::challenge::ChallengeType,
     pub url: String,
     #[serde(default)]
     pub token: String,

@@ -1,4 +1,5 @@
 pub mod boundary;
+pub mod challenge;
 pub mod crypto;
 pub mod host;
 pub mod http;

@@ -56,7 +56,11 @@ use std::path::PathBuf;
 /// Progress and events go to stderr.
 struct Stderr;
 impl Events for Stderr {
-    fn challenge_setup(&mut self, ctype: &str, domain: &str) -> Result<(), String> {
+    fn challenge_setup(
+        &mut self,
+        ctype: &md_engine::base::challenge::ChallengeType,
+        domain: &str,
+    ) -> Result<(), String> {
         eprintln!("[event] challenge-setup:{ctype}:{domain}");
         Ok(())
     }
@@ -136,7 +140,7 @@ fn main() {
 
     let mut settings = Settings::default();
     let mut challenges = ChallengeEnv {
-        types: vec!["http-01".into()],
+        types: vec![md_engine::base::challenge::ChallengeType::Http01],
         dns01_cmd: None,
         dns01_version: 1,
         tls_alpn_domains: None,
@@ -154,9 +158,7 @@ fn main() {
     };
     while i < rest.len() {
         match rest[i].as_str() {
-            "--challenges" => {
-                challenges.types = next(&mut i).split(',').map(str::to_string).collect()
-            }
+            "--challenges" => challenges.types = next(&mut i).split(',').map(Into::into).collect(),
             "--dns01" => challenges.dns01_cmd = Some(next(&mut i)),
             "--dns01-version" => challenges.dns01_version = next(&mut i).parse().unwrap_or(1),
             "--contact" => settings.contact = Some(next(&mut i)),

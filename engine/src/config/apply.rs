@@ -248,7 +248,7 @@ impl ModConfig {
             }
             D::CertificateAgreement => self.target(srv).ca_agreement = Some(arg.into()),
             D::CaChallenges => {
-                self.target(srv).ca_challenges = Some(args.iter().map(|s| s.to_string()).collect())
+                self.target(srv).ca_challenges = Some(args.iter().map(|s| (*s).into()).collect())
             }
             D::CertificateProtocol => self.target(srv).ca_proto = Some(CaProtocol::new(arg)),
             D::ContactEmail => self.target(srv).contact = Some(arg.into()),

@@ -2,6 +2,7 @@
 //! module-wide settings, and an MD's merged configuration (spec §1.3) with
 //! what the store and start-up found; md.json as written and read.
 
+use crate::base::challenge::ChallengeType;
 use crate::base::keyspec::{self, KeySpec};
 use crate::base::time::{self, Micros, TimeSlice};
 use crate::config::Ctx;
@@ -118,7 +119,7 @@ pub struct Settings {
     pub ca_proto: Option<CaProtocol>,
     pub ca_agreement: Option<String>,
     pub contact: Option<String>,
-    pub ca_challenges: Option<Vec<String>>,
+    pub ca_challenges: Option<Vec<ChallengeType>>,
     pub renew_mode: Option<RenewMode>,
     pub renew_window: Option<TimeSlice>,
     pub warn_window: Option<TimeSlice>,
@@ -378,7 +379,7 @@ pub struct Md {
     pub ca_proto: CaProtocol,
     pub ca_urls: Vec<String>,
     pub ca_agreement: Option<String>,
-    pub ca_challenges: Vec<String>,
+    pub ca_challenges: Vec<ChallengeType>,
     pub pkey_specs: Vec<KeySpec>,
     pub renew_mode: RenewMode,
     pub renew_window: TimeSlice,
@@ -456,7 +457,7 @@ struct CaFile<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     agreement: Option<&'a str>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    challenges: &'a [String],
+    challenges: &'a [ChallengeType],
 }
 
 #[derive(Serialize)]

@@ -255,7 +255,11 @@ pub fn http01(rt: &Runtime, path: &str, host: &str) -> Http01 {
     }
     let md = domain_of(rt, host).map(|d| &d.md);
     if let Some(m) = md {
-        if !m.ca_challenges.is_empty() && !m.ca_challenges.iter().any(|c| c == "http-01") {
+        if !m.ca_challenges.is_empty()
+            && !m
+                .ca_challenges
+                .contains(&crate::base::challenge::ChallengeType::Http01)
+        {
             return Http01::Decline;
         }
     }

@@ -219,7 +219,10 @@ pub fn after_ssl(
             std::iter::once(m.name.clone()).chain(m.domains.iter().flat_map(|d| {
                 [
                     d.clone(),
-                    crate::acme::challenge::challenge_dir_name("tls-alpn-01", d),
+                    crate::acme::challenge::challenge_dir_name(
+                        &crate::base::challenge::ChallengeType::TlsAlpn01,
+                        d,
+                    ),
                 ]
             }))
         })
@@ -766,7 +769,7 @@ mod tests {
             .challenges
             .as_ref()
             .unwrap()
-            .contains(&"http-01".to_string()));
+            .contains(&crate::base::challenge::ChallengeType::Http01));
         assert!(!rt.domains[1].rt.watched);
         assert!(notes
             .iter()

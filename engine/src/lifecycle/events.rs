@@ -44,7 +44,7 @@ pub enum Event {
     OcspErrored,
     /// `challenge-setup:<type>:<domain>`
     ChallengeSetup {
-        ctype: String,
+        ctype: crate::base::challenge::ChallengeType,
         domain: String,
     },
 }
@@ -297,7 +297,7 @@ mod tests {
             &mut job,
             &mut rec,
             &Event::ChallengeSetup {
-                ctype: "http-01".into(),
+                ctype: crate::base::challenge::ChallengeType::Http01,
                 domain: "a.org".into(),
             },
             t0,
@@ -308,7 +308,7 @@ mod tests {
             &mut job,
             &mut rec,
             &Event::ChallengeSetup {
-                ctype: "http-01".into(),
+                ctype: crate::base::challenge::ChallengeType::Http01,
                 domain: "a.org".into(),
             },
             t0,

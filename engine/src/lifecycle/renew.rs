@@ -24,9 +24,13 @@ struct ProgressToJob<'a> {
 }
 
 impl Events for ProgressToJob<'_> {
-    fn challenge_setup(&mut self, ctype: &str, domain: &str) -> Result<(), String> {
+    fn challenge_setup(
+        &mut self,
+        ctype: &crate::base::challenge::ChallengeType,
+        domain: &str,
+    ) -> Result<(), String> {
         let ev = Event::ChallengeSetup {
-            ctype: ctype.to_string(),
+            ctype: ctype.clone(),
             domain: domain.to_string(),
         };
         fire(self.job, self.notify, &ev, time::now(), self.notes)
@@ -597,7 +601,7 @@ mod tests {
             renew_at: now - 1,
             warn_at: None,
             complete: false,
-            challenges: Ok(vec!["http-01".into()]),
+            challenges: Ok(vec![crate::base::challenge::ChallengeType::Http01]),
             user_agent: "test".into(),
             run_user: "nobody".into(),
             revoked: None,

@@ -32,7 +32,7 @@ pub struct Item {
     /// It has complete, valid certificates now.
     pub complete: bool,
     /// The challenge types it may use, or why none.
-    pub challenges: Result<Vec<String>, String>,
+    pub challenges: Result<Vec<crate::base::challenge::ChallengeType>, String>,
     /// Its current certificates (leaves), for ARI.
     /// The MD's current certificates (leaves) by key name, for ARI.
     pub certs: Vec<(String, openssl::x509::X509)>,
@@ -375,7 +375,7 @@ mod tests {
             renew_at,
             warn_at: None,
             complete: true,
-            challenges: Ok(vec!["http-01".into()]),
+            challenges: Ok(vec![crate::base::challenge::ChallengeType::Http01]),
             certs: Vec::new(),
             requested: false,
         }

@@ -2,6 +2,7 @@
 //! and warning times (§3.4), what md.json keeps across starts, and the
 //! challenge types it can use (§4.6).
 
+use crate::base::challenge::ChallengeType;
 use crate::base::crypto;
 use crate::base::time::Micros;
 use crate::config::{Md, State};
@@ -226,26 +227,26 @@ pub(crate) fn challenge_types(
     http_ok: bool,
     https_ok: bool,
     dns01_cmd: bool,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<ChallengeType>, String> {
     if !md.ca_challenges.is_empty() {
         return Ok(md.ca_challenges.clone());
     }
     let mut out = Vec::new();
     let mut why = Vec::new();
     if https_ok && !md.found.acme_tls_1_domains.is_empty() {
-        out.push("tls-alpn-01".to_string());
+        out.push(ChallengeType::TlsAlpn01);
     } else if !https_ok {
         why.push("The https: challenge 'tls-alpn-01' is disabled because the server seems not reachable on public port 443.");
     } else {
         why.push("The https: challenge 'tls-alpn-01' is disabled because the Protocols configuration does not allow 'acme-tls/1' for any of its domains.");
     }
     if http_ok {
-        out.push("http-01".to_string());
+        out.push(ChallengeType::Http01);
     } else {
         why.insert(0, "The http: challenge 'http-01' is disabled because the server seems not reachable on public port 80.");
     }
     if dns01_cmd || md.dns01_cmd.is_some() {
-        out.push("dns-01".to_string());
+        out.push(ChallengeType::Dns01);
     } else {
         why.push("The DNS challenge 'dns-01' is disabled because the directive 'MDChallengeDns01' is not configured.");
     }
@@ -267,18 +268,25 @@ mod challenge_tests {
     fn selection() {
         let def = MdDef::new(vec!["a.org".into()]);
         let mut m = Md::from_def(&def, &Settings::default(), None);
-        assert_eq!(challenge_types(&m, true, true, false).unwrap(), ["http-01"]);
+        assert_eq!(
+            challenge_types(&m, true, true, false).unwrap(),
+            [ChallengeType::Http01]
+        );
         m.found.acme_tls_1_domains = vec!["a.org".into()];
         assert_eq!(
             challenge_types(&m, true, true, true).unwrap(),
-            ["tls-alpn-01", "http-01", "dns-01"]
+            [
+                ChallengeType::TlsAlpn01,
+                ChallengeType::Http01,
+                ChallengeType::Dns01
+            ]
         );
         let e = challenge_types(&m, false, false, false).unwrap_err();
         assert!(e.starts_with("None of the ACME challenge methods configured for this domain are suitable. The http: challenge 'http-01' is disabled because the server seems not reachable on public port 80. The https: challenge"), "{e}");
-        m.ca_challenges = vec!["dns-01".into()];
+        m.ca_challenges = vec![ChallengeType::Dns01];
         assert_eq!(
             challenge_types(&m, false, false, false).unwrap(),
-            ["dns-01"]
+            [ChallengeType::Dns01]
         );
     }
 }
