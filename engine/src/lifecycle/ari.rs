@@ -69,7 +69,7 @@ pub(crate) fn ari_says_renew(
         if let Some(u) = explanation {
             job.add_log(
                 now,
-                "ari-renewal",
+                crate::lifecycle::jobfile::LogKind::AriRenewal,
                 None,
                 Some(format!(
                     "Renewal triggered by CA via ARI, explanation at {u}"

@@ -1,7 +1,7 @@
 //! Events (spec §7): `MDMessageCmd` and `MDNotifyCmd`, their rate limits
 //! in the job log, and the retry back-off (§3.5).
 
-use super::jobfile::{Job, JobResult};
+use super::jobfile::{Job, JobResult, LogKind};
 use crate::base::log::{Level, Note};
 use crate::base::time::{self, Micros};
 
@@ -167,7 +167,7 @@ pub(crate) fn fire(
     now: Micros,
     notes: &mut Vec<Note>,
 ) -> Result<(), String> {
-    let kind = format!("message-{event}");
+    let kind = LogKind::Message(event.name().into_owned());
     let limit = event.rate_limit();
     if limit > 0 && notify.has_message_cmd() {
         if let Some(e) = job.last_log(&kind) {
@@ -186,7 +186,12 @@ pub(crate) fn fire(
     if *event == Event::Renewed {
         if let Err(e) = notify.notify(&job.name) {
             let problem = "urn:org:apache:httpd:log:AH10108:";
-            job.add_log(now, "notify-error", Some(problem.into()), Some(e.clone()));
+            job.add_log(
+                now,
+                LogKind::NotifyError,
+                Some(problem.into()),
+                Some(e.clone()),
+            );
             job.last = Some(command_failure(problem, &e));
             return Err(e);
         }
@@ -203,13 +208,13 @@ pub(crate) fn fire(
     }
     match notify.message(&event.name(), &job.name) {
         Ok(()) => {
-            job.add_log(now, &kind, None, None);
+            job.add_log(now, kind, None, None);
             Ok(())
         }
         Err(e) => {
             job.add_log(
                 now,
-                "message-error",
+                LogKind::MessageError,
                 Some(event.name().into_owned()),
                 Some(e.clone()),
             );
@@ -329,7 +334,7 @@ mod tests {
         assert!(notes.iter().any(|n| n.msg.contains("AH10267")));
         let mut failing = Rec(vec![], true);
         assert!(fire(&mut job, &mut failing, &Event::Expiring, t0, &mut notes).is_err());
-        assert_eq!(job.log[0].kind, "message-error");
+        assert_eq!(job.log[0].kind, LogKind::MessageError);
         assert_eq!(job.log[0].status.as_deref(), Some("expiring"));
     }
 

@@ -110,12 +110,96 @@ impl JobResult {
     }
 }
 
+/// What a job log entry records (its `type` in job.json, as the C module
+/// spells it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogKind {
+    /// A renewal run began.
+    Starting,
+    /// What the run is doing now.
+    Progress,
+    /// A certificate set was staged.
+    Finished,
+    /// A run failed (`status` the problem type, `detail` why).
+    RenewalError,
+    /// The `renewed` notification of httpd failed (AH10108).
+    NotifyError,
+    /// `MDMessageCmd` failed (`status` the event).
+    MessageError,
+    /// `MDMessageCmd` was told of an event (its name).
+    Message(String),
+    /// The CA asked for a renewal through ARI.
+    AriRenewal,
+    /// An OCSP response was renewed.
+    OcspRenewed,
+    /// Renewing an OCSP response failed.
+    OcspError,
+    /// Another writer's type, kept as spelled.
+    Other(String),
+}
+
+impl LogKind {
+    pub fn as_str(&self) -> std::borrow::Cow<'_, str> {
+        match self {
+            LogKind::Starting => "starting".into(),
+            LogKind::Progress => "progress".into(),
+            LogKind::Finished => "finished".into(),
+            LogKind::RenewalError => "renewal-error".into(),
+            LogKind::NotifyError => "notify-error".into(),
+            LogKind::MessageError => "message-error".into(),
+            LogKind::Message(event) => format!("message-{event}").into(),
+            LogKind::AriRenewal => "ari-renewal".into(),
+            LogKind::OcspRenewed => "ocsp-renewed".into(),
+            LogKind::OcspError => "ocsp-error".into(),
+            LogKind::Other(s) => s.as_str().into(),
+        }
+    }
+}
+
+impl From<&str> for LogKind {
+    fn from(s: &str) -> Self {
+        match s {
+            "starting" => LogKind::Starting,
+            "progress" => LogKind::Progress,
+            "finished" => LogKind::Finished,
+            "renewal-error" => LogKind::RenewalError,
+            "notify-error" => LogKind::NotifyError,
+            "message-error" => LogKind::MessageError,
+            "ari-renewal" => LogKind::AriRenewal,
+            "ocsp-renewed" => LogKind::OcspRenewed,
+            "ocsp-error" => LogKind::OcspError,
+            other => match other.strip_prefix("message-") {
+                Some(event) => LogKind::Message(event.to_string()),
+                None => LogKind::Other(other.to_string()),
+            },
+        }
+    }
+}
+
+impl Default for LogKind {
+    fn default() -> Self {
+        LogKind::Other(String::new())
+    }
+}
+
+impl Serialize for LogKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for LogKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(String::deserialize(d)?.as_str().into())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LogEntry {
     #[serde(with = "wire::rfc822", default)]
     pub when: Micros,
     #[serde(rename = "type", default, deserialize_with = "wire::lenient")]
-    pub kind: String,
+    pub kind: LogKind,
     #[serde(
         default,
         deserialize_with = "wire::lenient",
@@ -277,7 +361,7 @@ impl Job {
     pub(crate) fn add_log(
         &mut self,
         now: Micros,
-        kind: &str,
+        kind: LogKind,
         status: Option<String>,
         detail: Option<String>,
     ) {
@@ -285,7 +369,7 @@ impl Job {
             0,
             LogEntry {
                 when: now,
-                kind: kind.to_string(),
+                kind,
                 status,
                 detail,
             },
@@ -294,8 +378,8 @@ impl Job {
     }
 
     /// The newest log entry of a kind.
-    pub(crate) fn last_log(&self, kind: &str) -> Option<&LogEntry> {
-        self.log.iter().find(|e| e.kind == kind)
+    pub(crate) fn last_log(&self, kind: &LogKind) -> Option<&LogEntry> {
+        self.log.iter().find(|e| e.kind == *kind)
     }
 }
 
@@ -341,13 +425,13 @@ mod tests {
         });
         j.add_log(
             time::from_secs(1_795_950_072),
-            "renewal-error",
+            LogKind::RenewalError,
             None,
             Some("x".into()),
         );
         j.add_log(
             time::from_secs(1_795_950_073),
-            "message-renewing",
+            LogKind::Message("renewing".into()),
             None,
             None,
         );
@@ -383,9 +467,21 @@ mod tests {
         assert_eq!(odd.last.unwrap().detail.as_deref(), Some("kept"));
         // the entry that is not one is left out
         assert_eq!(odd.log.len(), 1);
-        assert_eq!((odd.log[0].when, odd.log[0].kind.as_str()), (0, "progress"));
+        assert_eq!((odd.log[0].when, &odd.log[0].kind), (0, &LogKind::Progress));
+        for k in [
+            "message-renewed",
+            "message-error",
+            "starting",
+            "whatever-else",
+        ] {
+            assert_eq!(LogKind::from(k).as_str(), k);
+        }
+        assert_eq!(
+            LogKind::from("message-renewed"),
+            LogKind::Message("renewed".into())
+        );
         for _ in 0..200 {
-            j.add_log(0, "progress", None, None);
+            j.add_log(0, LogKind::Progress, None, None);
         }
         assert_eq!(j.log.len(), MAX_LOG_ENTRIES);
     }

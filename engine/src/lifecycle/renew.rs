@@ -3,7 +3,7 @@
 
 use super::ari::ari_says_renew;
 use super::events::{backoff, fire, rand_byte, Event, Notify};
-use super::jobfile::{Job, JobResult};
+use super::jobfile::{Job, JobResult, LogKind};
 use crate::acme::challenge::{ChallengeEnv, Events, RunEnv};
 use crate::acme::drive;
 use crate::acme::{Acme, AcmeError, Kind};
@@ -37,8 +37,12 @@ impl Events for ProgressToJob<'_> {
     }
     fn progress(&mut self, activity: &str) {
         if self.last.as_deref() != Some(activity) {
-            self.job
-                .add_log(time::now(), "progress", None, Some(activity.to_string()));
+            self.job.add_log(
+                time::now(),
+                LogKind::Progress,
+                None,
+                Some(activity.to_string()),
+            );
             self.last = Some(activity.to_string());
         }
     }
@@ -333,7 +337,7 @@ fn run(
 ) -> Outcome {
     let md = ctx.md;
     job.last_run = now;
-    job.add_log(now, "starting", None, None);
+    job.add_log(now, LogKind::Starting, None, None);
     let result: Result<i64, AcmeError> = (|| {
         if crate::lifecycle::tailscale::is_tailscale(md) {
             let mut progress = ProgressToJob {
@@ -450,7 +454,7 @@ fn run(
                 valid_from: ready,
                 ..Default::default()
             });
-            job.add_log(now, "finished", None, Some(detail));
+            job.add_log(now, LogKind::Finished, None, Some(detail));
             if ready > now {
                 job.next_run = ready;
             } else {
@@ -499,7 +503,7 @@ fn run(
             }
             // what the run was doing when it failed (as the C module keeps it)
             let activity = job
-                .last_log("progress")
+                .last_log(&LogKind::Progress)
                 .filter(|l| l.when >= now)
                 .and_then(|l| l.detail.clone());
             job.last = Some(JobResult {
@@ -512,7 +516,7 @@ fn run(
             });
             job.add_log(
                 now,
-                "renewal-error",
+                LogKind::RenewalError,
                 e.problem.clone(),
                 Some(e.detail.clone()),
             );

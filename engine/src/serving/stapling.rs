@@ -10,7 +10,7 @@ use crate::base::time::{self, Micros, TimeSlice};
 use crate::base::util::hex;
 use crate::config::Global;
 use crate::lifecycle::events::CommandNotify;
-use crate::lifecycle::jobfile::Job;
+use crate::lifecycle::jobfile::{Job, LogKind};
 use crate::lifecycle::{events, jobfile};
 use crate::serving::ocsp::{self, Cert, CertStatus, PrimeError, Response};
 use crate::store::{Group, Store};
@@ -341,7 +341,7 @@ impl Stapling {
                 }
                 jb.errors = 0;
                 let detail = Some(format!("certificate {}", cert.id));
-                jb.add_log(now, "ocsp-renewed", None, detail);
+                jb.add_log(now, LogKind::OcspRenewed, None, detail);
                 // the result as the C module records it (md-status shows
                 // the job under `ocsp.renewal`)
                 jb.last = Some(jobfile::JobResult {
@@ -386,7 +386,7 @@ impl Stapling {
                     ),
                 ));
                 jb.errors = errors;
-                jb.add_log(now, "ocsp-error", None, Some(err));
+                jb.add_log(now, LogKind::OcspError, None, Some(err));
                 (next, events::Event::OcspErrored)
             }
         };

@@ -451,7 +451,8 @@ pub fn metrics(views: &[MdView<'_>], now: Micros) -> String {
 
 /// Newest `finished` entry of a job log (µs), 0 if none.
 pub(crate) fn last_finished(job: &Job) -> Micros {
-    job.last_log("finished").map_or(0, |e| e.when)
+    job.last_log(&crate::lifecycle::jobfile::LogKind::Finished)
+        .map_or(0, |e| e.when)
 }
 
 #[cfg(test)]
