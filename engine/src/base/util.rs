@@ -294,9 +294,7 @@ mod tests {
 
     #[test]
     fn atomic_writes() {
-        let dir = std::env::temp_dir().join(format!("md-util-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
+        let dir = crate::testutil::TempDir::new("util");
         let p = dir.join("a.json");
         write_atomic(&p, b"one", 0o600).unwrap();
         write_atomic(&p, b"two", 0o644).unwrap();

@@ -341,9 +341,16 @@ mod tests {
 
     /// A generation with one MD `a.org` served by server 10 (and an
     /// unmanaged server 11), its store under a fresh server root.
-    fn generation(tag: &str, dry_run: bool) -> (Generation, Arc<Rec>, Arc<dyn Host>) {
-        let root = std::env::temp_dir().join(format!("md-gen-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
+    fn generation(
+        tag: &str,
+        dry_run: bool,
+    ) -> (
+        Generation,
+        Arc<Rec>,
+        Arc<dyn Host>,
+        crate::testutil::TempDir,
+    ) {
+        let root = crate::testutil::TempDir::new(&format!("gen-{tag}"));
         let gen = Generation::default();
         gen.lock().config.mds = vec![MdDef::new(vec!["a.org".into()])];
         let rec = Arc::new(Rec::default());
@@ -358,7 +365,7 @@ mod tests {
             runtime_dir: None,
         };
         gen.before_ssl(&host, input).expect("start-up plan");
-        (gen, rec, host)
+        (gen, rec, host, root)
     }
 
     const REACH: &dyn Fn(Option<u16>, Option<u16>) -> (bool, bool) = &|_, _| (true, true);
@@ -366,7 +373,7 @@ mod tests {
 
     #[test]
     fn a_start_hands_mod_ssl_the_fallback_and_asks_for_the_renewal_work() {
-        let (gen, rec, host) = generation("start", false);
+        let (gen, rec, host, _root) = generation("start", false);
         assert!(rec.has("AH10071: mod_md (v"));
         // mod_ssl asks for server 10: no certificate yet, so (hot
         // activation) the fallback comes through the ordinary hook
@@ -403,7 +410,7 @@ mod tests {
 
     #[test]
     fn a_dry_run_starts_nothing() {
-        let (gen, rec, host) = generation("dry", true);
+        let (gen, rec, host, _root) = generation("dry", true);
         assert!(rec.has("AH10070: initializing post config dry run"));
         let input = SslInput {
             reach: REACH,
@@ -417,7 +424,7 @@ mod tests {
 
     #[test]
     fn watchdog_callbacks_stop_once_the_child_exits() {
-        let (gen, rec, _) = generation("exit", false);
+        let (gen, rec, _, _root) = generation("exit", false);
         let env = WatchdogEnv {
             kind: Watchdog::Ocsp,
             host: rec.clone(),
@@ -435,7 +442,7 @@ mod tests {
 
     #[test]
     fn the_restarter_stops_with_its_generation() {
-        let (gen, rec, _) = generation("restarter", false);
+        let (gen, rec, _, _root) = generation("restarter", false);
         static LAST: AtomicI64 = AtomicI64::new(0);
         let rt = gen.runtime().expect("planned");
         let started = std::time::Instant::now();

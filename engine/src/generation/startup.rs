@@ -634,15 +634,16 @@ mod tests {
         )
     }
 
-    fn dir(tag: &str) -> String {
-        let d = std::env::temp_dir().join(format!("md-startup-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        d.to_string_lossy().into_owned()
+    /// A path for a store in a directory removed when the test ends.
+    fn dir(tag: &str) -> (crate::testutil::TempDir, String) {
+        let t = crate::testutil::TempDir::new(&format!("startup-{tag}"));
+        let d = t.join("md").to_string_lossy().into_owned();
+        (t, d)
     }
 
     #[test]
     fn mds_are_matched_and_borrow_a_contact() {
-        let d = dir("match");
+        let (_t, d) = dir("match");
         let c = conf(&[&["a.org", "www.a.org"], &["b.org"]]);
         let servers = vec![
             server(10, "www.a.org", Some("[no address given]")),
@@ -683,7 +684,7 @@ mod tests {
 
     #[test]
     fn overlapping_mds_stop_the_start() {
-        let d = dir("overlap");
+        let (_t, d) = dir("overlap");
         let c = conf(&[&["a.org", "x.org"], &["b.org", "x.org"]]);
         match plan(&c, &d, Vec::new()) {
             Err(StartError::Fatal(f)) => assert_eq!(f.code, "AH10038"),
@@ -694,7 +695,7 @@ mod tests {
 
     #[test]
     fn an_unusable_store_stops_the_start() {
-        let d = dir("nostore");
+        let (_t, d) = dir("nostore");
         std::fs::write(&d, b"a file, not a directory").unwrap();
         let c = conf(&[&["a.org"]]);
         match plan(&c, &d, Vec::new()) {
@@ -706,7 +707,7 @@ mod tests {
 
     #[test]
     fn a_renamed_md_keeps_its_store_entry() {
-        let d = dir("rename");
+        let (_t, d) = dir("rename");
         let c = conf(&[&["r.org", "www.r.org"]]);
         plan(&c, &d, Vec::new()).unwrap();
         let plan0 = plan(&c, &d, Vec::new()).unwrap();
@@ -722,11 +723,15 @@ mod tests {
         let _ = std::fs::remove_dir_all(d);
     }
 
-    fn runtime(tag: &str, mds: &[&[&str]], servers: Vec<Server>) -> (String, Runtime) {
-        let d = dir(tag);
+    fn runtime(
+        tag: &str,
+        mds: &[&[&str]],
+        servers: Vec<Server>,
+    ) -> (crate::testutil::TempDir, Runtime) {
+        let (t, d) = dir(tag);
         let c = conf(mds);
         let plan = plan(&c, &d, servers).unwrap();
-        (d, Runtime::from_plan(plan))
+        (t, Runtime::from_plan(plan))
     }
 
     #[test]

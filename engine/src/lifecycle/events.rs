@@ -340,8 +340,7 @@ mod tests {
 
     #[test]
     fn commands_run_without_shell() {
-        let dir = std::env::temp_dir().join(format!("md-cmd-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::testutil::TempDir::new("cmd");
         let out = dir.join("out");
         let script = dir.join("s.sh");
         std::fs::write(

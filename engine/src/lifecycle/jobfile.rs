@@ -390,9 +390,7 @@ mod tests {
 
     #[test]
     fn the_job_cache_reads_a_job_again_only_when_it_changed() {
-        let d = std::env::temp_dir().join(format!("md-jobcache-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        let store = Store::open(&d, None, &mut Vec::new()).unwrap();
+        let (_d, store) = crate::testutil::tmpstore("jobcache");
         let cache = JobCache::default();
         assert!(cache.get(&store, "a.org").is_none());
         let mut job = Job {
@@ -410,7 +408,6 @@ mod tests {
         assert_eq!(cache.get(&store, "a.org").unwrap().errors, 2);
         store.remove(Group::Staging, "a.org", "job.json");
         assert!(cache.get(&store, "a.org").is_none());
-        let _ = std::fs::remove_dir_all(d);
     }
 
     #[test]

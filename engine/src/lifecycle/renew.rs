@@ -566,14 +566,11 @@ mod tests {
     use crate::config::Global;
     use crate::config::Md;
     use crate::lifecycle::events::CommandNotify;
-    use crate::store::Store;
 
     #[test]
     fn a_renewal_another_node_holds_waits_for_its_lease() {
         use crate::store::lease::{Leases, Take, SKEW};
-        let d = std::env::temp_dir().join(format!("md-joblease-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        let store = Store::open(&d, None, &mut Vec::new()).unwrap();
+        let (_d, store) = crate::testutil::tmpstore("joblease");
         let global = Global {
             cluster_node: Some("me".into()),
             cluster_lease: time::from_secs(60),
@@ -632,7 +629,6 @@ mod tests {
             .iter()
             .any(|n| n.msg.contains("in the hands of cluster node other")));
         drop(held);
-        let _ = std::fs::remove_dir_all(d);
     }
 
     #[test]

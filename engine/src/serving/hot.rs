@@ -231,11 +231,8 @@ mod tests {
         Md::from_def(&MdDef::new(vec![name.into()]), &Settings::default(), None)
     }
 
-    fn store(tag: &str) -> (std::path::PathBuf, Store) {
-        let d = std::env::temp_dir().join(format!("md-hot-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        let s = Store::open(&d, None, &mut Vec::new()).unwrap();
-        (d, s)
+    fn store(tag: &str) -> (crate::testutil::TempDir, Store) {
+        crate::testutil::tmpstore(&format!("hot-{tag}"))
     }
 
     #[test]

@@ -485,11 +485,8 @@ mod tests {
         }
     }
 
-    fn store(tag: &str) -> (std::path::PathBuf, Store) {
-        let d = std::env::temp_dir().join(format!("md-stapling-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        let s = Store::open(&d, None, &mut Vec::new()).unwrap();
-        (d, s)
+    fn store(tag: &str) -> (crate::testutil::TempDir, Store) {
+        crate::testutil::tmpstore(&format!("stapling-{tag}"))
     }
 
     fn response(status: CertStatus, hours: i64) -> Response {
@@ -502,7 +499,7 @@ mod tests {
         }
     }
 
-    fn primed(tag: &str) -> (std::path::PathBuf, Stapling, Vec<u8>) {
+    fn primed(tag: &str) -> (crate::testutil::TempDir, Stapling, Vec<u8>) {
         let (d, st) = store(tag);
         let s = Stapling::default();
         s.reset(st, Global::default().stapling_renew_window);

@@ -391,10 +391,12 @@ mod tests {
     use std::fs;
     use std::os::unix::fs::MetadataExt;
 
-    fn tmpdir(tag: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("md-store-{tag}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&d);
-        d
+    /// `<a new temp dir>/md`, not created yet; the temp dir goes when the
+    /// test ends.
+    fn tmpdir(tag: &str) -> (crate::testutil::TempDir, PathBuf) {
+        let t = crate::testutil::TempDir::new(&format!("store-{tag}"));
+        let root = t.join("md");
+        (t, root)
     }
 
     fn mode(p: &Path) -> u32 {
@@ -403,7 +405,7 @@ mod tests {
 
     #[test]
     fn create_and_reopen() {
-        let root = tmpdir("create").join("md");
+        let (_t, root) = tmpdir("create");
         let mut notes = Vec::new();
         let s = Store::open(&root, None, &mut notes).unwrap();
         assert!(notes[0]
@@ -423,12 +425,11 @@ mod tests {
         let again = Store::open(&root, None, &mut Vec::new()).unwrap();
         assert_eq!(again.key(), s.key());
         assert_eq!(mode(&s.group_dir(Group::Accounts)), 0o755);
-        fs::remove_dir_all(root.parent().unwrap()).unwrap();
     }
 
     #[test]
     fn bad_store_files() {
-        let root = tmpdir("bad");
+        let (_t, root) = tmpdir("bad");
         fs::create_dir_all(&root).unwrap();
         let f = root.join(STORE_FILE);
         let cases = [
@@ -450,12 +451,11 @@ mod tests {
             // the file is left untouched
             assert_eq!(fs::read_to_string(&f).unwrap(), content);
         }
-        fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]
     fn group_files() {
-        let root = tmpdir("files");
+        let (_t, root) = tmpdir("files");
         let s = Store::open(&root, None, &mut Vec::new()).unwrap();
         s.save_json(
             Group::Staging,
@@ -504,12 +504,11 @@ mod tests {
         assert_eq!(s.names(Group::Staging), ["a.org"]);
         s.purge(Group::Staging, "a.org");
         assert!(s.names(Group::Staging).is_empty());
-        fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]
     fn store_lock() {
-        let root = tmpdir("lock");
+        let (_t, root) = tmpdir("lock");
         let s = Store::open(&root, None, &mut Vec::new()).unwrap();
         let held = s.lock(std::time::Duration::from_millis(0)).unwrap();
         assert_eq!(mode(&root.join("store.lock")), 0o640);
@@ -519,12 +518,11 @@ mod tests {
         assert!(t.elapsed() >= std::time::Duration::from_millis(300));
         drop(held);
         assert!(s.lock(std::time::Duration::from_millis(0)).is_ok());
-        fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]
     fn purges_stale_challenges() {
-        let root = tmpdir("purge");
+        let (_t, root) = tmpdir("purge");
         let s = Store::open(&root, None, &mut Vec::new()).unwrap();
         let ch = s.group_dir(Group::Challenges);
         for d in ["a.org", "stale.org", "*.b.org"] {
@@ -539,12 +537,11 @@ mod tests {
             .collect();
         left.sort();
         assert_eq!(left, vec!["*.b.org", "a.org"]);
-        fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]
     fn migrates_old_versions() {
-        let root = tmpdir("migrate");
+        let (_t, root) = tmpdir("migrate");
         fs::create_dir_all(root.join("domains/a.org")).unwrap();
         fs::write(root.join("domains/a.org/pkey.pem"), "K").unwrap();
         fs::write(root.join("domains/a.org/cert.pem"), "C").unwrap();
@@ -568,6 +565,5 @@ mod tests {
             fs::read_to_string(root.join("domains/a.org/pubcert.pem")).unwrap(),
             "CI"
         );
-        fs::remove_dir_all(&root).unwrap();
     }
 }
