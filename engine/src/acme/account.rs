@@ -5,7 +5,7 @@
 use super::{json_body, AResult, Acme, AcmeError, Kind};
 use crate::base::crypto::{self, Key};
 use crate::base::keyspec::KeySpec;
-use crate::base::log::{Level, Note};
+use crate::base::log::{Level, Note, Notes};
 use crate::config::Md;
 use crate::store::{Group, Store, ACCOUNT_KEY};
 use serde_json::{json, Map, Value};
@@ -226,7 +226,7 @@ pub(crate) fn select(
     acme: &mut Acme,
     store: &Store,
     md: &Md,
-    notes: &mut Vec<Note>,
+    notes: &mut dyn Notes,
 ) -> AResult<Source> {
     let ca_url = acme.dir.url.clone();
     if let Some(id) = &md.found.ca_account {
@@ -288,7 +288,7 @@ fn use_first_usable(
     md: &Md,
     ca_url: &str,
     candidates: &[Source],
-    notes: &mut Vec<Note>,
+    notes: &mut dyn Notes,
 ) -> AResult<Option<Source>> {
     for src in candidates.iter().cloned() {
         let (mut acct, key) = match load(store, &src) {
@@ -492,7 +492,7 @@ fn pending_key(store: &Store, md: &Md) -> Option<Key> {
 }
 
 /// Registers a new account for `md` (§4.3) and stages it.
-fn register(acme: &mut Acme, store: &Store, md: &Md, notes: &mut Vec<Note>) -> AResult<()> {
+fn register(acme: &mut Acme, store: &Store, md: &Md, notes: &mut dyn Notes) -> AResult<()> {
     if md.contacts.is_empty() {
         return Err(AcmeError::new(
             Kind::Invalid,

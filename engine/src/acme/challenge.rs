@@ -8,7 +8,7 @@ use super::{AResult, Acme, AcmeError, Kind};
 use crate::base::challenge::ChallengeType;
 use crate::base::crypto::{self, Key};
 use crate::base::keyspec::KeySpec;
-use crate::base::log::{Level, Note};
+use crate::base::log::{Level, Note, Notes};
 use crate::base::util::b64url_encode;
 use crate::config::Md;
 use crate::store::{Group, Store};
@@ -117,7 +117,7 @@ pub(crate) fn teardown(
     md: &Md,
     env_dns: &ChallengeEnv,
     setups: &[String],
-    notes: &mut Vec<Note>,
+    notes: &mut dyn Notes,
 ) {
     for token in setups {
         let Some((ctype, rest)) = token.split_once(':') else {

@@ -66,6 +66,33 @@ impl Note {
     }
 }
 
+/// Where what the engine has to say goes: the one sink every function that
+/// reports takes (`&mut dyn Notes`). A `Vec<Note>` collects them for the
+/// glue, which writes them to httpd's log; a thread's log sink
+/// ([`with_sink`]) sees each note as it is made as well.
+pub trait Notes {
+    /// Hands one note on.
+    fn push(&mut self, note: Note);
+
+    /// Says `msg` at `level`.
+    fn say(&mut self, level: Level, msg: String) {
+        self.push(Note::new(level, msg));
+    }
+
+    /// Hands on every note of `more`.
+    fn extend_from(&mut self, more: Vec<Note>) {
+        for n in more {
+            self.push(n);
+        }
+    }
+}
+
+impl Notes for Vec<Note> {
+    fn push(&mut self, note: Note) {
+        Vec::push(self, note);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

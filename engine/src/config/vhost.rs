@@ -1,7 +1,7 @@
 //! Matching MDs to virtual hosts (spec §2.3), on plain data extracted from
 //! httpd's `server_rec`s by the glue.
 
-use crate::base::log::{Level, Note};
+use crate::base::log::{Level, Note, Notes};
 use crate::config::{MatchMode, Md};
 
 /// What the matching needs to know of one `server_rec`.
@@ -93,7 +93,7 @@ pub(crate) fn assign(
     vhosts: &[VHost],
     mode: MatchMode,
     base_server: bool,
-    notes: &mut Vec<Note>,
+    notes: &mut dyn Notes,
 ) -> Vec<Vec<usize>> {
     let mut out: Vec<Vec<usize>> = vec![Vec::new(); vhosts.len()];
     for (vi, vh) in vhosts.iter().enumerate() {

@@ -1,6 +1,6 @@
 //! Problems a start met in the store (issue 25), said once per start.
 
-use crate::base::log::{Level, Note};
+use crate::base::log::{Level, Note, Notes};
 use std::collections::HashMap;
 
 /// Plans the start: see the module comment. `user` is the uid the store's
@@ -59,7 +59,7 @@ pub(crate) fn store_problems(md: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-pub(crate) fn problem_note(md: &str, level: Level, msg: String, notes: &mut Vec<Note>) {
+pub(crate) fn problem_note(md: &str, level: Level, msg: String, notes: &mut dyn Notes) {
     if store_problem(md, &msg) {
         notes.push(Note::new(level, msg));
     }

@@ -8,7 +8,7 @@
 //! protocols, the run user) and keeps the `Runtime` for the generation.
 //! Log lines are notes (live through the caller's sink).
 
-use crate::base::log::{Level, Note};
+use crate::base::log::{Level, Note, Notes};
 use crate::base::time::{self, Micros};
 use crate::config::vhost::{self, VHost};
 use crate::config::{
@@ -41,7 +41,7 @@ pub fn before_ssl(
     user: Option<u32>,
     servers: Vec<Server>,
     dry_run: bool,
-    notes: &mut Vec<Note>,
+    notes: &mut dyn Notes,
 ) -> Result<Plan, StartError> {
     let global = &conf.global;
     let store = Store::open(Path::new(store_dir), user, notes)
@@ -141,7 +141,7 @@ pub fn after_ssl(
     global: &Global,
     facts: &SslFacts<'_>,
     now: Micros,
-    notes: &mut Vec<Note>,
+    notes: &mut dyn Notes,
 ) -> Result<(), StartError> {
     let ssl = |v: &Vhost| facts.ssl.contains(&v.id);
     for v in &rt.vhosts {
@@ -232,7 +232,7 @@ pub fn after_ssl(
     let age = leases
         .as_ref()
         .map(|_| std::time::Duration::from_secs(3600));
-    notes.extend(
+    notes.extend_from(
         rt.store
             .purge_group_except_older(Group::Challenges, &names, age),
     );
@@ -309,7 +309,7 @@ fn acme_tls_domains(
     rt: &Runtime,
     mi: usize,
     facts: &SslFacts<'_>,
-    notes: &mut Vec<Note>,
+    notes: &mut dyn Notes,
 ) -> Vec<String> {
     let md = &rt.domains[mi].md;
     let mut out = Vec::new();
@@ -349,7 +349,7 @@ fn md_runtime(
     global: &Global,
     facts: &SslFacts<'_>,
     now: Micros,
-    notes: &mut Vec<Note>,
+    notes: &mut dyn Notes,
 ) -> Result<MdRuntime, StartError> {
     // A damaged md.json is set aside (warn) and rewritten from the
     // configuration below.
@@ -441,7 +441,7 @@ pub(crate) fn fire_installed(
     md: &Md,
     global: &Global,
     shared: bool,
-    notes: &mut Vec<Note>,
+    notes: &mut dyn Notes,
 ) {
     let mut j = if shared {
         Job::load(store, Group::Domains, &md.name).unwrap_or_else(|_| Job::new(&md.name))
@@ -464,12 +464,12 @@ pub(crate) fn fire_installed(
     if shared {
         let _ = j.save(store, Group::Domains);
     }
-    notes.append(&mut notify.notes);
+    notes.extend_from(std::mem::take(&mut notify.notes));
 }
 
 /// Renames and installations of staged sets, under the store lock when
 /// `MDStoreLocks` asks for it (§5.6); in the dry run too (§3.6).
-fn install(store: &Store, mds: &[Md], conf: &ModConfig, notes: &mut Vec<Note>) {
+fn install(store: &Store, mds: &[Md], conf: &ModConfig, notes: &mut dyn Notes) {
     let lock = match conf.global.store_locks {
         None => Ok(None),
         Some(wait) => store
@@ -560,7 +560,7 @@ fn lend_contacts(
     mds: &mut [Md],
     servers: &[Server],
     assigned: &[Vec<usize>],
-    notes: &mut Vec<Note>,
+    notes: &mut dyn Notes,
 ) {
     for (mi, md) in mds.iter_mut().enumerate() {
         if !md.contacts.is_empty() {

@@ -4,7 +4,7 @@
 use super::context::{ca_client, JobCtx};
 use super::events::rand_byte;
 use super::jobfile::Job;
-use crate::base::log::{Level, Note};
+use crate::base::log::{Level, Note, Notes};
 use crate::base::time::{self, Micros};
 
 /// ACME Renewal Information (§4.9): whether the CA advises renewing now.
@@ -13,11 +13,11 @@ pub(crate) fn ari_says_renew(
     ctx: &JobCtx<'_>,
     job: &mut Job,
     now: Micros,
-    notes: &mut Vec<Note>,
+    notes: &mut dyn Notes,
 ) -> bool {
     let md = ctx.md;
     let until = time::print_duration(ctx.renew_at - now, true);
-    let not_yet = |notes: &mut Vec<Note>, why: &str| {
+    let not_yet = |notes: &mut dyn Notes, why: &str| {
         notes.push(Note::new(
             Level::Debug,
             format!(
@@ -85,7 +85,7 @@ pub(crate) fn ari_says_renew(
 /// explanation URL. None without ARI at the first CA or without answers.
 pub(crate) fn ari_time(
     ctx: &JobCtx<'_>,
-    notes: &mut Vec<Note>,
+    notes: &mut dyn Notes,
 ) -> Option<(Micros, Option<String>)> {
     let md = ctx.md;
     let ca = md.ca_urls.first()?;

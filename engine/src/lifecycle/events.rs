@@ -2,7 +2,7 @@
 //! in the job log, and the retry back-off (§3.5).
 
 use super::jobfile::{Job, JobResult, LogKind};
-use crate::base::log::{Level, Note};
+use crate::base::log::{Level, Note, Notes};
 use crate::base::time::{self, Micros};
 
 /// Delay before the next try after `errors` consecutive failures (§3.5):
@@ -165,7 +165,7 @@ pub(crate) fn fire(
     notify: &mut dyn Notify,
     event: &Event,
     now: Micros,
-    notes: &mut Vec<Note>,
+    notes: &mut dyn Notes,
 ) -> Result<(), String> {
     let kind = LogKind::Message(event.name().into_owned());
     let limit = event.rate_limit();

@@ -4,7 +4,7 @@
 
 use crate::acme::account::{self, Account};
 use crate::base::crypto;
-use crate::base::log::{Level, Note};
+use crate::base::log::{Level, Note, Notes};
 use crate::base::time::Micros;
 use crate::config::{Md, State};
 use crate::lifecycle::state::cert_renew_at;
@@ -84,7 +84,7 @@ impl From<String> for InstallError {
 pub(crate) fn install_staged(
     store: &Store,
     md: &Md,
-    notes: &mut Vec<Note>,
+    notes: &mut dyn Notes,
 ) -> Result<bool, InstallError> {
     let res = install_staged_in(store, md, notes);
     if let Err(InstallError::Store(_)) = &res {
@@ -93,7 +93,7 @@ pub(crate) fn install_staged(
     res
 }
 
-fn install_staged_in(store: &Store, md: &Md, notes: &mut Vec<Note>) -> Result<bool, InstallError> {
+fn install_staged_in(store: &Store, md: &Md, notes: &mut dyn Notes) -> Result<bool, InstallError> {
     let werr = |e: crate::store::StoreError| InstallError::Store(e.msg);
     let Some(staged_json) = store
         .load_json(Group::Staging, &md.name, "md.json")
@@ -230,7 +230,7 @@ fn install_staged_in(store: &Store, md: &Md, notes: &mut Vec<Note>) -> Result<bo
 /// longer configured and has all of its domains (else the most names in
 /// common), renaming `domains/` and `staging/`: a renamed MD keeps its
 /// certificate, as with the C module.
-pub(crate) fn sync_renames(store: &Store, mds: &[Md], notes: &mut Vec<Note>) {
+pub(crate) fn sync_renames(store: &Store, mds: &[Md], notes: &mut dyn Notes) {
     let configured: Vec<&str> = mds.iter().map(|m| m.name.as_str()).collect();
     let mut orphans: Vec<(String, Vec<String>)> = store
         .names(Group::Domains)

@@ -3,7 +3,7 @@
 //! and the cache the status pages read it through.
 
 use crate::acme::status;
-use crate::base::log::Note;
+use crate::base::log::Notes;
 use crate::base::time::Micros;
 use crate::store::{Group, Store};
 use serde::{Deserialize, Serialize};
@@ -343,7 +343,7 @@ impl Job {
         store: &Store,
         group: Group,
         name: &str,
-        notes: &mut Vec<Note>,
+        notes: &mut dyn Notes,
     ) -> Result<Job, String> {
         match store.load_json_healing(group, name, "job.json", notes) {
             Ok(Some(j)) => Ok(Job::from_json(&j)),

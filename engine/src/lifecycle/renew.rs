@@ -7,7 +7,7 @@ use super::jobfile::{Job, JobResult, LogKind};
 use crate::acme::challenge::{ChallengeEnv, Events, RunEnv};
 use crate::acme::drive;
 use crate::acme::{Acme, AcmeError, Kind};
-use crate::base::log::{Level, Note};
+use crate::base::log::{Level, Note, Notes};
 use crate::base::time::{self, Micros};
 use crate::config::RenewMode;
 use crate::lifecycle::context::ca_client;
@@ -19,7 +19,7 @@ use serde_json::Value;
 struct ProgressToJob<'a> {
     job: &'a mut Job,
     notify: &'a mut dyn Notify,
-    notes: &'a mut Vec<Note>,
+    notes: &'a mut dyn Notes,
     last: Option<String>,
 }
 
@@ -96,7 +96,7 @@ pub fn process(
     ctx: &JobCtx<'_>,
     notify: &mut dyn Notify,
     now: Micros,
-    notes: &mut Vec<Note>,
+    notes: &mut dyn Notes,
 ) -> Result<(Outcome, Job), String> {
     process_leased(ctx, notify, now, notes, None)
 }
@@ -106,7 +106,7 @@ fn process_leased(
     ctx: &JobCtx<'_>,
     notify: &mut dyn Notify,
     now: Micros,
-    notes: &mut Vec<Note>,
+    notes: &mut dyn Notes,
     held: Option<crate::store::lease::Lease>,
 ) -> Result<(Outcome, Job), String> {
     let md = ctx.md;
@@ -313,7 +313,7 @@ fn notify_renewed(
     notify: &mut dyn Notify,
     now: Micros,
     ctx: &JobCtx<'_>,
-    notes: &mut Vec<Note>,
+    notes: &mut dyn Notes,
 ) {
     match fire(job, notify, &Event::Renewed, now, notes) {
         Ok(()) => {
@@ -333,7 +333,7 @@ fn run(
     job: &mut Job,
     notify: &mut dyn Notify,
     now: Micros,
-    notes: &mut Vec<Note>,
+    notes: &mut dyn Notes,
 ) -> Outcome {
     let md = ctx.md;
     job.last_run = now;
@@ -414,7 +414,7 @@ fn run(
         let more = std::mem::take(&mut env.notes);
         let replaced = std::mem::take(&mut env.replaced);
         drop(env);
-        progress.notes.extend(more);
+        progress.notes.extend_from(more);
         progress.job.ari_replaced = replaced;
         r.map(|staged| staged.valid_from)
     })();

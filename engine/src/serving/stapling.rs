@@ -5,7 +5,7 @@
 //! picks them up.
 
 use crate::base::host::Host;
-use crate::base::log::{Level, Note};
+use crate::base::log::{Level, Note, Notes};
 use crate::base::time::{self, Micros, TimeSlice};
 use crate::base::util::hex;
 use crate::config::Global;
@@ -80,7 +80,7 @@ impl Stapling {
     /// mod_ssl offers a certificate (leaf + issuer PEM) under its id; `md`
     /// is the MD to file it under (None: `other`). True when it is stapled
     /// (registered now or before); the notes say what happened.
-    pub fn prime(&self, id: &[u8], pem: &[u8], md: Option<&str>, notes: &mut Vec<Note>) -> bool {
+    pub fn prime(&self, id: &[u8], pem: &[u8], md: Option<&str>, notes: &mut dyn Notes) -> bool {
         let cert = match Cert::from_pem(pem, md) {
             Ok(Some(c)) => c,
             Ok(None) => {
@@ -305,7 +305,7 @@ impl Stapling {
         res: Result<Response, String>,
         now: Micros,
         notify: &mut CommandNotify,
-        notes: &mut Vec<Note>,
+        notes: &mut dyn Notes,
     ) {
         let mut jb =
             Job::load(store, Group::Ocsp, &cert.dir).unwrap_or_else(|_| Job::new(&cert.dir));

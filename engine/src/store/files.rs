@@ -5,7 +5,7 @@
 
 use super::storage::{Guard, Locker, Stamp, Stat, Storage};
 use super::{err, Group, StoreError, STORE_FILE};
-use crate::base::log::{Level, Note};
+use crate::base::log::{Level, Note, Notes};
 use crate::base::util;
 use std::fs;
 use std::io::ErrorKind;
@@ -26,7 +26,7 @@ impl FileStorage {
     pub fn open(
         root: &Path,
         user: Option<u32>,
-        notes: &mut Vec<Note>,
+        notes: &mut dyn Notes,
     ) -> Result<FileStorage, StoreError> {
         if !root.exists() {
             notes.push(Note::new(

@@ -104,7 +104,7 @@ impl Store {
         g: Group,
         name: &str,
         file: &str,
-        notes: &mut Vec<Note>,
+        notes: &mut dyn Notes,
     ) -> Result<Option<Value>, StoreError> {
         let why = match self.storage.stat(g, name, file) {
             Ok(None) => return Ok(None),
@@ -127,7 +127,7 @@ impl Store {
         name: &str,
         file: &str,
         why: &str,
-        notes: &mut Vec<Note>,
+        notes: &mut dyn Notes,
     ) -> Result<Option<Value>, StoreError> {
         let path = self.describe(g, name, file);
         let aside = format!("{file}.broken");

@@ -12,7 +12,7 @@ pub mod request;
 pub mod sets;
 pub mod storage;
 
-use crate::base::log::{Level, Note};
+use crate::base::log::{Level, Note, Notes};
 use crate::base::util::{b64url_decode, b64url_encode, json_pretty};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -144,7 +144,7 @@ impl Store {
     pub fn open(
         root: &Path,
         user: Option<u32>,
-        notes: &mut Vec<Note>,
+        notes: &mut dyn Notes,
     ) -> Result<Store, StoreError> {
         let files = Arc::new(files::FileStorage::open(root, user, notes)?);
         Store::with(files.clone(), files, user, notes)
@@ -155,7 +155,7 @@ impl Store {
         storage: Arc<dyn Storage>,
         locker: Arc<dyn Locker>,
         user: Option<u32>,
-        notes: &mut Vec<Note>,
+        notes: &mut dyn Notes,
     ) -> Result<Store, StoreError> {
         let key = load_or_create_key(storage.as_ref(), notes)?;
         let store = Store {
@@ -272,7 +272,7 @@ impl Store {
     }
 }
 
-fn load_or_create_key(s: &dyn Storage, notes: &mut Vec<Note>) -> Result<Vec<u8>, StoreError> {
+fn load_or_create_key(s: &dyn Storage, notes: &mut dyn Notes) -> Result<Vec<u8>, StoreError> {
     let at = s.describe(Group::None, "", STORE_FILE);
     for _ in 0..3 {
         match s.read(Group::None, "", STORE_FILE)? {
@@ -302,7 +302,7 @@ fn read_store_file(
     s: &dyn Storage,
     at: &str,
     text: &[u8],
-    notes: &mut Vec<Note>,
+    notes: &mut dyn Notes,
 ) -> Result<Vec<u8>, StoreError> {
     let root = s.describe(Group::None, "", "");
     let mut doc: Value = serde_json::from_slice(text).map_err(|e| {
@@ -367,7 +367,7 @@ fn read_store_file(
 
 /// v1 → v2: `pkey.pem` becomes `privkey.pem`, `cert.pem` + `chain.pem`
 /// become `pubcert.pem` in `domains` and `archive`.
-fn migrate_v1(s: &dyn Storage, notes: &mut Vec<Note>) {
+fn migrate_v1(s: &dyn Storage, notes: &mut dyn Notes) {
     for g in [Group::Domains, Group::Archive] {
         for name in s.list(g, "") {
             if s.stat(g, &name, "pkey.pem").ok().flatten().is_some() {
