@@ -110,72 +110,116 @@ impl std::fmt::Display for CaProtocol {
     }
 }
 
-/// The per-MD properties that can be set at server level or in a section
-/// (§1.3). `None` = not set here.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Settings {
-    pub transitive: Option<bool>,
-    pub ca_urls: Option<Vec<String>>,
-    pub ca_proto: Option<CaProtocol>,
-    pub ca_agreement: Option<String>,
-    pub contact: Option<String>,
-    pub ca_challenges: Option<Vec<ChallengeType>>,
-    pub renew_mode: Option<RenewMode>,
-    pub renew_window: Option<TimeSlice>,
-    pub warn_window: Option<TimeSlice>,
-    pub pkey_specs: Option<Vec<KeySpec>>,
-    pub must_staple: Option<bool>,
-    pub require_https: Option<RequireHttps>,
-    pub stapling: Option<bool>,
-    pub staple_others: Option<bool>,
-    pub eab: Option<Eab>,
-    pub profile: Option<String>,
-    pub profile_mandatory: Option<bool>,
-    pub ari: Option<bool>,
-    /// The following four are per-MD only inside a section; outside they are
-    /// module-global (see [`Global`]).
-    pub dns01_cmd: Option<String>,
-    pub proxy_url: Option<String>,
-    pub ca_certs: Option<String>,
-    pub proxy_ca_certs: Option<String>,
-}
+// The per-MD properties (spec §1.3), listed once: each row of `per_md!`
+// declares what a scope sets (`Settings`, `None` = not set there), how
+// scopes merge (the vhost's value wins over the main server's), and the
+// MD's value after the merge with the built-in defaults (`Effective`, which
+// `Md` derefs to). md.json (`MdFile`) stays written out by hand: its names,
+// order and encodings are the C module's file format.
 
-macro_rules! or_fields {
-    ($add:expr, $base:expr, $($f:ident),*) => {
-        Settings { $( $f: $add.$f.clone().or_else(|| $base.$f.clone()), )* }
+/// Declares `Settings`, its merge and `Effective` from one list of rows
+/// `field: SetType => EffectiveType = |merged, definition| value;`, and
+/// in `settings only { }` the fields a scope sets that the MD does not
+/// carry as such (the contact becomes `Md::contacts`).
+macro_rules! per_md {
+    (
+        settings only { $( $(#[$odoc:meta])* $of:ident : $ot:ty ; )* }
+        $( $(#[$doc:meta])* $f:ident : $t:ty => $eff:ty = |$s:ident, $d:ident| $e:expr ; )*
+    ) => {
+        /// The per-MD properties that can be set at server level or in a
+        /// section (§1.3). `None` = not set here.
+        #[derive(Debug, Clone, Default, PartialEq)]
+        pub struct Settings {
+            $( $(#[$doc])* pub $f: Option<$t>, )*
+            $( $(#[$odoc])* pub $of: Option<$ot>, )*
+        }
+
+        impl Settings {
+            /// httpd's per-vhost merge: values of `add` (the vhost) win
+            /// over `base`.
+            pub fn merged(base: &Settings, add: &Settings) -> Settings {
+                Settings {
+                    $( $f: add.$f.clone().or_else(|| base.$f.clone()), )*
+                    $( $of: add.$of.clone().or_else(|| base.$of.clone()), )*
+                }
+            }
+        }
+
+        /// An MD's per-MD properties after the merge of §1.3 with the
+        /// defaults.
+        #[derive(Debug, Clone, PartialEq)]
+        pub struct Effective {
+            $( $(#[$doc])* pub $f: $eff, )*
+        }
+
+        impl Effective {
+            /// `merged`: the main server's settings merged with the
+            /// section's; `def`: the MD's definition.
+            pub(crate) fn resolve(merged: &Settings, def: &MdDef) -> Effective {
+                Effective {
+                    $( $f: {
+                        let ($s, $d) = (merged, def);
+                        let _ = (&$s, &$d);
+                        $e
+                    }, )*
+                }
+            }
+        }
     };
 }
 
-impl Settings {
-    /// httpd's per-vhost merge: values of `add` (the vhost) win over `base`.
-    pub fn merged(base: &Settings, add: &Settings) -> Settings {
-        or_fields!(
-            add,
-            base,
-            transitive,
-            ca_urls,
-            ca_proto,
-            ca_agreement,
-            contact,
-            ca_challenges,
-            renew_mode,
-            renew_window,
-            warn_window,
-            pkey_specs,
-            must_staple,
-            require_https,
-            stapling,
-            staple_others,
-            eab,
-            profile,
-            profile_mandatory,
-            ari,
-            dns01_cmd,
-            proxy_url,
-            ca_certs,
-            proxy_ca_certs
-        )
+per_md! {
+    settings only {
+        /// `MDContactEmail` (else ServerAdmin): becomes `Md::contacts`.
+        contact: String;
     }
+    /// `MDMembers`; the definition's own `auto`/`manual` wins.
+    transitive: bool => bool = |s, d| d.transitive.or(s.transitive).unwrap_or(true);
+    /// `MDCertificateAuthority`.
+    ca_urls: Vec<String> => Vec<String> = |s, _d| s.ca_urls.clone().unwrap_or_default();
+    /// `MDCertificateProtocol`.
+    ca_proto: CaProtocol => CaProtocol = |s, _d| s.ca_proto.clone().unwrap_or_default();
+    /// `MDCertificateAgreement`.
+    ca_agreement: String => Option<String> = |s, _d| s.ca_agreement.clone();
+    /// `MDCAChallenges`.
+    ca_challenges: Vec<ChallengeType> => Vec<ChallengeType> =
+        |s, _d| s.ca_challenges.clone().unwrap_or_default();
+    /// `MDRenewMode`.
+    renew_mode: RenewMode => RenewMode = |s, _d| s.renew_mode.unwrap_or(RenewMode::Auto);
+    /// `MDRenewWindow` (default 33 % of the lifetime).
+    renew_window: TimeSlice => TimeSlice =
+        |s, _d| s.renew_window.unwrap_or_else(|| TimeSlice::percent_of(LIFE_NORM, 33));
+    /// `MDWarnWindow` (default 10 % of the lifetime).
+    warn_window: TimeSlice => TimeSlice =
+        |s, _d| s.warn_window.unwrap_or_else(|| TimeSlice::percent_of(LIFE_NORM, 10));
+    /// `MDPrivateKeys`.
+    pkey_specs: Vec<KeySpec> => Vec<KeySpec> = |s, _d| s.pkey_specs.clone().unwrap_or_default();
+    /// `MDMustStaple`.
+    must_staple: bool => bool = |s, _d| s.must_staple.unwrap_or(false);
+    /// `MDRequireHttps`.
+    require_https: RequireHttps => RequireHttps =
+        |s, _d| s.require_https.unwrap_or(RequireHttps::Off);
+    /// `MDStapling`.
+    stapling: bool => bool = |s, _d| s.stapling.unwrap_or(false);
+    /// `MDStaplingOthers`.
+    staple_others: bool => bool = |s, _d| s.staple_others.unwrap_or(true);
+    /// `MDExternalAccountBinding`.
+    eab: Eab => Option<Eab> = |s, _d| s.eab.clone();
+    /// `MDProfile`.
+    profile: String => Option<String> = |s, _d| s.profile.clone();
+    /// `MDProfileMandatory`.
+    profile_mandatory: bool => bool = |s, _d| s.profile_mandatory.unwrap_or(false);
+    /// `MDRenewViaARI`.
+    ari: bool => bool = |s, _d| s.ari.unwrap_or(true);
+    /// `MDChallengeDns01`: per-MD only inside a section; outside it is
+    /// module-global (see `Global`).
+    dns01_cmd: String => Option<String> = |_s, d| d.settings.dns01_cmd.clone();
+    /// `MDHttpProxy`, per-MD only inside a section (as `dns01_cmd`).
+    proxy_url: String => Option<String> = |_s, d| d.settings.proxy_url.clone();
+    /// `MDCACertificateFile`, per-MD only inside a section.
+    ca_certs: String => Option<String> = |_s, d| d.settings.ca_certs.clone();
+    /// `MDHttpProxyCACertificateFile`, per-MD only inside a section.
+    proxy_ca_certs: String => Option<String> = |_s, d| d.settings.proxy_ca_certs.clone();
 }
 
 /// Module-wide settings (NOT_MD directives and the "global effect" ones).
@@ -375,30 +419,26 @@ pub struct Md {
     pub name: String,
     pub domains: Vec<String>,
     pub contacts: Vec<String>,
-    pub transitive: bool,
-    pub ca_proto: CaProtocol,
-    pub ca_urls: Vec<String>,
-    pub ca_agreement: Option<String>,
-    pub ca_challenges: Vec<ChallengeType>,
-    pub pkey_specs: Vec<KeySpec>,
-    pub renew_mode: RenewMode,
-    pub renew_window: TimeSlice,
-    pub warn_window: TimeSlice,
-    pub require_https: RequireHttps,
-    pub must_staple: bool,
+    /// The per-MD properties after the merge (`md.renew_window` reads
+    /// through to them).
+    pub props: Effective,
     pub cert_files: Vec<String>,
     pub key_files: Vec<String>,
-    pub stapling: bool,
-    pub dns01_cmd: Option<String>,
-    pub proxy_url: Option<String>,
-    pub ca_certs: Option<String>,
-    pub proxy_ca_certs: Option<String>,
-    pub eab: Option<Eab>,
-    pub profile: Option<String>,
-    pub profile_mandatory: bool,
-    pub ari: bool,
     pub defn: Option<(String, u32)>,
     pub found: MdState,
+}
+
+impl std::ops::Deref for Md {
+    type Target = Effective;
+    fn deref(&self) -> &Effective {
+        &self.props
+    }
+}
+
+impl std::ops::DerefMut for Md {
+    fn deref_mut(&mut self) -> &mut Effective {
+        &mut self.props
+    }
 }
 
 /// `md.json` as the C module writes it (spec §5.3): field order, names,
@@ -577,32 +617,9 @@ impl Md {
             name: def.name().to_string(),
             domains: def.domains.clone(),
             contacts,
-            transitive: def.transitive.or(s.transitive).unwrap_or(true),
-            ca_proto: s.ca_proto.clone().unwrap_or_default(),
-            ca_urls: s.ca_urls.clone().unwrap_or_default(),
-            ca_agreement: s.ca_agreement.clone(),
-            ca_challenges: s.ca_challenges.clone().unwrap_or_default(),
-            pkey_specs: s.pkey_specs.clone().unwrap_or_default(),
-            renew_mode: s.renew_mode.unwrap_or(RenewMode::Auto),
-            renew_window: s
-                .renew_window
-                .unwrap_or_else(|| TimeSlice::percent_of(LIFE_NORM, 33)),
-            warn_window: s
-                .warn_window
-                .unwrap_or_else(|| TimeSlice::percent_of(LIFE_NORM, 10)),
-            require_https: s.require_https.unwrap_or(RequireHttps::Off),
-            must_staple: s.must_staple.unwrap_or(false),
+            props: Effective::resolve(&s, def),
             cert_files: def.cert_files.clone(),
             key_files: def.key_files.clone(),
-            stapling: s.stapling.unwrap_or(false),
-            dns01_cmd: def.settings.dns01_cmd.clone(),
-            proxy_url: def.settings.proxy_url.clone(),
-            ca_certs: def.settings.ca_certs.clone(),
-            proxy_ca_certs: def.settings.proxy_ca_certs.clone(),
-            eab: s.eab.clone(),
-            profile: s.profile.clone(),
-            profile_mandatory: s.profile_mandatory.unwrap_or(false),
-            ari: s.ari.unwrap_or(true),
             defn: def.defn.clone(),
             found: MdState::default(),
         }
