@@ -44,7 +44,7 @@ def main():
         wait_for(lambda: os.path.exists(sb.path("md", "staging", NAME, "pubcert.pem")), 60)
         sb.stop_httpd()
         sb.stop_ca()
-        results = {"ours": [], "c": []}
+        results = {label: [] for label, _ in MODULES}
         for _ in range(rounds):
             for label, mod in MODULES:
                 sb.stop_httpd()

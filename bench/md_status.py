@@ -86,13 +86,17 @@ def main():
         subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True)
     ours = os.path.join(TOP, "target", "release", "libmod_md.so")
     subprocess.run(["cargo", "build", "--release", "-q"], cwd=TOP, check=True)
-    results = {"ours": [], "c": []}
+    modules = [("ours", ours), ("c", C_MODULE)]
+    if os.environ.get("BENCH_BEFORE"):
+        # an earlier build of ours, measured in the same run (see common.py)
+        modules.append(("before", os.environ["BENCH_BEFORE"]))
+    results = {label: [] for label, _ in modules}
     with Sandbox(module=ours) as sb:
         body = config(sb)
         if CERTS:
             obtain_all(sb, ours, body)
         for _ in range(rounds):
-            for label, mod in (("ours", ours), ("c", C_MODULE)):
+            for label, mod in modules:
                 sb.stop_httpd()
                 sb.write_conf(body, module=mod, log_level="warn")
                 sb.start_httpd()
@@ -105,6 +109,10 @@ def main():
     print(f"  ours: median {o:.0f} req/s  {results['ours']}")
     print(f"  C:    median {c:.0f} req/s  {results['c']}")
     print(f"  ratio ours/C: {o / c:.2f}  (target >= {2.0 if PAGE == 'md-status' else 1.0})")
+    if results.get("before"):
+        b = statistics.median(results["before"])
+        print(f"  before: median {b:.0f} req/s  {results['before']}")
+        print(f"  ratio ours/before: {o / b:.2f}")
 
 
 if __name__ == "__main__":

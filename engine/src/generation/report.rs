@@ -66,6 +66,9 @@ pub(crate) fn md_status(
         )
     });
     let requests = rt.store.exists(crate::store::Group::Requests, "", "");
+    // CRL results only where the CRL cache exists (one stat per page, not
+    // one failed read per MD)
+    let crls = rt.global.crl_check && crate::serving::crl::cache_ready(&rt.store);
     let one = |d: &crate::generation::runtime::ManagedDomain, full: bool| {
         let mut j = mdstatus::md_json(
             &rt.store,
@@ -103,7 +106,7 @@ pub(crate) fn md_status(
             if !problems.is_empty() {
                 o.insert("store".into(), json!({ "problems": problems }));
             }
-            if rt.global.crl_check {
+            if crls {
                 if let Some(c) = crate::serving::crl::status_json(&rt.store, &d.md.name) {
                     o.insert("crl".into(), c);
                 }
