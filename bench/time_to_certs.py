@@ -76,8 +76,8 @@ def main():
             sb.start_ca()
         for n in sizes:
             body, names = conf(sb, n, keys)
-            results = {"ours": [], "c": []}
-            cpu = {"ours": [], "c": []}
+            results = {label: [] for label, _ in MODULES}
+            cpu = {label: [] for label, _ in MODULES}
             for _ in range(rounds):
                 for label, mod in MODULES:
                     sb.stop_httpd()
