@@ -23,6 +23,48 @@ const IO_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_RESPONSE: usize = 64 * 1024;
 const MAX_REDIRECTS: usize = 5;
 
+/// Why a pre-flight failed; the text says what and what to correct.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PreflightError {
+    /// The configuration gives the CA no way in: the public port is not
+    /// mapped (`MDPortMap`) or httpd does not listen on its local port.
+    NotReachable(String),
+    /// httpd's own listener could not be talked to (connect, TLS, I/O, not
+    /// HTTP).
+    Connection(String),
+    /// httpd answered, but not the challenge (another handler, a 404, a
+    /// redirect that loses the path, another certificate).
+    WrongAnswer(String),
+}
+
+impl std::fmt::Display for PreflightError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PreflightError::NotReachable(m)
+            | PreflightError::Connection(m)
+            | PreflightError::WrongAnswer(m) => f.write_str(m),
+        }
+    }
+}
+
+impl PreflightError {
+    /// The same kind with `prefix` before its text.
+    fn within(self, prefix: impl std::fmt::Display) -> PreflightError {
+        match self {
+            PreflightError::NotReachable(m) => PreflightError::NotReachable(format!("{prefix}{m}")),
+            PreflightError::Connection(m) => PreflightError::Connection(format!("{prefix}{m}")),
+            PreflightError::WrongAnswer(m) => PreflightError::WrongAnswer(format!("{prefix}{m}")),
+        }
+    }
+}
+
+use PreflightError::{Connection, NotReachable, WrongAnswer};
+
+/// A failure to talk to a listener.
+fn io(e: impl std::fmt::Display) -> PreflightError {
+    Connection(e.to_string())
+}
+
 /// What the check needs to know about httpd.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Env {
@@ -64,7 +106,7 @@ pub fn check(
     ident: &str,
     token: &str,
     key_authz: &str,
-) -> Result<String, String> {
+) -> Result<String, PreflightError> {
     match ctype {
         ChallengeType::Http01 => http01(env, ident, token, key_authz),
         ChallengeType::TlsAlpn01 => tls_alpn01(env, ident, key_authz),
@@ -72,20 +114,22 @@ pub fn check(
     }
 }
 
-fn local(env: &Env, public: u16) -> Result<(u16, Vec<SocketAddr>), String> {
+fn local(env: &Env, public: u16) -> Result<(u16, Vec<SocketAddr>), PreflightError> {
     let (port, scheme) = match public {
         80 => (env.local_80, "http"),
         _ => (env.local_443, "https"),
     };
     let port = port.ok_or_else(|| {
-        format!("MDPortMap says the server is not reachable on public port {public} ({scheme}:-)")
+        NotReachable(format!(
+            "MDPortMap says the server is not reachable on public port {public} ({scheme}:-)"
+        ))
     })?;
     let eps = env.endpoints(port);
     if eps.is_empty() {
-        return Err(format!(
+        return Err(NotReachable(format!(
             "httpd does not listen on port {port}, the local port of public port {public} \
              (MDPortMap {scheme}:{port}); add 'Listen {port}' or correct MDPortMap"
-        ));
+        )));
     }
     Ok((port, eps))
 }
@@ -97,7 +141,7 @@ struct Answer {
     body: Vec<u8>,
 }
 
-fn http01(env: &Env, ident: &str, token: &str, key_authz: &str) -> Result<String, String> {
+fn http01(env: &Env, ident: &str, token: &str, key_authz: &str) -> Result<String, PreflightError> {
     let path = format!("/.well-known/acme-challenge/{token}");
     let (port, eps) = local(env, 80)?;
     let mut url = format!("http://{ident}{path}");
@@ -105,37 +149,41 @@ fn http01(env: &Env, ident: &str, token: &str, key_authz: &str) -> Result<String
     for _ in 0..=MAX_REDIRECTS {
         let (ep, answer) = if tls {
             let (_, eps) = local(env, 443)
-                .map_err(|e| format!("{url} follows a redirect to https, but {e}"))?;
+                .map_err(|e| e.within(format!("{url} follows a redirect to https, but ")))?;
             get_any(&eps, ident, &path, true)
         } else {
             get_any(&eps, ident, &path, false)
         }
-        .map_err(|e| format!("GET {url} through port {port} (MDPortMap http:{port}): {e}"))?;
+        .map_err(|e| {
+            e.within(format!(
+                "GET {url} through port {port} (MDPortMap http:{port}): "
+            ))
+        })?;
         let via = format!("GET {url} through {ep}");
         match answer.status {
             200 if answer.body.trim_ascii() == key_authz.as_bytes() => {
                 return Ok(format!("{via} answers the challenge"))
             }
             200 => {
-                return Err(format!(
+                return Err(WrongAnswer(format!(
                     "{via} answers 200 with other content ({} bytes, '{}'): another handler \
                      serves /.well-known/acme-challenge/ for {ident}",
                     answer.body.len(),
                     excerpt(&answer.body)
-                ))
+                )))
             }
             301 | 302 | 303 | 307 | 308 => {
                 let Some(loc) = answer.location else {
-                    return Err(format!(
+                    return Err(WrongAnswer(format!(
                         "{via} redirects ({}) without a Location",
                         answer.status
-                    ));
+                    )));
                 };
                 let (scheme, host, lpath) = split_url(&loc, tls, ident);
                 if lpath != path {
-                    return Err(format!(
+                    return Err(WrongAnswer(format!(
                         "{via} redirects to {loc}, which loses the path {path} the CA asks for"
-                    ));
+                    )));
                 }
                 if !host.eq_ignore_ascii_case(ident) {
                     // the CA follows it to another server, which this one
@@ -146,21 +194,28 @@ fn http01(env: &Env, ident: &str, token: &str, key_authz: &str) -> Result<String
                 url = loc;
             }
             400 if String::from_utf8_lossy(&answer.body).contains("plain HTTP") => {
-                return Err(format!(
+                return Err(WrongAnswer(format!(
                     "{via}: port {port} speaks TLS (only SSL virtual hosts on it); the CA \
                      validates http-01 with plain http on public port 80"
-                ))
+                )))
             }
             404 => {
-                return Err(format!(
+                return Err(WrongAnswer(format!(
                     "{via} answers 404: the request does not reach mod_md's challenge answer \
                      for {ident} there"
-                ))
+                )))
             }
-            s => return Err(format!("{via} answers {s} ('{}')", excerpt(&answer.body))),
+            s => {
+                return Err(WrongAnswer(format!(
+                    "{via} answers {s} ('{}')",
+                    excerpt(&answer.body)
+                )))
+            }
         }
     }
-    Err(format!("{url}: more than {MAX_REDIRECTS} redirects"))
+    Err(WrongAnswer(format!(
+        "{url}: more than {MAX_REDIRECTS} redirects"
+    )))
 }
 
 fn excerpt(body: &[u8]) -> String {
@@ -196,25 +251,25 @@ fn get_any(
     host: &str,
     path: &str,
     tls: bool,
-) -> Result<(SocketAddr, Answer), String> {
-    let mut err = String::new();
+) -> Result<(SocketAddr, Answer), PreflightError> {
+    let mut err = Connection(String::new());
     for ep in eps {
         match get(*ep, host, path, tls) {
             Ok(a) => return Ok((*ep, a)),
-            Err(e) => err = format!("{ep}: {e}"),
+            Err(e) => err = e.within(format!("{ep}: ")),
         }
     }
     Err(err)
 }
 
-fn connect(ep: SocketAddr) -> Result<TcpStream, String> {
-    let s = TcpStream::connect_timeout(&ep, CONNECT_TIMEOUT).map_err(|e| e.to_string())?;
+fn connect(ep: SocketAddr) -> Result<TcpStream, PreflightError> {
+    let s = TcpStream::connect_timeout(&ep, CONNECT_TIMEOUT).map_err(io)?;
     s.set_read_timeout(Some(IO_TIMEOUT)).ok();
     s.set_write_timeout(Some(IO_TIMEOUT)).ok();
     Ok(s)
 }
 
-fn get(ep: SocketAddr, host: &str, path: &str, tls: bool) -> Result<Answer, String> {
+fn get(ep: SocketAddr, host: &str, path: &str, tls: bool) -> Result<Answer, PreflightError> {
     let req = format!(
         "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: mod_md pre-flight\r\n\
          Accept: */*\r\nConnection: close\r\n\r\n"
@@ -230,8 +285,8 @@ fn get(ep: SocketAddr, host: &str, path: &str, tls: bool) -> Result<Answer, Stri
     parse(&raw)
 }
 
-fn exchange<S: Read + Write>(s: &mut S, req: &[u8]) -> Result<Vec<u8>, String> {
-    s.write_all(req).map_err(|e| e.to_string())?;
+fn exchange<S: Read + Write>(s: &mut S, req: &[u8]) -> Result<Vec<u8>, PreflightError> {
+    s.write_all(req).map_err(io)?;
     let mut raw = Vec::new();
     let mut buf = [0u8; 8192];
     while raw.len() < MAX_RESPONSE {
@@ -241,23 +296,23 @@ fn exchange<S: Read + Write>(s: &mut S, req: &[u8]) -> Result<Vec<u8>, String> {
             // a TLS peer that closes without close_notify, or a reset
             // after the answer: what came is the answer
             Err(_) if !raw.is_empty() => break,
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(io(e)),
         }
     }
     if raw.is_empty() {
-        return Err("the connection closed without an answer".into());
+        return Err(io("the connection closed without an answer"));
     }
     Ok(raw)
 }
 
-fn parse(raw: &[u8]) -> Result<Answer, String> {
+fn parse(raw: &[u8]) -> Result<Answer, PreflightError> {
     if raw.first() == Some(&0x15) || raw.first() == Some(&0x16) {
-        return Err("answered with TLS where plain http was expected".into());
+        return Err(io("answered with TLS where plain http was expected"));
     }
     let end = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
-        .ok_or("the answer is not HTTP (no end of headers)")?;
+        .ok_or_else(|| io("the answer is not HTTP (no end of headers)"))?;
     let head = String::from_utf8_lossy(&raw[..end]);
     let mut lines = head.split("\r\n");
     let status_line = lines.next().unwrap_or("");
@@ -266,10 +321,10 @@ fn parse(raw: &[u8]) -> Result<Answer, String> {
         .and_then(|r| r.split_whitespace().nth(1))
         .and_then(|s| s.parse::<u16>().ok())
         .ok_or_else(|| {
-            format!(
+            io(format!(
                 "the answer is not HTTP ('{}')",
                 excerpt(status_line.as_bytes())
-            )
+            ))
         })?;
     let mut location = None;
     let mut chunked = false;
@@ -324,43 +379,43 @@ fn tls_connect(
     stream: TcpStream,
     sni: &str,
     alpn: Option<&[u8]>,
-) -> Result<openssl::ssl::SslStream<TcpStream>, String> {
+) -> Result<openssl::ssl::SslStream<TcpStream>, PreflightError> {
     use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
-    let mut b = SslConnector::builder(SslMethod::tls_client()).map_err(|e| e.to_string())?;
+    let mut b = SslConnector::builder(SslMethod::tls_client()).map_err(io)?;
     b.set_verify(SslVerifyMode::NONE);
     if let Some(p) = alpn {
-        b.set_alpn_protos(p).map_err(|e| e.to_string())?;
+        b.set_alpn_protos(p).map_err(io)?;
     }
-    let mut cfg = b.build().configure().map_err(|e| e.to_string())?;
+    let mut cfg = b.build().configure().map_err(io)?;
     cfg.set_verify_hostname(false);
     let sni_ok = sni.parse::<IpAddr>().is_err();
     cfg.set_use_server_name_indication(sni_ok);
     cfg.connect(sni, stream)
-        .map_err(|e| format!("TLS handshake failed: {e}"))
+        .map_err(|e| io(format!("TLS handshake failed: {e}")))
 }
 
-fn tls_alpn01(env: &Env, ident: &str, key_authz: &str) -> Result<String, String> {
+fn tls_alpn01(env: &Env, ident: &str, key_authz: &str) -> Result<String, PreflightError> {
     let (port, eps) = local(env, 443)?;
     // RFC 8738 §6: an IP address is named by its reverse DNS name
     let sni = crate::base::crypto::reverse_dns_name(ident).unwrap_or_else(|| ident.to_string());
     let digest = openssl::sha::sha256(key_authz.as_bytes());
-    let mut err = String::new();
+    let mut err = Connection(String::new());
     for ep in eps {
         let via =
             format!("TLS to {ep} (MDPortMap https:{port}) with SNI {sni} and ALPN acme-tls/1");
         let s = match connect(ep).and_then(|s| tls_connect(s, &sni, Some(b"\x0aacme-tls/1"))) {
             Ok(s) => s,
             Err(e) => {
-                err = format!("{via}: {e}");
+                err = e.within(format!("{via}: "));
                 continue;
             }
         };
         let alpn = s.ssl().selected_alpn_protocol().map(|p| p.to_vec());
         if alpn.as_deref() != Some(b"acme-tls/1") {
-            return Err(format!(
+            return Err(WrongAnswer(format!(
                 "{via}: the server does not switch to acme-tls/1 for {ident} (the virtual host \
                  of {ident} on that port must allow it: Protocols h2 http/1.1 acme-tls/1)"
-            ));
+            )));
         }
         let ok = s
             .ssl()
@@ -370,10 +425,10 @@ fn tls_alpn01(env: &Env, ident: &str, key_authz: &str) -> Result<String, String>
         return if ok {
             Ok(format!("{via} answers the challenge"))
         } else {
-            Err(format!(
+            Err(WrongAnswer(format!(
                 "{via}: the certificate presented is not the challenge's (another server or \
                  module answers acme-tls/1 for {ident})"
-            ))
+            )))
         };
     }
     Err(err)
@@ -463,19 +518,30 @@ mod tests {
         assert!(check(&env(a), &ChallengeType::Http01, "a.org", "tok", "tok.abc").is_ok());
         let a = serve(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello");
         let e = check(&env(a), &ChallengeType::Http01, "a.org", "tok", "tok.abc").unwrap_err();
-        assert!(e.contains("other content") && e.contains("hello"), "{e}");
+        assert!(
+            matches!(&e, WrongAnswer(m) if m.contains("other content") && m.contains("hello")),
+            "{e}"
+        );
         let a = serve(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
         assert!(check(&env(a), &ChallengeType::Http01, "a.org", "tok", "x")
             .unwrap_err()
+            .to_string()
             .contains("answers 404"));
         let a = serve(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 60\r\n\r\nYou're speaking plain HTTP to an SSL-enabled server port.\n");
         assert!(check(&env(a), &ChallengeType::Http01, "a.org", "tok", "x")
             .unwrap_err()
+            .to_string()
             .contains("speaks TLS"));
         let a = serve(b"\x15\x03\x01\x00\x02\x02\x46");
         assert!(check(&env(a), &ChallengeType::Http01, "a.org", "tok", "x")
             .unwrap_err()
+            .to_string()
             .contains("TLS where plain http"));
+        let a = serve(b"\x15\x03\x01\x00\x02\x02\x46");
+        assert!(matches!(
+            check(&env(a), &ChallengeType::Http01, "a.org", "tok", "x"),
+            Err(Connection(_))
+        ));
     }
 
     #[test]
@@ -484,7 +550,8 @@ mod tests {
             serve(b"HTTP/1.1 301 Moved\r\nLocation: https://a.org/\r\nContent-Length: 0\r\n\r\n");
         let e = check(&env(a), &ChallengeType::Http01, "a.org", "tok", "x").unwrap_err();
         assert!(
-            e.contains("loses the path /.well-known/acme-challenge/tok"),
+            e.to_string()
+                .contains("loses the path /.well-known/acme-challenge/tok"),
             "{e}"
         );
         let a = serve(
@@ -498,6 +565,7 @@ mod tests {
         );
         assert!(check(&env(a), &ChallengeType::Http01, "a.org", "tok", "x")
             .unwrap_err()
+            .to_string()
             .contains("more than"));
     }
 
@@ -509,14 +577,21 @@ mod tests {
             listeners: vec!["127.0.0.1:8124".parse().unwrap()],
         };
         let err = check(&e, &ChallengeType::Http01, "a.org", "t", "x").unwrap_err();
-        assert!(err.contains("does not listen on port 8123"), "{err}");
+        assert!(
+            matches!(&err, NotReachable(m) if m.contains("does not listen on port 8123")),
+            "{err}"
+        );
         assert!(check(&e, &ChallengeType::TlsAlpn01, "a.org", "t", "x")
             .unwrap_err()
+            .to_string()
             .contains("https:-"));
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let a = l.local_addr().unwrap();
         drop(l);
-        assert!(check(&env(a), &ChallengeType::Http01, "a.org", "t", "x").is_err());
+        assert!(matches!(
+            check(&env(a), &ChallengeType::Http01, "a.org", "t", "x"),
+            Err(Connection(_))
+        ));
         assert_eq!(
             check(&env(a), &ChallengeType::Dns01, "a.org", "t", "x"),
             Ok(String::new())
