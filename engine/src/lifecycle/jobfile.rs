@@ -5,7 +5,7 @@
 use crate::acme::status;
 use crate::base::log::Notes;
 use crate::base::time::Micros;
-use crate::store::{Group, Store};
+use crate::store::{Group, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -329,12 +329,11 @@ impl Job {
 
     /// Reads `staging/<name>/job.json`; a broken file is reported, and a
     /// fresh job takes its place.
-    pub fn load(store: &Store, group: Group, name: &str) -> Result<Job, String> {
-        match store.load_json(group, name, "job.json") {
-            Ok(Some(j)) => Ok(Job::from_json(&j)),
-            Ok(None) => Ok(Job::new(name)),
-            Err(e) => Err(e.msg),
-        }
+    pub fn load(store: &Store, group: Group, name: &str) -> Result<Job, StoreError> {
+        Ok(match store.load_json(group, name, "job.json")? {
+            Some(j) => Job::from_json(&j),
+            None => Job::new(name),
+        })
     }
 
     /// [`Job::load`] for the job's one writer: a broken file is set aside
@@ -344,18 +343,17 @@ impl Job {
         group: Group,
         name: &str,
         notes: &mut dyn Notes,
-    ) -> Result<Job, String> {
-        match store.load_json_healing(group, name, "job.json", notes) {
-            Ok(Some(j)) => Ok(Job::from_json(&j)),
-            Ok(None) => Ok(Job::new(name)),
-            Err(e) => Err(e.msg),
-        }
+    ) -> Result<Job, StoreError> {
+        Ok(
+            match store.load_json_healing(group, name, "job.json", notes)? {
+                Some(j) => Job::from_json(&j),
+                None => Job::new(name),
+            },
+        )
     }
 
-    pub fn save(&self, store: &Store, group: Group) -> Result<(), String> {
-        store
-            .save_json(group, &self.name, "job.json", &self.to_json())
-            .map_err(|e| e.msg)
+    pub fn save(&self, store: &Store, group: Group) -> Result<(), StoreError> {
+        store.save_json(group, &self.name, "job.json", &self.to_json())
     }
 
     pub(crate) fn add_log(

@@ -13,7 +13,7 @@ use crate::config::RenewMode;
 use crate::lifecycle::context::ca_client;
 use crate::lifecycle::context::JobCtx;
 use crate::lifecycle::context::RevokedBy;
-use crate::store::Group;
+use crate::store::{Group, StoreError};
 use serde_json::Value;
 
 struct ProgressToJob<'a> {
@@ -97,7 +97,7 @@ pub fn process(
     notify: &mut dyn Notify,
     now: Micros,
     notes: &mut dyn Notes,
-) -> Result<(Outcome, Job), String> {
+) -> Result<(Outcome, Job), StoreError> {
     process_leased(ctx, notify, now, notes, None)
 }
 
@@ -108,13 +108,13 @@ fn process_leased(
     now: Micros,
     notes: &mut dyn Notes,
     held: Option<crate::store::lease::Lease>,
-) -> Result<(Outcome, Job), String> {
+) -> Result<(Outcome, Job), StoreError> {
     let md = ctx.md;
     let mut job = Job::load_healing(ctx.store, Group::Staging, &md.name, notes)?;
     // job.json is written only when the job changed (as the C module): a
     // healthy or static MD has none, and shows no renewal activity.
     let loaded = job.clone();
-    let save = |job: &Job| -> Result<(), String> {
+    let save = |job: &Job| -> Result<(), StoreError> {
         if *job != loaded {
             job.save(ctx.store, Group::Staging)?;
         }
@@ -205,11 +205,11 @@ fn process_leased(
                     return Ok((Outcome::Idle, j));
                 }
                 Err(e) => {
-                    return Err(format!(
+                    return Err(crate::store::err(format!(
                         "cannot take the cluster lease of {} in {}: {e}",
                         md.name,
                         leases.location()
-                    ));
+                    )));
                 }
             }
         }
