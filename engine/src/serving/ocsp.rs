@@ -8,7 +8,7 @@
 use crate::base::http::Client;
 use crate::base::time::{self, Micros, TimeSlice};
 use crate::base::util::{self, hex};
-use crate::store::{Group, Store};
+use crate::store::{Group, Store, StoreError};
 use openssl::hash::MessageDigest;
 use openssl::ocsp::{OcspCertId, OcspCertStatus, OcspRequest, OcspResponse, OcspResponseStatus};
 use openssl::x509::X509;
@@ -16,6 +16,28 @@ use serde_json::{json, Value};
 
 /// Directory of certificates that belong to no MD.
 pub const DIR_OTHER: &str = "other";
+
+/// Why no usable OCSP response came; the text says what happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OcspError {
+    /// The request could not be made (certificate id, nonce).
+    Request(String),
+    /// The responder could not be reached, or answered with an HTTP error.
+    Responder(String),
+    /// The answer is no usable response for this certificate.
+    Invalid(String),
+}
+
+impl std::fmt::Display for OcspError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Request(m) | Responder(m) | Invalid(m) => f.write_str(m),
+        }
+    }
+}
+
+use OcspError::{Invalid, Request, Responder};
+
 /// The keep window's normalisation period (7 days).
 pub const KEEP_NORM: Micros = 7 * 86_400 * time::USEC_PER_SEC;
 /// 2.4.71's limits of the OCSP transfer.
@@ -180,46 +202,51 @@ impl Cert {
         format!("ocsp-{}.json", self.id)
     }
 
-    fn cert_id(&self) -> Result<OcspCertId, String> {
+    fn cert_id(&self) -> Result<OcspCertId, OcspError> {
         OcspCertId::from_cert(MessageDigest::sha1(), &self.cert, &self.issuer)
-            .map_err(|e| format!("cannot make the OCSP certificate id: {e}"))
+            .map_err(|e| Request(format!("cannot make the OCSP certificate id: {e}")))
     }
 
     /// A DER OCSPRequest for this certificate with a nonce extension.
-    pub fn request(&self, nonce: &[u8]) -> Result<Vec<u8>, String> {
-        let mut req = OcspRequest::new().map_err(|e| e.to_string())?;
-        req.add_id(self.cert_id()?).map_err(|e| e.to_string())?;
-        let der = req.to_der().map_err(|e| e.to_string())?;
-        der::add_nonce(&der, nonce).ok_or_else(|| "cannot add the OCSP nonce".to_string())
+    pub fn request(&self, nonce: &[u8]) -> Result<Vec<u8>, OcspError> {
+        let req_err = |e: openssl::error::ErrorStack| Request(e.to_string());
+        let mut req = OcspRequest::new().map_err(req_err)?;
+        req.add_id(self.cert_id()?).map_err(req_err)?;
+        let der = req.to_der().map_err(req_err)?;
+        der::add_nonce(&der, nonce).ok_or_else(|| Request("cannot add the OCSP nonce".into()))
     }
 
     /// Checks a responder's answer (§8.3) and makes a `Response` of it.
-    pub fn check(&self, body: &[u8], nonce: &[u8], now: Micros) -> Result<Response, String> {
+    pub fn check(&self, body: &[u8], nonce: &[u8], now: Micros) -> Result<Response, OcspError> {
         let resp = OcspResponse::from_der(body)
-            .map_err(|_| "the responder's answer is not an OCSP response".to_string())?;
+            .map_err(|_| Invalid("the responder's answer is not an OCSP response".into()))?;
         if resp.status() != OcspResponseStatus::SUCCESSFUL {
-            return Err(format!(
+            return Err(Invalid(format!(
                 "the responder answered with status {}",
                 response_status(resp.status())
-            ));
+            )));
         }
         let basic = resp
             .basic()
-            .map_err(|_| "the OCSP response has no basic response".to_string())?;
+            .map_err(|_| Invalid("the OCSP response has no basic response".into()))?;
         if let Some(theirs) = der::response_nonce(body) {
             if theirs != nonce {
-                return Err("the OCSP response's nonce does not match the request's".into());
+                return Err(Invalid(
+                    "the OCSP response's nonce does not match the request's".into(),
+                ));
             }
         }
         let id = self.cert_id()?;
-        let st = basic
-            .find_status(&id)
-            .ok_or_else(|| "the OCSP response has no status for this certificate".to_string())?;
+        let st = basic.find_status(&id).ok_or_else(|| {
+            Invalid("the OCSP response has no status for this certificate".into())
+        })?;
         let status = match st.status {
             OcspCertStatus::GOOD => CertStatus::Good,
             OcspCertStatus::REVOKED => CertStatus::Revoked,
             _ => {
-                return Err("the responder does not know this certificate (status unknown)".into())
+                return Err(Invalid(
+                    "the responder does not know this certificate (status unknown)".into(),
+                ))
             }
         };
         let this = parse_asn1_print(&st.this_update.to_string());
@@ -237,9 +264,9 @@ impl Cert {
     }
 
     /// Asks the responder (HTTP POST) and checks its answer.
-    pub(crate) fn fetch(&self, client: &Client, now: Micros) -> Result<Response, String> {
+    pub(crate) fn fetch(&self, client: &Client, now: Micros) -> Result<Response, OcspError> {
         let mut nonce = [0u8; 16];
-        openssl::rand::rand_bytes(&mut nonce).map_err(|e| e.to_string())?;
+        openssl::rand::rand_bytes(&mut nonce).map_err(|e| Request(e.to_string()))?;
         let req = self.request(&nonce)?;
         let resp = client
             .request(
@@ -247,15 +274,19 @@ impl Cert {
                 &self.responder,
                 Some((&req, "application/ocsp-request")),
             )
-            .map_err(|e| format!("OCSP request to {} failed: {e}", self.responder))?;
+            .map_err(|e| Responder(format!("OCSP request to {} failed: {e}", self.responder)))?;
         if resp.status != 200 {
-            return Err(format!(
+            return Err(Responder(format!(
                 "OCSP responder {} answered with HTTP status {}",
                 self.responder, resp.status
-            ));
+            )));
         }
-        self.check(&resp.body, &nonce, now)
-            .map_err(|e| format!("{}: {e}", self.responder))
+        let at = |m: String| format!("{}: {m}", self.responder);
+        self.check(&resp.body, &nonce, now).map_err(|e| match e {
+            Request(m) => Request(at(m)),
+            Responder(m) => Responder(at(m)),
+            Invalid(m) => Invalid(at(m)),
+        })
     }
 
     /// The stored response, if any (an unparsable file counts as none).
@@ -266,12 +297,10 @@ impl Cert {
     /// The stored response: `Ok(None)` without a file (or without a
     /// `response` in it, as the C module), `Err` for a file that cannot be
     /// read or parsed.
-    pub(crate) fn try_load(&self, store: &Store) -> Result<Option<Response>, String> {
-        match store.load_json(Group::Ocsp, &self.dir, &self.file()) {
-            Ok(Some(v)) => Ok(Response::from_json(&v)),
-            Ok(None) => Ok(None),
-            Err(e) => Err(e.msg),
-        }
+    pub(crate) fn try_load(&self, store: &Store) -> Result<Option<Response>, StoreError> {
+        Ok(store
+            .load_json(Group::Ocsp, &self.dir, &self.file())?
+            .and_then(|v| Response::from_json(&v)))
     }
 
     /// Modification time of the store file (µs), 0 when missing.
@@ -281,10 +310,8 @@ impl Cert {
             .map_or(0, |s| s.modified)
     }
 
-    pub fn save(&self, store: &Store, resp: &Response) -> Result<(), String> {
-        store
-            .save_json(Group::Ocsp, &self.dir, &self.file(), &resp.to_json())
-            .map_err(|e| e.msg)
+    pub fn save(&self, store: &Store, resp: &Response) -> Result<(), StoreError> {
+        store.save_json(Group::Ocsp, &self.dir, &self.file(), &resp.to_json())
     }
 }
 
@@ -644,13 +671,16 @@ mod tests {
         assert!(c
             .check(b"<html>", b"n", 0)
             .unwrap_err()
+            .to_string()
             .contains("not an OCSP response"));
         // a bare OCSPResponse { tryLater }
         let try_later = [0x30, 0x03, 0x0a, 0x01, 0x03];
         assert!(c
             .check(&try_later, b"n", 0)
             .unwrap_err()
+            .to_string()
             .contains("tryLater"));
+        assert!(matches!(c.check(&try_later, b"n", 0), Err(Invalid(_))));
     }
 
     #[test]

@@ -49,7 +49,7 @@ pub struct Stapling {
 }
 
 /// Fetches a response from a certificate's responder.
-pub type Fetch = dyn Fn(&Cert) -> Result<Response, String> + Sync;
+pub type Fetch = dyn Fn(&Cert) -> Result<Response, crate::serving::ocsp::OcspError> + Sync;
 
 impl Stapling {
     fn lock(&self) -> MutexGuard<'_, Option<Registry>> {
@@ -257,7 +257,8 @@ impl Stapling {
                 .collect();
             (reg.store.clone(), due)
         };
-        let mut results: Vec<(Cert, Result<Response, String>)> = Vec::new();
+        let mut results: Vec<(Cert, Result<Response, crate::serving::ocsp::OcspError>)> =
+            Vec::new();
         for chunk in due.chunks(6) {
             let done: Vec<_> = std::thread::scope(|sc| {
                 let handles: Vec<_> = chunk
@@ -302,7 +303,7 @@ impl Stapling {
         store: &Store,
         global: &Global,
         cert: Cert,
-        res: Result<Response, String>,
+        res: Result<Response, crate::serving::ocsp::OcspError>,
         now: Micros,
         notify: &mut CommandNotify,
         notes: &mut dyn Notes,
@@ -386,7 +387,7 @@ impl Stapling {
                     ),
                 ));
                 jb.errors = errors;
-                jb.add_log(now, LogKind::OcspError, None, Some(err));
+                jb.add_log(now, LogKind::OcspError, None, Some(err.to_string()));
                 (next, events::Event::OcspErrored)
             }
         };
@@ -581,7 +582,11 @@ mod tests {
             retry_delay: time::from_secs(5),
             ..Global::default()
         };
-        let next = s.refresh(&host, &global, &|_| Err("responder down".into()));
+        let next = s.refresh(&host, &global, &|_| {
+            Err(crate::serving::ocsp::OcspError::Responder(
+                "responder down".into(),
+            ))
+        });
         // the retry delay with its jitter of up to ±50 % (events::backoff)
         assert!(
             next >= time::from_secs(2) && next <= time::from_secs(8),
@@ -619,7 +624,9 @@ mod tests {
         assert_eq!(s.count(), 0);
         let host = Lines(Mutex::new(Vec::new()));
         assert_eq!(
-            s.refresh(&host, &Global::default(), &|_| Err("x".into())),
+            s.refresh(&host, &Global::default(), &|_| Err(
+                crate::serving::ocsp::OcspError::Responder("x".into())
+            )),
             time::from_secs(3600)
         );
     }
