@@ -248,26 +248,51 @@ fn secs(t: Option<&openssl::asn1::Asn1TimeRef>) -> Option<i64> {
     t.map(|t| crate::base::crypto::asn1_micros(t) / time::USEC_PER_SEC)
 }
 
+/// Why no usable CRL came; the text says what happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CrlError {
+    /// It could not be fetched (HTTP status, transport, size limit).
+    Fetch(String),
+    /// What came is no CRL of the certificate's issuer.
+    Invalid(String),
+    /// The store could not keep it.
+    Store(String),
+}
+
+impl std::fmt::Display for CrlError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CrlError::Fetch(m) | CrlError::Invalid(m) | CrlError::Store(m) => f.write_str(m),
+        }
+    }
+}
+
 /// Whether `crl` is `issuer`'s: the issuer's name and its signature.
-fn verify(crl: &X509Crl, issuer: &X509) -> Result<(), String> {
+fn verify(crl: &X509Crl, issuer: &X509) -> Result<(), CrlError> {
     let name_ok = match (crl.issuer_name().to_der(), issuer.subject_name().to_der()) {
         (Ok(a), Ok(b)) => a == b,
         _ => false,
     };
     if !name_ok {
-        return Err("it is not issued by the certificate's issuer".into());
+        return Err(CrlError::Invalid(
+            "it is not issued by the certificate's issuer".into(),
+        ));
     }
-    let key = issuer.public_key().map_err(|e| e.to_string())?;
+    let key = issuer
+        .public_key()
+        .map_err(|e| CrlError::Invalid(e.to_string()))?;
     match crl.verify(&key) {
         Ok(true) => Ok(()),
-        _ => Err("its signature does not verify with the issuer's key".into()),
+        _ => Err(CrlError::Invalid(
+            "its signature does not verify with the issuer's key".into(),
+        )),
     }
 }
 
-fn parse(data: &[u8]) -> Result<X509Crl, String> {
+fn parse(data: &[u8]) -> Result<X509Crl, CrlError> {
     X509Crl::from_der(data)
         .or_else(|_| X509Crl::from_pem(data))
-        .map_err(|_| "the answer is not a CRL (neither DER nor PEM)".into())
+        .map_err(|_| CrlError::Invalid("the answer is not a CRL (neither DER nor PEM)".into()))
 }
 
 fn save_meta(store: &Store, file: &str, m: &Meta) {
@@ -289,7 +314,7 @@ pub fn get(
     url: &str,
     issuer: &X509,
     now: Micros,
-) -> Result<(X509Crl, Meta), String> {
+) -> Result<(X509Crl, Meta), CrlError> {
     let (crl_file, meta_file) = cache_files(url);
     let meta: Option<Meta> = store
         .load_bytes(Group::Crl, "", &meta_file)
@@ -311,7 +336,9 @@ pub fn get(
     }
     if let (Some(m), None) = (&meta, &cached) {
         if m.failed.is_some() && now < m.next_fetch() {
-            return Err(m.error.clone().unwrap_or_else(|| "fetch failed".into()));
+            return Err(CrlError::Fetch(
+                m.error.clone().unwrap_or_else(|| "fetch failed".into()),
+            ));
         }
     }
     let mut meta = meta.unwrap_or_else(|| Meta {
@@ -330,11 +357,11 @@ pub fn get(
             c.extra_headers.push(format!("If-Modified-Since: {l}"));
         }
     }
-    let fetched: Result<Option<Fetched>, String> = match c.get(url) {
+    let fetched: Result<Option<Fetched>, CrlError> = match c.get(url) {
         Ok(r) if r.status == 304 && cached.is_some() => Ok(None),
         Ok(r) if r.status == 200 => parse(&r.body).and_then(|crl| {
             verify(&crl, issuer)?;
-            let der = crl.to_der().map_err(|e| e.to_string())?;
+            let der = crl.to_der().map_err(|e| CrlError::Invalid(e.to_string()))?;
             Ok(Some((
                 crl,
                 der,
@@ -342,9 +369,11 @@ pub fn get(
                 r.header("last-modified").map(str::to_string),
             )))
         }),
-        Ok(r) => Err(format!("HTTP {}", r.status)),
-        Err(HttpError::TooLarge(n)) => Err(format!("larger than the limit of {n} bytes")),
-        Err(e) => Err(e.to_string()),
+        Ok(r) => Err(CrlError::Fetch(format!("HTTP {}", r.status))),
+        Err(HttpError::TooLarge(n)) => Err(CrlError::Fetch(format!(
+            "larger than the limit of {n} bytes"
+        ))),
+        Err(e) => Err(CrlError::Fetch(e.to_string())),
     };
     let secs_now = now / time::USEC_PER_SEC;
     match fetched {
@@ -359,7 +388,7 @@ pub fn get(
         Ok(Some((crl, der, etag, lm))) => {
             store
                 .save_bytes(Group::Crl, "", &crl_file, &der, false)
-                .map_err(|e| format!("cannot store it: {e}"))?;
+                .map_err(|e| CrlError::Store(format!("cannot store it: {e}")))?;
             meta = Meta {
                 url: url.to_string(),
                 fetched: secs_now,
@@ -375,7 +404,7 @@ pub fn get(
             Ok((crl, meta))
         }
         Err(e) => {
-            meta.error = Some(e.clone());
+            meta.error = Some(e.to_string());
             meta.failed = Some(secs_now);
             save_meta(store, &meta_file, &meta);
             match cached {
@@ -407,7 +436,7 @@ fn reason_name(code: i64) -> String {
 /// The CRLs one pass has read, by URL and issuer (SHA-256 of its DER): a
 /// CRL that many certificates name is fetched, parsed and verified once per
 /// pass, not once per certificate.
-type Memo = HashMap<(String, Vec<u8>), Result<(X509Crl, Meta), String>>;
+type Memo = HashMap<(String, Vec<u8>), Result<(X509Crl, Meta), CrlError>>;
 
 /// Checks one certificate against its CRL.
 fn check(
