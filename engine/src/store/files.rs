@@ -359,7 +359,7 @@ impl Storage for FileStorage {
 impl Locker for FileStorage {
     /// `<root>/store.lock` (flock, exclusive), retried every 100 ms for at
     /// most `wait`.
-    fn lock_store(&self, wait: std::time::Duration) -> Result<Guard, String> {
+    fn lock_store(&self, wait: std::time::Duration) -> Result<Guard, StoreError> {
         use std::os::unix::fs::OpenOptionsExt;
         let path = self.root.join("store.lock");
         let file = fs::OpenOptions::new()
@@ -368,7 +368,7 @@ impl Locker for FileStorage {
             .truncate(false)
             .mode(0o640)
             .open(&path)
-            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+            .map_err(|e| err(format!("cannot open {}: {e}", path.display())))?;
         let start = std::time::Instant::now();
         loop {
             match file.try_lock() {
@@ -377,10 +377,13 @@ impl Locker for FileStorage {
                     std::thread::sleep(std::time::Duration::from_millis(100))
                 }
                 Err(fs::TryLockError::WouldBlock) => {
-                    return Err(format!("{} is locked by another process", path.display()))
+                    return Err(err(format!(
+                        "{} is locked by another process",
+                        path.display()
+                    )))
                 }
                 Err(fs::TryLockError::Error(e)) => {
-                    return Err(format!("cannot lock {}: {e}", path.display()))
+                    return Err(err(format!("cannot lock {}: {e}", path.display())))
                 }
             }
         }

@@ -257,7 +257,7 @@ impl Store {
     /// The store-wide lock (`MDStoreLocks`, §5.6), retried for at most
     /// `wait`: used around the start-up installation, so that several httpd
     /// sharing a store do not install the same staged set at once.
-    pub fn lock(&self, wait: std::time::Duration) -> Result<Guard, String> {
+    pub fn lock(&self, wait: std::time::Duration) -> Result<Guard, StoreError> {
         self.locker.lock_store(wait)
     }
 
@@ -514,7 +514,7 @@ mod tests {
         assert_eq!(mode(&root.join("store.lock")), 0o640);
         let t = std::time::Instant::now();
         let e = s.lock(std::time::Duration::from_millis(300)).unwrap_err();
-        assert!(e.contains("locked by another process"), "{e}");
+        assert!(e.msg.contains("locked by another process"), "{e}");
         assert!(t.elapsed() >= std::time::Duration::from_millis(300));
         drop(held);
         assert!(s.lock(std::time::Duration::from_millis(0)).is_ok());

@@ -127,7 +127,7 @@ pub trait Storage: std::fmt::Debug + Send + Sync {
 /// Exclusion between processes that share a store.
 pub trait Locker: std::fmt::Debug + Send + Sync {
     /// The store-wide lock (`MDStoreLocks`), waiting at most `wait`.
-    fn lock_store(&self, wait: std::time::Duration) -> Result<Guard, String>;
+    fn lock_store(&self, wait: std::time::Duration) -> Result<Guard, StoreError>;
 
     /// One MD's order for this process, if no other process holds it:
     /// `Ok(None)` when one does. Released with the guard or the process.
@@ -315,7 +315,7 @@ mod tests {
     }
 
     impl Locker for Memory {
-        fn lock_store(&self, _wait: std::time::Duration) -> Result<Guard, String> {
+        fn lock_store(&self, _wait: std::time::Duration) -> Result<Guard, StoreError> {
             Ok(Guard::new(()))
         }
         fn lock_md(&self, _name: &str) -> Result<Option<Guard>, StoreError> {
