@@ -82,12 +82,29 @@ impl std::fmt::Display for Event {
     }
 }
 
+/// Why an event's command did not succeed; the text is the C module's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandError {
+    /// It could not be started (not found, not executable).
+    NotStarted(String),
+    /// It ran and exited with another code than 0 (or by a signal: -1).
+    Exited { code: i32, text: String },
+}
+
+impl std::fmt::Display for CommandError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CommandError::NotStarted(t) | CommandError::Exited { text: t, .. } => f.write_str(t),
+        }
+    }
+}
+
 /// Runs the commands of events: MDNotifyCmd / MDMessageCmd.
 pub trait Notify {
     /// Runs `MDMessageCmd <event> <md>`; Ok(()) when none is configured.
-    fn message(&mut self, event: &str, md: &str) -> Result<(), String>;
+    fn message(&mut self, event: &str, md: &str) -> Result<(), CommandError>;
     /// Runs `MDNotifyCmd <md>` (for `renewed`).
-    fn notify(&mut self, md: &str) -> Result<(), String>;
+    fn notify(&mut self, md: &str) -> Result<(), CommandError>;
     /// Whether an MDMessageCmd is configured (only then are events logged
     /// in the job and rate limited, as the C module does).
     fn has_message_cmd(&self) -> bool {
@@ -106,7 +123,13 @@ pub struct CommandNotify {
 }
 
 impl CommandNotify {
-    fn run(&mut self, line: &str, extra: &[&str], what: &str, code: &str) -> Result<(), String> {
+    fn run(
+        &mut self,
+        line: &str,
+        extra: &[&str],
+        what: &str,
+        code: &str,
+    ) -> Result<(), CommandError> {
         let mut argv = crate::base::util::tokenize_argv(line);
         argv.extend(extra.iter().map(|s| s.to_string()));
         let Some((prog, args)) = argv.split_first() else {
@@ -120,7 +143,11 @@ impl CommandNotify {
             .output();
         let out = match out {
             Ok(o) => o,
-            Err(e) => return Err(format!("{what} {line} failed with exit code -1 ({e}).")),
+            Err(e) => {
+                return Err(CommandError::NotStarted(format!(
+                    "{what} {line} failed with exit code -1 ({e})."
+                )))
+            }
         };
         for l in String::from_utf8_lossy(&out.stderr).lines() {
             self.notes
@@ -134,20 +161,23 @@ impl CommandNotify {
                     Level::Error,
                     format!("{code}: {what} {line} failed with exit code {c}."),
                 ));
-                Err(format!("{what} {line} failed with exit code {c}."))
+                Err(CommandError::Exited {
+                    code: c,
+                    text: format!("{what} {line} failed with exit code {c}."),
+                })
             }
         }
     }
 }
 
 impl Notify for CommandNotify {
-    fn message(&mut self, event: &str, md: &str) -> Result<(), String> {
+    fn message(&mut self, event: &str, md: &str) -> Result<(), CommandError> {
         match self.message_cmd.clone() {
             Some(cmd) => self.run(&cmd, &[event, md], "MDMessageCmd", "AH10109"),
             None => Ok(()),
         }
     }
-    fn notify(&mut self, md: &str) -> Result<(), String> {
+    fn notify(&mut self, md: &str) -> Result<(), CommandError> {
         match self.notify_cmd.clone() {
             Some(cmd) => self.run(&cmd, &[md], "MDNotifyCmd", "AH10108"),
             None => Ok(()),
@@ -166,7 +196,7 @@ pub(crate) fn fire(
     event: &Event,
     now: Micros,
     notes: &mut dyn Notes,
-) -> Result<(), String> {
+) -> Result<(), CommandError> {
     let kind = LogKind::Message(event.name().into_owned());
     let limit = event.rate_limit();
     if limit > 0 && notify.has_message_cmd() {
@@ -190,9 +220,9 @@ pub(crate) fn fire(
                 now,
                 LogKind::NotifyError,
                 Some(problem.into()),
-                Some(e.clone()),
+                Some(e.to_string()),
             );
-            job.last = Some(command_failure(problem, &e));
+            job.last = Some(command_failure(problem, &e.to_string()));
             return Err(e);
         }
         notes.push(Note::new(
@@ -216,9 +246,12 @@ pub(crate) fn fire(
                 now,
                 LogKind::MessageError,
                 Some(event.name().into_owned()),
-                Some(e.clone()),
+                Some(e.to_string()),
             );
-            job.last = Some(command_failure("urn:org:apache:httpd:log:AH10109:", &e));
+            job.last = Some(command_failure(
+                "urn:org:apache:httpd:log:AH10109:",
+                &e.to_string(),
+            ));
             Err(e)
         }
     }
@@ -260,15 +293,18 @@ mod tests {
 
     struct Rec(Vec<String>, bool);
     impl Notify for Rec {
-        fn message(&mut self, event: &str, md: &str) -> Result<(), String> {
+        fn message(&mut self, event: &str, md: &str) -> Result<(), CommandError> {
             self.0.push(format!("{event} {md}"));
             if self.1 {
-                Err("MDMessageCmd /x failed with exit code 1.".into())
+                Err(CommandError::Exited {
+                    code: 1,
+                    text: "MDMessageCmd /x failed with exit code 1.".into(),
+                })
             } else {
                 Ok(())
             }
         }
-        fn notify(&mut self, md: &str) -> Result<(), String> {
+        fn notify(&mut self, md: &str) -> Result<(), CommandError> {
             self.0.push(format!("notify {md}"));
             Ok(())
         }
@@ -370,7 +406,15 @@ mod tests {
         assert!(n.notes.iter().any(|x| x.msg.ends_with("stderr: oops")));
         n.message_cmd = Some(format!("{} fail", script.display()));
         let e = n.message("errored", "a.org").unwrap_err();
-        assert!(e.ends_with("failed with exit code 1."), "{e}");
+        assert!(
+            matches!(&e, CommandError::Exited { code: 1, text } if text.ends_with("failed with exit code 1.")),
+            "{e}"
+        );
+        n.message_cmd = Some("/nonexistent/cmd".into());
+        assert!(matches!(
+            n.message("errored", "a.org"),
+            Err(CommandError::NotStarted(_))
+        ));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

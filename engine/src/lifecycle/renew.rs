@@ -33,7 +33,7 @@ impl Events for ProgressToJob<'_> {
             ctype: ctype.clone(),
             domain: domain.to_string(),
         };
-        fire(self.job, self.notify, &ev, time::now(), self.notes)
+        fire(self.job, self.notify, &ev, time::now(), self.notes).map_err(|e| e.to_string())
     }
     fn progress(&mut self, activity: &str) {
         if self.last.as_deref() != Some(activity) {
@@ -294,7 +294,7 @@ fn process_leased(
                     job.errors += 1;
                     job.next_run =
                         now + backoff(job.errors, ctx.global.retry_delay, false, rand_byte());
-                    notes.push(Note::new(Level::Error, e));
+                    notes.push(Note::new(Level::Error, e.to_string()));
                 }
             }
         }
@@ -323,7 +323,7 @@ fn notify_renewed(
         Err(e) => {
             job.errors += 1;
             job.next_run = now + backoff(job.errors, ctx.global.retry_delay, false, rand_byte());
-            notes.push(Note::new(Level::Error, e));
+            notes.push(Note::new(Level::Error, e.to_string()));
         }
     }
 }
