@@ -9,11 +9,11 @@ use crate::base::time::Micros;
 use crate::config::{Md, State};
 use crate::lifecycle::state::cert_renew_at;
 use crate::lifecycle::state::CertInfo;
-use crate::store::{Group, Store};
+use crate::store::{Group, Store, StoreError};
 use serde_json::Value;
 
 /// Writes `domains/<md>/md.json` when it differs from what is there.
-pub(crate) fn sync_md_json(store: &Store, md: &Md) -> Result<bool, String> {
+pub(crate) fn sync_md_json(store: &Store, md: &Md) -> Result<bool, StoreError> {
     let new = md.to_json();
     let old = store
         .load_json(Group::Domains, &md.name, "md.json")
@@ -24,34 +24,32 @@ pub(crate) fn sync_md_json(store: &Store, md: &Md) -> Result<bool, String> {
     }
     // Derived from the configuration at every start: atomic, but no fsync
     // (a crash leaves the old or the new file; the next start rewrites it).
-    store
-        .save_derived(
-            Group::Domains,
-            &md.name,
-            "md.json",
-            crate::base::util::json_pretty(&new).as_bytes(),
-        )
-        .map_err(|e| e.msg)?;
+    store.save_derived(
+        Group::Domains,
+        &md.name,
+        "md.json",
+        crate::base::util::json_pretty(&new).as_bytes(),
+    )?;
     Ok(true)
 }
 
 /// Moves `domains/<md>` out of the way into `archive/<md>.<n>`; the name
 /// it got there (None: there was none).
-fn archive(store: &Store, md: &str) -> Result<Option<String>, String> {
+fn archive(store: &Store, md: &str) -> Result<Option<String>, StoreError> {
     if !store.exists(Group::Domains, md, "") {
         return Ok(None);
     }
-    store.prepare_group(Group::Archive).map_err(|e| e.msg)?;
+    store.prepare_group(Group::Archive)?;
     for n in 1..1000 {
         let dest = format!("{md}.{n}");
         if !store.exists(Group::Archive, &dest, "") {
             return store
                 .move_name(Group::Domains, md, Group::Archive, &dest)
                 .map(|()| Some(dest))
-                .map_err(|e| format!("archiving: {e}"));
+                .map_err(|e| crate::store::err(format!("archiving: {e}")));
         }
     }
-    Err(format!("no free archive slot for {md}"))
+    Err(crate::store::err(format!("no free archive slot for {md}")))
 }
 
 /// Why a staged set was not installed.
@@ -206,7 +204,7 @@ fn install_staged_in(store: &Store, md: &Md, notes: &mut dyn Notes) -> Result<bo
             .map_err(werr)?;
     }
     store.prepare_group(Group::Domains).map_err(werr)?;
-    let archived = archive(store, &md.name).map_err(InstallError::Store)?;
+    let archived = archive(store, &md.name).map_err(werr)?;
     // the groups the renewal job reads from are open to it from now on
     // (before the new set appears: whoever sees it sees them open)
     for g in [Group::Accounts, Group::Staging] {
