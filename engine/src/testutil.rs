@@ -44,6 +44,28 @@ pub fn md(domains: &[&str]) -> crate::config::Md {
     crate::config::Md::from_def(&def, &crate::config::Settings::default(), None)
 }
 
+/// A server (virtual host) `name` on 127.0.0.1:443 with ServerAdmin
+/// `admin`, as start-up sees it.
+pub(crate) fn server(
+    id: usize,
+    name: &str,
+    admin: Option<&str>,
+) -> crate::generation::runtime::Server {
+    crate::generation::runtime::Server {
+        id,
+        vhost: crate::config::vhost::VHost {
+            name: name.into(),
+            port: 443,
+            aliases: Vec::new(),
+            wild_aliases: Vec::new(),
+            addrs: vec![("127.0.0.1".into(), 443)],
+            is_base: false,
+        },
+        contact: None,
+        admin: admin.map(str::to_string),
+    }
+}
+
 /// A new store in a temporary directory (removed when the test ends).
 pub(crate) fn tmpstore(tag: &str) -> (TempDir, crate::store::Store) {
     let d = TempDir::new(tag);

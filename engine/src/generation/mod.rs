@@ -293,7 +293,6 @@ fn log_get_certificates(host: &dyn Host, vhost: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::vhost::VHost;
     use crate::config::MdDef;
     use std::sync::atomic::AtomicUsize;
 
@@ -324,19 +323,7 @@ mod tests {
     }
 
     fn server(id: usize, name: &str) -> Server {
-        Server {
-            id,
-            vhost: VHost {
-                name: name.into(),
-                port: 443,
-                aliases: Vec::new(),
-                wild_aliases: Vec::new(),
-                addrs: vec![("127.0.0.1".into(), 443)],
-                is_base: false,
-            },
-            contact: None,
-            admin: Some("admin@a.org".into()),
-        }
+        crate::testutil::server(id, name, Some("admin@a.org"))
     }
 
     /// A generation with one MD `a.org` served by server 10 (and an

@@ -594,21 +594,7 @@ mod tests {
     use crate::config::MdDef;
     use crate::generation::HashSet;
 
-    fn server(id: usize, name: &str, admin: Option<&str>) -> Server {
-        Server {
-            id,
-            vhost: VHost {
-                name: name.into(),
-                port: 443,
-                aliases: Vec::new(),
-                wild_aliases: Vec::new(),
-                addrs: vec![("127.0.0.1".into(), 443)],
-                is_base: false,
-            },
-            contact: None,
-            admin: admin.map(str::to_string),
-        }
-    }
+    use crate::testutil::server;
 
     fn conf(mds: &[&[&str]]) -> ModConfig {
         ModConfig {
