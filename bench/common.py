@@ -5,12 +5,12 @@ import shutil
 import statistics
 import subprocess
 import sys
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(TOP, "test-httpd"))
 
+import sandbox  # noqa: E402
 from sandbox import C_MODULE, Sandbox  # noqa: E402,F401
 
 OURS = os.path.join(TOP, "target", "release", "libmod_md.so")
@@ -34,12 +34,7 @@ def fresh_store(sb):
 
 
 def wait_for(pred, timeout, step=0.05):
-    end = time.time() + timeout
-    while time.time() < end:
-        if pred():
-            return True
-        time.sleep(step)
-    return False
+    return sandbox.wait_for(pred, timeout, step)
 
 
 def report(title, results, target):

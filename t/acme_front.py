@@ -16,11 +16,10 @@ import http.client
 import http.server
 import json
 import ssl
-import threading
 import time
 import urllib.request
 
-from sandbox import free_ports
+from sandbox import free_ports, serve_http
 
 
 def iso(t):
@@ -159,11 +158,7 @@ class AcmeFront:
             def log_message(self, *args):
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(sb.ca_cert, sb.path("ca", "pebble-tls.key"))
-        self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = serve_http(Handler, self.port, (sb.ca_cert, sb.path("ca", "pebble-tls.key")))
 
     @property
     def url(self):

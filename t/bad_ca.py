@@ -5,11 +5,10 @@ Every mode answers every request of a renewal in its own wrong way."""
 import http.server
 import json
 import os
-import ssl
 import threading
 import time
 
-from sandbox import free_ports
+from sandbox import free_ports, serve_http
 
 MODES = ["garbage", "huge", "drip", "hang", "redirect", "types", "nonce", "problems"]
 
@@ -118,12 +117,7 @@ class BadCa:
             def log_message(self, *args):
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self.server.daemon_threads = True
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(sb.ca_cert, sb.path("ca", "pebble-tls.key"))
-        self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = serve_http(Handler, self.port, (sb.ca_cert, sb.path("ca", "pebble-tls.key")))
 
     def url(self, mode):
         return f"https://localhost:{self.port}/{mode}/dir"

@@ -7,9 +7,8 @@ recording every request. Pebble's certificates name no CRL."""
 import http.server
 import os
 import subprocess
-import threading
 
-from sandbox import free_ports
+from sandbox import free_ports, serve_http
 
 CNF = """[ ca ]
 default_ca = CA_default
@@ -111,8 +110,7 @@ class CrlCa:
             def log_message(self, *a):
                 pass
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.httpd = serve_http(Handler, self.port)
 
     def stop(self):
         if self.httpd:

@@ -16,21 +16,14 @@ import urllib.error
 import urllib.request
 
 from conftest import TOP
+from sandbox import serve_http
+from sandbox import wait_for  # noqa: F401  (the tests import it from here)
 
 
 DNS01 = os.path.join(TOP, "t", "dns01_challtestsrv.py")
 
 
 SYSTEM_PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
-
-
-def wait_for(pred, timeout=60, step=0.2):
-    end = time.time() + timeout
-    while time.time() < end:
-        if pred():
-            return True
-        time.sleep(step)
-    return False
 
 
 def site(sb, name, aliases="", ssl_extra="", md=None, md_body=""):
@@ -246,8 +239,7 @@ class OcspResponder:
             def log_message(self, *args):
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = serve_http(Handler, self.port)
 
     def stop(self):
         if self.server:

@@ -9,6 +9,8 @@ import socket
 import ssl
 import threading
 
+from sandbox import serve_http
+
 
 class Responder:
     def __init__(self, store, http_port=None, https_port=None):
@@ -44,9 +46,7 @@ class Responder:
             def log_message(self, *a):
                 pass
 
-        srv = http.server.ThreadingHTTPServer(("127.0.0.1", port), H)
-        srv.daemon_threads = True
-        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        srv = serve_http(H, port)
         self._servers.append(srv)
 
     def _start_tls(self, port):

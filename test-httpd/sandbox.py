@@ -85,6 +85,31 @@ def default_module():
     return max(cands, key=os.path.getmtime)
 
 
+def wait_for(pred, timeout=60, step=0.2):
+    """Polls `pred` until it is true (True) or `timeout` seconds pass (False)."""
+    end = time.time() + timeout
+    while time.time() < end:
+        if pred():
+            return True
+        time.sleep(step)
+    return False
+
+
+def serve_http(handler, port, tls=None):
+    """An HTTP(S) server for `handler` on 127.0.0.1:`port`, served by a daemon
+    thread; `tls`: (certificate file, key file). Stop it with shutdown()."""
+    import http.server
+    import threading
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    srv.daemon_threads = True
+    if tls:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(*tls)
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv
+
+
 def wait_port(port, timeout=20.0):
     end = time.time() + timeout
     while time.time() < end:

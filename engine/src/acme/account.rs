@@ -127,29 +127,76 @@ pub enum Source {
     Staged(String),
 }
 
+/// Why a stored account cannot be used, or an operator's account command
+/// failed; the text names the file or the CA's answer and the reason.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AccountError {
+    /// The store could not be read or written.
+    Store(crate::store::StoreError),
+    /// `account.json` lacks the account URL or the CA (the file).
+    Incomplete(String),
+    /// `account.json` without its key (the missing file).
+    KeyMissing(String),
+    /// No account of this id in the store.
+    Unknown { id: String, store: String },
+    /// A key could not be made.
+    Key(crate::base::crypto::CryptoError),
+    /// The CA refused or failed a request; `what` says which.
+    Ca { what: String, error: AcmeError },
+    /// The CA has the account, but it is not usable.
+    NotValid { url: String, status: String },
+    /// The account is in the store already.
+    AlreadyStored { url: String, id: String },
+}
+
+impl std::fmt::Display for AccountError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AccountError::Store(e) => write!(f, "{e}"),
+            AccountError::Incomplete(file) => {
+                write!(f, "{file} is incomplete (no account url or CA)")
+            }
+            AccountError::KeyMissing(file) => write!(f, "{file} is missing"),
+            AccountError::Unknown { id, store } => write!(f, "no account {id} in {store}"),
+            AccountError::Key(e) => f.write_str(&e.0),
+            AccountError::Ca { what, error } if what.is_empty() => write!(f, "{error}"),
+            AccountError::Ca { what, error } => write!(f, "{what}: {error}"),
+            AccountError::NotValid { url, status } => {
+                write!(f, "the account {url} is {status} at the CA")
+            }
+            AccountError::AlreadyStored { url, id } => {
+                write!(f, "the account {url} is stored already, as {id}")
+            }
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for AccountError {
+    fn from(e: crate::store::StoreError) -> Self {
+        AccountError::Store(e)
+    }
+}
+
+fn ca_err(what: impl Into<String>) -> impl FnOnce(AcmeError) -> AccountError {
+    let what = what.into();
+    move |error| AccountError::Ca { what, error }
+}
+
 /// Reads an account and its key. `Ok(None)`: there is none; `Err`: there is
-/// one, but it cannot be used (the text names the file and the reason).
-pub fn load(store: &Store, src: &Source) -> Result<Option<(Account, Key)>, String> {
+/// one, but it cannot be used.
+pub fn load(store: &Store, src: &Source) -> Result<Option<(Account, Key)>, AccountError> {
     let (g, name) = match src {
         Source::Stored(id) => (Group::Accounts, id.as_str()),
         Source::Staged(md) => (Group::Staging, md.as_str()),
     };
-    let Some(j) = store
-        .load_json(g, name, "account.json")
-        .map_err(|e| e.msg)?
-    else {
+    let Some(j) = store.load_json(g, name, "account.json")? else {
         return Ok(None);
     };
-    let acct = Account::from_json(&j).ok_or_else(|| {
-        format!(
-            "{} is incomplete (no account url or CA)",
-            store.describe(g, name, "account.json")
-        )
-    })?;
+    let acct = Account::from_json(&j)
+        .ok_or_else(|| AccountError::Incomplete(store.describe(g, name, "account.json")))?;
     let key = store
-        .load_key(g, name, ACCOUNT_KEY)
-        .map_err(|e| e.msg)?
-        .ok_or_else(|| format!("{} is missing", store.describe(g, name, ACCOUNT_KEY)))?;
+        .load_key(g, name, ACCOUNT_KEY)?
+        .ok_or_else(|| AccountError::KeyMissing(store.describe(g, name, ACCOUNT_KEY)))?;
     Ok(Some((acct, key)))
 }
 
@@ -299,7 +346,7 @@ fn use_first_usable(
                 // replaced silently: a new registration piles up accounts
                 // at the CA and fails where EAB credentials are single-use.
                 // Only a refused read is about owner and mode.
-                let hint = if e.contains("ermission denied") {
+                let hint = if e.to_string().contains("ermission denied") {
                     ". Check the file's owner and mode (the renewal job runs as httpd's User)"
                 } else {
                     ""
@@ -356,26 +403,31 @@ pub fn rollover(
     store: &Store,
     id: &str,
     http: crate::base::http::Client,
-) -> Result<String, String> {
-    let (acct, old) = load(store, &Source::Stored(id.to_string()))?.ok_or_else(|| {
-        format!(
-            "no account {id} in {}",
-            store.describe(Group::Accounts, "", "")
-        )
-    })?;
+) -> Result<String, AccountError> {
+    let (acct, old) =
+        load(store, &Source::Stored(id.to_string()))?.ok_or_else(|| AccountError::Unknown {
+            id: id.to_string(),
+            store: store.describe(Group::Accounts, "", ""),
+        })?;
     let spec = match old.pkey().bits() {
         b if old.pkey().rsa().is_ok() => KeySpec::Rsa(b.max(ACCOUNT_KEY_BITS)),
         _ => KeySpec::Rsa(ACCOUNT_KEY_BITS),
     };
-    let new_key = Key::generate(&spec).map_err(|e| e.0)?;
-    let mut acme = Acme::connect(http, &acct.ca_url).map_err(|e| e.to_string())?;
+    let new_key = Key::generate(&spec).map_err(AccountError::Key)?;
+    let mut acme = Acme::connect(http, &acct.ca_url).map_err(ca_err(""))?;
     acme.account = Some((acct.url.clone(), old));
-    acme.key_change(&new_key)
-        .map_err(|e| format!("the CA refused the key change of {}: {e}", acct.url))?;
+    acme.key_change(&new_key).map_err(ca_err(format!(
+        "the CA refused the key change of {}",
+        acct.url
+    )))?;
     // handed to the store's user as every account key is
     store
         .save_key(Group::Accounts, id, ACCOUNT_KEY, &new_key)
-        .map_err(|e| format!("the CA has the new key, but storing it failed: {e}"))?;
+        .map_err(|e| {
+            AccountError::Store(crate::store::err(format!(
+                "the CA has the new key, but storing it failed: {e}"
+            )))
+        })?;
     Ok(acct.url)
 }
 
@@ -394,14 +446,14 @@ pub fn import(
     key: Key,
     url: Option<&str>,
     http: crate::base::http::Client,
-) -> Result<(String, String), String> {
-    let mut acme = Acme::connect(http, ca_url).map_err(|e| e.to_string())?;
+) -> Result<(String, String), AccountError> {
+    let mut acme = Acme::connect(http, ca_url).map_err(ca_err(""))?;
     let (acct_url, reg) = match url {
         Some(u) => {
             acme.account = Some((u.to_string(), key.clone()));
-            let r = acme.post_as_get(u).map_err(|e| {
-                format!("the CA does not confirm that this key is the key of {u}: {e}")
-            })?;
+            let r = acme.post_as_get(u).map_err(ca_err(format!(
+                "the CA does not confirm that this key is the key of {u}"
+            )))?;
             (u.to_string(), json_body(&r).unwrap_or(Value::Null))
         }
         None => {
@@ -413,21 +465,27 @@ pub fn import(
                     Some(&json!({"onlyReturnExisting": true})),
                     true,
                 )
-                .map_err(|e| format!("the CA knows no account with this key: {e}"))?;
+                .map_err(ca_err("the CA knows no account with this key"))?;
             let u = r.header("location").map(str::to_string).ok_or_else(|| {
-                "the CA answered the account lookup without a Location header".to_string()
+                ca_err("the CA answered the account lookup")(AcmeError::new(
+                    Kind::Invalid,
+                    "no Location header",
+                ))
             })?;
             (u, json_body(&r).unwrap_or(Value::Null))
         }
     };
     let status = reg.get("status").and_then(Value::as_str).unwrap_or("valid");
     if status != "valid" {
-        return Err(format!("the account {acct_url} is {status} at the CA"));
+        return Err(AccountError::NotValid {
+            url: acct_url,
+            status: status.to_string(),
+        });
     }
     for id in store.names(Group::Accounts) {
         if let Ok(Some((a, _))) = load(store, &Source::Stored(id.clone())) {
             if a.url == acct_url {
-                return Err(format!("the account {acct_url} is stored already, as {id}"));
+                return Err(AccountError::AlreadyStored { url: acct_url, id });
             }
         }
     }
@@ -457,16 +515,10 @@ pub fn import(
     let id = next_id(store, &acme.dir.url);
     // the key first: an account.json without its key would be reported
     // as unusable; a key without account.json is ignored
-    store
-        .save_key(Group::Accounts, &id, ACCOUNT_KEY, &key)
-        .map_err(|e| e.msg)?;
-    store
-        .save_json(Group::Accounts, &id, "account.json", &acct.to_json())
-        .map_err(|e| e.msg)?;
+    store.save_key(Group::Accounts, &id, ACCOUNT_KEY, &key)?;
+    store.save_json(Group::Accounts, &id, "account.json", &acct.to_json())?;
     // open to the renewal job, as an installed account is
-    store
-        .prepare_group(Group::Accounts)
-        .map_err(|e| e.to_string())?;
+    store.prepare_group(Group::Accounts)?;
     Ok((id, acct_url))
 }
 

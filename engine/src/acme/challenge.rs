@@ -6,6 +6,7 @@ use super::order::Order;
 use super::resource::{self, Authorization, AuthzStatus, ChallengeStatus};
 use super::{AResult, Acme, AcmeError, Kind};
 use crate::base::challenge::ChallengeType;
+use crate::base::command::CommandError;
 use crate::base::crypto::{self, Key};
 use crate::base::keyspec::KeySpec;
 use crate::base::log::{Level, Note, Notes};
@@ -15,13 +16,16 @@ use crate::store::{Group, Store};
 use openssl::hash::{hash, MessageDigest};
 use openssl::x509::X509;
 use serde_json::json;
-use std::process::{Command, Stdio};
 
 /// Hooks into the run, for events and progress.
 pub trait Events {
     /// `challenge-setup:<type>:<domain>`, after the challenge data is in
     /// place and before the CA is told. An error makes this type fail.
-    fn challenge_setup(&mut self, _ctype: &ChallengeType, _domain: &str) -> Result<(), String> {
+    fn challenge_setup(
+        &mut self,
+        _ctype: &ChallengeType,
+        _domain: &str,
+    ) -> Result<(), CommandError> {
         Ok(())
     }
     /// What the run is doing now (job log "progress").
@@ -83,18 +87,6 @@ pub(crate) fn identifier_value(ident: &str) -> &str {
     ident.strip_prefix("*.").unwrap_or(ident)
 }
 
-pub(crate) fn run_cmd(argv: &[String]) -> Result<i32, String> {
-    let (prog, args) = argv.split_first().ok_or("empty command")?;
-    let out = Command::new(prog)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output()
-        .map_err(|e| format!("cannot execute {prog}: {e}"))?;
-    Ok(out.status.code().unwrap_or(-1))
-}
-
 /// The key authorization of a challenge token (RFC 8555 §8.1).
 pub(crate) fn key_authorization(
     token: &str,
@@ -137,7 +129,7 @@ pub(crate) fn teardown(
                     if env_dns.dns01_version == 2 {
                         argv.push(value.into());
                     }
-                    match run_cmd(&argv) {
+                    match crate::base::command::exit_code(&argv) {
                         Ok(0) => {}
                         Ok(code) => notes.push(Note::new(
                             Level::Warn,
@@ -257,7 +249,7 @@ pub(crate) fn setup_challenge(
             let domain = identifier_value(ident);
             let mut argv = crate::base::util::tokenize_argv(cmd);
             argv.extend(["setup".to_string(), domain.to_string(), value.clone()]);
-            match run_cmd(&argv) {
+            match crate::base::command::exit_code(&argv) {
                 Ok(0) => {}
                 Ok(code) => {
                     env.notes.push(Note::new(
@@ -280,7 +272,7 @@ pub(crate) fn setup_challenge(
                             md.name
                         ),
                     ));
-                    return Err(AcmeError::new(Kind::General, e));
+                    return Err(AcmeError::new(Kind::General, e.to_string()));
                 }
             }
             format!("dns-01:{domain} {value}")

@@ -1,5 +1,6 @@
 pub mod boundary;
 pub mod challenge;
+pub mod command;
 pub mod crypto;
 pub mod host;
 pub mod http;

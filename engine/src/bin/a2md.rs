@@ -60,7 +60,7 @@ impl Events for Stderr {
         &mut self,
         ctype: &md_engine::base::challenge::ChallengeType,
         domain: &str,
-    ) -> Result<(), String> {
+    ) -> Result<(), md_engine::base::command::CommandError> {
         eprintln!("[event] challenge-setup:{ctype}:{domain}");
         Ok(())
     }
@@ -133,7 +133,7 @@ fn main() {
                 );
                 std::process::exit(0)
             }
-            Err(e) => fail(e),
+            Err(e) => fail(e.to_string()),
         }
     }
     let ca = ca.unwrap_or_else(|| usage("missing -a CA_URL"));
@@ -429,7 +429,7 @@ fn import(store_dir: &str, ca: &str, http: Client, rest: Vec<String>) -> ! {
             );
             std::process::exit(0)
         }
-        Err(e) => fail(e),
+        Err(e) => fail(e.to_string()),
     }
 }
 
@@ -447,7 +447,7 @@ fn export(store_dir: &str, rest: Vec<String>) -> ! {
         &store,
         &md_engine::acme::account::Source::Stored(id.clone()),
     )
-    .unwrap_or_else(|e| fail(e))
+    .unwrap_or_else(|e| fail(e.to_string()))
     .unwrap_or_else(|| fail(format!("no account {id} in {store_dir}/accounts")));
     let pem = key.to_pem(None).unwrap_or_else(|e| fail(e.0));
     let written = std::fs::OpenOptions::new()

@@ -167,7 +167,7 @@ impl Generation {
             // the server (issue 25): the fallback is made in httpd's runtime
             // directory instead, each start anew.
             let Some(dir) = runtime_dir else {
-                return Err(e);
+                return Err(e.to_string());
             };
             let dir = dir.join("md-fallback").join(&md.name);
             match sets::fallbacks_in(&dir, md, &self.fallback_keys) {

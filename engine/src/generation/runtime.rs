@@ -73,7 +73,7 @@ pub struct MdRuntime {
     pub certs: Vec<Option<CertInfo>>,
     pub renew_at: Micros,
     /// Usable challenge types, or why there are none.
-    pub challenges: Result<Vec<crate::base::challenge::ChallengeType>, String>,
+    pub challenges: crate::lifecycle::state::Challenges,
     /// Whether the renewal job watches this MD.
     pub watched: bool,
     /// md-status `cert` object of the live certificates (frozen).

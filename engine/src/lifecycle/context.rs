@@ -23,7 +23,7 @@ pub struct JobCtx<'a> {
     pub warn_at: Option<Micros>,
     /// Whether the MD has complete, valid certificates now.
     pub complete: bool,
-    pub challenges: Result<Vec<crate::base::challenge::ChallengeType>, String>,
+    pub challenges: crate::lifecycle::state::Challenges,
     pub user_agent: String,
     /// httpd's `User` (named in hints about permissions).
     pub run_user: String,

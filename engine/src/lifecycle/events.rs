@@ -82,22 +82,7 @@ impl std::fmt::Display for Event {
     }
 }
 
-/// Why an event's command did not succeed; the text is the C module's.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CommandError {
-    /// It could not be started (not found, not executable).
-    NotStarted(String),
-    /// It ran and exited with another code than 0 (or by a signal: -1).
-    Exited { code: i32, text: String },
-}
-
-impl std::fmt::Display for CommandError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            CommandError::NotStarted(t) | CommandError::Exited { text: t, .. } => f.write_str(t),
-        }
-    }
-}
+pub use crate::base::command::CommandError;
 
 /// Runs the commands of events: MDNotifyCmd / MDMessageCmd.
 pub trait Notify {

@@ -2,7 +2,7 @@
 //! due, the lease of a cluster, the staging run, its result and events.
 
 use super::ari::ari_says_renew;
-use super::events::{backoff, fire, rand_byte, Event, Notify};
+use super::events::{backoff, fire, rand_byte, CommandError, Event, Notify};
 use super::jobfile::{Job, JobResult, LogKind};
 use crate::acme::challenge::{ChallengeEnv, Events, RunEnv};
 use crate::acme::drive;
@@ -28,12 +28,12 @@ impl Events for ProgressToJob<'_> {
         &mut self,
         ctype: &crate::base::challenge::ChallengeType,
         domain: &str,
-    ) -> Result<(), String> {
+    ) -> Result<(), CommandError> {
         let ev = Event::ChallengeSetup {
             ctype: ctype.clone(),
             domain: domain.to_string(),
         };
-        fire(self.job, self.notify, &ev, time::now(), self.notes).map_err(|e| e.to_string())
+        fire(self.job, self.notify, &ev, time::now(), self.notes)
     }
     fn progress(&mut self, activity: &str) {
         if self.last.as_deref() != Some(activity) {
@@ -360,7 +360,7 @@ fn run(
         let types = ctx
             .challenges
             .clone()
-            .map_err(|e| AcmeError::new(Kind::General, e))?;
+            .map_err(|e| AcmeError::new(Kind::General, e.to_string()))?;
         let (ca_url, failover) = pick_ca(ctx, job.errors);
         if failover {
             notes.push(Note::new(

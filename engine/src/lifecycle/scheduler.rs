@@ -32,7 +32,7 @@ pub struct Item {
     /// It has complete, valid certificates now.
     pub complete: bool,
     /// The challenge types it may use, or why none.
-    pub challenges: Result<Vec<crate::base::challenge::ChallengeType>, String>,
+    pub challenges: crate::lifecycle::state::Challenges,
     /// Its current certificates (leaves), for ARI.
     /// The MD's current certificates (leaves) by key name, for ARI.
     pub certs: Vec<(String, openssl::x509::X509)>,

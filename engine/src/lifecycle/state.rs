@@ -221,13 +221,31 @@ pub(crate) fn merge_stored(md: &mut Md, stored: Option<&Value>) {
     }
 }
 
+/// Why an MD can use no challenge type (§4.6): each type's reason, in the
+/// C module's words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoChallenge(pub Vec<&'static str>);
+
+impl std::fmt::Display for NoChallenge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "None of the ACME challenge methods configured for this domain are suitable. {}",
+            self.0.join(" ")
+        )
+    }
+}
+
+/// The challenge types an MD can use in order of preference, or why none.
+pub type Challenges = Result<Vec<ChallengeType>, NoChallenge>;
+
 /// The challenge types an MD can use, in order of preference (§4.6).
 pub(crate) fn challenge_types(
     md: &Md,
     http_ok: bool,
     https_ok: bool,
     dns01_cmd: bool,
-) -> Result<Vec<ChallengeType>, String> {
+) -> Challenges {
     if !md.ca_challenges.is_empty() {
         return Ok(md.ca_challenges.clone());
     }
@@ -251,10 +269,7 @@ pub(crate) fn challenge_types(
         why.push("The DNS challenge 'dns-01' is disabled because the directive 'MDChallengeDns01' is not configured.");
     }
     if out.is_empty() {
-        return Err(format!(
-            "None of the ACME challenge methods configured for this domain are suitable. {}",
-            why.join(" ")
-        ));
+        return Err(NoChallenge(why));
     }
     Ok(out)
 }
@@ -281,7 +296,9 @@ mod challenge_tests {
                 ChallengeType::Dns01
             ]
         );
-        let e = challenge_types(&m, false, false, false).unwrap_err();
+        let e = challenge_types(&m, false, false, false)
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("None of the ACME challenge methods configured for this domain are suitable. The http: challenge 'http-01' is disabled because the server seems not reachable on public port 80. The https: challenge"), "{e}");
         m.ca_challenges = vec![ChallengeType::Dns01];
         assert_eq!(

@@ -99,6 +99,7 @@ impl Leases {
     /// expired an hour ago); returns how many.
     pub(crate) fn prepare(&self) -> Result<usize, StoreError> {
         self.store.prepare_group(Group::Leases)?;
+        // (an existing directory gets its mode back)
         self.store.open_group(Group::Leases)?;
         let now = time::now();
         let mut removed = 0;

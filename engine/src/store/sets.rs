@@ -29,6 +29,73 @@ pub struct Broken {
     pub what: String,
 }
 
+/// Why PEM text does not hold what was asked for (OpenSSL's words where
+/// it has them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PemError {
+    NotText,
+    BadBeginLine,
+    BadEndLine,
+    BadBase64,
+    NoPrivateKey,
+    NoCertificate,
+    /// OpenSSL's reason.
+    OpenSsl(String),
+}
+
+impl std::fmt::Display for PemError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PemError::NotText => "not PEM text",
+            PemError::BadBeginLine => "bad begin line",
+            PemError::BadEndLine => "bad end line",
+            PemError::BadBase64 => "bad base64 decode",
+            PemError::NoPrivateKey => "no PEM private key in it",
+            PemError::NoCertificate => "holds no certificate",
+            PemError::OpenSsl(r) => r,
+        })
+    }
+}
+
+impl From<openssl::error::ErrorStack> for PemError {
+    fn from(e: openssl::error::ErrorStack) -> Self {
+        PemError::OpenSsl(reason(&e))
+    }
+}
+
+/// Why an MD's fallback pair could not be made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FallbackError {
+    /// The key or certificate for a key spec could not be made.
+    Make {
+        md: String,
+        spec: String,
+        why: String,
+    },
+    /// The store refused to keep it.
+    Store(super::StoreError),
+    /// The directory outside the store could not be written.
+    Write { dir: String, why: String },
+}
+
+impl std::fmt::Display for FallbackError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FallbackError::Make { md, spec, why } => {
+                write!(f, "{md}: make fallback {spec} certificate: {why}")
+            }
+            FallbackError::Store(e) => write!(f, "{e}"),
+            FallbackError::Write { dir, why } => write!(f, "cannot write {dir}: {why}"),
+        }
+    }
+}
+
+impl From<super::StoreError> for FallbackError {
+    fn from(e: super::StoreError) -> Self {
+        FallbackError::Store(e)
+    }
+}
+
 fn broken(file: &Path, what: impl Into<String>) -> Broken {
     Broken {
         file: file.display().to_string(),
@@ -53,22 +120,22 @@ struct Block<'a> {
 /// The PEM blocks of `text` as OpenSSL's readers take them: anything
 /// outside `-----BEGIN`/`-----END` lines is skipped; a block without its
 /// END line or with bad base64 is an error ("bad end line").
-fn pem_blocks(text: &str) -> Result<Vec<Block<'_>>, String> {
+fn pem_blocks(text: &str) -> Result<Vec<Block<'_>>, PemError> {
     let mut out = Vec::new();
     let mut rest = text;
     while let Some(b) = rest.find("-----BEGIN ") {
         let after = &rest[b + 11..];
-        let label_end = after.find("-----").ok_or("bad begin line")?;
+        let label_end = after.find("-----").ok_or(PemError::BadBeginLine)?;
         let label = &after[..label_end];
         let body = &after[label_end + 5..];
         let end_line = format!("-----END {label}-----");
-        let e = body.find(&end_line).ok_or("bad end line")?;
+        let e = body.find(&end_line).ok_or(PemError::BadEndLine)?;
         let b64: String = body[..e]
             .lines()
             .filter(|l| !l.contains(':'))
             .flat_map(str::split_whitespace)
             .collect();
-        let der = openssl::base64::decode_block(&b64).map_err(|_| "bad base64 decode")?;
+        let der = openssl::base64::decode_block(&b64).map_err(|_| PemError::BadBase64)?;
         out.push(Block { label, der });
         rest = &body[e + end_line.len()..];
     }
@@ -116,11 +183,11 @@ fn pkcs8_rsa(der: &[u8]) -> Option<&[u8]> {
 /// A private key from PEM. OpenSSL 3.0's generic decoders take ~0.4 ms for
 /// an RSA key; RSA keys (PKCS#8 or traditional) and traditional EC keys
 /// go through their own DER readers (µs); others the generic way.
-fn private_key(pem: &[u8]) -> Result<PKey<openssl::pkey::Private>, String> {
-    let text = std::str::from_utf8(pem).map_err(|_| "not PEM text".to_string())?;
+fn private_key(pem: &[u8]) -> Result<PKey<openssl::pkey::Private>, PemError> {
+    let text = std::str::from_utf8(pem).map_err(|_| PemError::NotText)?;
     let blocks = pem_blocks(text)?;
     let Some(b) = blocks.iter().find(|b| b.label.ends_with("PRIVATE KEY")) else {
-        return Err("no PEM private key in it".into());
+        return Err(PemError::NoPrivateKey);
     };
     let fast = match b.label {
         "RSA PRIVATE KEY" => {
@@ -133,8 +200,7 @@ fn private_key(pem: &[u8]) -> Result<PKey<openssl::pkey::Private>, String> {
             .map(|inner| openssl::rsa::Rsa::private_key_from_der(inner).and_then(PKey::from_rsa)),
         _ => None,
     };
-    fast.unwrap_or_else(|| PKey::private_key_from_pem(pem))
-        .map_err(|e| reason(&e))
+    Ok(fast.unwrap_or_else(|| PKey::private_key_from_pem(pem))?)
 }
 
 /// The chain's certificates that parsed fine in this process, by DER:
@@ -143,8 +209,8 @@ static GOOD_CERTS: std::sync::LazyLock<std::sync::Mutex<std::collections::HashSe
     std::sync::LazyLock::new(Default::default);
 
 /// The leaf of a chain, the others checked as mod_ssl would load them.
-fn chain_leaf(pem: &[u8]) -> Result<X509, String> {
-    let text = std::str::from_utf8(pem).map_err(|_| "not PEM text".to_string())?;
+fn chain_leaf(pem: &[u8]) -> Result<X509, PemError> {
+    let text = std::str::from_utf8(pem).map_err(|_| PemError::NotText)?;
     let blocks: Vec<Block<'_>> = pem_blocks(text)?
         .into_iter()
         .filter(|b| {
@@ -153,15 +219,15 @@ fn chain_leaf(pem: &[u8]) -> Result<X509, String> {
                 || b.label == "X509 CERTIFICATE"
         })
         .collect();
-    let (first, rest) = blocks.split_first().ok_or("holds no certificate")?;
-    let leaf = X509::from_der(&first.der).map_err(|e| reason(&e))?;
+    let (first, rest) = blocks.split_first().ok_or(PemError::NoCertificate)?;
+    let leaf = X509::from_der(&first.der)?;
     for b in rest {
         let known = GOOD_CERTS
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .contains(&b.der);
         if !known {
-            X509::from_der(&b.der).map_err(|e| reason(&e))?;
+            X509::from_der(&b.der)?;
             GOOD_CERTS
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -346,11 +412,9 @@ pub(crate) fn live_files(store: &Store, md: &Md) -> Vec<LivePair> {
 }
 
 /// Moves `path` aside to `<path>.broken`; the new name, or why not.
-fn set_aside(path: &Path) -> Result<String, String> {
+fn set_aside(path: &Path) -> std::io::Result<String> {
     let to = format!("{}.broken", path.display());
-    fs::rename(path, &to)
-        .map(|()| to)
-        .map_err(|e| format!("cannot move it aside: {e}"))
+    fs::rename(path, &to).map(|()| to)
 }
 
 /// Checks the set mod_ssl would get for `md`, before it gets it: the
@@ -399,7 +463,7 @@ pub fn check(store: &Store, md: &mut Md, staged: &dyn Fn(&Md) -> bool) -> Vec<St
             // mod_ssl all the same
             md.found.broken.push(cert.clone());
             md.found.broken.push(key.clone());
-            format!("left in place ({e}), not used")
+            format!("left in place (cannot move it aside: {e}), not used")
         });
         let serves = if staged(md) {
             "its staged certificate"
@@ -442,7 +506,7 @@ pub(crate) fn ensure_fallbacks(
     store: &Store,
     md: &Md,
     keys: &crypto::KeyCache,
-) -> Result<Vec<(String, String)>, String> {
+) -> Result<Vec<(String, String)>, FallbackError> {
     let mut out = Vec::new();
     for spec in md.effective_specs() {
         let sfx = spec.file_suffix();
@@ -460,12 +524,10 @@ pub(crate) fn ensure_fallbacks(
                 KeySpec::Ec(c) if c.eq_ignore_ascii_case("x25519") => KeySpec::Ec("P-256".into()),
                 s => s.clone(),
             };
-            let fail = |e: String| {
-                format!(
-                    "{}: make fallback {} certificate: {e}",
-                    md.name,
-                    spec.name()
-                )
+            let fail = |why: String| FallbackError::Make {
+                md: md.name.clone(),
+                spec: spec.name(),
+                why,
             };
             // The key is created only where there is none, atomically, and
             // the certificate is made for the key on disk: nodes of a
@@ -481,29 +543,18 @@ pub(crate) fn ensure_fallbacks(
                         // another node may have created it just now)
                         store.remove(Group::Domains, &md.name, &kf);
                     }
-                    if store
-                        .save_key_new(Group::Domains, &md.name, &kf, &k)
-                        .map_err(|e| e.msg)?
-                    {
+                    if store.save_key_new(Group::Domains, &md.name, &kf, &k)? {
                         k
                     } else {
                         store
-                            .load_key(Group::Domains, &md.name, &kf)
-                            .map_err(|e| e.msg)?
+                            .load_key(Group::Domains, &md.name, &kf)?
                             .ok_or_else(|| fail(format!("{} vanished", kp.display())))?
                     }
                 }
             };
-            let cert = crypto::fallback_cert(&key, &md.domains).map_err(|e| e.0)?;
-            store
-                .save_bytes(
-                    Group::Domains,
-                    &md.name,
-                    &cf,
-                    &cert.to_pem().map_err(|e| e.to_string())?,
-                    false,
-                )
-                .map_err(|e| e.msg)?;
+            let cert = crypto::fallback_cert(&key, &md.domains).map_err(|e| fail(e.0))?;
+            let pem = cert.to_pem().map_err(|e| fail(e.to_string()))?;
+            store.save_bytes(Group::Domains, &md.name, &cf, &pem, false)?;
         }
         out.push((kp.display().to_string(), cp.display().to_string()));
     }
@@ -516,13 +567,17 @@ pub(crate) fn fallbacks_in(
     dir: &std::path::Path,
     md: &Md,
     keys: &crypto::KeyCache,
-) -> Result<Vec<(String, String)>, String> {
+) -> Result<Vec<(String, String)>, FallbackError> {
     use std::os::unix::fs::DirBuilderExt;
+    let write_err = |e: std::io::Error| FallbackError::Write {
+        dir: dir.display().to_string(),
+        why: e.to_string(),
+    };
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        .map_err(write_err)?;
     let mut out = Vec::new();
     for spec in md.effective_specs() {
         let sfx = spec.file_suffix();
@@ -530,15 +585,20 @@ pub(crate) fn fallbacks_in(
             KeySpec::Ec(c) if c.eq_ignore_ascii_case("x25519") => KeySpec::Ec("P-256".into()),
             s => s.clone(),
         };
-        let key = keys.get(&kspec).map_err(|e| e.to_string())?;
-        let cert = crypto::fallback_cert(&key, &md.domains).map_err(|e| e.0)?;
+        let fail = |why: String| FallbackError::Make {
+            md: md.name.clone(),
+            spec: spec.name(),
+            why,
+        };
+        let key = keys.get(&kspec).map_err(|e| fail(e.to_string()))?;
+        let cert = crypto::fallback_cert(&key, &md.domains).map_err(|e| fail(e.0))?;
         let kp = dir.join(format!("fallback-privkey{sfx}.pem"));
         let cp = dir.join(format!("fallback-pubcert{sfx}.pem"));
-        let kpem = key.to_pem(None).map_err(|e| e.0)?;
-        let cpem = cert.to_pem().map_err(|e| e.to_string())?;
+        let kpem = key.to_pem(None).map_err(|e| fail(e.0))?;
+        let cpem = cert.to_pem().map_err(|e| fail(e.to_string()))?;
         crate::base::util::write_atomic(&kp, &kpem, 0o600)
             .and_then(|()| crate::base::util::write_atomic(&cp, &cpem, 0o644))
-            .map_err(|e| format!("cannot write {}: {e}", dir.display()))?;
+            .map_err(write_err)?;
         out.push((kp.display().to_string(), cp.display().to_string()));
     }
     Ok(out)
