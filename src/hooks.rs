@@ -281,6 +281,11 @@ unsafe fn start_background(
 /// renewal workers of this child stop before it exits.
 pub unsafe extern "C" fn child_init(p: *mut ffi::apr_pool_t, s: *mut ffi::server_rec) {
     guard("child_init", (), || {
+        // SAFETY: s is the main server of this generation; its state
+        // lives in pconf, which outlives the child.
+        if let Some(state) = unsafe { crate::conf::state(s) } {
+            state.child_started();
+        }
         // SAFETY: p is pchild, destroyed when the child exits; s is the
         // main server of this generation.
         unsafe { crate::watchdog::on_child_exit(p, s) }

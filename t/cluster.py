@@ -22,8 +22,11 @@ ALPN = set(NAMES[3:])  # validated with tls-alpn-01, the others with http-01
 
 
 class Cluster:
-    def __init__(self, module, nodes=3, lease=10, ca_env=None, validity=None, extra=""):
+    def __init__(self, module, nodes=3, lease=10, ca_env=None, validity=None, extra="",
+                 etcd=None):
         self.ca = Sandbox(module=module)
+        # the store in etcd (issue 27): each node with a cache of its own
+        self.etcd = etcd
         self.nodes = []
         self.balancers = []
         self.front = None
@@ -54,8 +57,16 @@ class Cluster:
         os.chmod(script, 0o755)
         base = (node.base_conf()
                 .replace(node.ca_url, self.front.url)
-                .replace(node.ca_cert, self.ca.ca_cert)
-                .replace(f"MDStoreDir {node.path('md')}", f"MDStoreDir {self.store}"))
+                .replace(node.ca_cert, self.ca.ca_cert))
+        if self.etcd:
+            from etcd_cluster import seal_key
+            key = self.ca.path("seal.key")
+            if not os.path.exists(key):
+                seal_key(key)
+            base += (f"\nMDStoreBackend etcd {self.etcd.endpoints}\n"
+                     f"MDStoreEtcdSealKey {key}\n")
+        else:
+            base = base.replace(f"MDStoreDir {node.path('md')}", f"MDStoreDir {self.store}")
         out = [base,
                f"MDClusterNode node{i}",
                f"MDClusterLease {self.lease_time}",
@@ -105,6 +116,8 @@ class Cluster:
         wait_for(lambda: not Sandbox._alive(pid), 10, 0.05)
 
     def lease(self, name):
+        if self.etcd:
+            return self.etcd.json(f"/mod_md/leases/md@{name}.json")
         try:
             with open(os.path.join(self.store, "leases", f"md@{name}.json")) as f:
                 return json.load(f)

@@ -235,6 +235,9 @@ OURS_ONLY_GOOD = [
     "MDClusterLease 30s", "MDClusterLease 2mi",
     "MDChallengePreflight on", "MDChallengePreflight off",
     "MDCRLCheck on", "MDCRLCheck off",
+    "MDStoreBackend file", "MDStoreBackend etcd https://10.0.0.5:2379,http://127.0.0.1:2379/",
+    "MDStoreEtcdPrefix /sites/md/", "MDStoreEtcdSealKey md-seal.key", "MDStoreEtcdCA etcd-ca.pem",
+    "MDStoreEtcdClientCert etcd-client.pem etcd-client.key", "MDStoreEtcdUser md secret",
     section("MDCertificateProtocol tailscale",
             "MDCertificateAuthority file://localhost/var/run/tailscale/tailscaled.sock",
             names="host.tail1234.ts.net"),
@@ -253,6 +256,17 @@ OURS_ONLY_BAD = [
     ("MDChallengePreflight 1", "unknown '1', supported parameter values are 'on' and 'off'"),
     (section("MDChallengePreflight off"), "MDChallengePreflight is not allowed inside an '<MDomainSet' context"),
     ("MDCRLCheck yes", "unknown 'yes', supported parameter values are 'on' and 'off'"),
+    ("MDStoreBackend nfs", "MDStoreBackend is 'file' or 'etcd <endpoint>[,<endpoint>...]', e.g. "
+     "'etcd https://10.0.0.5:2379,https://10.0.0.6:2379'"),
+    ("MDStoreBackend etcd", "MDStoreBackend is 'file' or 'etcd <endpoint>[,<endpoint>...]', e.g. "
+     "'etcd https://10.0.0.5:2379,https://10.0.0.6:2379'"),
+    ("MDStoreBackend etcd https://a:2379,10.0.0.6",
+     "MDStoreBackend etcd: '10.0.0.6' is not an etcd endpoint (http(s)://host:port)"),
+    ("MDStoreBackend etcd https://a:2379/v3",
+     "MDStoreBackend etcd: 'https://a:2379/v3' is not an etcd endpoint (http(s)://host:port)"),
+    ("MDStoreEtcdPrefix mod_md", "MDStoreEtcdPrefix needs a key prefix starting with '/', e.g. /mod_md/"),
+    (section("MDStoreEtcdPrefix /x/"), "MDStoreEtcdPrefix is not allowed inside an '<MDomainSet' context"),
+    ("MDStoreEtcdUser md", "MDStoreEtcdUser takes two arguments, User and password for etcd's authentication."),
     ("MDCertificateMonitor a",
      "MDCertificateMonitor takes two arguments, Set name and URL pattern for a certificate monitoring "
      "site (same as MDCertificateCheck)."),
@@ -359,7 +373,8 @@ def test_directive_table_matches_c_module(cfg, module, c_module):
     assert len(theirs) == 47
     ours_only = ["MDCertificateMonitor", "MDParallelRenewals", "MDHotActivation", "MDGracefulRestart",
                  "MDClusterNode", "MDClusterLease", "MDChallengePreflight",
-                 "MDCRLCheck"]
+                 "MDCRLCheck", "MDStoreBackend", "MDStoreEtcdPrefix", "MDStoreEtcdSealKey",
+                 "MDStoreEtcdCA", "MDStoreEtcdClientCert", "MDStoreEtcdUser"]
     assert [e for e in ours if e[0] not in ours_only] == theirs
     assert [e[0] for e in ours[-len(ours_only):]] == ours_only
 

@@ -72,3 +72,77 @@ pub(crate) fn tmpstore(tag: &str) -> (TempDir, crate::store::Store) {
     let s = crate::store::Store::open(&d, None, &mut Vec::new()).expect("store");
     (d, s)
 }
+
+/// A one-member etcd (Debian's `etcd-server`) on free loopback ports with
+/// its own data directory, stopped on drop.
+pub struct EtcdServer {
+    pub url: String,
+    child: std::process::Child,
+    _dir: TempDir,
+}
+
+impl EtcdServer {
+    pub fn start(tag: &str) -> EtcdServer {
+        let free = || {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map(|a| a.port())
+                .expect("a free port")
+        };
+        let (client, peer) = (free(), free());
+        let dir = TempDir::new(&format!("etcd-{tag}"));
+        let url = format!("http://127.0.0.1:{client}");
+        let peer_url = format!("http://127.0.0.1:{peer}");
+        let child = std::process::Command::new("etcd")
+            .args(["--name", "n1", "--data-dir"])
+            .arg(dir.join("data"))
+            .args([
+                "--listen-client-urls",
+                &url,
+                "--advertise-client-urls",
+                &url,
+            ])
+            .args(["--listen-peer-urls", &peer_url])
+            .args(["--initial-advertise-peer-urls", &peer_url])
+            .args(["--initial-cluster", &format!("n1={peer_url}")])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("etcd (Debian's etcd-server; t/run-all.sh installs it)");
+        let s = EtcdServer {
+            url,
+            child,
+            _dir: dir,
+        };
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::time::Instant::now() < end {
+            let up = std::net::TcpStream::connect(("127.0.0.1", client)).is_ok();
+            if up {
+                return s;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("etcd did not start on {}", s.url);
+    }
+}
+
+impl Drop for EtcdServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `pred` every 50 ms for at most `secs` seconds.
+pub fn wait_until(secs: f64, mut pred: impl FnMut() -> bool) -> bool {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs_f64(secs);
+    loop {
+        if pred() {
+            return true;
+        }
+        if std::time::Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

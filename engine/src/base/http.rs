@@ -27,6 +27,9 @@ pub struct Client {
     pub unix_socket: Option<String>,
     /// Extra request headers (`Name: value`).
     pub extra_headers: Vec<String>,
+    /// A client certificate and its key (PEM, read by the parent: the
+    /// children, as httpd's `User`, cannot read a root-only key file).
+    pub client_cert: Option<(Vec<u8>, Vec<u8>)>,
     pub body_limit: usize,
     pub timeout: Duration,
     pub connect_timeout: Duration,
@@ -48,6 +51,7 @@ impl Clone for Client {
             proxy_ca_file: self.proxy_ca_file.clone(),
             unix_socket: self.unix_socket.clone(),
             extra_headers: self.extra_headers.clone(),
+            client_cert: self.client_cert.clone(),
             body_limit: self.body_limit,
             timeout: self.timeout,
             connect_timeout: self.connect_timeout,
@@ -67,6 +71,7 @@ impl Client {
             proxy_ca_file: None,
             unix_socket: None,
             extra_headers: Vec::new(),
+            client_cert: None,
             body_limit: ACME_BODY_LIMIT,
             timeout: Duration::from_secs(600),
             connect_timeout: Duration::from_secs(30),
@@ -156,6 +161,92 @@ impl std::fmt::Display for HttpError {
 }
 
 impl Client {
+    /// Sets what every request of this client has; the request headers.
+    fn configure(
+        &self,
+        easy: &mut curl::easy::Easy,
+        url: &str,
+    ) -> Result<curl::easy::List, HttpError> {
+        easy.url(url).map_err(transport)?;
+        easy.useragent(&self.user_agent).map_err(transport)?;
+        easy.timeout(self.timeout).map_err(transport)?;
+        easy.connect_timeout(self.connect_timeout)
+            .map_err(transport)?;
+        easy.low_speed_limit(self.low_speed_bytes)
+            .map_err(transport)?;
+        easy.low_speed_time(self.low_speed_time)
+            .map_err(transport)?;
+        easy.signal(false).map_err(transport)?;
+        easy.progress(true).map_err(transport)?;
+        if let Some(ca) = &self.ca_file {
+            easy.cainfo(ca).map_err(transport)?;
+            let mut opts = curl::easy::SslOpt::new();
+            opts.no_revoke(true);
+            easy.ssl_options(&opts).map_err(transport)?;
+        }
+        match &self.proxy {
+            Some(p) => easy.proxy(p).map_err(transport)?,
+            // an explicit empty proxy: ignore http_proxy & co. of httpd's environment
+            None => easy.proxy("").map_err(transport)?,
+        }
+        if let Some(pca) = &self.proxy_ca_file {
+            easy.proxy_cainfo(pca).map_err(transport)?;
+        }
+        if let Some(sock) = &self.unix_socket {
+            easy.unix_socket(sock).map_err(transport)?;
+        }
+        if let Some((cert, key)) = &self.client_cert {
+            easy.ssl_cert_blob(cert).map_err(transport)?;
+            easy.ssl_key_blob(key).map_err(transport)?;
+        }
+        let mut list = curl::easy::List::new();
+        for h in &self.extra_headers {
+            list.append(h).map_err(transport)?;
+        }
+        Ok(list)
+    }
+
+    /// A POST whose answer is a stream (etcd's watch): `on_data` gets the
+    /// body as it arrives and ends the transfer by returning false (then
+    /// `Ok`). The transfer also ends when the server closes it, on
+    /// `timeout`, and when the process stops.
+    pub fn stream(
+        &self,
+        url: &str,
+        body: &[u8],
+        on_data: &mut dyn FnMut(&[u8]) -> bool,
+    ) -> Result<u32, HttpError> {
+        let mut easy = curl::easy::Easy::new();
+        let mut list = self.configure(&mut easy, url)?;
+        let t = transport;
+        easy.post(true).map_err(t)?;
+        easy.post_fields_copy(body).map_err(t)?;
+        list.append("Content-Type: application/json").map_err(t)?;
+        list.append("Expect:").map_err(t)?;
+        easy.http_headers(list).map_err(t)?;
+        let mut stopped = false;
+        {
+            let mut tr = easy.transfer();
+            tr.write_function(|data| {
+                if on_data(data) {
+                    Ok(data.len())
+                } else {
+                    stopped = true;
+                    Ok(0)
+                }
+            })
+            .map_err(t)?;
+            tr.progress_function(|_, _, _, _| !crate::base::shutdown::requested())
+                .map_err(t)?;
+            let res = tr.perform();
+            drop(tr);
+            if !stopped {
+                res.map_err(t)?;
+            }
+        }
+        easy.response_code().map_err(t)
+    }
+
     /// Performs one request. `body` with a content type makes it a POST;
     /// `head` a HEAD request.
     pub fn request(
@@ -176,35 +267,7 @@ impl Client {
                 e
             })
             .unwrap_or_else(curl::easy::Easy::new);
-        easy.url(url).map_err(t)?;
-        easy.useragent(&self.user_agent).map_err(t)?;
-        easy.timeout(self.timeout).map_err(t)?;
-        easy.connect_timeout(self.connect_timeout).map_err(t)?;
-        easy.low_speed_limit(self.low_speed_bytes).map_err(t)?;
-        easy.low_speed_time(self.low_speed_time).map_err(t)?;
-        easy.signal(false).map_err(t)?;
-        easy.progress(true).map_err(t)?;
-        if let Some(ca) = &self.ca_file {
-            easy.cainfo(ca).map_err(t)?;
-            let mut opts = curl::easy::SslOpt::new();
-            opts.no_revoke(true);
-            easy.ssl_options(&opts).map_err(t)?;
-        }
-        match &self.proxy {
-            Some(p) => easy.proxy(p).map_err(t)?,
-            // an explicit empty proxy: ignore http_proxy & co. of httpd's environment
-            None => easy.proxy("").map_err(t)?,
-        }
-        if let Some(pca) = &self.proxy_ca_file {
-            easy.proxy_cainfo(pca).map_err(t)?;
-        }
-        if let Some(sock) = &self.unix_socket {
-            easy.unix_socket(sock).map_err(t)?;
-        }
-        let mut list = curl::easy::List::new();
-        for h in &self.extra_headers {
-            list.append(h).map_err(t)?;
-        }
+        let mut list = self.configure(&mut easy, url)?;
         match method {
             "HEAD" => easy.nobody(true).map_err(t)?,
             "GET" => easy.get(true).map_err(t)?,

@@ -524,6 +524,31 @@ impl ModConfig {
                 }
                 g.cluster_lease = v;
             }
+            D::StoreBackend => g.etcd.endpoints = store_backend(args)?,
+            D::StoreEtcdPrefix => {
+                if !arg.starts_with('/') || arg.chars().any(|c| c.is_whitespace() || c.is_control())
+                {
+                    return Err(
+                        "MDStoreEtcdPrefix needs a key prefix starting with '/', e.g. /mod_md/"
+                            .into(),
+                    );
+                }
+                g.etcd.prefix = arg.to_string();
+            }
+            D::StoreEtcdSealKey => g.etcd.seal_key = Some(ctx.root_relative(arg)),
+            D::StoreEtcdCa => g.etcd.ca_file = Some(ctx.root_relative(arg)),
+            D::StoreEtcdClientCert => {
+                g.etcd.client_cert = Some((
+                    ctx.root_relative(arg),
+                    ctx.root_relative(args.get(1).copied().unwrap_or("")),
+                ))
+            }
+            D::StoreEtcdUser => {
+                g.etcd.user = Some((
+                    arg.to_string(),
+                    args.get(1).copied().unwrap_or("").to_string(),
+                ))
+            }
             D::Profile => self.target(srv).profile = Some(arg.into()),
             D::ProfileMandatory => self.target(srv).profile_mandatory = Some(on_off(arg)?),
             D::RenewViaAri => self.target(srv).ari = Some(on_off(arg)?),
@@ -599,6 +624,36 @@ impl ModConfig {
     }
 }
 
+/// `MDStoreBackend file` or `MDStoreBackend etcd <endpoint>[,<endpoint>…]`:
+/// the etcd endpoints (none for the file store).
+fn store_backend(args: &[&str]) -> Result<Vec<String>, String> {
+    const USE: &str = "MDStoreBackend is 'file' or 'etcd <endpoint>[,<endpoint>...]', e.g. \
+                       'etcd https://10.0.0.5:2379,https://10.0.0.6:2379'";
+    match args {
+        [kind] if kind.eq_ignore_ascii_case("file") => Ok(Vec::new()),
+        [kind, list] if kind.eq_ignore_ascii_case("etcd") => {
+            let mut out = Vec::new();
+            for e in list.split(',').map(str::trim) {
+                let rest = e
+                    .strip_prefix("http://")
+                    .or_else(|| e.strip_prefix("https://"));
+                let ok = rest.is_some_and(|r| !r.trim_end_matches('/').contains('/'))
+                    && uri::parse(e)
+                        .ok()
+                        .is_some_and(|u| u.hostname.is_some() && u.port_str.is_some());
+                if !ok {
+                    return Err(format!(
+                        "MDStoreBackend etcd: '{e}' is not an etcd endpoint (http(s)://host:port)"
+                    ));
+                }
+                out.push(e.trim_end_matches('/').to_string());
+            }
+            Ok(out)
+        }
+        _ => Err(USE.into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::config::apply::keyspec::KeySpec;
@@ -652,7 +707,7 @@ mod tests {
 
     #[test]
     fn table() {
-        assert_eq!(Directive::ALL.len(), 55);
+        assert_eq!(Directive::ALL.len(), 61);
         assert_eq!(
             Directive::from_name("mdstoredir"),
             Some(Directive::StoreDir)

@@ -202,6 +202,18 @@ directives! {
         "On to check that httpd answers an http-01/tls-alpn-01 challenge itself before the CA is asked to validate it (default on).";
     CrlCheck => "MDCRLCheck", Take1, NotMd, Rsrc,
         "On to check certificates against the CRLs their issuers name, and to renew revoked ones at once (default on).";
+    StoreBackend => "MDStoreBackend", Take12, NotMd, Rsrc,
+        "Where the store lives: 'file' (MDStoreDir, the default) or 'etcd <endpoint>[,<endpoint>...]'.";
+    StoreEtcdPrefix => "MDStoreEtcdPrefix", Take1, NotMd, Rsrc,
+        "The key prefix of the store in etcd (default /mod_md/).";
+    StoreEtcdSealKey => "MDStoreEtcdSealKey", Take1, NotMd, Rsrc,
+        "File with the 32-byte key that seals private keys in etcd (the same on every node, never in etcd).";
+    StoreEtcdCa => "MDStoreEtcdCA", Take1, NotMd, Rsrc,
+        "CA file to verify the etcd members with.";
+    StoreEtcdClientCert => "MDStoreEtcdClientCert", Take2, NotMd, Rsrc,
+        "Client certificate and key files to present to etcd.";
+    StoreEtcdUser => "MDStoreEtcdUser", Take2, NotMd, Rsrc,
+        "User and password for etcd's authentication.";
 }
 
 impl Directive {

@@ -273,6 +273,39 @@ pub struct Global {
     /// The addresses httpd listens on for http/https (set at start-up from
     /// its `Listen` sockets; what the pre-flight connects to).
     pub listeners: Vec<std::net::SocketAddr>,
+    /// `MDStoreBackend etcd` and its options (ours); `endpoints` empty:
+    /// the file store.
+    pub etcd: EtcdSettings,
+}
+
+/// Where an etcd store is and how to reach it (`MDStoreBackend etcd …`,
+/// `MDStoreEtcd*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EtcdSettings {
+    pub endpoints: Vec<String>,
+    /// `MDStoreEtcdPrefix`, default `/mod_md/`.
+    pub prefix: String,
+    /// `MDStoreEtcdSealKey`.
+    pub seal_key: Option<String>,
+    /// `MDStoreEtcdCA`.
+    pub ca_file: Option<String>,
+    /// `MDStoreEtcdClientCert`: certificate and key files.
+    pub client_cert: Option<(String, String)>,
+    /// `MDStoreEtcdUser`: user and password.
+    pub user: Option<(String, String)>,
+}
+
+impl Default for EtcdSettings {
+    fn default() -> Self {
+        EtcdSettings {
+            endpoints: Vec::new(),
+            prefix: "/mod_md/".into(),
+            seal_key: None,
+            ca_file: None,
+            client_cert: None,
+            user: None,
+        }
+    }
 }
 
 /// Default of `MDClusterLease`.
@@ -332,6 +365,7 @@ impl Default for Global {
             challenge_preflight: true,
             crl_check: true,
             listeners: Vec::new(),
+            etcd: EtcdSettings::default(),
         }
     }
 }

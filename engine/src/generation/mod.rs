@@ -149,6 +149,15 @@ impl Generation {
         self.lock().runtime.clone()
     }
 
+    /// A child process starts (child_init): a store kept elsewhere (etcd)
+    /// brings this process's copy up to date and keeps it so, before the
+    /// child serves its first request.
+    pub fn child_started(&self) {
+        if let Some(rt) = self.runtime() {
+            rt.store.child_started();
+        }
+    }
+
     /// Start-up is complete: from now on the runtime is only read, and
     /// [`Generation::runtime`] hands it out without the lock.
     fn publish(&self) {

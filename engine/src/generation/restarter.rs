@@ -3,6 +3,7 @@
 //! cluster installed some.
 
 use super::*;
+use crate::store::Store;
 
 /// A thread in the parent (root) process that asks httpd for a graceful
 /// restart, at most once per `MDCheckInterval`, which installs staged sets
@@ -51,6 +52,8 @@ impl Restarter {
     ) -> std::io::Result<Restarter> {
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let stop2 = stop.clone();
+        // its own connections and caches: the children never touch them
+        let store = rt.store.detached();
         let thread = std::thread::Builder::new()
             .name("md-restart".into())
             .spawn(move || {
@@ -69,7 +72,7 @@ impl Restarter {
                     }
                     let report = |msg: &str| host.log(Level::Crit, msg);
                     crate::base::boundary::guard("md restart check", (), report, || {
-                        restart_if_ready(&rt, last, interval, eager, &*host)
+                        restart_if_ready(&rt, &store, last, interval, eager, &*host)
                     });
                 }
             })?;
@@ -87,7 +90,7 @@ impl Restarter {
 /// read them (`domains/` is root's): it fires `installed` here, as root,
 /// and restarts gracefully, so that its new children load them from
 /// `domains/` (no connection is dropped). True when it asked for one.
-fn installed_elsewhere(rt: &Runtime, last: &AtomicI64, host: &dyn Host) -> bool {
+fn installed_elsewhere(rt: &Runtime, store: &Store, last: &AtomicI64, host: &dyn Host) -> bool {
     let prev = last.load(Ordering::SeqCst);
     if prev != 0 && time::now() - prev < 30 * time::USEC_PER_SEC {
         return false; // a restart was asked for just now
@@ -95,7 +98,7 @@ fn installed_elsewhere(rt: &Runtime, last: &AtomicI64, host: &dyn Host) -> bool 
     // not while another node is in the middle of its installation: the
     // restart would start from a half-installed set of MDs and miss the
     // rest (its `installed` events with them)
-    if let Some(leases) = crate::store::lease::Leases::of(&rt.store, &rt.global) {
+    if let Some(leases) = crate::store::lease::Leases::of(store, &rt.global) {
         if leases
             .holder("install")
             .is_some_and(|h| h.expires_micros() + crate::store::lease::SKEW > time::now())
@@ -103,7 +106,7 @@ fn installed_elsewhere(rt: &Runtime, last: &AtomicI64, host: &dyn Host) -> bool 
             return false;
         }
     }
-    let mds = rt.installed_elsewhere();
+    let mds = rt.installed_elsewhere(store);
     if mds.is_empty() {
         return false;
     }
@@ -117,7 +120,7 @@ fn installed_elsewhere(rt: &Runtime, last: &AtomicI64, host: &dyn Host) -> bool 
                 md.name
             ),
         );
-        crate::generation::startup::fire_installed(&rt.store, md, &rt.global, false, &mut notes);
+        crate::generation::startup::fire_installed(store, md, &rt.global, false, &mut notes);
     }
     for n in notes.iter().filter(|n| !n.emitted) {
         host.log(n.level, &n.msg);
@@ -131,20 +134,23 @@ fn installed_elsewhere(rt: &Runtime, last: &AtomicI64, host: &dyn Host) -> bool 
 /// and the last request is `interval` ago.
 fn restart_if_ready(
     rt: &Runtime,
+    store: &Store,
     last: &AtomicI64,
     interval: Micros,
     eager: bool,
     host: &dyn Host,
 ) {
     let now = time::now();
-    if rt.global.cluster_node.is_some() && installed_elsewhere(rt, last, host) {
+    store.refresh();
+    let clustered = rt.global.cluster_node.is_some() || store.grants_leases();
+    if clustered && installed_elsewhere(rt, store, last, host) {
         return;
     }
     let prev = last.load(Ordering::SeqCst);
     if prev != 0 && now - prev < interval {
         return;
     }
-    let Some(md) = rt.restart_wanted(now, eager) else {
+    let Some(md) = rt.restart_wanted(store, now, eager) else {
         return;
     };
     last.store(now, Ordering::SeqCst);

@@ -221,27 +221,29 @@ impl Runtime {
     /// MDs whose live set in `domains/` changed since this generation
     /// started: another node of a cluster installed a renewed set (only
     /// root can read `domains/`: the parent asks).
-    pub(crate) fn installed_elsewhere(&self) -> Vec<&Md> {
+    /// The MDs whose live set in `store` (the runtime's, or a detached
+    /// copy of it) is not the one this generation started with.
+    pub(crate) fn installed_elsewhere(&self, store: &Store) -> Vec<&Md> {
         self.domains
             .iter()
             .filter(|d| {
                 d.md.cert_files.is_empty() && !crate::lifecycle::tailscale::is_tailscale(&d.md)
             })
             .filter(|d| {
-                let now = install::live_stamp(&self.store, &d.md);
+                let now = install::live_stamp(store, &d.md);
                 !now.is_empty() && now != d.rt.live_stamp
             })
             .map(|d| &d.md)
             .collect()
     }
 
-    pub(crate) fn restart_wanted(&self, now: Micros, eager: bool) -> Option<&Md> {
-        let staged = self.store.names(Group::Staging);
+    pub(crate) fn restart_wanted(&self, store: &Store, now: Micros, eager: bool) -> Option<&Md> {
+        let staged = store.names(Group::Staging);
         self.mds().filter(|m| staged.contains(&m.name)).find(|m| {
             if eager {
-                install::staged_ready(&self.store, m, now)
+                install::staged_ready(store, m, now)
             } else {
-                install::staged_due_at(&self.store, m, now).is_some_and(|t| t <= now)
+                install::staged_due_at(store, m, now).is_some_and(|t| t <= now)
             }
         })
     }

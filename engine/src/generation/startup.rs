@@ -44,7 +44,7 @@ pub fn before_ssl(
     notes: &mut dyn Notes,
 ) -> Result<Plan, StartError> {
     let global = &conf.global;
-    let store = Store::open(Path::new(store_dir), user, notes)
+    let store = Store::open_configured(global, Path::new(store_dir), user, notes)
         .map_err(|e| StartError::Failed(format!("AH10046: setup store for {store_dir}: {e}")))?;
     let mut mds: Vec<Md> = conf
         .mds

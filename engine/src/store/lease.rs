@@ -75,9 +75,19 @@ pub enum Take {
 }
 
 impl Leases {
-    /// The leases of `store` when `MDClusterNode` is configured.
+    /// The leases of `store` when `MDClusterNode` is configured, or when
+    /// the store's cluster grants leases itself (etcd: every server on it
+    /// is a node, named by `MDClusterNode` or its host name).
     pub fn of(store: &Store, global: &Global) -> Option<Leases> {
-        let node = global.cluster_node.clone()?;
+        let node = global.cluster_node.clone().or_else(|| {
+            store.grants_leases().then(|| {
+                std::fs::read_to_string("/proc/sys/kernel/hostname")
+                    .map(|h| h.trim().to_string())
+                    .ok()
+                    .filter(|h| !h.is_empty())
+                    .unwrap_or_else(|| "node".into())
+            })
+        })?;
         Some(Leases {
             store: store.clone(),
             node,
@@ -166,9 +176,23 @@ impl Leases {
         };
         let data =
             serde_json::to_vec_pretty(&mine).map_err(|e| crate::store::err(e.to_string()))?;
+        // A store whose cluster grants leases (etcd): the lease file is
+        // attached to such a lease and vanishes when its holder stops
+        // keeping it alive; no clock of any node decides.
+        let ttl = std::time::Duration::from_micros(u64::try_from(self.ttl).unwrap_or(0));
+        if let Some(granted) = self.store.grant(ttl)? {
+            if granted.create(Group::Leases, "", &file, &data)? {
+                // what the previous holder wrote is read before the work
+                // under the lease starts (this process's copy of the store
+                // may not have it yet)
+                self.store.refresh();
+                return Ok(Take::Taken(Lease::start(self, file, mine, Some(granted))));
+            }
+            return Ok(Take::Busy(self.read(&file).unwrap_or(mine)));
+        }
         for _ in 0..3 {
             if self.store.create_bytes(Group::Leases, "", &file, &data)? {
-                return Ok(Take::Taken(Lease::start(self, file, mine)));
+                return Ok(Take::Taken(Lease::start(self, file, mine, None)));
             }
             let Some(cur) = self
                 .read(&file)
@@ -192,7 +216,7 @@ impl Leases {
             if self.store.create_bytes(Group::Leases, "", &claim, b"")? {
                 self.store
                     .save_bytes(Group::Leases, "", &file, &data, false)?;
-                return Ok(Take::Taken(Lease::start(self, file, mine)));
+                return Ok(Take::Taken(Lease::start(self, file, mine, None)));
             }
             return Ok(Take::Busy(cur));
         }
@@ -277,6 +301,8 @@ struct Shared {
     ttl: Micros,
     /// Another node has taken the lease over (we stalled beyond its time).
     lost: Arc<AtomicBool>,
+    /// The cluster's lease the file is attached to (etcd), if any.
+    granted: Mutex<Option<Box<dyn crate::store::storage::Granted>>>,
     stop: Mutex<bool>,
     cv: Condvar,
 }
@@ -285,6 +311,22 @@ impl Shared {
     /// Writes a new expiry if the lease is still ours.
     fn refresh(&self) {
         let mut h = self.holder.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(g) = &*self.granted.lock().unwrap_or_else(|e| e.into_inner()) {
+            match g.keep_alive() {
+                Ok(true) => {
+                    h.expires = (time::now() + self.ttl) / time::USEC_PER_SEC;
+                    if let Ok(data) = serde_json::to_vec_pretty(&*h) {
+                        let _ = g.write(Group::Leases, "", &self.file, &data);
+                    }
+                }
+                // expired by the cluster: another node may hold it now
+                Ok(false) => self.lost.store(true, Ordering::SeqCst),
+                // not reachable now: tried again; when the cluster
+                // expires it meanwhile, the next answer says so
+                Err(_) => {}
+            }
+            return;
+        }
         match self.leases.read(&self.file) {
             Some(cur) if cur.token == h.token => {
                 h.expires = (time::now() + self.ttl) / time::USEC_PER_SEC;
@@ -308,7 +350,12 @@ pub struct Lease {
 }
 
 impl Lease {
-    fn start(leases: &Leases, file: String, holder: Holder) -> Lease {
+    fn start(
+        leases: &Leases,
+        file: String,
+        holder: Holder,
+        granted: Option<Box<dyn crate::store::storage::Granted>>,
+    ) -> Lease {
         let ttl = leases.ttl;
         let shared = Arc::new(Shared {
             leases: leases.clone(),
@@ -316,6 +363,7 @@ impl Lease {
             holder: Mutex::new(holder),
             ttl,
             lost: Arc::new(AtomicBool::new(false)),
+            granted: Mutex::new(granted),
             stop: Mutex::new(false),
             cv: Condvar::new(),
         });
@@ -368,6 +416,17 @@ impl Drop for Lease {
         self.shared.cv.notify_all();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
+        }
+        // a granted lease ends with its file
+        if let Some(g) = self
+            .shared
+            .granted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            drop(g);
+            return;
         }
         let token = self.holder().token;
         let (leases, file) = (&self.shared.leases, &self.shared.file);

@@ -5,10 +5,14 @@
 //! and [`Locker`] traits; [`files::FileStorage`] is the file store,
 //! compatible both ways with the C module's.
 
+pub mod etcd;
+pub mod etcd_lock;
+pub mod etcd_store;
 pub mod files;
 mod io;
 pub mod lease;
 pub mod request;
+pub mod sealed;
 pub mod sets;
 pub mod storage;
 
@@ -150,6 +154,52 @@ impl Store {
         Store::with(files.clone(), files, user, notes)
     }
 
+    /// Opens the store the configuration names: the file store at `root`,
+    /// or, with `MDStoreBackend etcd`, the store in etcd with `root` as its
+    /// local cache of what mod_ssl reads.
+    pub fn open_configured(
+        global: &crate::config::Global,
+        root: &Path,
+        user: Option<u32>,
+        notes: &mut dyn Notes,
+    ) -> Result<Store, StoreError> {
+        let e = &global.etcd;
+        if e.endpoints.is_empty() {
+            return Store::open(root, user, notes);
+        }
+        let seal_file = e.seal_key.as_deref().ok_or_else(|| {
+            err(
+                "MDStoreBackend etcd needs MDStoreEtcdSealKey: a file with a 32-byte key, the \
+                 same on every node and never in etcd (openssl rand -out /etc/apache2/md-seal.key \
+                 32; chmod 600 /etc/apache2/md-seal.key)",
+            )
+        })?;
+        let seal = sealed::SealKey::load(Path::new(seal_file))
+            .map_err(|m| err(format!("MDStoreEtcdSealKey: {m}")))?;
+        let read = |f: &str| {
+            std::fs::read(f)
+                .map_err(|x| err(format!("MDStoreEtcdClientCert: cannot read {f}: {x}")))
+        };
+        let client_cert = match &e.client_cert {
+            Some((c, k)) => Some((read(c)?, read(k)?)),
+            None => None,
+        };
+        let client = etcd::Etcd::new(etcd::EtcdConfig {
+            endpoints: e.endpoints.clone(),
+            ca_file: e.ca_file.clone(),
+            client_cert,
+            user: e.user.clone(),
+        });
+        let s = Arc::new(etcd_store::EtcdStorage::open(
+            client,
+            &e.prefix,
+            Some(seal),
+            root,
+            notes,
+        )?);
+        Store::with(s.clone(), s, user, notes)
+    }
+
     /// Opens a store kept by `storage`, locked through `locker`.
     pub fn with(
         storage: Arc<dyn Storage>,
@@ -269,6 +319,44 @@ impl Store {
     /// `Ok(None)`: held by another process.
     pub(crate) fn lock_md(&self, name: &str) -> Result<Option<Guard>, StoreError> {
         self.locker.lock_md(name)
+    }
+
+    /// The store for a thread of httpd's parent that children never touch
+    /// (the restart checker): its own connections and caches.
+    pub fn detached(&self) -> Store {
+        match self.storage.detached() {
+            Some((storage, locker)) => Store {
+                storage,
+                locker,
+                key: self.key.clone(),
+                user: self.user,
+            },
+            None => self.clone(),
+        }
+    }
+
+    /// A child process of httpd starts: what it knows of the store is
+    /// brought up to date and kept so (a store kept elsewhere).
+    pub fn child_started(&self) {
+        self.storage.child_started()
+    }
+
+    /// Brings what this process knows of the store up to date.
+    pub fn refresh(&self) {
+        self.storage.refresh()
+    }
+
+    /// Whether the store's cluster grants leases itself (etcd).
+    pub fn grants_leases(&self) -> bool {
+        self.locker.grants_leases()
+    }
+
+    /// A lease granted by the store's cluster, if it has them.
+    pub(crate) fn grant(
+        &self,
+        ttl: std::time::Duration,
+    ) -> Result<Option<Box<dyn storage::Granted>>, StoreError> {
+        self.locker.grant(ttl)
     }
 }
 

@@ -556,6 +556,10 @@ pub(crate) fn ensure_fallbacks(
             let pem = cert.to_pem().map_err(|e| fail(e.to_string()))?;
             store.save_bytes(Group::Domains, &md.name, &cf, &pem, false)?;
         }
+        // asked again: a store kept elsewhere (etcd) writes them into its
+        // local cache now
+        let kp = store.local_path(Group::Domains, &md.name, &kf);
+        let cp = store.local_path(Group::Domains, &md.name, &cf);
         out.push((kp.display().to_string(), cp.display().to_string()));
     }
     Ok(out)

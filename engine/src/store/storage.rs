@@ -12,6 +12,7 @@
 use super::{Group, StoreError};
 use crate::base::time::Micros;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// What [`Storage::stat`] tells about a file (or, with file `""`, a name).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,6 +123,23 @@ pub trait Storage: std::fmt::Debug + Send + Sync {
     /// file itself for the file store; a distributed store keeps a local
     /// copy of what is served.
     fn local_path(&self, g: Group, name: &str, file: &str) -> PathBuf;
+
+    /// A copy for a thread of httpd's parent, which the children never
+    /// touch: its own connections and caches (a lock one of them holds
+    /// while the parent forks would block the child forever), brought up to
+    /// date by [`Storage::refresh`]. `None`: this storage is safe to share
+    /// as it is (the file store).
+    fn detached(&self) -> Option<(Arc<dyn Storage>, Arc<dyn Locker>)> {
+        None
+    }
+
+    /// A child process of httpd starts, before it serves: a store kept
+    /// elsewhere brings its copy up to date and keeps it so from now on.
+    fn child_started(&self) {}
+
+    /// Brings what this process knows of the store up to date (a detached
+    /// copy, before it looks); nothing for a store read afresh each time.
+    fn refresh(&self) {}
 }
 
 /// Exclusion between processes that share a store.
@@ -132,6 +150,35 @@ pub trait Locker: std::fmt::Debug + Send + Sync {
     /// One MD's order for this process, if no other process holds it:
     /// `Ok(None)` when one does. Released with the guard or the process.
     fn lock_md(&self, name: &str) -> Result<Option<Guard>, StoreError>;
+
+    /// Whether the store's cluster grants and expires leases itself
+    /// ([`Locker::grant`]); then every server on it takes part in the
+    /// cluster's coordination.
+    fn grants_leases(&self) -> bool {
+        false
+    }
+
+    /// A lease of `ttl` granted by the store's cluster (etcd), kept alive by
+    /// its holder and expired by the cluster when the holder stops; `None`
+    /// where the store has no such leases (the file store: leases are then
+    /// files with their holder's expiry time, `store::lease`).
+    fn grant(&self, _ttl: std::time::Duration) -> Result<Option<Box<dyn Granted>>, StoreError> {
+        Ok(None)
+    }
+}
+
+/// A lease granted by the store's cluster; revoked when dropped.
+pub trait Granted: Send + Sync {
+    /// Creates `file` in `g`/`name` if it does not exist, attached to this
+    /// lease (it vanishes with it); `Ok(false)` when it exists.
+    fn create(&self, g: Group, name: &str, file: &str, data: &[u8]) -> Result<bool, StoreError>;
+
+    /// Replaces `file`, still attached to this lease.
+    fn write(&self, g: Group, name: &str, file: &str, data: &[u8]) -> Result<(), StoreError>;
+
+    /// Keeps the lease alive for its time again; `Ok(false)` when the
+    /// cluster let it expire (another holder may have it now).
+    fn keep_alive(&self) -> Result<bool, StoreError>;
 }
 
 /// A held lock, released when dropped.

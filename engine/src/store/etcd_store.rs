@@ -1,0 +1,844 @@
+//! The store on etcd (issue 27): [`Storage`] and [`Locker`] over an etcd
+//! cluster, for httpd servers without a shared file system.
+//!
+//! Every file lives under the prefix as `<prefix><group>/<name>/<file>`
+//! (`<prefix><file>` at the root), wrapped by [`super::sealed`]: private
+//! keys sealed with the node's key. Each process keeps a mirror of the
+//! prefix: filled by one range read when the store is opened (the parent,
+//! at each start), kept current by the process's own writes and, in httpd's
+//! children, by a watch thread started on first use after the fork. Reads
+//! come from the mirror (a handshake never waits for the network); what
+//! must be decided by the cluster (creating a file only if absent, moving a
+//! set, locks) is a transaction in etcd.
+//!
+//! mod_ssl reads files: [`Storage::local_path`] writes what it names into
+//! a local cache directory (the `MDStoreDir`, root-only as the file store's
+//! `domains/`) and returns that file.
+
+use super::etcd::{prefix_end, Cmp, Etcd, EtcdError, Event, Kv, Op, WatchNews};
+use super::files::FileStorage;
+use super::sealed::{self, SealKey, Unwrapped};
+use super::storage::{Stamp, Stat, Storage};
+use super::{err, Group, StoreError};
+use crate::base::time;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// What a process knows of the prefix.
+#[derive(Debug, Default)]
+pub(crate) struct Mirror {
+    pub(crate) kvs: BTreeMap<Vec<u8>, Kv>,
+    /// The store's revision the mirror has seen up to.
+    revision: i64,
+}
+
+impl Mirror {
+    pub(crate) fn apply(&mut self, ev: Event) {
+        match ev {
+            Event::Put(kv) => {
+                if self
+                    .kvs
+                    .get(&kv.key)
+                    .is_none_or(|old| old.mod_revision <= kv.mod_revision)
+                {
+                    self.kvs.insert(kv.key.clone(), kv);
+                }
+            }
+            Event::Delete { key, mod_revision } => {
+                if self
+                    .kvs
+                    .get(&key)
+                    .is_some_and(|old| old.mod_revision < mod_revision)
+                {
+                    self.kvs.remove(&key);
+                }
+            }
+        }
+    }
+
+    fn under(&self, prefix: &[u8]) -> impl Iterator<Item = (&Vec<u8>, &Kv)> {
+        let end = prefix_end(prefix);
+        self.kvs.range(prefix.to_vec()..end)
+    }
+}
+
+/// The store on etcd.
+#[derive(Debug)]
+pub struct EtcdStorage {
+    pub(crate) etcd: Arc<Etcd>,
+    pub(crate) prefix: Vec<u8>,
+    seal: Option<SealKey>,
+    /// The local cache of what mod_ssl reads.
+    cache: FileStorage,
+    pub(crate) mirror: Arc<Mutex<Mirror>>,
+    /// The process whose watch thread keeps the mirror current (0: none).
+    watcher: Mutex<u32>,
+    /// What `local_path` wrote into the cache, by key: its revision.
+    cached: Mutex<HashMap<Vec<u8>, i64>>,
+}
+
+pub(crate) fn etcd_err(what: &str, e: EtcdError) -> StoreError {
+    err(format!("{what}: {e}"))
+}
+
+impl EtcdStorage {
+    /// Opens the store under `prefix` at `etcd`, with its local cache at
+    /// `cache_root` (created as the file store would be). Reads the whole
+    /// prefix once.
+    pub fn open(
+        etcd: Etcd,
+        prefix: &str,
+        seal: Option<SealKey>,
+        cache_root: &std::path::Path,
+        notes: &mut dyn crate::base::log::Notes,
+    ) -> Result<EtcdStorage, StoreError> {
+        let cache = FileStorage::open(cache_root, None, notes)?;
+        let mut prefix = prefix.as_bytes().to_vec();
+        if !prefix.ends_with(b"/") {
+            prefix.push(b'/');
+        }
+        let s = EtcdStorage {
+            etcd: Arc::new(etcd),
+            prefix,
+            seal,
+            cache,
+            mirror: Arc::default(),
+            // the opener (httpd's parent, before it forks) reads the store
+            // when it opens it again; its children keep a mirror current
+            watcher: Mutex::new(std::process::id()),
+            cached: Mutex::default(),
+        };
+        s.reload()?;
+        Ok(s)
+    }
+
+    /// A copy with its own connection, mirror and cache bookkeeping,
+    /// starting from what this one knows.
+    fn twin(&self) -> EtcdStorage {
+        let m = self.mirror.lock().unwrap_or_else(|e| e.into_inner());
+        EtcdStorage {
+            etcd: Arc::new(Etcd::new(self.etcd.config().clone())),
+            prefix: self.prefix.clone(),
+            seal: self.seal.clone(),
+            cache: self.cache.clone(),
+            mirror: Arc::new(Mutex::new(Mirror {
+                kvs: m.kvs.clone(),
+                revision: m.revision,
+            })),
+            watcher: Mutex::new(std::process::id()),
+            cached: Mutex::default(),
+        }
+    }
+
+    /// Catches the mirror up with etcd: the keys as they are now (names
+    /// and revisions), the values of those changed since the mirror's
+    /// revision; what is gone goes. Nothing waits for a change to come.
+    fn catch_up(&self) -> Result<(), StoreError> {
+        let what = || format!("reading the store at {}", self.where_());
+        let end = prefix_end(&self.prefix);
+        let (keys, now) = self
+            .etcd
+            .range(&self.prefix, Some(&end), true)
+            .map_err(|e| etcd_err(&what(), e))?;
+        let from = self
+            .mirror
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .revision;
+        if now == from {
+            return Ok(());
+        }
+        let changed = {
+            let m = self.mirror.lock().unwrap_or_else(|e| e.into_inner());
+            keys.iter().any(|k| {
+                m.kvs
+                    .get(&k.key)
+                    .is_none_or(|o| o.mod_revision != k.mod_revision)
+            })
+        };
+        let fresh = if changed {
+            self.etcd
+                .range_since(&self.prefix, &end, from + 1)
+                .map_err(|e| etcd_err(&what(), e))?
+                .0
+        } else {
+            Vec::new()
+        };
+        let mut m = self.mirror.lock().unwrap_or_else(|e| e.into_inner());
+        let there: std::collections::HashSet<&Vec<u8>> = keys.iter().map(|k| &k.key).collect();
+        // (what the watch brought in after that listing stays)
+        m.kvs
+            .retain(|k, kv| there.contains(k) || kv.mod_revision > now);
+        for kv in fresh {
+            m.apply(Event::Put(kv));
+        }
+        m.revision = m.revision.max(now);
+        Ok(())
+    }
+
+    /// Reads the whole prefix into the mirror.
+    fn reload(&self) -> Result<(), StoreError> {
+        let (kvs, rev) = self
+            .etcd
+            .range(&self.prefix, Some(&prefix_end(&self.prefix)), false)
+            .map_err(|e| etcd_err(&format!("reading the store at {}", self.where_()), e))?;
+        let mut m = self.mirror.lock().unwrap_or_else(|e| e.into_inner());
+        m.kvs = kvs.into_iter().map(|kv| (kv.key.clone(), kv)).collect();
+        m.revision = rev;
+        Ok(())
+    }
+
+    pub(crate) fn where_(&self) -> String {
+        format!(
+            "etcd {} {}",
+            self.etcd.endpoints(),
+            String::from_utf8_lossy(&self.prefix)
+        )
+    }
+
+    pub(crate) fn key(&self, g: Group, name: &str, file: &str) -> Vec<u8> {
+        let mut k = self.prefix.clone();
+        if g != Group::None {
+            k.extend_from_slice(g.dir_name().as_bytes());
+            k.push(b'/');
+        }
+        if !name.is_empty() {
+            k.extend_from_slice(name.as_bytes());
+            k.push(b'/');
+        }
+        k.extend_from_slice(file.as_bytes());
+        k
+    }
+
+    fn mirror(&self) -> std::sync::MutexGuard<'_, Mirror> {
+        self.watch();
+        self.mirror.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// In a process other than the one that opened the store (an httpd
+    /// child), starts the thread that keeps the mirror current, once.
+    fn watch(&self) {
+        let pid = std::process::id();
+        let mut w = self.watcher.lock().unwrap_or_else(|e| e.into_inner());
+        if *w == pid {
+            return;
+        }
+        *w = pid;
+        self.spawn_watch();
+    }
+
+    /// Keeps this process's mirror current from now on (a process that
+    /// opened the store and runs on, as a2md's watchers and tests do).
+    pub fn keep_current(&self) {
+        let mut w = self.watcher.lock().unwrap_or_else(|e| e.into_inner());
+        *w = std::process::id();
+        self.spawn_watch();
+    }
+
+    fn spawn_watch(&self) {
+        let (etcd, mirror, prefix) = (self.etcd.clone(), self.mirror.clone(), self.prefix.clone());
+        let _ = std::thread::Builder::new()
+            .name("md-etcd-watch".into())
+            .spawn(move || watch_loop(&etcd, &mirror, &prefix));
+    }
+
+    /// The entry of a key as this process knows it.
+    fn entry(&self, key: &[u8]) -> Option<Kv> {
+        self.mirror().kvs.get(key).cloned()
+    }
+
+    fn note_put(&self, key: Vec<u8>, value: Vec<u8>, rev: i64) {
+        let mut m = self.mirror();
+        let create = m.kvs.get(&key).map_or(rev, |o| o.create_revision);
+        m.apply(Event::Put(Kv {
+            key,
+            value,
+            create_revision: create,
+            mod_revision: rev,
+            lease: 0,
+        }));
+    }
+
+    fn note_delete(&self, prefix: &[u8], whole: bool) {
+        let mut m = self.mirror();
+        if whole {
+            let keys: Vec<Vec<u8>> = m.under(prefix).map(|(k, _)| k.clone()).collect();
+            for k in keys {
+                m.kvs.remove(&k);
+            }
+        } else {
+            m.kvs.remove(prefix);
+        }
+    }
+
+    fn wrap(&self, data: &[u8], secret: bool) -> Result<Vec<u8>, StoreError> {
+        let key = match (secret, &self.seal) {
+            (false, _) => None,
+            (true, Some(k)) => Some(k),
+            (true, None) => {
+                return Err(err(
+                    "a private key cannot be stored in etcd without MDStoreEtcdSealKey",
+                ))
+            }
+        };
+        sealed::wrap(data, time::now(), key).map_err(|e| err(format!("sealing a key: {e}")))
+    }
+
+    fn open_value(&self, key: &[u8], value: &[u8]) -> Result<Vec<u8>, StoreError> {
+        match sealed::unwrap(value, self.seal.as_ref()) {
+            Unwrapped::Plain(d, _) => Ok(d),
+            Unwrapped::Sealed(_) => Err(err(format!(
+                "{} is sealed with another key than MDStoreEtcdSealKey's: every node needs \
+                 the same key file",
+                String::from_utf8_lossy(key)
+            ))),
+        }
+    }
+
+    /// The keys of a name (or of a whole group with name `""`).
+    fn dir_prefix(&self, g: Group, name: &str) -> Vec<u8> {
+        let mut p = self.key(g, name, "");
+        if name.is_empty() && g == Group::None {
+            p.truncate(self.prefix.len());
+        }
+        p
+    }
+}
+
+/// Keeps `mirror` current until the process ends: watches from the
+/// mirror's revision on, again after each error (after a pause), reading
+/// everything again when etcd compacted what the watch needed.
+fn watch_loop(etcd: &Etcd, mirror: &Mutex<Mirror>, prefix: &[u8]) {
+    let mut pause = Duration::from_millis(200);
+    while !crate::base::shutdown::requested() {
+        let from = mirror.lock().unwrap_or_else(|e| e.into_inner()).revision + 1;
+        let mut compacted = false;
+        let res = etcd.watch(prefix, from, Duration::from_secs(300), &mut |news| {
+            match news {
+                WatchNews::Compacted(_) => {
+                    compacted = true;
+                    return false;
+                }
+                WatchNews::Events { revision, events } => {
+                    let mut m = mirror.lock().unwrap_or_else(|e| e.into_inner());
+                    for ev in events {
+                        m.apply(ev);
+                    }
+                    m.revision = m.revision.max(revision);
+                }
+            }
+            !crate::base::shutdown::requested()
+        });
+        if compacted {
+            if let Ok((kvs, rev)) = etcd.range(prefix, Some(&prefix_end(prefix)), false) {
+                let mut m = mirror.lock().unwrap_or_else(|e| e.into_inner());
+                m.kvs = kvs.into_iter().map(|kv| (kv.key.clone(), kv)).collect();
+                m.revision = rev;
+            }
+        }
+        match res {
+            Ok(()) => pause = Duration::from_millis(200),
+            Err(_) => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+impl Storage for EtcdStorage {
+    fn describe(&self, g: Group, name: &str, file: &str) -> String {
+        let k = self.key(g, name, file);
+        format!("etcd:{}", String::from_utf8_lossy(&k))
+    }
+
+    fn read(&self, g: Group, name: &str, file: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let key = self.key(g, name, file);
+        match self.entry(&key) {
+            None => Ok(None),
+            Some(kv) => self.open_value(&key, &kv.value).map(Some),
+        }
+    }
+
+    fn write(
+        &self,
+        g: Group,
+        name: &str,
+        file: &str,
+        data: &[u8],
+        secret: bool,
+        _durable: bool,
+    ) -> Result<(), StoreError> {
+        let key = self.key(g, name, file);
+        let value = self.wrap(data, secret)?;
+        let rev = self
+            .etcd
+            .put(&key, &value, 0)
+            .map_err(|e| etcd_err(&format!("writing {}", self.describe(g, name, file)), e))?;
+        self.note_put(key, value, rev);
+        Ok(())
+    }
+
+    fn create(
+        &self,
+        g: Group,
+        name: &str,
+        file: &str,
+        data: &[u8],
+        secret: bool,
+    ) -> Result<bool, StoreError> {
+        let key = self.key(g, name, file);
+        let value = self.wrap(data, secret)?;
+        let t = self
+            .etcd
+            .txn(
+                &[Cmp::Created(key.clone(), None, 0)],
+                &[Op::Put {
+                    key: key.clone(),
+                    value: value.clone(),
+                    lease: 0,
+                }],
+                &[Op::Range { key: key.clone() }],
+            )
+            .map_err(|e| etcd_err(&format!("creating {}", self.describe(g, name, file)), e))?;
+        if t.succeeded {
+            self.note_put(key, value, t.revision);
+        } else {
+            let mut m = self.mirror();
+            for kv in t.read {
+                m.apply(Event::Put(kv));
+            }
+        }
+        Ok(t.succeeded)
+    }
+
+    fn stat(&self, g: Group, name: &str, file: &str) -> Result<Option<Stat>, StoreError> {
+        let m = self.mirror();
+        let kvs: Vec<&Kv> = if file.is_empty() {
+            m.under(&self.dir_prefix(g, name))
+                .map(|(_, kv)| kv)
+                .collect()
+        } else {
+            m.kvs.get(&self.key(g, name, file)).into_iter().collect()
+        };
+        if kvs.is_empty() {
+            return Ok(None);
+        }
+        let modified = kvs
+            .iter()
+            .map(|kv| match sealed::unwrap(&kv.value, None) {
+                Unwrapped::Plain(_, t) | Unwrapped::Sealed(t) => t,
+            })
+            .max()
+            .unwrap_or(0);
+        let newest = kvs.iter().map(|kv| kv.mod_revision).max().unwrap_or(0);
+        let created = kvs.iter().map(|kv| kv.create_revision).min().unwrap_or(0);
+        Ok(Some(Stat {
+            modified,
+            stamp: Stamp([newest, created, kvs.len() as i64, modified, 0]),
+            symlink: false,
+            owner: None,
+        }))
+    }
+
+    fn remove(&self, g: Group, name: &str, file: &str) -> Result<(), StoreError> {
+        let key = self.key(g, name, file);
+        self.etcd
+            .delete(&key, None)
+            .map_err(|e| etcd_err(&format!("removing {}", self.describe(g, name, file)), e))?;
+        self.note_delete(&key, false);
+        Ok(())
+    }
+
+    fn rename(&self, g: Group, name: &str, file: &str, to: &str) -> Result<(), StoreError> {
+        let (from, dest) = (self.key(g, name, file), self.key(g, name, to));
+        let what = || format!("renaming {} to {to}", self.describe(g, name, file));
+        for _ in 0..5 {
+            let (kvs, _) = self
+                .etcd
+                .range(&from, None, false)
+                .map_err(|e| etcd_err(&what(), e))?;
+            let Some(kv) = kvs.into_iter().next() else {
+                return Err(err(format!("{}: it does not exist", what())));
+            };
+            let t = self
+                .etcd
+                .txn(
+                    &[Cmp::Modified(from.clone(), kv.mod_revision)],
+                    &[
+                        Op::Put {
+                            key: dest.clone(),
+                            value: kv.value.clone(),
+                            lease: 0,
+                        },
+                        Op::Delete {
+                            key: from.clone(),
+                            range_end: None,
+                        },
+                    ],
+                    &[],
+                )
+                .map_err(|e| etcd_err(&what(), e))?;
+            if t.succeeded {
+                self.note_put(dest, kv.value, t.revision);
+                self.note_delete(&from, false);
+                return Ok(());
+            }
+        }
+        Err(err(format!("{}: it kept changing", what())))
+    }
+
+    fn list(&self, g: Group, name: &str) -> Vec<String> {
+        let p = self.dir_prefix(g, name);
+        let m = self.mirror();
+        let mut out: Vec<String> = m
+            .under(&p)
+            .filter_map(|(k, _)| {
+                let rest = String::from_utf8_lossy(&k[p.len()..]).into_owned();
+                let first = rest.split('/').next().unwrap_or("").to_string();
+                (!first.is_empty()).then_some(first)
+            })
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    fn remove_name(&self, g: Group, name: &str) -> Result<(), StoreError> {
+        let p = self.dir_prefix(g, name);
+        self.etcd
+            .delete(&p, Some(&prefix_end(&p)))
+            .map_err(|e| etcd_err(&format!("removing {}", self.describe(g, name, "")), e))?;
+        self.note_delete(&p, true);
+        Ok(())
+    }
+
+    fn move_name(
+        &self,
+        from: Group,
+        name: &str,
+        to: Group,
+        to_name: &str,
+    ) -> Result<(), StoreError> {
+        let (src, dst) = (self.dir_prefix(from, name), self.dir_prefix(to, to_name));
+        let what = || {
+            format!(
+                "moving {} to {}",
+                self.describe(from, name, ""),
+                self.describe(to, to_name, "")
+            )
+        };
+        for _ in 0..5 {
+            let (kvs, _) = self
+                .etcd
+                .range(&src, Some(&prefix_end(&src)), false)
+                .map_err(|e| etcd_err(&what(), e))?;
+            if kvs.is_empty() {
+                return Err(err(format!("{}: there is nothing to move", what())));
+            }
+            let mut cmp = vec![Cmp::Created(dst.clone(), Some(prefix_end(&dst)), 0)];
+            let mut ops = Vec::new();
+            for kv in &kvs {
+                cmp.push(Cmp::Modified(kv.key.clone(), kv.mod_revision));
+                let mut k = dst.clone();
+                k.extend_from_slice(&kv.key[src.len()..]);
+                ops.push(Op::Put {
+                    key: k,
+                    value: kv.value.clone(),
+                    lease: 0,
+                });
+            }
+            ops.push(Op::Delete {
+                key: src.clone(),
+                range_end: Some(prefix_end(&src)),
+            });
+            let t = self
+                .etcd
+                .txn(&cmp, &ops, &[])
+                .map_err(|e| etcd_err(&what(), e))?;
+            if t.succeeded {
+                for kv in kvs {
+                    let mut k = dst.clone();
+                    k.extend_from_slice(&kv.key[src.len()..]);
+                    self.note_put(k, kv.value, t.revision);
+                }
+                self.note_delete(&src, true);
+                return Ok(());
+            }
+            let (there, _) = self
+                .etcd
+                .range(&dst, Some(&prefix_end(&dst)), true)
+                .map_err(|e| etcd_err(&what(), e))?;
+            if !there.is_empty() {
+                return Err(err(format!("{}: the target exists", what())));
+            }
+        }
+        Err(err(format!("{}: it kept changing", what())))
+    }
+
+    fn prepare_group(&self, _g: Group) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn open_group(&self, _g: Group) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn hand_to_user(&self, _g: Group, _name: &str, _file: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn sweep(&self) -> usize {
+        0
+    }
+
+    fn present(&self) -> bool {
+        true
+    }
+
+    fn detached(&self) -> Option<(Arc<dyn Storage>, Arc<dyn super::storage::Locker>)> {
+        let twin = Arc::new(self.twin());
+        Some((twin.clone(), twin))
+    }
+
+    fn refresh(&self) {
+        let _ = self.catch_up();
+    }
+
+    fn child_started(&self) {
+        let _ = self.catch_up();
+        self.keep_current();
+    }
+
+    fn local_path(&self, g: Group, name: &str, file: &str) -> PathBuf {
+        let path = self.cache.path(g, name, file);
+        if file.is_empty() {
+            return path;
+        }
+        let key = self.key(g, name, file);
+        let Some(kv) = self.entry(&key) else {
+            // gone from the store: gone from the cache
+            if self
+                .cached
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&key)
+                .is_some()
+            {
+                let _ = self.cache.remove(g, name, file);
+            }
+            return path;
+        };
+        let cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
+        if cached.get(&key) == Some(&kv.mod_revision) {
+            return path;
+        }
+        drop(cached);
+        if g != Group::None {
+            // the cache is a file store of its own (the C module can read
+            // it): with the store's md_store.json
+            self.local_path(Group::None, "", super::STORE_FILE);
+        }
+        let secret = sealed::is_sealed(&kv.value);
+        let written = self
+            .open_value(&key, &kv.value)
+            .and_then(|data| self.cache.write(g, name, file, &data, secret, true));
+        if written.is_ok() {
+            self.cached
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(key, kv.mod_revision);
+        }
+        path
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Against a real etcd: what the file store holds, it holds; keys are
+    //! sealed in etcd; nodes see each other's writes; locks are the
+    //! cluster's.
+    use super::*;
+    use crate::base::crypto::Key;
+    use crate::base::keyspec::KeySpec;
+    use crate::store::etcd::EtcdConfig;
+    use crate::store::storage::Locker;
+    use crate::store::Store;
+    use crate::testutil::{EtcdServer, TempDir};
+    use std::sync::atomic::Ordering;
+
+    fn node(url: &str, tag: &str) -> (TempDir, Arc<EtcdStorage>, Store) {
+        let dir = TempDir::new(tag);
+        let etcd = Etcd::new(EtcdConfig {
+            endpoints: vec![url.to_string()],
+            ..Default::default()
+        });
+        let seal = SealKey::from_bytes(&[9u8; 32]);
+        let mut notes = Vec::new();
+        let s =
+            Arc::new(EtcdStorage::open(etcd, "/t/", seal, &dir.join("cache"), &mut notes).unwrap());
+        let store = Store::with(s.clone(), s.clone(), None, &mut notes).unwrap();
+        (dir, s, store)
+    }
+
+    #[test]
+    fn a_store_on_etcd_holds_what_the_file_store_holds() {
+        let e = EtcdServer::start("holds");
+        let (_d1, s1, a) = node(&e.url, "a");
+        let (_d2, _s2, b) = node(&e.url, "b");
+        // one store key for every node
+        assert_eq!(a.key(), b.key());
+        a.save_json(
+            Group::Staging,
+            "a.org",
+            "md.json",
+            &serde_json::json!({"name": "a.org"}),
+        )
+        .unwrap();
+        let k = Key::generate(&KeySpec::Ec("P-256".into())).unwrap();
+        a.save_key(Group::Staging, "a.org", "privkey.pem", &k)
+            .unwrap();
+        // never plain in etcd
+        let raw = Etcd::new(EtcdConfig {
+            endpoints: vec![e.url.clone()],
+            ..Default::default()
+        });
+        let (kvs, _) = raw.range(b"/t/", Some(b"/t0"), false).unwrap();
+        let keyval = kvs
+            .iter()
+            .find(|kv| kv.key == b"/t/staging/a.org/privkey.pem")
+            .unwrap();
+        assert!(sealed::is_sealed(&keyval.value));
+        assert!(!keyval.value.windows(7).any(|w| w == b"PRIVATE"));
+        assert!(a
+            .load_key(Group::Staging, "a.org", "privkey.pem")
+            .unwrap()
+            .unwrap()
+            .pkey()
+            .public_eq(k.pkey()));
+        // installation moves the set in one step; a second one fails
+        a.move_name(Group::Staging, "a.org", Group::Domains, "a.org")
+            .unwrap();
+        assert_eq!(a.names(Group::Staging), Vec::<String>::new());
+        assert_eq!(a.names(Group::Domains), ["a.org"]);
+        a.save_json(Group::Staging, "a.org", "md.json", &serde_json::json!({}))
+            .unwrap();
+        assert!(a
+            .move_name(Group::Staging, "a.org", Group::Domains, "a.org")
+            .is_err());
+        // mod_ssl's file: in the cache, root-only for a key
+        let p = s1.local_path(Group::Domains, "a.org", "privkey.pem");
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(std::fs::metadata(&p).unwrap().mode() & 0o777, 0o600);
+        assert!(std::fs::read_to_string(&p).unwrap().contains("PRIVATE KEY"));
+        // created once across nodes
+        assert!(a.create_bytes(Group::Leases, "", "x", b"1").unwrap());
+        assert!(!b.create_bytes(Group::Leases, "", "x", b"2").unwrap());
+        assert_eq!(
+            b.load_bytes(Group::Leases, "", "x").unwrap().as_deref(),
+            Some(&b"1"[..])
+        );
+        a.purge(Group::Domains, "a.org");
+        assert!(a.names(Group::Domains).is_empty());
+    }
+
+    #[test]
+    fn a_watching_node_sees_the_others_writes() {
+        let e = EtcdServer::start("watch");
+        let (_d1, _s1, a) = node(&e.url, "wa");
+        let (_d2, s2, b) = node(&e.url, "wb");
+        s2.keep_current();
+        a.save_json(
+            Group::Staging,
+            "w.org",
+            "job.json",
+            &serde_json::json!({"n": 1}),
+        )
+        .unwrap();
+        let seen = crate::testutil::wait_until(2.0, || {
+            b.load_json(Group::Staging, "w.org", "job.json")
+                .ok()
+                .flatten()
+                == Some(serde_json::json!({"n": 1}))
+        });
+        assert!(seen, "node b did not see node a's write within 2 s");
+        a.remove(Group::Staging, "w.org", "job.json");
+        assert!(crate::testutil::wait_until(2.0, || b
+            .load_json(Group::Staging, "w.org", "job.json")
+            .ok()
+            .flatten()
+            .is_none()));
+    }
+
+    #[test]
+    fn locks_are_the_clusters() {
+        let e = EtcdServer::start("locks");
+        let (_d1, s1, _a) = node(&e.url, "la");
+        let (_d2, s2, _b) = node(&e.url, "lb");
+        let held = s1.lock_md("a.org").unwrap().expect("free");
+        assert!(s2.lock_md("a.org").unwrap().is_none());
+        assert!(s2.lock_md("b.org").unwrap().is_some());
+        drop(held);
+        assert!(s2.lock_md("a.org").unwrap().is_some());
+        // a holder that died: its lease runs out in etcd, then it is free
+        let raw = Etcd::new(EtcdConfig {
+            endpoints: vec![e.url.clone()],
+            ..Default::default()
+        });
+        let lease = raw.grant(2).unwrap();
+        raw.put(b"/t/locks/md-c.org", b"{}", lease).unwrap();
+        assert!(s1.lock_md("c.org").unwrap().is_none());
+        assert!(crate::testutil::wait_until(8.0, || s1
+            .lock_md("c.org")
+            .unwrap()
+            .is_some()));
+        let store = s1.lock_store(Duration::from_secs(1)).unwrap();
+        assert!(s2.lock_store(Duration::from_millis(300)).is_err());
+        drop(store);
+        assert!(s2.lock_store(Duration::from_secs(1)).is_ok());
+    }
+
+    #[test]
+    fn cluster_leases_are_etcds() {
+        use crate::store::lease::{Leases, Take};
+        let e = EtcdServer::start("leases");
+        let (_d1, _s1, a) = node(&e.url, "lea");
+        let (_d2, _s2, b) = node(&e.url, "leb");
+        let global = crate::config::Global {
+            cluster_lease: 5 * time::USEC_PER_SEC,
+            ..Default::default()
+        };
+        let (la, lb) = (
+            Leases::of(&a, &global).expect("etcd makes every server a node"),
+            Leases::of(&b, &global).unwrap(),
+        );
+        let Take::Taken(held) = la.try_take("a.org", time::now()).unwrap() else {
+            panic!("free lease not taken")
+        };
+        let Take::Busy(h) = lb.try_take("a.org", time::now()).unwrap() else {
+            panic!("taken twice")
+        };
+        assert_eq!(h.token, held.holder().token);
+        drop(held);
+        let Take::Taken(held) = lb.try_take("a.org", time::now()).unwrap() else {
+            panic!("a released lease is free")
+        };
+        // the cluster ends the lease (as when its holder is cut off longer
+        // than its time): the holder learns it at its next refresh, and the
+        // lease is free for others at once
+        let raw = Etcd::new(EtcdConfig {
+            endpoints: vec![e.url.clone()],
+            ..Default::default()
+        });
+        let (kvs, _) = raw.range(b"/t/leases/a.org.json", None, false).unwrap();
+        raw.revoke(kvs[0].lease).unwrap();
+        held.refresh();
+        assert!(held.lost_flag().load(Ordering::SeqCst));
+        assert!(matches!(
+            la.try_take("a.org", time::now()).unwrap(),
+            Take::Taken(_)
+        ));
+    }
+}
