@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from cluster import NAMES, all_served, check_store, md_status, order_names
+from cluster import NAMES, all_served, check_store, md_status, order_names, serves_ca_cert
 from etcd_cluster import EtcdCluster
 from helpers import wait_for
 
@@ -142,14 +142,20 @@ def test_etcd_away_for_30s_during_renewals(cluster_factory, etcd):
                 except OSError as e:
                     failures.append(f"{name}: {e}")
         time.sleep(0.5)
-    # httpd served all along (its fallbacks or what it had)
+    # httpd served all along (its fallbacks or what it had), and md-status
+    # says why nothing is renewed
     assert not failures, failures[:5]
+    st = md_status(c.nodes[0])
+    for md in st["managed-domains"]:
+        assert any("etcd cannot be reached" in p for p in md["store"]["problems"]), md.get("store")
     assert handshakes > 100
     for n in c.nodes:
         assert n.pid() and "exit signal" not in n.error_log()
     etcd.start_all()
     assert wait_for(lambda: all_served(c.nodes), 120, 0.5), c.logs() + etcd.logs()
     assert len(c.front.accounts) == 1, len(c.front.accounts)
+    assert wait_for(lambda: all("store" not in md for md in md_status(c.nodes[0])["managed-domains"]),
+                    10, 0.5)
     # it said what was wrong, and not on every request
     log = "\n".join(n.error_log() for n in c.nodes)
     assert "etcd cannot be reached" in log
@@ -176,3 +182,23 @@ def test_etcd_nodes_restarted_together_while_renewing(cluster_factory, etcd):
         assert check_store(d) == []
     for n in c.nodes:
         assert check_store(n.path("md")) == [], n.path("md")
+
+
+def test_etcd_away_at_start_serves_from_the_local_cache(cluster_factory, etcd):
+    c = cluster_factory(etcd=etcd)
+    c.start()
+    assert wait_for(lambda: all_served(c.nodes), 90, 0.5), c.logs()
+    c.graceful_all()
+    assert wait_for(lambda: all(os.path.exists(n.path("md", "domains", name, "pubcert.pem"))
+                                for n in c.nodes for name in NAMES), 60), c.logs()
+    etcd.stop_all()
+    n = c.nodes[0]
+    n.stop_httpd()
+    n.start_httpd()
+    # it starts, says why it renews nothing, and serves what it had
+    assert wait_for(lambda: all(serves_ca_cert(n, name) for name in NAMES), 30, 0.5), n.error_log()
+    assert "from its local cache" in n.error_log() or "in its local cache" in n.error_log()
+    etcd.start_all()
+    time.sleep(3)
+    assert all_served(c.nodes), c.logs()
+    assert order_names(c.front) == sorted(NAMES)

@@ -88,7 +88,7 @@ fn main() {
             "-p" | "--proxy" => proxy = args.next(),
             "-P" | "--proxy-cafile" => proxy_cafile = args.next(),
             "drive" | "renew" | "revoke" | "account-rollover" | "account-import"
-            | "account-export" => {
+            | "account-export" | "store-export" | "store-import" => {
                 cmd = Some(a);
                 break;
             }
@@ -104,6 +104,9 @@ fn main() {
     }
     if cmd.as_deref() == Some("account-export") {
         export(&store_dir, args.collect());
+    }
+    if let Some(c @ ("store-export" | "store-import")) = cmd.as_deref() {
+        store_move(&store_dir, c == "store-export", args.collect());
     }
     if matches!(
         cmd.as_deref(),
@@ -468,6 +471,53 @@ fn export(store_dir: &str, rest: Vec<String>) -> ! {
 }
 
 /// The uid of a local user (`/etc/passwd`).
+/// `store-export ENDPOINTS --seal-key FILE [options]`: the file store at
+/// `-d` copied into etcd; `store-import …`: the store in etcd copied into
+/// the (new) directory `-d`, laid out as the C module's file store.
+fn store_move(store_dir: &str, export: bool, rest: Vec<String>) -> ! {
+    use md_engine::store::copy;
+    const USE: &str = "store-export|store-import ENDPOINT[,ENDPOINT...] --seal-key FILE \
+                       [--prefix /mod_md/] [--etcd-ca FILE] [--etcd-cert CERT KEY] \
+                       [--etcd-user USER PASSWORD]";
+    let mut it = rest.into_iter();
+    let endpoints = it.next().unwrap_or_else(|| usage(USE));
+    let mut e = md_engine::config::EtcdSettings {
+        endpoints: endpoints.split(',').map(str::to_string).collect(),
+        ..Default::default()
+    };
+    while let Some(a) = it.next() {
+        let mut value = || it.next().unwrap_or_else(|| usage(USE));
+        match a.as_str() {
+            "--seal-key" => e.seal_key = Some(value()),
+            "--prefix" => e.prefix = value(),
+            "--etcd-ca" => e.ca_file = Some(value()),
+            "--etcd-cert" => e.client_cert = Some((value(), value())),
+            "--etcd-user" => e.user = Some((value(), value())),
+            _ => usage(USE),
+        }
+    }
+    // written as root: what httpd's User works on is handed to it
+    let user = uid_of(&std::env::var("APACHE_RUN_USER").unwrap_or_else(|_| "www-data".into()));
+    let n =
+        copy::between(&PathBuf::from(store_dir), &e, export, user).unwrap_or_else(|x| fail(x.msg));
+    let (from, to) = if export {
+        (
+            store_dir.to_string(),
+            format!("etcd {} {}", e.endpoints.join(","), e.prefix),
+        )
+    } else {
+        (
+            format!("etcd {} {}", e.endpoints.join(","), e.prefix),
+            store_dir.to_string(),
+        )
+    };
+    println!(
+        "{}",
+        json!({"status": 0, "files": n, "detail": format!("copied {n} files from {from} to {to}")})
+    );
+    std::process::exit(0)
+}
+
 fn uid_of(name: &str) -> Option<u32> {
     let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
     passwd.lines().find_map(|l| {

@@ -65,6 +65,7 @@ pub(crate) fn md_status(
             crate::store::STORE_FILE
         )
     });
+    let gone = gone.or_else(|| rt.store.problem());
     let requests = rt.store.exists(crate::store::Group::Requests, "", "");
     // CRL results only where the CRL cache exists (one stat per page, not
     // one failed read per MD)

@@ -189,7 +189,16 @@ pub struct Etcd {
     current: AtomicUsize,
     /// The auth token when a user is configured.
     token: Mutex<Option<String>>,
+    /// No member answered: until then, requests fail at once (a server
+    /// starting or renewing while etcd is away does not wait for every
+    /// member's connect timeout on every request), with that error.
+    down: Mutex<Option<(std::time::Instant, String)>>,
+    /// Since when no member answered, and why (cleared by an answer).
+    trouble: Mutex<Option<(crate::base::time::Micros, String)>>,
 }
+
+/// How long requests fail at once after no member answered.
+const DOWN_FOR: Duration = Duration::from_secs(2);
 
 impl Etcd {
     pub fn new(conf: EtcdConfig) -> Etcd {
@@ -204,6 +213,8 @@ impl Etcd {
             http,
             current: AtomicUsize::new(0),
             token: Mutex::new(None),
+            down: Mutex::new(None),
+            trouble: Mutex::new(None),
         }
     }
 
@@ -245,6 +256,11 @@ impl Etcd {
 
     /// POSTs `body` to `path` at the first member that answers.
     fn call(&self, path: &str, body: &Value) -> Result<Value, EtcdError> {
+        if let Some((until, why)) = &*self.down.lock().unwrap_or_else(|e| e.into_inner()) {
+            if std::time::Instant::now() < *until {
+                return Err(EtcdError::Unreachable(why.clone()));
+            }
+        }
         let n = self.conf.endpoints.len();
         let start = self.current.load(Ordering::Relaxed);
         let text = body.to_string();
@@ -269,6 +285,7 @@ impl Etcd {
             ) {
                 Ok(r) => {
                     self.current.store(idx, Ordering::Relaxed);
+                    self.reached(true, "");
                     let res = answer(r.status, &r.body);
                     if let Err(EtcdError::Refused { code: 16, .. }) = res {
                         // an expired token: the next call authenticates again
@@ -279,7 +296,29 @@ impl Etcd {
                 Err(e) => errors.push(format!("{base}: {e}")),
             }
         }
-        Err(EtcdError::Unreachable(errors.join("; ")))
+        let why = errors.join("; ");
+        *self.down.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((std::time::Instant::now() + DOWN_FOR, why.clone()));
+        self.reached(false, &why);
+        Err(EtcdError::Unreachable(why))
+    }
+
+    /// Notes whether a member answered (`why` it did not).
+    fn reached(&self, ok: bool, why: &str) {
+        let mut t = self.trouble.lock().unwrap_or_else(|e| e.into_inner());
+        match (ok, t.is_some()) {
+            (true, true) => *t = None,
+            (false, false) => *t = Some((crate::base::time::now(), why.to_string())),
+            _ => {}
+        }
+    }
+
+    /// Since when no member answers, and why; `None` while one does.
+    pub fn trouble(&self) -> Option<(crate::base::time::Micros, String)> {
+        self.trouble
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The keys from `key` to `range_end` (or `key` alone), with values
@@ -455,13 +494,18 @@ impl Etcd {
             return Err(e);
         }
         match res {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                self.reached(true, "");
+                Ok(())
+            }
             // the time given to this watch ran out: the caller goes on
             Err(HttpError::Transport(crate::base::http::TransportKind::Timeout, _)) => Ok(()),
             Err(e) => {
                 // next time, another member
                 self.current.store((idx + 1) % n, Ordering::Relaxed);
-                Err(EtcdError::Unreachable(format!("{base}: {e}")))
+                let why = format!("{base}: {e}");
+                self.reached(false, &why);
+                Err(EtcdError::Unreachable(why))
             }
         }
     }

@@ -4,7 +4,8 @@
 //! expires the lease and the key goes: no clock of any node decides.
 
 use super::etcd::{Cmp, Etcd, Event, Kv, Op};
-use super::etcd_store::{etcd_err, EtcdStorage, Mirror};
+use super::etcd_mirror::Mirror;
+use super::etcd_store::{etcd_err, EtcdStorage};
 use super::sealed;
 use super::storage::{Granted, Guard, Locker};
 use super::{err, Group, StoreError};

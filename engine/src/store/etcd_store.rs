@@ -15,54 +15,16 @@
 //! a local cache directory (the `MDStoreDir`, root-only as the file store's
 //! `domains/`) and returns that file.
 
-use super::etcd::{prefix_end, Cmp, Etcd, EtcdError, Event, Kv, Op, WatchNews};
+use super::etcd::{prefix_end, Cmp, Etcd, EtcdError, Event, Kv, Op};
+use super::etcd_mirror::{catch_up, watch_loop, Mirror};
 use super::files::FileStorage;
 use super::sealed::{self, SealKey, Unwrapped};
 use super::storage::{Stamp, Stat, Storage};
 use super::{err, Group, StoreError};
 use crate::base::time;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-/// What a process knows of the prefix.
-#[derive(Debug, Default)]
-pub(crate) struct Mirror {
-    pub(crate) kvs: BTreeMap<Vec<u8>, Kv>,
-    /// The store's revision the mirror has seen up to.
-    revision: i64,
-}
-
-impl Mirror {
-    pub(crate) fn apply(&mut self, ev: Event) {
-        match ev {
-            Event::Put(kv) => {
-                if self
-                    .kvs
-                    .get(&kv.key)
-                    .is_none_or(|old| old.mod_revision <= kv.mod_revision)
-                {
-                    self.kvs.insert(kv.key.clone(), kv);
-                }
-            }
-            Event::Delete { key, mod_revision } => {
-                if self
-                    .kvs
-                    .get(&key)
-                    .is_some_and(|old| old.mod_revision < mod_revision)
-                {
-                    self.kvs.remove(&key);
-                }
-            }
-        }
-    }
-
-    fn under(&self, prefix: &[u8]) -> impl Iterator<Item = (&Vec<u8>, &Kv)> {
-        let end = prefix_end(prefix);
-        self.kvs.range(prefix.to_vec()..end)
-    }
-}
 
 /// The store on etcd.
 #[derive(Debug)]
@@ -110,8 +72,105 @@ impl EtcdStorage {
             watcher: Mutex::new(std::process::id()),
             cached: Mutex::default(),
         };
-        s.reload()?;
+        if let Err(e) = s.reload() {
+            // etcd is away: the server starts with what this node's cache
+            // holds (the sets mod_ssl loaded last time); renewals wait
+            // until etcd answers, the children's watch catches up then
+            if !s.load_cache() {
+                return Err(e);
+            }
+            notes.push(crate::base::log::Note::new(
+                crate::base::log::Level::Error,
+                format!(
+                    "{e}; the server starts with the certificates in its local cache {} and \
+                     renews nothing until etcd answers again",
+                    cache_root.display()
+                ),
+            ));
+        }
         Ok(s)
+    }
+
+    /// Opens the store `settings` name (`MDStoreBackend etcd` and its
+    /// options), with its local cache at `cache_root`.
+    pub fn configured(
+        settings: &crate::config::EtcdSettings,
+        cache_root: &std::path::Path,
+        notes: &mut dyn crate::base::log::Notes,
+    ) -> Result<EtcdStorage, StoreError> {
+        let e = settings;
+        let seal_file = e.seal_key.as_deref().ok_or_else(|| {
+            err(
+                "MDStoreBackend etcd needs MDStoreEtcdSealKey: a file with a 32-byte key, the \
+                 same on every node and never in etcd (openssl rand -out /etc/apache2/md-seal.key \
+                 32; chmod 600 /etc/apache2/md-seal.key)",
+            )
+        })?;
+        let seal = SealKey::load(std::path::Path::new(seal_file))
+            .map_err(|m| err(format!("MDStoreEtcdSealKey: {m}")))?;
+        let read = |f: &str| {
+            std::fs::read(f)
+                .map_err(|x| err(format!("MDStoreEtcdClientCert: cannot read {f}: {x}")))
+        };
+        let client_cert = match &e.client_cert {
+            Some((c, k)) => Some((read(c)?, read(k)?)),
+            None => None,
+        };
+        let client = Etcd::new(super::etcd::EtcdConfig {
+            endpoints: e.endpoints.clone(),
+            ca_file: e.ca_file.clone(),
+            client_cert,
+            user: e.user.clone(),
+        });
+        EtcdStorage::open(client, &e.prefix, Some(seal), cache_root, notes)
+    }
+
+    /// Fills the mirror from the local cache (what the last start wrote
+    /// there for mod_ssl); false when it holds no store.
+    fn load_cache(&self) -> bool {
+        let Ok(Some(meta)) = self.cache.read(Group::None, "", super::STORE_FILE) else {
+            return false;
+        };
+        let mut found = vec![(
+            Group::None,
+            String::new(),
+            super::STORE_FILE.to_string(),
+            meta,
+        )];
+        for name in self.cache.list(Group::Domains, "") {
+            for file in self.cache.list(Group::Domains, &name) {
+                if crate::base::util::is_tmp_name(&file) {
+                    continue;
+                }
+                if let Ok(Some(d)) = self.cache.read(Group::Domains, &name, &file) {
+                    found.push((Group::Domains, name.clone(), file, d));
+                }
+            }
+        }
+        let mut m = self.mirror.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cached = self.cached.lock().unwrap_or_else(|e| e.into_inner());
+        for (g, name, file, data) in found {
+            let key = self.key(g, &name, &file);
+            let secret = file.contains("privkey");
+            let seal = if secret { self.seal.as_ref() } else { None };
+            let Ok(value) = sealed::wrap(&data, 0, seal) else {
+                continue;
+            };
+            // revision 0: the cache's file is this entry (never rewritten
+            // from it); anything etcd says later replaces it
+            cached.insert(key.clone(), 0);
+            m.kvs.insert(
+                key.clone(),
+                Kv {
+                    key,
+                    value,
+                    create_revision: 0,
+                    mod_revision: 0,
+                    lease: 0,
+                },
+            );
+        }
+        true
     }
 
     /// A copy with its own connection, mirror and cache bookkeeping,
@@ -132,50 +191,10 @@ impl EtcdStorage {
         }
     }
 
-    /// Catches the mirror up with etcd: the keys as they are now (names
-    /// and revisions), the values of those changed since the mirror's
-    /// revision; what is gone goes. Nothing waits for a change to come.
+    /// Catches the mirror up with etcd (see [`catch_up`]).
     fn catch_up(&self) -> Result<(), StoreError> {
-        let what = || format!("reading the store at {}", self.where_());
-        let end = prefix_end(&self.prefix);
-        let (keys, now) = self
-            .etcd
-            .range(&self.prefix, Some(&end), true)
-            .map_err(|e| etcd_err(&what(), e))?;
-        let from = self
-            .mirror
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .revision;
-        if now == from {
-            return Ok(());
-        }
-        let changed = {
-            let m = self.mirror.lock().unwrap_or_else(|e| e.into_inner());
-            keys.iter().any(|k| {
-                m.kvs
-                    .get(&k.key)
-                    .is_none_or(|o| o.mod_revision != k.mod_revision)
-            })
-        };
-        let fresh = if changed {
-            self.etcd
-                .range_since(&self.prefix, &end, from + 1)
-                .map_err(|e| etcd_err(&what(), e))?
-                .0
-        } else {
-            Vec::new()
-        };
-        let mut m = self.mirror.lock().unwrap_or_else(|e| e.into_inner());
-        let there: std::collections::HashSet<&Vec<u8>> = keys.iter().map(|k| &k.key).collect();
-        // (what the watch brought in after that listing stays)
-        m.kvs
-            .retain(|k, kv| there.contains(k) || kv.mod_revision > now);
-        for kv in fresh {
-            m.apply(Event::Put(kv));
-        }
-        m.revision = m.revision.max(now);
-        Ok(())
+        catch_up(&self.etcd, &self.mirror, &self.prefix)
+            .map_err(|e| etcd_err(&format!("reading the store at {}", self.where_()), e))
     }
 
     /// Reads the whole prefix into the mirror.
@@ -274,6 +293,7 @@ impl EtcdStorage {
     }
 
     fn wrap(&self, data: &[u8], secret: bool) -> Result<Vec<u8>, StoreError> {
+        // (the store's own key, md_store.json, comes as a secret too)
         let key = match (secret, &self.seal) {
             (false, _) => None,
             (true, Some(k)) => Some(k),
@@ -304,47 +324,6 @@ impl EtcdStorage {
             p.truncate(self.prefix.len());
         }
         p
-    }
-}
-
-/// Keeps `mirror` current until the process ends: watches from the
-/// mirror's revision on, again after each error (after a pause), reading
-/// everything again when etcd compacted what the watch needed.
-fn watch_loop(etcd: &Etcd, mirror: &Mutex<Mirror>, prefix: &[u8]) {
-    let mut pause = Duration::from_millis(200);
-    while !crate::base::shutdown::requested() {
-        let from = mirror.lock().unwrap_or_else(|e| e.into_inner()).revision + 1;
-        let mut compacted = false;
-        let res = etcd.watch(prefix, from, Duration::from_secs(300), &mut |news| {
-            match news {
-                WatchNews::Compacted(_) => {
-                    compacted = true;
-                    return false;
-                }
-                WatchNews::Events { revision, events } => {
-                    let mut m = mirror.lock().unwrap_or_else(|e| e.into_inner());
-                    for ev in events {
-                        m.apply(ev);
-                    }
-                    m.revision = m.revision.max(revision);
-                }
-            }
-            !crate::base::shutdown::requested()
-        });
-        if compacted {
-            if let Ok((kvs, rev)) = etcd.range(prefix, Some(&prefix_end(prefix)), false) {
-                let mut m = mirror.lock().unwrap_or_else(|e| e.into_inner());
-                m.kvs = kvs.into_iter().map(|kv| (kv.key.clone(), kv)).collect();
-                m.revision = rev;
-            }
-        }
-        match res {
-            Ok(()) => pause = Duration::from_millis(200),
-            Err(_) => {
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_secs(5));
-            }
-        }
     }
 }
 
@@ -607,6 +586,15 @@ impl Storage for EtcdStorage {
         let _ = self.catch_up();
     }
 
+    fn problem(&self) -> Option<String> {
+        let (since, why) = self.etcd.trouble()?;
+        Some(format!(
+            "etcd cannot be reached since {} ({why}): this node serves what it has and renews \
+             nothing until etcd answers",
+            time::rfc822(since)
+        ))
+    }
+
     fn child_started(&self) {
         let _ = self.catch_up();
         self.keep_current();
@@ -668,6 +656,7 @@ mod tests {
     use crate::store::Store;
     use crate::testutil::{EtcdServer, TempDir};
     use std::sync::atomic::Ordering;
+    use std::time::Duration;
 
     fn node(url: &str, tag: &str) -> (TempDir, Arc<EtcdStorage>, Store) {
         let dir = TempDir::new(tag);
@@ -840,5 +829,71 @@ mod tests {
             la.try_take("a.org", time::now()).unwrap(),
             Take::Taken(_)
         ));
+    }
+
+    #[test]
+    fn etcd_away_at_start_serves_from_the_cache() {
+        let e = EtcdServer::start("away");
+        let dir = TempDir::new("away-node");
+        let open = |url: &str, notes: &mut Vec<crate::base::log::Note>| {
+            let etcd = Etcd::new(EtcdConfig {
+                endpoints: vec![url.to_string()],
+                ..Default::default()
+            });
+            let s = Arc::new(EtcdStorage::open(
+                etcd,
+                "/t/",
+                SealKey::from_bytes(&[9u8; 32]),
+                &dir.join("cache"),
+                notes,
+            )?);
+            Store::with(s.clone(), s.clone(), None, notes).map(|st| (s, st))
+        };
+        let (s, store) = open(&e.url, &mut Vec::new()).unwrap();
+        let k = Key::generate(&KeySpec::Ec("P-256".into())).unwrap();
+        store
+            .save_key(Group::Domains, "a.org", "privkey.pem", &k)
+            .unwrap();
+        store
+            .save_bytes(Group::Domains, "a.org", "pubcert.pem", b"CERT", false)
+            .unwrap();
+        let served = s.local_path(Group::Domains, "a.org", "privkey.pem");
+        s.local_path(Group::Domains, "a.org", "pubcert.pem");
+        let key = store.key().to_vec();
+        drop((s, store));
+        let url = e.url.clone();
+        drop(e);
+        // etcd is gone: the store opens from the cache, says so, serves
+        // what the cache holds and writes nothing
+        let mut notes = Vec::new();
+        let (s, store) = open(&url, &mut notes).unwrap();
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.msg.contains("etcd cannot be reached") && n.msg.contains("local cache")),
+            "{notes:?}"
+        );
+        assert_eq!(store.key(), &key[..]);
+        assert_eq!(
+            store
+                .load_bytes(Group::Domains, "a.org", "pubcert.pem")
+                .unwrap()
+                .as_deref(),
+            Some(&b"CERT"[..])
+        );
+        assert!(store
+            .load_key(Group::Domains, "a.org", "privkey.pem")
+            .unwrap()
+            .unwrap()
+            .pkey()
+            .public_eq(k.pkey()));
+        assert_eq!(s.local_path(Group::Domains, "a.org", "privkey.pem"), served);
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(std::fs::metadata(&served).unwrap().mode() & 0o777, 0o600);
+        let t = std::time::Instant::now();
+        assert!(store
+            .save_bytes(Group::Staging, "a.org", "job.json", b"{}", false)
+            .is_err());
+        assert!(t.elapsed() < Duration::from_secs(1));
     }
 }

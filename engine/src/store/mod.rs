@@ -5,8 +5,10 @@
 //! and [`Locker`] traits; [`files::FileStorage`] is the file store,
 //! compatible both ways with the C module's.
 
+pub mod copy;
 pub mod etcd;
 pub mod etcd_lock;
+pub mod etcd_mirror;
 pub mod etcd_store;
 pub mod files;
 mod io;
@@ -167,36 +169,7 @@ impl Store {
         if e.endpoints.is_empty() {
             return Store::open(root, user, notes);
         }
-        let seal_file = e.seal_key.as_deref().ok_or_else(|| {
-            err(
-                "MDStoreBackend etcd needs MDStoreEtcdSealKey: a file with a 32-byte key, the \
-                 same on every node and never in etcd (openssl rand -out /etc/apache2/md-seal.key \
-                 32; chmod 600 /etc/apache2/md-seal.key)",
-            )
-        })?;
-        let seal = sealed::SealKey::load(Path::new(seal_file))
-            .map_err(|m| err(format!("MDStoreEtcdSealKey: {m}")))?;
-        let read = |f: &str| {
-            std::fs::read(f)
-                .map_err(|x| err(format!("MDStoreEtcdClientCert: cannot read {f}: {x}")))
-        };
-        let client_cert = match &e.client_cert {
-            Some((c, k)) => Some((read(c)?, read(k)?)),
-            None => None,
-        };
-        let client = etcd::Etcd::new(etcd::EtcdConfig {
-            endpoints: e.endpoints.clone(),
-            ca_file: e.ca_file.clone(),
-            client_cert,
-            user: e.user.clone(),
-        });
-        let s = Arc::new(etcd_store::EtcdStorage::open(
-            client,
-            &e.prefix,
-            Some(seal),
-            root,
-            notes,
-        )?);
+        let s = Arc::new(etcd_store::EtcdStorage::configured(e, root, notes)?);
         Store::with(s.clone(), s, user, notes)
     }
 
@@ -333,6 +306,12 @@ impl Store {
             },
             None => self.clone(),
         }
+    }
+
+    /// What keeps the store from being written now (etcd cannot be
+    /// reached), for md-status; `None` when all is well.
+    pub fn problem(&self) -> Option<String> {
+        self.storage.problem()
     }
 
     /// A child process of httpd starts: what it knows of the store is

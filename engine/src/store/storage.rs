@@ -133,6 +133,12 @@ pub trait Storage: std::fmt::Debug + Send + Sync {
         None
     }
 
+    /// What keeps the store from being written now, for md-status (a
+    /// distributed store that cannot be reached); `None` when all is well.
+    fn problem(&self) -> Option<String> {
+        None
+    }
+
     /// A child process of httpd starts, before it serves: a store kept
     /// elsewhere brings its copy up to date and keeps it so from now on.
     fn child_started(&self) {}
