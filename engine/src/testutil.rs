@@ -83,6 +83,12 @@ pub struct EtcdServer {
 
 impl EtcdServer {
     pub fn start(tag: &str) -> EtcdServer {
+        EtcdServer::start_with(tag, None)
+    }
+
+    /// With TLS: `tls` holds `ca.pem`, `server.pem`, `server.key`; clients
+    /// must present a certificate of that CA.
+    pub fn start_with(tag: &str, tls: Option<&Path>) -> EtcdServer {
         let free = || {
             std::net::TcpListener::bind("127.0.0.1:0")
                 .and_then(|l| l.local_addr())
@@ -91,9 +97,20 @@ impl EtcdServer {
         };
         let (client, peer) = (free(), free());
         let dir = TempDir::new(&format!("etcd-{tag}"));
-        let url = format!("http://127.0.0.1:{client}");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://127.0.0.1:{client}");
         let peer_url = format!("http://127.0.0.1:{peer}");
-        let child = std::process::Command::new("etcd")
+        let mut cmd = std::process::Command::new("etcd");
+        if let Some(t) = tls {
+            cmd.arg("--cert-file")
+                .arg(t.join("server.pem"))
+                .arg("--key-file")
+                .arg(t.join("server.key"))
+                .arg("--trusted-ca-file")
+                .arg(t.join("ca.pem"))
+                .arg("--client-cert-auth");
+        }
+        let child = cmd
             .args(["--name", "n1", "--data-dir"])
             .arg(dir.join("data"))
             .args([

@@ -210,7 +210,7 @@ impl Client {
     /// body as it arrives and ends the transfer by returning false (then
     /// `Ok`). The transfer also ends when the server closes it, on
     /// `timeout`, and when the process stops.
-    pub fn stream(
+    pub(crate) fn stream(
         &self,
         url: &str,
         body: &[u8],

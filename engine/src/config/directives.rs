@@ -80,7 +80,7 @@ macro_rules! directives {
             pub fn form(self) -> ArgForm {
                 match self { $( Directive::$v => ArgForm::$form, )* }
             }
-            pub fn class(self) -> Class {
+            pub(crate) fn class(self) -> Class {
                 match self { $( Directive::$v => Class::$class, )* }
             }
             /// The help text httpd prints for it.

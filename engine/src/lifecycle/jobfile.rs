@@ -47,11 +47,11 @@ mod wire {
     pub mod rfc822 {
         use super::*;
 
-        pub fn serialize<S: Serializer>(t: &Micros, s: S) -> Result<S::Ok, S::Error> {
+        pub(crate) fn serialize<S: Serializer>(t: &Micros, s: S) -> Result<S::Ok, S::Error> {
             s.serialize_str(&time::rfc822(*t))
         }
 
-        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Micros, D::Error> {
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Micros, D::Error> {
             let v = Value::deserialize(d)?;
             Ok(v.as_str().and_then(time::parse_rfc822).unwrap_or(0))
         }

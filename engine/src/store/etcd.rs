@@ -103,7 +103,7 @@ pub enum Cmp {
 }
 
 /// The end of the range of all keys starting with `prefix`.
-pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+pub(crate) fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     let mut end = prefix.to_vec();
     while let Some(last) = end.pop() {
         if last < 0xff {
@@ -314,7 +314,7 @@ impl Etcd {
     }
 
     /// Since when no member answers, and why; `None` while one does.
-    pub fn trouble(&self) -> Option<(crate::base::time::Micros, String)> {
+    pub(crate) fn trouble(&self) -> Option<(crate::base::time::Micros, String)> {
         self.trouble
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -323,7 +323,7 @@ impl Etcd {
 
     /// The keys from `key` to `range_end` (or `key` alone), with values
     /// unless `keys_only`; and the store's revision.
-    pub fn range(
+    pub(crate) fn range(
         &self,
         key: &[u8],
         range_end: Option<&[u8]>,
@@ -348,7 +348,7 @@ impl Etcd {
 
     /// The keys from `key` to `range_end` changed at revision `since` or
     /// later, with their values; and the store's revision.
-    pub fn range_since(
+    pub(crate) fn range_since(
         &self,
         key: &[u8],
         range_end: &[u8],
@@ -367,7 +367,7 @@ impl Etcd {
     }
 
     /// Sets `key`; the new revision.
-    pub fn put(&self, key: &[u8], value: &[u8], lease: i64) -> Result<i64, EtcdError> {
+    pub(crate) fn put(&self, key: &[u8], value: &[u8], lease: i64) -> Result<i64, EtcdError> {
         let mut req = json!({"key": b64(key), "value": b64(value)});
         if lease != 0 {
             req["lease"] = json!(lease.to_string());
@@ -376,7 +376,7 @@ impl Etcd {
     }
 
     /// Removes `key` (or the range to `range_end`).
-    pub fn delete(&self, key: &[u8], range_end: Option<&[u8]>) -> Result<i64, EtcdError> {
+    pub(crate) fn delete(&self, key: &[u8], range_end: Option<&[u8]>) -> Result<i64, EtcdError> {
         let mut req = json!({"key": b64(key)});
         if let Some(e) = range_end {
             req["range_end"] = json!(b64(e));
@@ -387,7 +387,7 @@ impl Etcd {
     /// A transaction: `ops` when every `cmp` holds, else `otherwise`.
     /// Whether the conditions held, the new revision, and the values
     /// `Op::Range` operations read.
-    pub fn txn(&self, cmp: &[Cmp], ops: &[Op], otherwise: &[Op]) -> Result<Txn, EtcdError> {
+    pub(crate) fn txn(&self, cmp: &[Cmp], ops: &[Op], otherwise: &[Op]) -> Result<Txn, EtcdError> {
         let req = json!({
             "compare": cmp.iter().map(cmp_json).collect::<Vec<_>>(),
             "success": ops.iter().map(op_json).collect::<Vec<_>>(),
@@ -415,7 +415,7 @@ impl Etcd {
     }
 
     /// A lease of `ttl` seconds, granted and expired by the cluster.
-    pub fn grant(&self, ttl: i64) -> Result<i64, EtcdError> {
+    pub(crate) fn grant(&self, ttl: i64) -> Result<i64, EtcdError> {
         let j = self.call("/v3/lease/grant", &json!({"TTL": ttl.to_string()}))?;
         match int(j.get("ID")) {
             0 => Err(EtcdError::Garbled("lease grant without an ID".into())),
@@ -424,7 +424,7 @@ impl Etcd {
     }
 
     /// Keeps a lease alive for its TTL again; false when it is gone.
-    pub fn keep_alive(&self, id: i64) -> Result<bool, EtcdError> {
+    pub(crate) fn keep_alive(&self, id: i64) -> Result<bool, EtcdError> {
         let j = self.call("/v3/lease/keepalive", &json!({"ID": id.to_string()}))?;
         Ok(int(j.pointer("/result/TTL")) > 0)
     }
@@ -442,7 +442,7 @@ impl Etcd {
     /// hears every batch of changes and ends the watch by returning false.
     /// Returns when the stream ends (an error, `max` passed, the member went
     /// away): the caller watches again from where it got.
-    pub fn watch(
+    pub(crate) fn watch(
         &self,
         prefix: &[u8],
         from: i64,

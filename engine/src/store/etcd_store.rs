@@ -250,7 +250,7 @@ impl EtcdStorage {
 
     /// Keeps this process's mirror current from now on (a process that
     /// opened the store and runs on, as a2md's watchers and tests do).
-    pub fn keep_current(&self) {
+    pub(crate) fn keep_current(&self) {
         let mut w = self.watcher.lock().unwrap_or_else(|e| e.into_inner());
         *w = std::process::id();
         self.spawn_watch();
@@ -895,5 +895,119 @@ mod tests {
             .save_bytes(Group::Staging, "a.org", "job.json", b"{}", false)
             .is_err());
         assert!(t.elapsed() < Duration::from_secs(1));
+    }
+
+    #[test]
+    fn etcd_with_authentication() {
+        let e = EtcdServer::start("auth");
+        let ctl = |args: &[&str]| {
+            let out = std::process::Command::new("etcdctl")
+                .env("ETCDCTL_API", "3")
+                .arg(format!("--endpoints={}", e.url))
+                .args(args)
+                .output()
+                .expect("etcdctl (Debian's etcd-client)");
+            assert!(out.status.success(), "{out:?}");
+        };
+        ctl(&["user", "add", "root:rootpw"]);
+        ctl(&["user", "add", "md:mdpw"]);
+        ctl(&["role", "add", "md"]);
+        ctl(&[
+            "role",
+            "grant-permission",
+            "md",
+            "--prefix=true",
+            "readwrite",
+            "/t/",
+        ]);
+        ctl(&["user", "grant-role", "md", "md"]);
+        ctl(&["auth", "enable"]);
+        let open = |user: Option<(&str, &str)>| {
+            let dir = TempDir::new("auth-node");
+            let etcd = Etcd::new(EtcdConfig {
+                endpoints: vec![e.url.clone()],
+                user: user.map(|(u, p)| (u.to_string(), p.to_string())),
+                ..Default::default()
+            });
+            let mut notes = Vec::new();
+            let r = EtcdStorage::open(
+                etcd,
+                "/t/",
+                SealKey::from_bytes(&[1u8; 32]),
+                &dir,
+                &mut notes,
+            )
+            .map(Arc::new)
+            .and_then(|s| Store::with(s.clone(), s, None, &mut notes));
+            (dir, r)
+        };
+        let (_d, store) = open(Some(("md", "mdpw")));
+        let store = store.unwrap();
+        store
+            .save_json(
+                Group::Staging,
+                "a.org",
+                "job.json",
+                &serde_json::json!({"ok": 1}),
+            )
+            .unwrap();
+        let (_d, again) = open(Some(("md", "mdpw")));
+        assert_eq!(
+            again
+                .unwrap()
+                .load_json(Group::Staging, "a.org", "job.json")
+                .unwrap(),
+            Some(serde_json::json!({"ok": 1}))
+        );
+        // no user, or a wrong password: refused, and said so
+        let (_d, none) = open(None);
+        assert!(none.is_err());
+        let (_d, wrong) = open(Some(("md", "nope")));
+        let e = wrong.unwrap_err();
+        assert!(e.msg.contains("authentication failed"), "{e}");
+    }
+
+    #[test]
+    fn etcd_over_tls_with_a_client_certificate() {
+        let d = TempDir::new("etcd-tls");
+        let sh = |script: &str| {
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(script)
+                .current_dir(&*d)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{out:?}");
+        };
+        let req = "openssl req -newkey rsa:2048 -nodes -subj";
+        let sign = "openssl x509 -req -CA ca.pem -CAkey ca.key -CAcreateserial -days 2";
+        sh(&format!(
+            "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=ca -keyout ca.key -out ca.pem \
+             && {req} /CN=localhost -keyout server.key -out server.csr \
+             && printf 'subjectAltName=IP:127.0.0.1,DNS:localhost' > san \
+             && {sign} -in server.csr -out server.pem -extfile san \
+             && {req} /CN=md -keyout client.key -out client.csr \
+             && {sign} -in client.csr -out client.pem"
+        ));
+        let e = EtcdServer::start_with("tls", Some(&d));
+        let read = |f: &str| std::fs::read(d.join(f)).unwrap();
+        let open = |cert: bool| {
+            let etcd = Etcd::new(EtcdConfig {
+                endpoints: vec![e.url.clone()],
+                ca_file: Some(d.join("ca.pem").display().to_string()),
+                client_cert: cert.then(|| (read("client.pem"), read("client.key"))),
+                ..Default::default()
+            });
+            let cache = TempDir::new("tls-node");
+            let r = EtcdStorage::open(etcd, "/t/", None, &cache, &mut Vec::new());
+            (cache, r)
+        };
+        let (_c, s) = open(true);
+        let s = s.unwrap();
+        s.write(Group::Staging, "a.org", "x", b"1", false, true)
+            .unwrap();
+        let (_c, refused) = open(false);
+        let e = refused.unwrap_err();
+        assert!(e.msg.contains("etcd cannot be reached"), "{e}");
     }
 }

@@ -50,7 +50,7 @@ impl SealKey {
     }
 
     /// A key from raw, hex or base64 bytes.
-    pub fn from_bytes(data: &[u8]) -> Option<SealKey> {
+    pub(crate) fn from_bytes(data: &[u8]) -> Option<SealKey> {
         let raw = if data.len() == 32 {
             data.to_vec()
         } else {

@@ -321,7 +321,7 @@ fn cert_spki(der: &[u8]) -> Option<&[u8]> {
 /// which parses. Cheaper than [`check_pair`] at every start with many MDs
 /// without certificates; what a full disk or a bad block leaves (empty,
 /// truncated, garbage, another key) it finds all the same.
-pub fn check_fallback_pair(key: &Path, cert: &Path) -> Result<(), Broken> {
+pub(crate) fn check_fallback_pair(key: &Path, cert: &Path) -> Result<(), Broken> {
     let pem = fs::read(cert).map_err(|e| broken(cert, format!("cannot be read ({e})")))?;
     let text = std::str::from_utf8(&pem).map_err(|_| broken(cert, "is not PEM text"))?;
     let blocks = pem_blocks(text).map_err(|e| broken(cert, format!("is not PEM ({e})")))?;
