@@ -212,3 +212,27 @@ def test_c_module_uses_an_imported_account(ca_sb, a2md, c_module):  # noqa: F811
     assert md["ca"]["account"] == imported, md
     assert not os.path.exists(ca_sb.path("md", "staging", second, "account.json"))
     assert json.load(open(ca_sb.path("md", "accounts", imported, "account.json")))["url"] == url
+
+
+def test_a2md_renew_wait_with_the_default_check_interval(ca_sb, a2md):  # noqa: F811
+    """Issue 28: on demand means now. With the default MDCheckInterval
+    (12 h) the request is picked up within seconds; `--wait` returns once
+    the new certificate is served, and says how long it took."""
+    import time
+    name = "now.example.org"
+    ca_sb.start_httpd(site(ca_sb, name) + STATUS)
+    obtain(ca_sb, name)
+    ca_sb.start_httpd()  # the first certificate installed
+    assert wait_for(lambda: fingerprint(ca_sb, name)[1] == 200, 20)
+    first, _ = fingerprint(ca_sb, name)
+    pid = ca_sb.pid()
+    t0 = time.time()
+    rc, out, err = renew(a2md, ca_sb, name, "--wait", "60")
+    took = time.time() - t0
+    assert rc == 0 and out["status"] == 0, (out, err, ca_sb.error_log()[-3000:])
+    assert took < 15, (took, out)
+    assert "renewed in" in out["detail"] and out["seconds"] <= took, out
+    # served now, by the same server
+    assert fingerprint(ca_sb, name)[0] != first
+    assert fingerprint(ca_sb, name)[1] == 200
+    assert ca_sb.pid() == pid

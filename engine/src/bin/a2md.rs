@@ -373,10 +373,18 @@ fn revoke(store_dir: &str, http: Client, rest: Vec<String>) -> ! {
 fn renew(store_dir: &str, rest: Vec<String>) -> ! {
     let mut md = None;
     let mut reason = None;
-    let mut it = rest.into_iter();
+    let mut wait = None;
+    let mut it = rest.into_iter().peekable();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--reason" => reason = Some(it.next().unwrap_or_else(|| usage("missing reason"))),
+            "--wait" => {
+                // an optional number of seconds
+                let secs = it.peek().and_then(|v| v.parse::<u64>().ok()).inspect(|_| {
+                    it.next();
+                });
+                wait = Some(secs.unwrap_or(600));
+            }
             n if n.starts_with("--") => usage(&format!("unknown renew option {n}")),
             n if md.is_none() => md = Some(n.to_string()),
             _ => usage("renew takes one MD"),
@@ -396,11 +404,58 @@ fn renew(store_dir: &str, rest: Vec<String>) -> ! {
     if let Err(e) = md_engine::store::request::save(&store, &md, &req) {
         fail(format!("cannot write the request: {e}"));
     }
+    if let Some(secs) = wait {
+        wait_renewed(&store, &md, secs);
+    }
     println!(
         "{}",
-        json!({"status": 0, "md": md, "request": req, "detail": "httpd renews it at its next check (MDCheckInterval) and serves the new certificate without a restart"})
+        json!({"status": 0, "md": md, "request": req, "detail": "httpd renews it within seconds and serves the new certificate without a restart"})
     );
     std::process::exit(0)
+}
+
+/// `renew --wait`: waits until the renewal the request asked for is
+/// served (or failed), at most `secs` seconds, and says which.
+fn wait_renewed(store: &Store, md: &str, secs: u64) -> ! {
+    use md_engine::base::time;
+    use md_engine::lifecycle::jobfile::{Job, RequestOutcome};
+    let since = time::now();
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        let now = time::now();
+        let took = (now - since) as f64 / 1e6;
+        let outcome = Job::load(store, Group::Staging, md)
+            .ok()
+            .and_then(|j| j.request_outcome(since, now));
+        match outcome {
+            Some(RequestOutcome::Served { valid_from }) => {
+                println!(
+                    "{}",
+                    json!({"status": 0, "md": md, "seconds": took,
+                        "valid-from": time::rfc822(valid_from),
+                        "detail": format!("renewed in {took:.1} s; httpd serves the new certificate (no restart)")})
+                );
+                std::process::exit(0)
+            }
+            Some(RequestOutcome::Failed { problem, next_run }) => {
+                println!(
+                    "{}",
+                    json!({"status": 1, "md": md, "seconds": took,
+                        "detail": format!("the renewal failed after {took:.1} s: {problem}; httpd tries again at {} (the request stays)", time::rfc822(next_run))})
+                );
+                std::process::exit(1)
+            }
+            None if std::time::Instant::now() >= end => {
+                println!(
+                    "{}",
+                    json!({"status": 1, "md": md, "seconds": took,
+                        "detail": format!("no new certificate after {took:.0} s: is httpd running with this store? The request stays; httpd renews at its next check")})
+                );
+                std::process::exit(1)
+            }
+            None => std::thread::sleep(std::time::Duration::from_millis(250)),
+        }
+    }
 }
 
 /// `account-import KEYFILE [--url URL]`: an existing account into the store.

@@ -68,6 +68,9 @@ pub struct Generation {
     /// The runtime once start-up is complete (set in the parent before the
     /// children fork): request handlers read it without a lock.
     published: OnceLock<Arc<Runtime>>,
+    /// When the next full renewal run is due, and the stamp of the
+    /// operator requests the last one saw (the watchdog child only).
+    renew_tick: Mutex<(Micros, Option<crate::store::storage::Stamp>)>,
 }
 
 impl Default for Generation {
@@ -80,6 +83,7 @@ impl Default for Generation {
             hot: HotSlots::default(),
             fallback_keys: Default::default(),
             published: OnceLock::new(),
+            renew_tick: Mutex::default(),
         }
     }
 }

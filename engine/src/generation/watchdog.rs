@@ -3,6 +3,10 @@
 
 use super::*;
 
+/// How often the renewal watchdog looks for operator requests between its
+/// runs.
+const REQUESTS_LOOK: Micros = 2 * time::USEC_PER_SEC;
+
 /// Which of the module's mod_watchdog callbacks runs.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Watchdog {
@@ -168,6 +172,28 @@ impl Generation {
         let Some(rt) = self.runtime() else {
             return time::from_secs(3600);
         };
+        // An operator's request (`a2md renew`) is picked up within
+        // seconds, whatever MDCheckInterval says: between full runs the
+        // watchdog looks at the requests' stamp only (one stat).
+        let now = time::now();
+        let stamp = rt
+            .store
+            .stat(crate::store::Group::Requests, "", "")
+            .map(|s| s.stamp);
+        {
+            let mut tick = self.renew_tick.lock().unwrap_or_else(|e| e.into_inner());
+            if now < tick.0 && stamp == tick.1 {
+                return (tick.0 - now).min(REQUESTS_LOOK);
+            }
+            tick.1 = stamp;
+        }
+        let next = self.renew_full_run(&rt, env);
+        self.renew_tick.lock().unwrap_or_else(|e| e.into_inner()).0 = time::now() + next;
+        next.min(REQUESTS_LOOK)
+    }
+
+    /// A full renewal run; the interval until the next one.
+    fn renew_full_run(&self, rt: &Arc<Runtime>, env: &WatchdogEnv) -> Micros {
         let items = rt.watched_items();
         let msg = format!("AH10055: md watchdog run, auto drive {} mds", items.len());
         env.host.log(Level::Debug, &msg);

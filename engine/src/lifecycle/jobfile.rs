@@ -381,6 +381,49 @@ impl Job {
     }
 }
 
+/// What became of an operator's renewal request made at `since`, as the
+/// MD's staging job tells: `None` while it runs (or was not looked at yet).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestOutcome {
+    /// A new set is staged and served (hot activation) from `valid_from`.
+    Served { valid_from: Micros },
+    /// The run after the request failed; httpd tries again at `next_run`.
+    Failed { problem: String, next_run: Micros },
+}
+
+impl Job {
+    /// What became of a renewal request made at `since` (µs).
+    pub fn request_outcome(&self, since: Micros, now: Micros) -> Option<RequestOutcome> {
+        if self.finished && self.valid_from >= since - crate::base::time::USEC_PER_SEC {
+            if self.valid_from <= now {
+                return Some(RequestOutcome::Served {
+                    valid_from: self.valid_from,
+                });
+            }
+            return None;
+        }
+        if self.errors > 0 && self.last_run >= since {
+            let problem = self
+                .last
+                .as_ref()
+                .map(|r| {
+                    [r.problem.as_deref(), r.detail.as_deref()]
+                        .into_iter()
+                        .flatten()
+                        .collect::<Vec<_>>()
+                        .join(": ")
+                })
+                .filter(|p| !p.is_empty())
+                .unwrap_or_else(|| "the renewal failed".into());
+            return Some(RequestOutcome::Failed {
+                problem,
+                next_run: self.next_run,
+            });
+        }
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
