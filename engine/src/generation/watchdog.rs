@@ -236,7 +236,7 @@ impl Generation {
         if !rt.global.crl_check {
             return next;
         }
-        if self.crl_pass(&rt, env, &crl_ua) {
+        if self.crl_pass(rt, env, &crl_ua) {
             // a revoked certificate renews now, not at the next run
             self.scheduler.run(rt.watched_items(), ctx, time::now());
         }
