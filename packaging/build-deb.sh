@@ -75,8 +75,15 @@ $pkg ($version) unstable; urgency=medium
 EOF
 install -m 0644 "$out/changelog" "$doc/changelog.Debian"
 gzip -9n "$doc/changelog.Debian"
-install -D -m 0644 packaging/a2md.8 "$root/usr/share/man/man8/a2md.8"
+# the man page and the shell completions, made from a2md's own command
+# line definition (they never drift from the binary)
+install -d "$root/usr/share/man/man8" "$root/usr/share/bash-completion/completions" \
+    "$root/usr/share/zsh/vendor-completions"
+"$bin" generate man > "$root/usr/share/man/man8/a2md.8"
 gzip -9n "$root/usr/share/man/man8/a2md.8"
+"$bin" generate bash > "$root/usr/share/bash-completion/completions/a2md"
+"$bin" generate zsh > "$root/usr/share/zsh/vendor-completions/_a2md"
+chmod 0644 "$root/usr/share/bash-completion/completions/a2md" "$root/usr/share/zsh/vendor-completions/_a2md"
 install -d "$dbgroot/usr/share/doc"
 ln -s "$pkg" "$dbgroot/usr/share/doc/$pkg-dbgsym"
 

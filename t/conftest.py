@@ -86,8 +86,8 @@ def openssl_selfsigned(sb, name, cn="localhost"):
 
 @pytest.fixture(scope="session")
 def a2md():
-    if not os.path.exists(A2MD) or os.path.getmtime(A2MD) < os.path.getmtime(os.path.join(TOP, "engine", "src", "acme", "order.rs")):
-        subprocess.run(["cargo", "build", "--release", "-q", "-p", "md-engine", "--bin", "a2md"], cwd=TOP, check=True)
+    if not os.path.exists(A2MD) or os.path.getmtime(A2MD) < os.path.getmtime(os.path.join(TOP, "a2md", "src", "cli.rs")):
+        subprocess.run(["cargo", "build", "--release", "-q", "-p", "a2md"], cwd=TOP, check=True)
     return A2MD
 
 

@@ -56,7 +56,9 @@ def test_package_contents_and_lintian(debs):
     files = run("dpkg-deb", "-c", main).stdout
     for path in ("./usr/lib/apache2/modules/mod_md_rs.so", "./etc/apache2/mods-available/md_rs.load",
                  "./etc/apache2/mods-available/md_rs.conf", "./usr/bin/a2md",
-                 "./usr/share/man/man8/a2md.8.gz", "./usr/share/doc/libapache2-mod-md-rs/copyright"):
+                 "./usr/share/man/man8/a2md.8.gz", "./usr/share/doc/libapache2-mod-md-rs/copyright",
+                 "./usr/share/bash-completion/completions/a2md",
+                 "./usr/share/zsh/vendor-completions/_a2md"):
         assert path in files, files
     assert "mod_md.so" not in files.replace("mod_md_rs.so", "")
     # stripped: the module is no bigger than a few MB (the release build with

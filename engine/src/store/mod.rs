@@ -225,7 +225,7 @@ impl Store {
     }
 
     /// Where the admin finds the store (its directory), for messages.
-    pub(crate) fn location(&self) -> String {
+    pub fn location(&self) -> String {
         self.storage.describe(Group::None, "", "")
     }
 
