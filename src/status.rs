@@ -29,9 +29,25 @@ pub unsafe extern "C" fn handler(r: *mut ffi::request_rec) -> c_int {
         }
         crate::guard::test_panic("md-status");
         let host = crate::log::ServerLog(req.server as usize);
-        let Some((ctype, text)) = state.status_page(&host, metrics, path_info.as_deref()) else {
+        // SAFETY: the query string and the request headers live in the
+        // request pool; the header name is a static C string.
+        let (args, accept) = unsafe {
+            (
+                apr::opt_str(req.args),
+                apr::opt_str(ffi::apr_table_get(req.headers_in, c"Accept".as_ptr())),
+            )
+        };
+        let html = !metrics
+            && md_engine::status::dashboard::wants_html(args.as_deref(), accept.as_deref());
+        let Some((ctype, text)) = state.status_page(&host, metrics, html, path_info.as_deref())
+        else {
             return ffi::HTTP_SERVICE_UNAVAILABLE as c_int;
         };
+        if !metrics {
+            // SAFETY: headers_out is the request's table; both strings are
+            // static.
+            unsafe { ffi::apr_table_mergen(req.headers_out, c"Vary".as_ptr(), c"Accept".as_ptr()) };
+        }
         // SAFETY: writing the response of `r`.
         unsafe { write(r, ctype, &text, req.header_only != 0) };
         OK

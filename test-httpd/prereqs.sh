@@ -3,7 +3,7 @@
 # packages (httpd + headers, pebble, libclang for bindgen, libcurl/OpenSSL
 # headers, dpkg-dev/binutils/lintian for the .deb), the Rust tool chain's rustfmt/clippy, and pytest.
 set -euo pipefail
-pkgs=(apache2 apache2-dev pebble etcd-server etcd-client libclang-dev clang libcurl4-openssl-dev libssl-dev pkg-config openssl python3 wrk dpkg-dev binutils lintian)
+pkgs=(apache2 apache2-dev pebble etcd-server etcd-client chromium libclang-dev clang libcurl4-openssl-dev libssl-dev pkg-config openssl python3 wrk dpkg-dev binutils lintian)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -268,6 +268,18 @@ pub fn rfc822(t: Micros) -> String {
     )
 }
 
+/// A short form for people: `2026-11-29 11:01 UTC`.
+pub fn short_utc(t: Micros) -> String {
+    let s = t.div_euclid(USEC_PER_SEC);
+    let (y, m, d) = civil_from_days(s.div_euclid(SECS_PER_DAY));
+    let sod = s.rem_euclid(SECS_PER_DAY);
+    format!(
+        "{y}-{m:02}-{d:02} {:02}:{:02} UTC",
+        sod / 3600,
+        (sod % 3600) / 60
+    )
+}
+
 /// Parses the RFC 822 form written by `rfc822` (and `apr_date_parse_rfc`'s
 /// common forms: optional weekday, `GMT`/`UTC`/`Z`/`+0000`).
 pub fn parse_rfc822(s: &str) -> Option<Micros> {

@@ -4,12 +4,14 @@
 use super::*;
 
 impl Generation {
-    /// The `md-status` (JSON, §6.1) or `md-metrics` page: content type and
-    /// text; None before start-up is complete.
+    /// The `md-status` (JSON, §6.1; the dashboard page for a browser with
+    /// `html`) or `md-metrics` page: content type and text; None before
+    /// start-up is complete.
     pub fn status_page(
         &self,
         host: &dyn Host,
         metrics: bool,
+        html: bool,
         path_info: Option<&str>,
     ) -> Option<(&'static str, String)> {
         let rt = self.runtime()?;
@@ -22,6 +24,15 @@ impl Generation {
         let log = |level, msg: &str| host.log(level, msg);
         let staged = |md: &str| self.hot.serving_staged(md, now, &TlsSet::load, &log);
         let body = crate::generation::report::md_status(&rt, &staplings, path_info, &staged, now);
+        if html {
+            let overview = if body.get("managed-domains").is_some() {
+                body
+            } else {
+                serde_json::json!({ "managed-domains": [body] })
+            };
+            let page = crate::status::dashboard::html(&overview, now);
+            return Some(("text/html; charset=utf-8", page));
+        }
         Some(("application/json", crate::base::util::json_pretty(&body)))
     }
 
