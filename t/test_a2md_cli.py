@@ -91,10 +91,11 @@ def test_list_and_status_on_our_store(ca_sb, a2md):
     r = a2(a2md, "-d", ca_sb.path("md"), "list")
     assert r.returncode == 0, r
     head = r.stdout.splitlines()[0].split()
-    assert head[:3] == ["MD", "NAMES", "KEYS"], r.stdout
+    assert head[:3] == ["MD", "NAMES", "KEYS"] and "CA" in head and "ACCOUNT" in head, r.stdout
     for n in names:
         row = _row(r.stdout, n)
         assert " rsa " in row and row.rstrip().endswith("ok"), row
+        assert ca_sb.ca_url in row and "ACME-" in row, row
     r = a2(a2md, "-d", ca_sb.path("md"), "list", "--json")
     listed = {m["name"]: m for m in json.loads(r.stdout)}
     for n in names:
@@ -118,7 +119,7 @@ def test_list_on_the_c_modules_store(ca_sb, a2md, c_module):
     assert wait_for(lambda: os.path.exists(ca_sb.path("md", "staging", name, "pubcert.pem")), 60), \
         ca_sb.error_log()[-3000:]
     r = a2(a2md, "-d", ca_sb.path("md"), "list")
-    assert r.returncode == 0 and "waiting for restart" in _row(r.stdout, name), r.stdout
+    assert r.returncode == 0 and "installed at its next restart" in _row(r.stdout, name), r.stdout
     ca_sb.start_httpd(module=c_module)  # the C module installs it at its restart
     assert wait_for(lambda: os.path.exists(ca_sb.path("md", "domains", name, "pubcert.pem")), 30)
     r = a2(a2md, "-d", ca_sb.path("md"), "list")

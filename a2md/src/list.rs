@@ -29,7 +29,7 @@ pub fn list(store: &Store, json: bool) -> ! {
         println!("no managed domains in {}", store.location());
         std::process::exit(0)
     }
-    let rows: Vec<[String; 7]> = mds.iter().map(row).collect();
+    let rows: Vec<[String; 9]> = mds.iter().map(row).collect();
     let head = [
         "MD",
         "NAMES",
@@ -37,6 +37,8 @@ pub fn list(store: &Store, json: bool) -> ! {
         "VALID UNTIL",
         "DAYS",
         "RENEW AT",
+        "CA",
+        "ACCOUNT",
         "STATE",
     ];
     let mut width = head.map(str::len);
@@ -62,7 +64,7 @@ pub fn list(store: &Store, json: bool) -> ! {
     std::process::exit(0)
 }
 
-fn row(j: &Value) -> [String; 7] {
+fn row(j: &Value) -> [String; 9] {
     let names = j
         .get("domains")
         .and_then(Value::as_array)
@@ -106,6 +108,8 @@ fn row(j: &Value) -> [String; 7] {
         until,
         days,
         text(j, "/renew-at").to_string(),
+        ca_urls(j),
+        text(j, "/ca/account").to_string(),
         state,
     ]
 }
@@ -122,15 +126,15 @@ pub fn status(store: &Store, md: &str, json: bool) -> ! {
         println!("{}", serde_json::to_string_pretty(&j).unwrap_or_default());
         std::process::exit(0)
     }
-    let [name, names, keys, until, days, renew_at, state] = row(&j);
+    let [name, names, keys, until, days, renew_at, ca, account, state] = row(&j);
     println!("MD:          {name}");
     println!("names:       {names}");
     println!("keys:        {keys}");
     println!("valid until: {until} ({days} days left)");
     println!("renew at:    {renew_at}");
     println!("state:       {state}");
-    println!("CA:          {}", ca_urls(&j));
-    println!("account:     {}", text(&j, "/ca/account"));
+    println!("CA:          {ca}");
+    println!("account:     {account}");
     std::process::exit(0)
 }
 

@@ -50,7 +50,8 @@ fn live_certs(store: &Store, name: &str) -> Vec<Option<CertInfo>> {
 }
 
 /// md-status's object for MD `name` from the store alone, with `state-text`
-/// (ok, renewing, error, waiting for restart, expired, no certificate) and
+/// (ok, renewing, error, renewed and waiting for a restart, expired, no
+/// certificate) and
 /// `problem` when there is one. `None`: no such MD.
 pub fn md(store: &Store, name: &str, now: Micros) -> Option<Value> {
     let stored = [Group::Domains, Group::Staging]
@@ -108,7 +109,10 @@ pub fn md(store: &Store, name: &str, now: Micros) -> Option<Value> {
                 .unwrap_or_else(|| "the last renewal failed".into());
             ("error", Some(p))
         }
-        (Some(jb), _) if jb.finished && staging => ("waiting for restart", None),
+        (Some(jb), _) if jb.finished && staging => (
+            "renewed: served hot by a running httpd, installed at its next restart",
+            None,
+        ),
         (Some(_), _) if staging || renew_at <= now => ("renewing", None),
         (_, None) => ("no certificate", None),
         (_, Some(u)) if u <= now => ("expired", None),
