@@ -145,6 +145,15 @@ fn kv_of(j: &Value) -> Result<Kv, EtcdError> {
     })
 }
 
+/// The keys and values of a range answer.
+fn kvs_of(j: &Value) -> Result<Vec<Kv>, EtcdError> {
+    Ok(j.get("kvs")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().map(kv_of).collect::<Result<Vec<_>, _>>())
+        .transpose()?
+        .unwrap_or_default())
+}
+
 fn op_json(op: &Op) -> Value {
     match op {
         Op::Put { key, value, lease } => {
@@ -337,13 +346,7 @@ impl Etcd {
             req["keys_only"] = json!(true);
         }
         let j = self.call("/v3/kv/range", &req)?;
-        let kvs = j
-            .get("kvs")
-            .and_then(Value::as_array)
-            .map(|a| a.iter().map(kv_of).collect::<Result<Vec<_>, _>>())
-            .transpose()?
-            .unwrap_or_default();
-        Ok((kvs, revision(&j)))
+        Ok((kvs_of(&j)?, revision(&j)))
     }
 
     /// The keys from `key` to `range_end` changed at revision `since` or
@@ -357,13 +360,7 @@ impl Etcd {
         let req = json!({"key": b64(key), "range_end": b64(range_end),
             "min_mod_revision": since.to_string()});
         let j = self.call("/v3/kv/range", &req)?;
-        let kvs = j
-            .get("kvs")
-            .and_then(Value::as_array)
-            .map(|a| a.iter().map(kv_of).collect::<Result<Vec<_>, _>>())
-            .transpose()?
-            .unwrap_or_default();
-        Ok((kvs, revision(&j)))
+        Ok((kvs_of(&j)?, revision(&j)))
     }
 
     /// Sets `key`; the new revision.

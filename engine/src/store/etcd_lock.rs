@@ -155,15 +155,7 @@ struct EtcdLease {
 
 impl EtcdLease {
     fn key(&self, g: Group, name: &str, file: &str) -> Vec<u8> {
-        let mut k = self.store.prefix.clone();
-        k.extend_from_slice(g.dir_name().as_bytes());
-        k.push(b'/');
-        if !name.is_empty() {
-            k.extend_from_slice(name.as_bytes());
-            k.push(b'/');
-        }
-        k.extend_from_slice(file.as_bytes());
-        k
+        super::etcd_store::key_of(&self.store.prefix, g, name, file)
     }
 
     fn noted(&self, key: Vec<u8>, value: Vec<u8>, rev: i64) {

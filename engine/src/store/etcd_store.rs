@@ -41,6 +41,22 @@ pub struct EtcdStorage {
     cached: Mutex<HashMap<Vec<u8>, i64>>,
 }
 
+/// The etcd key of a place in the store under `prefix`:
+/// `<prefix><group>/<name>/<file>` (`<prefix><file>` at the root).
+pub(crate) fn key_of(prefix: &[u8], g: Group, name: &str, file: &str) -> Vec<u8> {
+    let mut k = prefix.to_vec();
+    if g != Group::None {
+        k.extend_from_slice(g.dir_name().as_bytes());
+        k.push(b'/');
+    }
+    if !name.is_empty() {
+        k.extend_from_slice(name.as_bytes());
+        k.push(b'/');
+    }
+    k.extend_from_slice(file.as_bytes());
+    k
+}
+
 pub(crate) fn etcd_err(what: &str, e: EtcdError) -> StoreError {
     err(format!("{what}: {e}"))
 }
@@ -218,17 +234,7 @@ impl EtcdStorage {
     }
 
     pub(crate) fn key(&self, g: Group, name: &str, file: &str) -> Vec<u8> {
-        let mut k = self.prefix.clone();
-        if g != Group::None {
-            k.extend_from_slice(g.dir_name().as_bytes());
-            k.push(b'/');
-        }
-        if !name.is_empty() {
-            k.extend_from_slice(name.as_bytes());
-            k.push(b'/');
-        }
-        k.extend_from_slice(file.as_bytes());
-        k
+        key_of(&self.prefix, g, name, file)
     }
 
     fn mirror(&self) -> std::sync::MutexGuard<'_, Mirror> {
