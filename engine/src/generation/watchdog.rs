@@ -136,9 +136,11 @@ impl Generation {
                         None
                     }
                     WatchdogState::Running => {
-                        let next = self.renew_run(env);
-                        let wait = time::print_duration(next, false);
-                        host.log(Level::Debug, &format!("AH10107: next run in {wait}"));
+                        let (next, ran) = self.renew_run(env);
+                        if ran {
+                            let wait = time::print_duration(next, false);
+                            host.log(Level::Debug, &format!("AH10107: next run in {wait}"));
+                        }
                         Some(next)
                     }
                     WatchdogState::Stopping => {
@@ -166,11 +168,12 @@ impl Generation {
         self.stapling.refresh(&*env.host, &global, &fetch)
     }
 
-    /// One renewal run: hands the watched MDs to the scheduler; returns
-    /// the next interval.
-    fn renew_run(&self, env: &WatchdogEnv) -> Micros {
+    /// One look of the renewal watchdog: a full run when one is due or an
+    /// operator left a request; the interval until the next look, and
+    /// whether it ran.
+    fn renew_run(&self, env: &WatchdogEnv) -> (Micros, bool) {
         let Some(rt) = self.runtime() else {
-            return time::from_secs(3600);
+            return (time::from_secs(3600), false);
         };
         // An operator's request (`a2md renew`) is picked up within
         // seconds, whatever MDCheckInterval says: between full runs the
@@ -183,16 +186,17 @@ impl Generation {
         {
             let mut tick = self.renew_tick.lock().unwrap_or_else(|e| e.into_inner());
             if now < tick.0 && stamp == tick.1 {
-                return (tick.0 - now).min(REQUESTS_LOOK);
+                return ((tick.0 - now).min(REQUESTS_LOOK), false);
             }
             tick.1 = stamp;
         }
         let next = self.renew_full_run(&rt, env);
         self.renew_tick.lock().unwrap_or_else(|e| e.into_inner()).0 = time::now() + next;
-        next.min(REQUESTS_LOOK)
+        (next.min(REQUESTS_LOOK), true)
     }
 
-    /// A full renewal run; the interval until the next one.
+    /// A full renewal run: hands the watched MDs to the scheduler; the
+    /// interval until the next one.
     fn renew_full_run(&self, rt: &Arc<Runtime>, env: &WatchdogEnv) -> Micros {
         let items = rt.watched_items();
         let msg = format!("AH10055: md watchdog run, auto drive {} mds", items.len());
