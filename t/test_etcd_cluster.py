@@ -4,7 +4,9 @@ httpd nodes with separate local caches (`MDStoreDir`) and the store in etcd
 https ports (where pebble validates), pebble behind a front that counts
 orders and accounts, and five MDs (three by http-01, two by tls-alpn-01)."""
 
+import json
 import os
+import subprocess
 import tempfile
 import time
 
@@ -22,7 +24,7 @@ def etcd():
     c.stop()
 
 
-def test_etcd_one_order_per_md_and_every_node_serves_all_hot(cluster_factory, etcd):
+def test_etcd_one_order_per_md_and_every_node_serves_all_hot(cluster_factory, etcd, a2md):
     c = cluster_factory(etcd=etcd)
     c.start()
     # when each MD's set appears in etcd, and when every node serves it
@@ -91,6 +93,30 @@ def test_etcd_one_order_per_md_and_every_node_serves_all_hot(cluster_factory, et
     assert order_names(c.front) == sorted(NAMES)
     for i in (1, 2):
         assert "another node of the cluster installed renewed certificates" in c.nodes[i].error_log()
+    # a2md finds the store in etcd from the server's configuration: lists
+    # the MDs, and a renewal it asks for is served within seconds
+    confdir = c.ca.path("etc-apache2")
+    os.makedirs(confdir, exist_ok=True)
+    with open(os.path.join(confdir, "apache2.conf"), "w") as f:
+        f.write(f"MDStoreDir {c.ca.path('a2md-cache')}\nMDStoreBackend etcd {etcd.endpoints}\n"
+                f"MDStoreEtcdSealKey {c.ca.path('seal.key')}\n")
+    env = dict(os.environ, APACHE_CONFDIR=confdir)
+    r = subprocess.run([a2md, "list"], capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 0, r
+    for name in NAMES:
+        row = next(line for line in r.stdout.splitlines() if line.startswith(name))
+        assert row.rstrip().endswith("ok"), r.stdout
+    before = issuer_serial(c.nodes[1], NAMES[0])
+    r = subprocess.run([a2md, "renew", NAMES[0], "--wait", "60"], capture_output=True, text=True,
+                       env=env, timeout=90)
+    assert r.returncode == 0 and json.loads(r.stdout)["status"] == 0, (r, c.logs())
+    assert wait_for(lambda: all(issuer_serial(n, NAMES[0]) != before for n in c.nodes), 5), c.logs()
+
+
+def issuer_serial(node, name):
+    _status, der = node.https_request(name, timeout=5)
+    return subprocess.run(["openssl", "x509", "-inform", "der", "-noout", "-serial"], input=der,
+                          capture_output=True).stdout
 
 
 def staged_in_etcd(etcd, name, file="pubcert.pem"):

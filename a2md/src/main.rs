@@ -20,7 +20,14 @@ use std::path::{Path, PathBuf};
 fn main() {
     md_engine::base::http::global_init();
     let cli = Cli::parse();
-    let store_dir = cli.store.clone().unwrap_or_else(default_store);
+    // -d names a file store; without it, the server's configuration says
+    let store_dir = match &cli.store {
+        Some(d) => Where {
+            dir: d.clone(),
+            etcd: None,
+        },
+        None => default_store(),
+    };
     let http = || {
         let mut http = Client::new(format!("apachemd/{}", md_engine::MOD_MD_VERSION));
         http.ca_file = cli.cafile.clone();
@@ -57,8 +64,8 @@ fn main() {
             url.as_deref(),
             user.as_deref(),
         ),
-        Command::StoreExport(a) => ops::store_move(&store_dir, true, a),
-        Command::StoreImport(a) => ops::store_move(&store_dir, false, a),
+        Command::StoreExport(a) => ops::store_move(&store_dir.dir, true, a),
+        Command::StoreImport(a) => ops::store_move(&store_dir.dir, false, a),
         Command::Generate { what } => generate(*what),
     }
 }
@@ -75,17 +82,26 @@ pub fn fail(detail: String) -> ! {
     std::process::exit(1)
 }
 
-/// The store when none is given: the `MDStoreDir` of the server's
-/// configuration (Debian's layout under `$APACHE_CONFDIR`, default
-/// /etc/apache2), else `md` there.
-fn default_store() -> PathBuf {
-    let conf = std::env::var("APACHE_CONFDIR").unwrap_or_else(|_| "/etc/apache2".into());
-    configured_store(Path::new(&conf)).unwrap_or_else(|| Path::new(&conf).join("md"))
+/// Where the store is: a directory (the file store, or with `etcd` the
+/// local cache of the store in etcd).
+pub struct Where {
+    pub dir: PathBuf,
+    pub etcd: Option<md_engine::config::EtcdSettings>,
 }
 
-/// `MDStoreDir` in the configuration files under `conf` (apache2.conf and
-/// the enabled conf, mods and sites), relative paths under `conf`.
-fn configured_store(conf: &Path) -> Option<PathBuf> {
+/// The store when none is given: what the server's configuration says
+/// (Debian's layout under `$APACHE_CONFDIR`, default /etc/apache2):
+/// `MDStoreDir`, else `md` there; with `MDStoreBackend etcd …` the store in
+/// etcd (its options from the same configuration).
+fn default_store() -> Where {
+    let conf = std::env::var("APACHE_CONFDIR").unwrap_or_else(|_| "/etc/apache2".into());
+    configured_store(Path::new(&conf))
+}
+
+/// The words of the lines of the configuration files under `conf`
+/// (apache2.conf and the enabled conf, mods and sites) that configure the
+/// store.
+fn store_lines(conf: &Path) -> Vec<Vec<String>> {
     let mut files = vec![conf.join("apache2.conf")];
     for dir in ["conf-enabled", "mods-enabled", "sites-enabled"] {
         let mut more: Vec<PathBuf> = std::fs::read_dir(conf.join(dir))
@@ -97,37 +113,92 @@ fn configured_store(conf: &Path) -> Option<PathBuf> {
         more.sort();
         files.extend(more);
     }
-    files.iter().find_map(|f| {
-        let text = std::fs::read_to_string(f).ok()?;
-        text.lines().find_map(|l| {
-            let mut w = l.split_whitespace();
-            (w.next()?.eq_ignore_ascii_case("MDStoreDir"))
-                .then(|| w.next())
-                .flatten()
-                .map(|p| conf.join(p.trim_matches('"')))
-        })
-    })
+    let mut out = Vec::new();
+    for f in files {
+        let Ok(text) = std::fs::read_to_string(&f) else {
+            continue;
+        };
+        for l in text.lines() {
+            let words: Vec<String> = l
+                .split_whitespace()
+                .map(|w| w.trim_matches('"').to_string())
+                .collect();
+            if words
+                .first()
+                .is_some_and(|w| w.to_ascii_lowercase().starts_with("mdstore"))
+            {
+                out.push(words);
+            }
+        }
+    }
+    out
+}
+
+/// The store the configuration under `conf` names; relative paths under
+/// `conf` (ServerRoot).
+fn configured_store(conf: &Path) -> Where {
+    let mut dir = conf.join("md");
+    let mut etcd = md_engine::config::EtcdSettings::default();
+    let path = |p: &str| conf.join(p).display().to_string();
+    for w in store_lines(conf) {
+        let arg = |i: usize| w.get(i).cloned().unwrap_or_default();
+        match w[0].to_ascii_lowercase().as_str() {
+            "mdstoredir" => dir = conf.join(arg(1)),
+            "mdstorebackend" if arg(1).eq_ignore_ascii_case("etcd") => {
+                etcd.endpoints = arg(2).split(',').map(str::to_string).collect()
+            }
+            "mdstorebackend" => etcd.endpoints.clear(),
+            "mdstoreetcdprefix" => etcd.prefix = arg(1),
+            "mdstoreetcdsealkey" => etcd.seal_key = Some(path(&arg(1))),
+            "mdstoreetcdca" => etcd.ca_file = Some(path(&arg(1))),
+            "mdstoreetcdclientcert" => etcd.client_cert = Some((path(&arg(1)), path(&arg(2)))),
+            "mdstoreetcduser" => etcd.user = Some((arg(1), arg(2))),
+            _ => {}
+        }
+    }
+    let etcd = (!etcd.endpoints.is_empty()).then_some(etcd);
+    Where { dir, etcd }
+}
+
+/// The store in etcd, or `None` for a file store.
+fn in_etcd(w: &Where) -> Option<Store> {
+    let e = w.etcd.as_ref()?;
+    let global = md_engine::config::Global {
+        etcd: e.clone(),
+        ..Default::default()
+    };
+    let mut notes = Vec::new();
+    Some(Store::open_configured(&global, &w.dir, None, &mut notes).unwrap_or_else(|x| fail(x.msg)))
 }
 
 /// The store, to read; one that cannot be read says what to do.
-fn readable(dir: &Path) -> Store {
-    check_access(dir, true);
+fn readable(w: &Where) -> Store {
+    if let Some(s) = in_etcd(w) {
+        return s;
+    }
+    check_access(&w.dir, true);
     let mut notes = Vec::new();
-    Store::open(dir, None, &mut notes).unwrap_or_else(|e| fail(e.msg))
+    Store::open(&w.dir, None, &mut notes).unwrap_or_else(|e| fail(e.msg))
 }
 
 /// The store as a2md itself writes it (drive: as the C module's a2md).
-fn plain(dir: &Path) -> Store {
-    check_access(dir, false);
+fn plain(w: &Where) -> Store {
+    if let Some(s) = in_etcd(w) {
+        return s;
+    }
+    check_access(&w.dir, false);
     let mut notes = Vec::new();
-    Store::open(dir, None, &mut notes).unwrap_or_else(|e| fail(e.msg))
+    Store::open(&w.dir, None, &mut notes).unwrap_or_else(|e| fail(e.msg))
 }
 
 /// The store, to write as httpd's parent writes it (what a2md leaves
 /// there is handed to httpd's `User`).
-fn writable(dir: &Path) -> Store {
-    check_access(dir, false);
-    open_for_httpd(dir, None)
+fn writable(w: &Where) -> Store {
+    if let Some(s) = in_etcd(w) {
+        return s;
+    }
+    check_access(&w.dir, false);
+    open_for_httpd(&w.dir, None)
 }
 
 /// A store this user cannot read (a2md run without root on a root-only
@@ -216,15 +287,26 @@ mod tests {
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(d.join("sites-enabled")).unwrap();
         std::fs::write(d.join("apache2.conf"), "ServerRoot /etc/apache2\n").unwrap();
-        assert_eq!(configured_store(&d), None);
+        assert_eq!(configured_store(&d).dir, d.join("md"));
         std::fs::write(
             d.join("sites-enabled").join("000-md.conf"),
             "  MDStoreDir \"/srv/md\"\nMDomain a.org\n",
         )
         .unwrap();
-        assert_eq!(configured_store(&d), Some(PathBuf::from("/srv/md")));
-        std::fs::write(d.join("apache2.conf"), "mdstoredir state/md\n").unwrap();
-        assert_eq!(configured_store(&d), Some(d.join("state/md")));
+        assert_eq!(configured_store(&d).dir, PathBuf::from("/srv/md"));
+        std::fs::write(
+            d.join("apache2.conf"),
+            "mdstoredir state/md\nMDStoreBackend etcd https://a:2379,https://b:2379\n\
+             MDStoreEtcdSealKey seal.key\nMDStoreEtcdUser md pw\n",
+        )
+        .unwrap();
+        let w = configured_store(&d);
+        assert_eq!(w.dir, PathBuf::from("/srv/md"));
+        let e = w.etcd.unwrap();
+        assert_eq!(e.endpoints, ["https://a:2379", "https://b:2379"]);
+        assert_eq!(e.seal_key, Some(d.join("seal.key").display().to_string()));
+        assert_eq!(e.user, Some(("md".into(), "pw".into())));
+        assert_eq!(e.prefix, "/mod_md/");
         std::fs::remove_dir_all(&d).unwrap();
     }
 

@@ -62,6 +62,8 @@ fn wait_renewed(store: &Store, md: &str, secs: u64) -> ! {
     let since = time::now();
     let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
     loop {
+        // (a store kept elsewhere: what the cluster wrote since)
+        store.refresh();
         let now = time::now();
         let took = (now - since) as f64 / 1e6;
         let outcome = Job::load(store, Group::Staging, md)

@@ -159,7 +159,7 @@ impl Store {
     /// Opens the store the configuration names: the file store at `root`,
     /// or, with `MDStoreBackend etcd`, the store in etcd with `root` as its
     /// local cache of what mod_ssl reads.
-    pub(crate) fn open_configured(
+    pub fn open_configured(
         global: &crate::config::Global,
         root: &Path,
         user: Option<u32>,
