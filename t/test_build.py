@@ -276,7 +276,7 @@ _FS_ALLOWED = {
     # and /etc/passwd, the server's configuration (MDStoreDir), and whether
     # it may read the store at all
     "a2md/src/main.rs": ["std::fs::read_to_string(\"/etc/passwd\")", "std::fs::read_dir(conf.join(dir))",
-                         "std::fs::read_to_string(f)", "std::fs::File::open(&file)"],
+                         "std::fs::read_to_string(&f)", "std::fs::File::open(&file)"],
 }
 
 
