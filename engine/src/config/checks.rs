@@ -3,6 +3,7 @@
 
 use crate::config::MatchMode;
 use crate::config::Md;
+use std::collections::HashMap;
 
 /// httpd's `ap_getword_conf`: the next word of a directive line, in
 /// double or single quotes (backslash escapes the quote and itself) or up
@@ -87,8 +88,24 @@ impl std::fmt::Display for Fatal {
 /// (match mode `all`) and the static file counts; plus the protocol check.
 pub(crate) fn check_mds(mds: &[Md], match_mode: MatchMode) -> Result<(), Fatal> {
     if match_mode == MatchMode::All {
+        // by name, not every pair: a hosting server has thousands of MDs
+        let mut having: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, m) in mds.iter().enumerate() {
+            for d in &m.domains {
+                having.entry(d.to_ascii_lowercase()).or_default().push(i);
+            }
+        }
         for (i, a) in mds.iter().enumerate() {
-            for b in &mds[i + 1..] {
+            // the first later MD that shares a name with this one
+            let next = a
+                .domains
+                .iter()
+                .filter_map(|d| {
+                    let list = &having[&d.to_ascii_lowercase()];
+                    list.iter().copied().find(|&j| j > i)
+                })
+                .min();
+            if let Some(b) = next.map(|j| &mds[j]) {
                 if let Some(d) = a.domains.iter().find(|d| b.contains(d)) {
                     let loc = |m: &Md| match &m.defn {
                         Some((f, l)) => format!("{f}(line {l})"),
@@ -142,4 +159,42 @@ pub(crate) fn check_protocol(md: &Md) -> Result<(), Fatal> {
             md.name, md.name, md.ca_proto
         ),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{MdDef, Settings};
+
+    fn md(domains: &[&str], line: u32) -> Md {
+        let mut def = MdDef::new(domains.iter().map(|s| s.to_string()).collect());
+        def.defn = Some(("httpd.conf".into(), line));
+        Md::from_def(&def, &Settings::default(), None)
+    }
+
+    /// Looked up by name instead of pair by pair, the overlap reported is
+    /// still the first MD that shares a name with a later one, the first
+    /// such later MD, and the first shared name in the first MD's order.
+    #[test]
+    fn the_first_overlap_in_configuration_order_is_reported() {
+        let mds = vec![
+            md(&["x.org"], 1),
+            md(&["a.org", "b.org", "c.org"], 2),
+            md(&["d.org", "C.ORG"], 3),
+            md(&["b.org"], 4),
+            md(&["x.org"], 5),
+        ];
+        let e = check_mds(&mds[1..], MatchMode::All).unwrap_err();
+        assert_eq!(e.code, "AH10038");
+        assert_eq!(
+            e.message,
+            "two Managed Domains have an overlap in domain 'c.org', first definition in \
+             httpd.conf(line 2), second in httpd.conf(line 3)"
+        );
+        let e = check_mds(&mds, MatchMode::All).unwrap_err();
+        assert!(e.message.contains("'x.org'") && e.message.contains("(line 5)"));
+        assert!(check_mds(&mds, MatchMode::ServerNames).is_ok());
+        assert!(check_mds(&mds[..3], MatchMode::All).is_err());
+        assert!(check_mds(&mds[3..4], MatchMode::All).is_ok());
+    }
 }

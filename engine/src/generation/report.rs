@@ -129,12 +129,7 @@ pub(crate) fn md_status(
         }
         j
     };
-    let found = want.and_then(|name| {
-        rt.domains
-            .iter()
-            .find(|d| d.md.name == name)
-            .or_else(|| domain_of(rt, name))
-    });
+    let found = want.and_then(|name| rt.md_named(name).or_else(|| domain_of(rt, name)));
     match found {
         Some(d) => one(d, true),
         None => mdstatus::overview(rt.domains.iter().map(|d| one(d, false)).collect()),
@@ -176,9 +171,7 @@ fn domain_of<'a>(
     rt: &'a Runtime,
     host: &str,
 ) -> Option<&'a crate::generation::runtime::ManagedDomain> {
-    rt.domains
-        .iter()
-        .find(|d| d.md.domains.iter().any(|n| domain_matches(n, host)))
+    rt.md_covering(host)
 }
 
 /// `/.httpd/certificate-status` for `host` (§6.2); None when no MD covers it.

@@ -39,6 +39,63 @@ pub struct Vhost {
     pub fallback: bool,
 }
 
+/// Per MD (`mds` of them), the indices of the vhosts whose MD lists name
+/// it, ascending: the reverse of the vhosts' `mds`, so that a question
+/// about one MD does not look at every vhost.
+pub(crate) fn users<'a>(mds: usize, lists: impl Iterator<Item = &'a [usize]>) -> Vec<Vec<usize>> {
+    let mut out = vec![Vec::new(); mds];
+    for (vi, list) in lists.enumerate() {
+        for &mi in list {
+            if let Some(users) = out.get_mut(mi) {
+                users.push(vi);
+            }
+        }
+    }
+    out
+}
+
+/// MDs by name and by the host names they cover, as indices.
+#[derive(Default)]
+pub(crate) struct Lookup {
+    by_name: HashMap<String, usize>,
+    /// Lower-cased domain → the first MD with it.
+    exact: HashMap<String, usize>,
+    /// Lower-cased `<base>` of a `*.<base>` domain → the first MD with it.
+    wild: HashMap<String, usize>,
+}
+
+impl Lookup {
+    fn of<'a>(mds: impl Iterator<Item = &'a Md>) -> Lookup {
+        let mut l = Lookup::default();
+        for (i, md) in mds.enumerate() {
+            l.by_name.entry(md.name.clone()).or_insert(i);
+            for d in &md.domains {
+                let d = d.to_ascii_lowercase();
+                if let Some(base) = d.strip_prefix("*.") {
+                    l.wild.entry(base.to_string()).or_insert(i);
+                }
+                l.exact.entry(d).or_insert(i);
+            }
+        }
+        l
+    }
+
+    fn named(&self, name: &str) -> Option<usize> {
+        self.by_name.get(name).copied()
+    }
+
+    /// The first MD that covers `host` ([`crate::config::vhost::domain_matches`]).
+    fn covering(&self, host: &str) -> Option<usize> {
+        let host = host.to_ascii_lowercase();
+        let exact = self.exact.get(&host).copied();
+        let wild = host
+            .find('.')
+            .filter(|&dot| dot > 0)
+            .and_then(|dot| self.wild.get(&host[dot + 1..]).copied());
+        exact.into_iter().chain(wild).min()
+    }
+}
+
 /// What start-up decided, before mod_ssl runs.
 pub struct Plan {
     /// The module-wide settings of the generation.
@@ -118,6 +175,11 @@ pub struct Runtime {
     pub https_ok: bool,
     /// Server id → index into `vhosts` (request-time lookups).
     by_id: HashMap<usize, usize>,
+    /// MD index → indices into `vhosts` of the vhosts it has, ascending.
+    by_md: Vec<Vec<usize>>,
+    /// The MDs by name and by the names they cover (made once the MDs'
+    /// domains are final, see [`Runtime::lookup`]).
+    lookup: std::sync::OnceLock<Lookup>,
     /// The staging jobs as status pages read them.
     pub jobs: crate::lifecycle::jobfile::JobCache,
 }
@@ -125,6 +187,7 @@ pub struct Runtime {
 impl Runtime {
     /// The runtime of a plan, before mod_ssl has said which vhosts use SSL.
     pub(crate) fn from_plan(plan: Plan) -> Runtime {
+        let by_md = users(plan.mds.len(), plan.vhosts.iter().map(|v| v.mds.as_slice()));
         Runtime {
             global: plan.global,
             store: plan.store,
@@ -139,6 +202,8 @@ impl Runtime {
             http_ok: false,
             https_ok: false,
             jobs: Default::default(),
+            by_md,
+            lookup: Default::default(),
             by_id: plan
                 .vhosts
                 .iter()
@@ -172,7 +237,32 @@ impl Runtime {
 
     /// Whether some vhost has MD `mi`.
     pub(crate) fn used(&self, mi: usize) -> bool {
-        self.vhosts.iter().any(|v| v.mds.contains(&mi))
+        !self.by_md[mi].is_empty()
+    }
+
+    /// The MD named `name`.
+    pub(crate) fn md_named(&self, name: &str) -> Option<&ManagedDomain> {
+        self.lookup().named(name).map(|i| &self.domains[i])
+    }
+
+    /// The first MD (in configuration order) one of whose domains covers
+    /// `host`: exactly, or as `*.<rest of host>`.
+    pub(crate) fn md_covering(&self, host: &str) -> Option<&ManagedDomain> {
+        self.lookup().covering(host).map(|i| &self.domains[i])
+    }
+
+    /// The lookup tables of request-time questions (by name, by host): a
+    /// server with 10,000 MDs answers them without looking at each. Made
+    /// on first use; start-up makes it once the domains are final (names
+    /// of SSL vhosts join their MDs in `after_ssl`), so that the children
+    /// share the parent's.
+    pub(crate) fn lookup(&self) -> &Lookup {
+        self.lookup.get_or_init(|| Lookup::of(self.mds()))
+    }
+
+    /// The vhosts that have MD `mi`.
+    pub(crate) fn vhosts_with(&self, mi: usize) -> impl Iterator<Item = &Vhost> + '_ {
+        self.by_md[mi].iter().map(|&vi| &self.vhosts[vi])
     }
 
     pub(crate) fn mds(&self) -> impl Iterator<Item = &Md> {
@@ -262,4 +352,50 @@ pub struct SslFacts<'a> {
     /// `MDPortMap`).
     pub http_ok: bool,
     pub https_ok: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::vhost::domain_matches;
+    use crate::testutil::md;
+
+    /// The lookup tables answer what looking at every MD in order answers.
+    #[test]
+    fn lookups_answer_what_a_scan_answers() {
+        let mds = [
+            md(&["a.org", "www.a.org"]),
+            md(&["*.a.org", "b.org"]),
+            md(&["WWW.B.org"]),
+            md(&["*.b.org", "c.org"]),
+            md(&["x.a.org"]),
+        ];
+        let l = Lookup::of(mds.iter());
+        for host in [
+            "a.org",
+            "A.ORG",
+            "www.a.org",
+            "x.a.org",
+            "y.a.org",
+            "a.b.a.org",
+            "b.org",
+            "www.b.org",
+            "z.b.org",
+            "c.org",
+            ".a.org",
+            "*.a.org",
+            "org",
+            "",
+            "d.org",
+        ] {
+            let scan = mds
+                .iter()
+                .position(|m| m.domains.iter().any(|d| domain_matches(d, host)));
+            assert_eq!(l.covering(host), scan, "{host}");
+        }
+        assert_eq!(l.named("www.b.org"), None);
+        assert_eq!(l.named(&mds[2].name), Some(2));
+        let users = users(3, [&[0, 2][..], &[], &[2]].into_iter());
+        assert_eq!(users, vec![vec![0], vec![], vec![0, 2]]);
+    }
 }

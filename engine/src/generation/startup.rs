@@ -17,6 +17,7 @@ use crate::config::{
 use crate::generation::problems::problem_note;
 use crate::generation::problems::problems_begin;
 use crate::generation::problems::store_problems;
+use crate::generation::runtime::users;
 use crate::generation::runtime::ManagedDomain;
 use crate::generation::runtime::MdRuntime;
 use crate::generation::runtime::Plan;
@@ -238,7 +239,7 @@ pub fn after_ssl(
     );
     for (mi, md) in rt.mds().enumerate() {
         let used = rt.used(mi);
-        let ssl_used = rt.vhosts.iter().any(|v| v.mds.contains(&mi) && ssl(v));
+        let ssl_used = rt.vhosts_with(mi).any(ssl);
         if md.require_https != RequireHttps::Off && !ssl_used {
             notes.push(Note::new(
                 Level::Warn,
@@ -280,6 +281,9 @@ pub fn after_ssl(
             }
         }
     }
+    // the request-time lookups, made here where the domains are final
+    // (children share them)
+    rt.lookup();
     // `crl/` only when a served certificate names a CRL (a store the C
     // module also uses looks as it would otherwise); the renewal job's
     // user writes it
@@ -315,11 +319,9 @@ fn acme_tls_domains(
     let mut out = Vec::new();
     for d in &md.domains {
         let https: Vec<&Vhost> = rt
-            .vhosts
-            .iter()
+            .vhosts_with(mi)
             .filter(|v| {
-                v.mds.contains(&mi)
-                    && facts.ssl.contains(&v.id)
+                facts.ssl.contains(&v.id)
                     && (v.host.matches_host(d) || vhost::domain_matches(d, &v.host.name))
             })
             .collect();
@@ -562,21 +564,18 @@ fn lend_contacts(
     assigned: &[Vec<usize>],
     notes: &mut dyn Notes,
 ) {
+    let users = users(mds.len(), assigned.iter().map(Vec::as_slice));
     for (mi, md) in mds.iter_mut().enumerate() {
         if !md.contacts.is_empty() {
             continue;
         }
-        let found = servers
-            .iter()
-            .zip(assigned)
-            .filter(|(_, a)| a.contains(&mi))
-            .find_map(|(s, _)| {
-                s.contact.clone().or_else(|| {
-                    s.admin
-                        .clone()
-                        .filter(|a| !a.is_empty() && a != NO_SERVER_ADMIN)
-                })
-            });
+        let found = users[mi].iter().map(|&si| &servers[si]).find_map(|s| {
+            s.contact.clone().or_else(|| {
+                s.admin
+                    .clone()
+                    .filter(|a| !a.is_empty() && a != NO_SERVER_ADMIN)
+            })
+        });
         if let Some(c) = found {
             let c = config::schemify_contact(&c);
             notes.push(Note::new(

@@ -53,6 +53,8 @@ struct Slot<L> {
 pub struct HotSlots<L> {
     store: RwLock<Option<Store>>,
     slots: RwLock<HashMap<usize, Arc<Slot<L>>>>,
+    /// MD name → the vhost ids of its slots (md-status asks per MD).
+    by_md: RwLock<HashMap<String, Vec<usize>>>,
 }
 
 impl<L> Default for HotSlots<L> {
@@ -60,6 +62,7 @@ impl<L> Default for HotSlots<L> {
         HotSlots {
             store: RwLock::new(None),
             slots: RwLock::new(HashMap::new()),
+            by_md: RwLock::new(HashMap::new()),
         }
     }
 }
@@ -97,6 +100,10 @@ impl<L> HotSlots<L> {
     /// Sets up the slots of this generation: one per (vhost id, MD) of an
     /// SSL vhost whose MD is renewed here (not static files).
     pub(crate) fn prepare(&self, store: &Store, vhosts: Vec<(usize, Md)>) {
+        let mut by_md: HashMap<String, Vec<usize>> = HashMap::new();
+        for (id, md) in vhosts.iter().filter(|(_, md)| md.cert_files.is_empty()) {
+            by_md.entry(md.name.clone()).or_default().push(*id);
+        }
         let map = vhosts
             .into_iter()
             .filter(|(_, md)| md.cert_files.is_empty())
@@ -113,6 +120,7 @@ impl<L> HotSlots<L> {
             .collect();
         *self.store.write().unwrap_or_else(|e| e.into_inner()) = Some(store.clone());
         *self.slots.write().unwrap_or_else(|e| e.into_inner()) = map;
+        *self.by_md.write().unwrap_or_else(|e| e.into_inner()) = by_md;
     }
 
     fn slot(&self, id: usize) -> Option<Arc<Slot<L>>> {
@@ -197,12 +205,8 @@ impl<L> HotSlots<L> {
         log: &dyn Fn(Level, &str),
     ) -> Option<Arc<L>> {
         let ids: Vec<usize> = {
-            let slots = self.slots.read().unwrap_or_else(|e| e.into_inner());
-            slots
-                .iter()
-                .filter(|(_, s)| s.md.name == md)
-                .map(|(id, _)| *id)
-                .collect()
+            let by_md = self.by_md.read().unwrap_or_else(|e| e.into_inner());
+            by_md.get(md).cloned().unwrap_or_default()
         };
         ids.into_iter()
             .find_map(|id| self.current(id, now, load, log))
