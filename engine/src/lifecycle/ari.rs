@@ -90,16 +90,12 @@ pub(crate) fn ari_time(
     let md = ctx.md;
     let ca = md.ca_urls.first()?;
     let http = ca_client(ctx);
-    let dir = http
-        .get(ca)
-        .ok()
-        .filter(|r| r.status == 200)
-        .and_then(|r| crate::acme::json_body(&r))?;
-    let base = dir
-        .get("renewalInfo")?
-        .as_str()?
-        .trim_end_matches('/')
-        .to_string();
+    let base = DIRECTORIES.renewal_info(ca, time::now(), || {
+        http.get(ca)
+            .ok()
+            .filter(|r| r.status == 200)
+            .and_then(|r| crate::acme::json_body(&r))
+    })?;
     let mut best: Option<(Micros, Option<String>)> = None;
     for (_, cert) in &ctx.certs {
         let Some(id) = crate::base::crypto::ari_cert_id(cert) else {
@@ -159,4 +155,97 @@ pub(crate) fn ari_time(
         }
     }
     best
+}
+
+/// The `renewalInfo` resource of each CA as its directory named it, for
+/// a while: a run over thousands of MDs of one CA asks the directory once,
+/// not once per MD (a CA that did not answer is asked again after a minute).
+pub(crate) struct DirectoryCache {
+    seen: std::sync::Mutex<std::collections::HashMap<String, (Micros, Option<String>)>>,
+}
+
+static DIRECTORIES: std::sync::LazyLock<DirectoryCache> =
+    std::sync::LazyLock::new(DirectoryCache::new);
+
+impl DirectoryCache {
+    const KEEP: Micros = 600 * time::USEC_PER_SEC;
+    const KEEP_FAILED: Micros = 60 * time::USEC_PER_SEC;
+
+    pub(crate) fn new() -> DirectoryCache {
+        DirectoryCache {
+            seen: Default::default(),
+        }
+    }
+
+    /// The CA's `renewalInfo` base URL (no trailing slash), from the cache
+    /// or from `fetch` (the directory's JSON, None when it did not answer).
+    pub(crate) fn renewal_info(
+        &self,
+        ca: &str,
+        now: Micros,
+        fetch: impl FnOnce() -> Option<serde_json::Value>,
+    ) -> Option<String> {
+        let lock = || self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((at, base)) = lock().get(ca) {
+            let keep = if base.is_some() {
+                Self::KEEP
+            } else {
+                Self::KEEP_FAILED
+            };
+            if now >= *at && now - *at < keep {
+                return base.clone();
+            }
+        }
+        let base = fetch().and_then(|dir| {
+            let b = dir.get("renewalInfo")?.as_str()?;
+            Some(b.trim_end_matches('/').to_string())
+        });
+        lock().insert(ca.to_string(), (now, base.clone()));
+        base
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    /// Thousands of MDs of one CA: the directory is fetched once per ten
+    /// minutes (once a minute while it does not answer), per CA.
+    #[test]
+    fn the_directory_is_asked_once_per_ca_and_while() {
+        let c = DirectoryCache::new();
+        let fetched = Cell::new(0);
+        let dir = || {
+            fetched.set(fetched.get() + 1);
+            Some(serde_json::json!({"renewalInfo": "https://ca/ari/"}))
+        };
+        let t0 = 1_000 * time::USEC_PER_SEC;
+        for i in 0..10_000 {
+            let base = c.renewal_info("https://ca/dir", t0 + i * 1000, dir);
+            assert_eq!(base.as_deref(), Some("https://ca/ari"));
+        }
+        assert_eq!(fetched.get(), 1);
+        c.renewal_info("https://other/dir", t0, dir);
+        assert_eq!(fetched.get(), 2);
+        c.renewal_info("https://ca/dir", t0 + 601 * time::USEC_PER_SEC, dir);
+        assert_eq!(fetched.get(), 3);
+        // a CA without ARI, and one that does not answer
+        let none = || Some(serde_json::json!({"newOrder": "x"}));
+        assert_eq!(c.renewal_info("https://plain/dir", t0, none), None);
+        assert_eq!(
+            c.renewal_info("https://plain/dir", t0 + 1, || panic!()),
+            None
+        );
+        let down = Cell::new(0);
+        let fail = || {
+            down.set(down.get() + 1);
+            None
+        };
+        c.renewal_info("https://down/dir", t0, fail);
+        c.renewal_info("https://down/dir", t0 + 59 * time::USEC_PER_SEC, fail);
+        assert_eq!(down.get(), 1);
+        c.renewal_info("https://down/dir", t0 + 61 * time::USEC_PER_SEC, fail);
+        assert_eq!(down.get(), 2);
+    }
 }
