@@ -85,4 +85,10 @@ impl md_engine::base::host::Host for ServerLog {
     fn log(&self, level: Level, msg: &str) {
         log(self.0 as *const ffi::server_rec, level, msg);
     }
+
+    fn release_memory(&self) {
+        // SAFETY: malloc_trim only returns free memory of the allocator's
+        // arenas to the system, under the allocator's own locks.
+        unsafe { libc::malloc_trim(0) };
+    }
 }

@@ -14,6 +14,11 @@ pub trait Host: Send + Sync {
     /// which installs staged certificates. Hosts that cannot restart
     /// ignore it.
     fn graceful_restart(&self) {}
+
+    /// Gives memory the process freed back to the system (after a renewal
+    /// run over thousands of MDs, whose transient memory a long-lived
+    /// child would otherwise keep resident). Hosts that cannot ignore it.
+    fn release_memory(&self) {}
 }
 
 /// Runs `f` with every note made on this thread going to `host` as it is

@@ -320,6 +320,11 @@ impl Client {
             res.map_err(t)?;
         }
         resp.status = easy.response_code().map_err(t)?;
+        let new_connections = easy.num_connects().map_or(0, u64::from);
+        TRAFFIC.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        TRAFFIC
+            .1
+            .fetch_add(new_connections, std::sync::atomic::Ordering::Relaxed);
         *self.handle.lock().unwrap_or_else(|e| e.into_inner()) = Some(easy);
         Ok(resp)
     }
@@ -327,6 +332,21 @@ impl Client {
     pub fn get(&self, url: &str) -> Result<Response, HttpError> {
         self.request("GET", url, None)
     }
+}
+
+/// Requests answered and connections opened for them in this process.
+static TRAFFIC: (std::sync::atomic::AtomicU64, std::sync::atomic::AtomicU64) = (
+    std::sync::atomic::AtomicU64::new(0),
+    std::sync::atomic::AtomicU64::new(0),
+);
+
+/// (requests answered, connections opened for them) by this process: how
+/// well the clients reuse their connections (logged by the renewal job).
+pub(crate) fn traffic() -> (u64, u64) {
+    (
+        TRAFFIC.0.load(std::sync::atomic::Ordering::Relaxed),
+        TRAFFIC.1.load(std::sync::atomic::Ordering::Relaxed),
+    )
 }
 
 #[cfg(test)]
@@ -384,6 +404,7 @@ mod tests {
         );
         let c = Client::new("Apache/2.4 mod_md/2.6.10");
         let url = format!("http://127.0.0.1:{port}/dir");
+        let before = traffic();
         let r = c.get(&url).unwrap();
         assert_eq!(r.status, 201);
         assert_eq!(r.header("Replay-Nonce"), Some("abc"));
@@ -399,6 +420,9 @@ mod tests {
         assert!(seen[1].starts_with("POST /dir"));
         assert!(seen[1].contains("Content-Type: application/jose+json"));
         assert!(seen[1].ends_with("{\"a\":1}"));
+        // counted: two requests, two connections (the server closed the first)
+        let after = traffic();
+        assert!(after.0 >= before.0 + 2 && after.1 >= before.1 + 2);
     }
 
     #[test]

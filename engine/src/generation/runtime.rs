@@ -11,6 +11,7 @@ use crate::lifecycle::{install, state};
 use crate::store::{Group, Store};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 /// One server (main or virtual host) as start-up sees it.
 #[derive(Debug, Clone)]
@@ -52,6 +53,26 @@ pub(crate) fn users<'a>(mds: usize, lists: impl Iterator<Item = &'a [usize]>) ->
         }
     }
     out
+}
+
+impl scheduler::Source for Runtime {
+    fn md(&self, i: usize) -> &Md {
+        &self.domains[i].md
+    }
+
+    fn challenges(&self, i: usize) -> crate::lifecycle::state::Challenges {
+        self.domains[i].rt.challenges.clone()
+    }
+
+    fn certs(&self, i: usize) -> Vec<(String, openssl::x509::X509)> {
+        self.domains[i]
+            .rt
+            .certs
+            .iter()
+            .flatten()
+            .filter_map(|c| Some((c.key_name.clone(), c.leaf()?)))
+            .collect()
+    }
 }
 
 /// MDs by name and by the host names they cover, as indices.
@@ -269,24 +290,22 @@ impl Runtime {
         self.domains.iter().map(|d| &d.md)
     }
 
-    /// The MDs the renewal job watches, as the scheduler takes them.
-    pub(crate) fn watched_items(&self) -> Vec<scheduler::Item> {
-        self.domains
+    /// The MDs the renewal job watches, as the scheduler takes them: by
+    /// index into this runtime, nothing copied per MD; the pending
+    /// requests (`a2md renew`) from one listing.
+    pub(crate) fn watched_items(rt: &Arc<Runtime>) -> Vec<scheduler::Item> {
+        let src: Arc<dyn scheduler::Source> = rt.clone();
+        let requested = crate::store::request::pending_files(&rt.store);
+        rt.domains
             .iter()
-            .filter(|d| d.rt.watched)
-            .map(|ManagedDomain { md, rt }| scheduler::Item {
-                md: md.clone(),
-                renew_at: rt.renew_at,
-                warn_at: state::warn_at(md, &rt.certs),
-                complete: md.found.state == State::Complete,
-                challenges: rt.challenges.clone(),
-                certs: rt
-                    .certs
-                    .iter()
-                    .flatten()
-                    .filter_map(|c| Some((c.key_name.clone(), c.leaf()?)))
-                    .collect(),
-                requested: crate::store::request::pending(&self.store, &md.name),
+            .enumerate()
+            .filter(|(_, d)| d.rt.watched)
+            .map(|(i, ManagedDomain { md, rt: mrt })| {
+                let mut item = scheduler::Item::new(src.clone(), i, mrt.renew_at);
+                item.warn_at = state::warn_at(md, &mrt.certs);
+                item.complete = md.found.state == State::Complete;
+                item.requested = crate::store::request::is_pending(&requested, &md.name);
+                item
             })
             .collect()
     }

@@ -198,7 +198,7 @@ impl Generation {
     /// A full renewal run: hands the watched MDs to the scheduler; the
     /// interval until the next one.
     fn renew_full_run(&self, rt: &Arc<Runtime>, env: &WatchdogEnv) -> Micros {
-        let items = rt.watched_items();
+        let items = Runtime::watched_items(rt);
         let msg = format!("AH10055: md watchdog run, auto drive {} mds", items.len());
         env.host.log(Level::Debug, &msg);
         let ua = format!("{} mod_md/{}", env.product(), crate::MOD_MD_VERSION);
@@ -215,9 +215,9 @@ impl Generation {
             let report = |msg: &str| host.log(Level::Crit, msg);
             crate::base::boundary::guard("renewal job", 0, report, || {
                 crate::base::boundary::test_panic("renewal-job");
-                let revoked = if item.md.stapling && stapling.md_revoked(&item.md.name) {
+                let revoked = if item.md().stapling && stapling.md_revoked(&item.md().name) {
                     Some(crate::lifecycle::context::RevokedBy::Ocsp)
-                } else if crl.revoked(&item.md.name, &item.certs) {
+                } else if crl.revoked(&item.md().name, &item.certs()) {
                     Some(crate::lifecycle::context::RevokedBy::Crl)
                 } else {
                     None
@@ -231,8 +231,8 @@ impl Generation {
             global: rt.global.clone(),
             host: env.host.clone(),
             revoked: Arc::new(move |item: &scheduler::Item| {
-                (item.md.stapling && stapling.md_revoked(&item.md.name))
-                    || crl.revoked(&item.md.name, &item.certs)
+                (item.md().stapling && stapling.md_revoked(&item.md().name))
+                    || crl.revoked(&item.md().name, &item.certs())
             }),
             process: Arc::new(process),
         });
@@ -242,7 +242,8 @@ impl Generation {
         }
         if self.crl_pass(rt, env, &crl_ua) {
             // a revoked certificate renews now, not at the next run
-            self.scheduler.run(rt.watched_items(), ctx, time::now());
+            self.scheduler
+                .run(Runtime::watched_items(rt), ctx, time::now());
         }
         let until = (self.crl.next_due() - time::now()).max(time::USEC_PER_SEC);
         next.min(until)

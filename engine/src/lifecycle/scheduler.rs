@@ -20,24 +20,57 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
-/// One watched MD as the scheduler sees it: its configuration and what the
-/// start-up planning found out about its certificates.
+/// Where the scheduler reads the MDs of its items and what start-up found
+/// about them: the generation's runtime, shared, so that a run over 10,000
+/// MDs copies none of them (a copy per MD and run would also dirty the
+/// pages a child shares with the parent).
+pub trait Source: Send + Sync {
+    fn md(&self, i: usize) -> &Md;
+    /// The challenge types MD `i` may use, or why none.
+    fn challenges(&self, i: usize) -> crate::lifecycle::state::Challenges;
+    /// MD `i`'s current certificates (leaves) by key name, for ARI.
+    fn certs(&self, i: usize) -> Vec<(String, openssl::x509::X509)>;
+}
+
+/// One watched MD as the scheduler sees it: which MD of its source, and
+/// what the start-up planning found out about its certificates.
 #[derive(Clone)]
 pub struct Item {
-    pub md: Md,
+    src: Arc<dyn Source>,
+    idx: usize,
     /// When its certificates are due for renewal.
     pub renew_at: Micros,
     /// When the warn window (the `expiring` event) starts.
     pub warn_at: Option<Micros>,
     /// It has complete, valid certificates now.
     pub complete: bool,
-    /// The challenge types it may use, or why none.
-    pub challenges: crate::lifecycle::state::Challenges,
-    /// Its current certificates (leaves), for ARI.
-    /// The MD's current certificates (leaves) by key name, for ARI.
-    pub certs: Vec<(String, openssl::x509::X509)>,
     /// An operator asked for a new certificate (`a2md renew`).
     pub requested: bool,
+}
+
+impl Item {
+    pub fn new(src: Arc<dyn Source>, idx: usize, renew_at: Micros) -> Item {
+        Item {
+            src,
+            idx,
+            renew_at,
+            warn_at: None,
+            complete: false,
+            requested: false,
+        }
+    }
+
+    pub fn md(&self) -> &Md {
+        self.src.md(self.idx)
+    }
+
+    pub fn challenges(&self) -> crate::lifecycle::state::Challenges {
+        self.src.challenges(self.idx)
+    }
+
+    pub fn certs(&self) -> Vec<(String, openssl::x509::X509)> {
+        self.src.certs(self.idx)
+    }
 }
 
 /// Runs one MD's job; returns its wanted next run (0 = none).
@@ -128,8 +161,8 @@ impl Scheduler {
         let mut wake = Vec::new();
         for item in items {
             let due = job_due(&pool, &item, ctx.global.check_interval, now, &*ctx.revoked);
-            if !pool.busy.contains(&item.md.name) && due {
-                pool.busy.insert(item.md.name.clone());
+            if !pool.busy.contains(&item.md().name) && due {
+                pool.busy.insert(item.md().name.clone());
                 pool.queue.push_back(item);
             } else if item.renew_at > now {
                 wake.push(item.renew_at);
@@ -186,6 +219,18 @@ impl Scheduler {
                     None => {
                         pool.workers -= 1;
                         self.ended.notify_all();
+                        if pool.workers == 0 && pool.busy.is_empty() {
+                            let (requests, connections) = crate::base::http::traffic();
+                            ctx.host.log(
+                                Level::Debug,
+                                &format!(
+                                    "renewal jobs idle: this child made {requests} HTTP requests \
+                                     over {connections} new connections so far"
+                                ),
+                            );
+                            // the run's items and job state are freed now
+                            ctx.host.release_memory();
+                        }
                         return;
                     }
                 }
@@ -200,9 +245,9 @@ impl Scheduler {
                 || crate::base::host::live(&host, || (ctx.process)(&item, time::now())),
             );
             let mut pool = self.pool();
-            pool.busy.remove(&item.md.name);
-            pool.next_runs.insert(item.md.name.clone(), next);
-            pool.last_done.insert(item.md.name.clone(), time::now());
+            pool.busy.remove(&item.md().name);
+            pool.next_runs.insert(item.md().name.clone(), next);
+            pool.last_done.insert(item.md().name.clone(), time::now());
         }
     }
 
@@ -229,7 +274,7 @@ impl Scheduler {
         let mut p = self.pool();
         p.stopping = true;
         for item in std::mem::take(&mut p.queue) {
-            p.busy.remove(&item.md.name);
+            p.busy.remove(&item.md().name);
         }
         while p.workers > 0 || p.callbacks > 0 {
             let left = end.saturating_duration_since(std::time::Instant::now());
@@ -263,7 +308,7 @@ fn job_due(
     now: Micros,
     revoked: &dyn Fn(&Item) -> bool,
 ) -> bool {
-    let name = &item.md.name;
+    let name = &item.md().name;
     let Some(&last) = pool.last_done.get(name) else {
         return true;
     };
@@ -293,7 +338,7 @@ pub(crate) fn process_job(
     item: &Item,
     now: Micros,
 ) -> Micros {
-    let md = &item.md;
+    let md = item.md();
     // as the C module: only an MD that will renew is "driving" (a manual
     // or static one is only checked for expiry)
     let mut notes = Vec::new();
@@ -314,11 +359,11 @@ pub(crate) fn process_job(
         renew_at: item.renew_at,
         warn_at: item.warn_at,
         complete: item.complete,
-        challenges: item.challenges.clone(),
+        challenges: item.challenges(),
         user_agent: user_agent.to_string(),
         run_user: run_user.to_string(),
         revoked,
-        certs: item.certs.clone(),
+        certs: item.certs(),
         leases: crate::store::lease::Leases::of(store, global),
         requested: item
             .requested
@@ -368,17 +413,27 @@ mod tests {
         fn log(&self, _: Level, _: &str) {}
     }
 
+    /// One MD of its own, as items of tests have them.
+    struct OneMd(Md);
+
+    impl Source for OneMd {
+        fn md(&self, _: usize) -> &Md {
+            &self.0
+        }
+        fn challenges(&self, _: usize) -> crate::lifecycle::state::Challenges {
+            Ok(vec![crate::base::challenge::ChallengeType::Http01])
+        }
+        fn certs(&self, _: usize) -> Vec<(String, openssl::x509::X509)> {
+            Vec::new()
+        }
+    }
+
     fn item(name: &str, renew_at: Micros) -> Item {
         let def = crate::config::MdDef::new(vec![name.to_string()]);
-        Item {
-            md: Md::from_def(&def, &crate::config::Settings::default(), None),
-            renew_at,
-            warn_at: None,
-            complete: true,
-            challenges: Ok(vec![crate::base::challenge::ChallengeType::Http01]),
-            certs: Vec::new(),
-            requested: false,
-        }
+        let md = Md::from_def(&def, &crate::config::Settings::default(), None);
+        let mut it = Item::new(Arc::new(OneMd(md)), 0, renew_at);
+        it.complete = true;
+        it
     }
 
     fn ctx(parallel: usize, process: Arc<Process>) -> Arc<Ctx> {
@@ -505,11 +560,13 @@ mod tests {
             }),
         );
         let now = time::now();
-        let mut it = item("a.org", now + time::from_secs(86400));
-        it.md.stapling = true;
+        let def = crate::config::MdDef::new(vec!["a.org".to_string()]);
+        let mut md = Md::from_def(&def, &crate::config::Settings::default(), None);
+        md.stapling = true;
+        let it = Item::new(Arc::new(OneMd(md)), 0, now + time::from_secs(86400));
         s.run(vec![it.clone()], c.clone(), now);
         wait_idle(&s);
-        Arc::get_mut(&mut c).expect("one owner").revoked = Arc::new(|i| i.md.name == "a.org");
+        Arc::get_mut(&mut c).expect("one owner").revoked = Arc::new(|i| i.md().name == "a.org");
         s.run(vec![it], c, now + 1);
         wait_idle(&s);
         assert_eq!(runs.load(Ordering::SeqCst), 2);
@@ -575,7 +632,7 @@ mod tests {
         let c = ctx(
             1,
             Arc::new(|it: &Item, _| {
-                if it.md.name == "bad.org" {
+                if it.md().name == "bad.org" {
                     panic!("boom");
                 }
                 0

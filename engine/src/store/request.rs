@@ -48,8 +48,15 @@ pub fn load(store: &Store, md: &str) -> Option<Request> {
 }
 
 /// Whether a request for `md` is pending (a cheap check for every run).
-pub(crate) fn pending(store: &Store, md: &str) -> bool {
-    store.exists(Group::Requests, "", &file(md))
+/// The request files there are now: one listing for a run over every MD
+/// (see [`is_pending`]), not a look per MD.
+pub(crate) fn pending_files(store: &Store) -> std::collections::HashSet<String> {
+    store.names(Group::Requests).into_iter().collect()
+}
+
+/// Whether `files` ([`pending_files`]) has a request for `md`.
+pub(crate) fn is_pending(files: &std::collections::HashSet<String>, md: &str) -> bool {
+    files.contains(&file(md))
 }
 
 /// Leaves `req` for `md`, replacing an older one; the group and the file
@@ -76,11 +83,12 @@ mod tests {
     #[test]
     fn a_request_is_kept_until_answered_and_a_newer_one_survives() {
         let (_d, store) = crate::testutil::tmpstore("request");
-        assert!(load(&store, "a.org").is_none() && !pending(&store, "a.org"));
+        assert!(load(&store, "a.org").is_none() && !is_pending(&pending_files(&store), "a.org"));
         let now = time::now();
         let first = Request::renew(now, Some("mass revocation".into()));
         save(&store, "a.org", &first).unwrap();
-        assert!(pending(&store, "a.org"));
+        assert!(is_pending(&pending_files(&store), "a.org"));
+        assert!(!is_pending(&pending_files(&store), "b.org"));
         assert_eq!(load(&store, "a.org"), Some(first.clone()));
         // a newer request made while the first one was being answered stays
         let second = Request::renew(now + 5 * time::USEC_PER_SEC, None);
@@ -88,6 +96,6 @@ mod tests {
         clear(&store, "a.org", &first);
         assert_eq!(load(&store, "a.org"), Some(second.clone()));
         clear(&store, "a.org", &second);
-        assert!(!pending(&store, "a.org"));
+        assert!(!is_pending(&pending_files(&store), "a.org"));
     }
 }
