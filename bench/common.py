@@ -51,3 +51,32 @@ def report(title, results, target):
         print(f"  before: median {b:.3f}  {[round(x, 3) for x in results['before']]}")
         print(f"  ratio ours/before: {o / b:.2f}")
     return o / c if c else None
+
+
+def children(parent):
+    return subprocess.run(["pgrep", "-P", str(parent)], capture_output=True, text=True).stdout.split()
+
+
+def cpu_seconds(pid, with_children=True):
+    """utime+stime of a process, its live children and the children it reaped."""
+    tck = os.sysconf("SC_CLK_TCK")
+
+    def stat(p, reaped):
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                v = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0
+        # fields after the name: state=0 ... utime=11 stime=12 cutime=13 cstime=14
+        return int(v[11]) + int(v[12]) + (int(v[13]) + int(v[14]) if reaped else 0)
+
+    kids = children(pid) if with_children else []
+    return (stat(pid, with_children) + sum(stat(k, False) for k in kids)) / tck
+
+
+def children_cpu():
+    """CPU seconds of this script's reaped children (apachectl's process that
+    does the first configuration pass before httpd detaches)."""
+    import resource
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
