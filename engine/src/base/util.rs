@@ -167,13 +167,16 @@ pub(crate) fn write_atomic_nosync(path: &Path, data: &[u8], mode: u32) -> io::Re
 }
 
 /// Creates `path` with `data` only if it does not exist yet, atomically:
-/// `ErrorKind::AlreadyExists` when another writer was first.
-pub(crate) fn create_exclusive(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
-    let tmp = write_tmp(path, data, mode)?;
+/// `ErrorKind::AlreadyExists` when another writer was first. `durable`:
+/// forced to disk (file and directory) before it returns.
+pub(crate) fn create_exclusive(path: &Path, data: &[u8], mode: u32, durable: bool) -> io::Result<()> {
+    let tmp = write_tmp_sync(path, data, mode, durable)?;
     let res = fs::hard_link(&tmp, path);
     let _ = fs::remove_file(&tmp);
     res?;
-    sync_dir(path);
+    if durable {
+        sync_dir(path);
+    }
     Ok(())
 }
 
@@ -304,8 +307,8 @@ mod tests {
             0o644
         );
         let q = dir.join("b.json");
-        create_exclusive(&q, b"first", 0o600).unwrap();
-        let e = create_exclusive(&q, b"second", 0o600).unwrap_err();
+        create_exclusive(&q, b"first", 0o600, true).unwrap();
+        let e = create_exclusive(&q, b"second", 0o600, false).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
         assert_eq!(fs::read(&q).unwrap(), b"first");
         assert_eq!(

@@ -373,6 +373,7 @@ impl Storage for EtcdStorage {
         file: &str,
         data: &[u8],
         secret: bool,
+        _durable: bool,
     ) -> Result<bool, StoreError> {
         let key = self.key(g, name, file);
         let value = self.wrap(data, secret)?;

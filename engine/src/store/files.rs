@@ -179,9 +179,10 @@ impl Storage for FileStorage {
         file: &str,
         data: &[u8],
         secret: bool,
+        durable: bool,
     ) -> Result<bool, StoreError> {
         let path = self.ensure_name_dir(g, name)?.join(file);
-        match util::create_exclusive(&path, data, file_mode(g, secret)) {
+        match util::create_exclusive(&path, data, file_mode(g, secret), durable) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),
             Err(e) => Err(err(format!("cannot write {}: {e}", path.display()))),

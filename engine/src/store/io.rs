@@ -45,7 +45,7 @@ impl Store {
         file: &str,
         data: &[u8],
     ) -> Result<bool, StoreError> {
-        self.storage.create(g, name, file, data, false)
+        self.storage.create(g, name, file, data, false, true)
     }
 
     /// Reads a file of `<group>/<name>/`; `None` when it does not exist.
@@ -162,19 +162,22 @@ impl Store {
 
     /// Like [`Store::save_key`], but only if the file does not exist yet
     /// (created atomically: `Ok(false)` when another writer was first, e.g.
-    /// another node of a cluster starting at the same time).
+    /// another node of a cluster starting at the same time). `durable`:
+    /// forced to disk before it counts (not for derived keys, such as a
+    /// fallback's, which the next start makes again if a crash lost it).
     pub(crate) fn save_key_new(
         &self,
         g: Group,
         name: &str,
         file: &str,
         key: &crate::base::crypto::Key,
+        durable: bool,
     ) -> Result<bool, StoreError> {
         let pass = g.encrypts_keys().then_some(self.key.as_slice());
         let pem = key
             .to_pem(pass)
             .map_err(|e| err(format!("cannot serialize key {file}: {e}")))?;
-        self.storage.create(g, name, file, &pem, true)
+        self.storage.create(g, name, file, &pem, true, durable)
     }
 
     pub fn load_key(

@@ -356,6 +356,7 @@ fn load_or_create_key(s: &dyn Storage, notes: &mut dyn Notes) -> Result<Vec<u8>,
                     STORE_FILE,
                     json_pretty(&doc).as_bytes(),
                     true,
+                    true,
                 )? {
                     return Ok(key);
                 }

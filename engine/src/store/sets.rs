@@ -603,7 +603,9 @@ pub(crate) fn ensure_fallbacks(
                         // another node may have created it just now)
                         store.remove(Group::Domains, &md.name, &kf);
                     }
-                    if store.save_key_new(Group::Domains, &md.name, &kf, &k)? {
+                    // derived: one lost to a crash is made again at the
+                    // next start (an empty or damaged key is replaced)
+                    if store.save_key_new(Group::Domains, &md.name, &kf, &k, false)? {
                         k
                     } else {
                         store
@@ -614,7 +616,7 @@ pub(crate) fn ensure_fallbacks(
             };
             let cert = crypto::fallback_cert(&key, &md.domains).map_err(|e| fail(e.0))?;
             let pem = cert.to_pem().map_err(|e| fail(e.to_string()))?;
-            store.save_bytes(Group::Domains, &md.name, &cf, &pem, false)?;
+            store.save_derived(Group::Domains, &md.name, &cf, &pem)?;
         }
         // asked again: a store kept elsewhere (etcd) writes them into its
         // local cache now

@@ -62,6 +62,7 @@ pub trait Storage: std::fmt::Debug + Send + Sync {
 
     /// Creates a file only if it does not exist: `Ok(false)` when another
     /// writer was first (another process, another node of a cluster).
+    /// `durable`: forced to disk before it counts (as [`Storage::write`]).
     fn create(
         &self,
         g: Group,
@@ -69,6 +70,7 @@ pub trait Storage: std::fmt::Debug + Send + Sync {
         file: &str,
         data: &[u8],
         secret: bool,
+        durable: bool,
     ) -> Result<bool, StoreError>;
 
     /// What is known of a file or, with file `""`, of a name; `None` when
@@ -264,6 +266,7 @@ mod tests {
             file: &str,
             data: &[u8],
             _secret: bool,
+            _durable: bool,
         ) -> Result<bool, StoreError> {
             let rev = self.next();
             let mut f = self.files();
