@@ -3,8 +3,8 @@
 //! a thread of its own while it works; when it dies or is cut off, etcd
 //! expires the lease and the key goes: no clock of any node decides.
 
-use super::etcd::{Cmp, Etcd, Event, Kv, Op};
-use super::etcd_mirror::Mirror;
+use super::etcd::{Etcd, Event, Kv};
+use super::etcd_mirror::{create_if_absent, Mirror};
 use super::etcd_store::{etcd_err, EtcdStorage};
 use super::sealed;
 use super::storage::{Granted, Guard, Locker};
@@ -54,21 +54,11 @@ impl EtcdStorage {
                 .trim(),
         })
         .to_string();
-        let t = self
-            .etcd
-            .txn(
-                &[Cmp::Created(key.clone(), None, 0)],
-                &[Op::Put {
-                    key,
-                    value: holder.into_bytes(),
-                    lease,
-                }],
-                &[],
-            )
+        let created = create_if_absent(&self.etcd, None, &key, holder.as_bytes(), lease)
             .map_err(|e| etcd_err(&what(), e));
-        if !matches!(t, Ok(ref t) if t.succeeded) {
+        if !matches!(created, Ok(Some(_))) {
             let _ = self.etcd.revoke(lease);
-            return t.map(|_| None);
+            return created.map(|_| None);
         }
         let stop = Arc::new(AtomicBool::new(false));
         let (etcd, flag) = (self.etcd.clone(), stop.clone());
@@ -179,28 +169,13 @@ impl Granted for EtcdLease {
     fn create(&self, g: Group, name: &str, file: &str, data: &[u8]) -> Result<bool, StoreError> {
         let key = self.key(g, name, file);
         let value = sealed::wrap(data, time::now(), None).map_err(err)?;
-        let t = self
-            .store
-            .etcd
-            .txn(
-                &[Cmp::Created(key.clone(), None, 0)],
-                &[Op::Put {
-                    key: key.clone(),
-                    value: value.clone(),
-                    lease: self.id,
-                }],
-                &[Op::Range { key: key.clone() }],
-            )
+        let store = &self.store;
+        let created = create_if_absent(&store.etcd, Some(&store.mirror), &key, &value, self.id)
             .map_err(|e| etcd_err("taking a lease", e))?;
-        if t.succeeded {
-            self.noted(key, value, t.revision);
-        } else {
-            let mut m = self.store.mirror.lock().unwrap_or_else(|e| e.into_inner());
-            for kv in t.read {
-                m.apply(Event::Put(kv));
-            }
+        if let Some(revision) = created {
+            self.noted(key, value, revision);
         }
-        Ok(t.succeeded)
+        Ok(created.is_some())
     }
 
     fn write(&self, g: Group, name: &str, file: &str, data: &[u8]) -> Result<(), StoreError> {

@@ -3,7 +3,7 @@
 //! (httpd's children) or by catching up before a look (the parent's
 //! restart checker, a lease just taken).
 
-use super::etcd::{prefix_end, Etcd, EtcdError, Event, Kv, WatchNews};
+use super::etcd::{prefix_end, Cmp, Etcd, EtcdError, Event, Kv, Op, WatchNews};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -44,6 +44,39 @@ impl Mirror {
         let end = prefix_end(prefix);
         self.kvs.range(prefix.to_vec()..end)
     }
+}
+
+/// etcd: `value` at `key` only where there is no such key yet (attached
+/// to `lease`, 0 for none), in one transaction. `Some(revision)` when it
+/// was created; otherwise the key as etcd has it goes into `mirror` (when
+/// given), so that this process reads what the first writer wrote.
+pub(crate) fn create_if_absent(
+    etcd: &Etcd,
+    mirror: Option<&Mutex<Mirror>>,
+    key: &[u8],
+    value: &[u8],
+    lease: i64,
+) -> Result<Option<i64>, EtcdError> {
+    let read = [Op::Range { key: key.to_vec() }];
+    let t = etcd.txn(
+        &[Cmp::Created(key.to_vec(), None, 0)],
+        &[Op::Put {
+            key: key.to_vec(),
+            value: value.to_vec(),
+            lease,
+        }],
+        if mirror.is_some() { &read } else { &[] },
+    )?;
+    if t.succeeded {
+        return Ok(Some(t.revision));
+    }
+    if let Some(mirror) = mirror {
+        let mut m = mirror.lock().unwrap_or_else(|e| e.into_inner());
+        for kv in t.read {
+            m.apply(Event::Put(kv));
+        }
+    }
+    Ok(None)
 }
 
 /// Catches `mirror` up with etcd: the keys as they are now (names and

@@ -16,7 +16,7 @@
 //! `domains/`) and returns that file.
 
 use super::etcd::{prefix_end, Cmp, Etcd, EtcdError, Event, Kv, Op};
-use super::etcd_mirror::{catch_up, watch_loop, Mirror};
+use super::etcd_mirror::{catch_up, create_if_absent, watch_loop, Mirror};
 use super::files::FileStorage;
 use super::sealed::{self, SealKey, Unwrapped};
 use super::storage::{Stamp, Stat, Storage};
@@ -377,27 +377,13 @@ impl Storage for EtcdStorage {
     ) -> Result<bool, StoreError> {
         let key = self.key(g, name, file);
         let value = self.wrap(data, secret)?;
-        let t = self
-            .etcd
-            .txn(
-                &[Cmp::Created(key.clone(), None, 0)],
-                &[Op::Put {
-                    key: key.clone(),
-                    value: value.clone(),
-                    lease: 0,
-                }],
-                &[Op::Range { key: key.clone() }],
-            )
+        self.watch();
+        let created = create_if_absent(&self.etcd, Some(&self.mirror), &key, &value, 0)
             .map_err(|e| etcd_err(&format!("creating {}", self.describe(g, name, file)), e))?;
-        if t.succeeded {
-            self.note_put(key, value, t.revision);
-        } else {
-            let mut m = self.mirror();
-            for kv in t.read {
-                m.apply(Event::Put(kv));
-            }
+        if let Some(revision) = created {
+            self.note_put(key, value, revision);
         }
-        Ok(t.succeeded)
+        Ok(created.is_some())
     }
 
     fn stat(&self, g: Group, name: &str, file: &str) -> Result<Option<Stat>, StoreError> {
