@@ -43,21 +43,34 @@ fn main() {
         })
     };
     match &cli.cmd {
-        Command::List { json } => list::list(&readable(&store_dir), *json),
-        Command::Status { md, json } => list::status(&readable(&store_dir), md, *json),
-        Command::Renew { md, reason, wait } => {
-            ops::renew(&writable(&store_dir), md, reason.clone(), *wait)
+        Command::List { json } => list::list(&open(&store_dir, Access::Read), *json),
+        Command::Status { md, json } => list::status(&open(&store_dir, Access::Read), md, *json),
+        Command::Renew { md, reason, wait } => ops::renew(
+            &open(&store_dir, Access::ForHttpd),
+            md,
+            reason.clone(),
+            *wait,
+        ),
+        Command::Revoke { md, reason } => ops::revoke(
+            &open(&store_dir, Access::ForHttpd),
+            http(),
+            md,
+            reason.as_deref(),
+        ),
+        Command::Drive(args) => drive::drive(
+            &open(&store_dir, Access::Plain),
+            &need_ca("drive"),
+            http(),
+            args,
+        ),
+        Command::AccountRollover { id } => {
+            ops::rollover(&open(&store_dir, Access::ForHttpd), id, http())
         }
-        Command::Revoke { md, reason } => {
-            ops::revoke(&writable(&store_dir), http(), md, reason.as_deref())
-        }
-        Command::Drive(args) => drive::drive(&plain(&store_dir), &need_ca("drive"), http(), args),
-        Command::AccountRollover { id } => ops::rollover(&writable(&store_dir), id, http()),
         Command::AccountExport { id, keyfile } => {
-            ops::account_export(&readable(&store_dir), id, keyfile)
+            ops::account_export(&open(&store_dir, Access::Read), id, keyfile)
         }
         Command::AccountImport { keyfile, url, user } => ops::account_import(
-            &writable(&store_dir),
+            &open(&store_dir, Access::ForHttpd),
             &need_ca("account-import"),
             http(),
             keyfile,
@@ -171,34 +184,30 @@ fn in_etcd(w: &Where) -> Option<Store> {
     Some(Store::open_configured(&global, &w.dir, None, &mut notes).unwrap_or_else(|x| fail(x.msg)))
 }
 
-/// The store, to read; one that cannot be read says what to do.
-fn readable(w: &Where) -> Store {
-    if let Some(s) = in_etcd(w) {
-        return s;
-    }
-    check_access(&w.dir, true);
-    let mut notes = Vec::new();
-    Store::open(&w.dir, None, &mut notes).unwrap_or_else(|e| fail(e.msg))
+/// How a2md uses the store.
+#[derive(Clone, Copy, PartialEq)]
+enum Access {
+    /// Reads it (list, status, export): it must be there.
+    Read,
+    /// Writes it as a2md itself writes it (drive: as the C module's a2md).
+    Plain,
+    /// Writes it as httpd's parent does: what a2md leaves there is handed
+    /// to httpd's `User` (renew, revoke, rollover, import).
+    ForHttpd,
 }
 
-/// The store as a2md itself writes it (drive: as the C module's a2md).
-fn plain(w: &Where) -> Store {
+/// The store where `w` says, opened for `access`: the one in etcd when the
+/// server's configuration names it, else the directory.
+fn open(w: &Where, access: Access) -> Store {
     if let Some(s) = in_etcd(w) {
         return s;
     }
-    check_access(&w.dir, false);
+    check_access(&w.dir, access == Access::Read);
+    if access == Access::ForHttpd {
+        return open_for_httpd(&w.dir, None);
+    }
     let mut notes = Vec::new();
     Store::open(&w.dir, None, &mut notes).unwrap_or_else(|e| fail(e.msg))
-}
-
-/// The store, to write as httpd's parent writes it (what a2md leaves
-/// there is handed to httpd's `User`).
-fn writable(w: &Where) -> Store {
-    if let Some(s) = in_etcd(w) {
-        return s;
-    }
-    check_access(&w.dir, false);
-    open_for_httpd(&w.dir, None)
 }
 
 /// A store this user cannot read (a2md run without root on a root-only
