@@ -106,7 +106,7 @@ def plot(rows, mode):
     if not shutil.which("gnuplot"):
         print(f"  (no gnuplot: data in {dat}, no picture)")
         return
-    script = f"""set terminal png size 800,500
+    script = f"""set terminal png size 800,500 noenhanced
 set output '{png}'
 set title 'Time from apache2 -k start until N MDs have certificates (CA {mode}, {os.cpu_count()} cores)'
 set xlabel 'N (managed domains, SSL vhosts)'
@@ -122,7 +122,16 @@ plot '{dat}' using 1:3 with linespoints title 'C mod_md 2.6.10', \\
     print(f"  picture: {png}")
 
 
+def replot(mode):
+    """`bench/time_to_certs.py plot <mode>`: the picture again from the data file."""
+    with open(os.path.join(HERE, f"time_to_certs_{mode}.dat")) as f:
+        rows = [tuple(float(x) for x in line.split()) for line in f if not line.startswith("#")]
+    plot([(int(r[0]), r[1], r[2], r[3]) for r in rows], mode)
+
+
 def main():
+    if len(sys.argv) > 2 and sys.argv[1] == "plot":
+        return replot(sys.argv[2])
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 2
     sizes = [int(x) for x in sys.argv[2].split(",")] if len(sys.argv) > 2 else [1, 10, 50, 200]
     mode = sys.argv[3] if len(sys.argv) > 3 else "fast"

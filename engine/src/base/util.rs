@@ -169,7 +169,12 @@ pub(crate) fn write_atomic_nosync(path: &Path, data: &[u8], mode: u32) -> io::Re
 /// Creates `path` with `data` only if it does not exist yet, atomically:
 /// `ErrorKind::AlreadyExists` when another writer was first. `durable`:
 /// forced to disk (file and directory) before it returns.
-pub(crate) fn create_exclusive(path: &Path, data: &[u8], mode: u32, durable: bool) -> io::Result<()> {
+pub(crate) fn create_exclusive(
+    path: &Path,
+    data: &[u8],
+    mode: u32,
+    durable: bool,
+) -> io::Result<()> {
     let tmp = write_tmp_sync(path, data, mode, durable)?;
     let res = fs::hard_link(&tmp, path);
     let _ = fs::remove_file(&tmp);
