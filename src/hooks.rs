@@ -170,9 +170,7 @@ pub unsafe extern "C" fn post_config_after_ssl(
         // parsed files, notes and the dry run's generation) goes back to
         // the system before httpd forks its children, which would
         // otherwise each carry it in their resident set.
-        // SAFETY: malloc_trim only releases free memory of the allocator;
-        // it takes the allocator's own locks and touches no live object.
-        unsafe { libc::malloc_trim(0) };
+        crate::log::release_free_memory();
         started
     })
 }

@@ -87,8 +87,15 @@ impl md_engine::base::host::Host for ServerLog {
     }
 
     fn release_memory(&self) {
-        // SAFETY: malloc_trim only returns free memory of the allocator's
-        // arenas to the system, under the allocator's own locks.
-        unsafe { libc::malloc_trim(0) };
+        release_free_memory();
     }
+}
+
+/// Gives the allocator's free memory back to the system (glibc keeps freed
+/// heap pages otherwise, and every forked child would carry them).
+pub fn release_free_memory() {
+    // SAFETY: malloc_trim only returns free memory of the allocator's
+    // arenas to the system, under the allocator's own locks; it touches no
+    // live object.
+    unsafe { libc::malloc_trim(0) };
 }
