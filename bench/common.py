@@ -80,3 +80,16 @@ def children_cpu():
     import resource
     r = resource.getrusage(resource.RUSAGE_CHILDREN)
     return r.ru_utime + r.ru_stime
+
+
+def ssl_vhosts(sb, names):
+    """The configuration users write for MDs `names`: an `SSLEngine on` vhost
+    per MD (served by its certificate, or the fallback until then) and the
+    plain one on the http port that answers http-01."""
+    return "\n".join(f"""<VirtualHost 127.0.0.1:{sb.https_port}>
+  ServerName {x}
+  SSLEngine on
+</VirtualHost>
+<VirtualHost 127.0.0.1:{sb.http_port}>
+  ServerName {x}
+</VirtualHost>""" for x in names)

@@ -10,21 +10,13 @@ import re
 import subprocess
 import sys
 
-from common import MODULES, OURS, Sandbox, build, report, wait_for
+from common import MODULES, OURS, Sandbox, build, report, ssl_vhosts, wait_for
 
 NAME = "hs.example.org"
 
 
 def conf(sb):
-    return f"""MDomain {NAME}
-<VirtualHost 127.0.0.1:{sb.https_port}>
-  ServerName {NAME}
-  SSLEngine on
-</VirtualHost>
-<VirtualHost 127.0.0.1:{sb.http_port}>
-  ServerName {NAME}
-</VirtualHost>
-"""
+    return f"MDomain {NAME}\n{ssl_vhosts(sb, [NAME])}\n"
 
 
 def s_time(sb, seconds):

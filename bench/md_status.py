@@ -19,11 +19,7 @@ import statistics
 import subprocess
 import sys
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-TOP = os.path.dirname(HERE)
-sys.path.insert(0, os.path.join(TOP, "test-httpd"))
-
-from sandbox import C_MODULE, Sandbox  # noqa: E402
+from common import C_MODULE, OURS, Sandbox, build, ssl_vhosts
 
 N = int(sys.argv[4]) if len(sys.argv) > 4 else 50
 
@@ -32,13 +28,7 @@ def config(sb):
     parts = [f"MDomain md{i}.example.org" for i in range(N)]
     # as users configure it: an SSL vhost per MD (served by the MD's
     # certificate, or its fallback) and the plain one for http-01
-    parts += [f"""<VirtualHost 127.0.0.1:{sb.https_port}>
-  ServerName md{i}.example.org
-  SSLEngine on
-</VirtualHost>
-<VirtualHost 127.0.0.1:{sb.http_port}>
-  ServerName md{i}.example.org
-</VirtualHost>""" for i in range(N)]
+    parts.append(ssl_vhosts(sb, [f"md{i}.example.org" for i in range(N)]))
     parts.append("<Location /md-status>\n  SetHandler md-status\n</Location>")
     parts.append("<Location /server-status>\n  SetHandler server-status\n</Location>")
     parts.append("MDServerStatus on")
@@ -84,8 +74,8 @@ def main():
     seconds = int(sys.argv[2]) if len(sys.argv) > 2 else 5
     if not shutil.which("wrk"):
         subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True)
-    ours = os.path.join(TOP, "target", "release", "libmod_md.so")
-    subprocess.run(["cargo", "build", "--release", "-q"], cwd=TOP, check=True)
+    ours = OURS
+    build()
     modules = [("ours", ours), ("c", C_MODULE)]
     if os.environ.get("BENCH_BEFORE"):
         # an earlier build of ours, measured in the same run (see common.py)

@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 
-from common import MODULES, Sandbox, build, fresh_store, report, wait_for
+from common import MODULES, Sandbox, build, fresh_store, report, ssl_vhosts, wait_for
 
 N = int(sys.argv[2]) if len(sys.argv) > 2 else 1000
 
@@ -32,13 +32,7 @@ N = int(sys.argv[2]) if len(sys.argv) > 2 else 1000
 def conf(sb):
     names = [f"s{i}.example.org" for i in range(N)]
     out = [f"MDomain {x}" for x in names]
-    out += [f"""<VirtualHost 127.0.0.1:{sb.https_port}>
-  ServerName {x}
-  SSLEngine on
-</VirtualHost>
-<VirtualHost 127.0.0.1:{sb.http_port}>
-  ServerName {x}
-</VirtualHost>""" for x in names]
+    out.append(ssl_vhosts(sb, names))
     out.append("MDInitialDelay 1h")  # measure start-up, not renewals
     return "\n".join(out)
 
