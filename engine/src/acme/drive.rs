@@ -372,6 +372,9 @@ pub(crate) struct PendingKeys {
     store: Store,
     md: String,
     thread: Option<std::thread::JoinHandle<Vec<MadeKey>>>,
+    /// Keys the thread made and [`PendingKeys::finish`] saved, by file:
+    /// used as they are, not read back from the store.
+    saved: Vec<(String, Key)>,
 }
 
 impl PendingKeys {
@@ -402,6 +405,7 @@ impl PendingKeys {
             store: store.clone(),
             md: md.name.clone(),
             thread,
+            saved: Vec::new(),
         }
     }
 
@@ -418,6 +422,7 @@ impl PendingKeys {
                 self.store
                     .save_key(Group::Staging, &self.md, &file, &key)
                     .map_err(|e| AcmeError::new(Kind::General, e.msg))?;
+                self.saved.push((file, key));
             }
         }
         Ok(())
@@ -427,6 +432,9 @@ impl PendingKeys {
     fn key(&mut self, spec: &KeySpec) -> AResult<Key> {
         self.finish()?;
         let (store, file) = (&self.store, Self::file(spec));
+        if let Some((_, k)) = self.saved.iter().find(|(f, _)| *f == file) {
+            return Ok(k.clone());
+        }
         let serr = |e: crate::store::StoreError| AcmeError::new(Kind::General, e.msg);
         if let Some(k) = store
             .load_key(Group::Staging, &self.md, &file)
@@ -580,4 +588,35 @@ pub fn stage(acme: &mut Acme, md: &Md, env: &mut RunEnv<'_>) -> AResult<Staged> 
         valid_from,
         account: source,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::base::keyspec::KeySpec;
+
+    fn public_der(k: &Key) -> Vec<u8> {
+        k.pkey().public_key_to_der().unwrap()
+    }
+
+    #[test]
+    fn pending_keys_hand_out_what_they_saved_and_keep_a_stored_key() {
+        let (_dir, store) = crate::testutil::tmpstore("pending-keys");
+        let mut md = crate::testutil::md(&["pk.example.org"]);
+        md.pkey_specs = vec![KeySpec::Ec("secp256r1".into())];
+        let spec = &md.pkey_specs[0];
+        // made by the thread, saved to staging, handed out as made
+        let mut keys = PendingKeys::start(&store, &md);
+        let made = keys.key(spec).unwrap();
+        let file = PendingKeys::file(spec);
+        let stored = store
+            .load_key(Group::Staging, &md.name, &file)
+            .unwrap()
+            .unwrap();
+        assert_eq!(public_der(&made), public_der(&stored));
+        // a later run finds the staged key and uses it (nothing new made)
+        let mut again = PendingKeys::start(&store, &md);
+        assert!(again.thread.is_none());
+        assert_eq!(public_der(&again.key(spec).unwrap()), public_der(&stored));
+    }
 }
