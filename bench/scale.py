@@ -18,10 +18,11 @@ phases (comma separated, default all but `batch`):
            over IDLE seconds (env BENCH_IDLE, default 600) while nothing is due;
            both modules run at the same time in two sandboxes
   fresh    ours only: start-up on an empty store (every MD needs a fallback)
-  batch    BATCH (env BENCH_BATCH, default 1000) of the N MDs fall due at once,
-           pebble with validation latency (PEBBLE_VA_SLEEPTIME=3): time until all
-           are staged; the C module renews one after the other, so it runs for
-           BATCH_C (env BENCH_BATCH_C, default 100) and its time is scaled, said so
+  batch    batches (env BENCH_BATCH, default 100,1000) of the N MDs fall due at
+           once, pebble with validation latency (PEBBLE_VA_SLEEPTIME=3): time until
+           all are staged; the C module renews one after the other, so it runs for
+           BATCH_C (env BENCH_BATCH_C, default 100) and its time is scaled, said so;
+           the points go to bench/scale_batch.dat for time_to_certs.py's picture
 """
 
 import datetime
@@ -35,13 +36,13 @@ import sys
 import threading
 import time
 
-from common import MODULES, Sandbox, build, children, cpu_seconds, wait_for
+from common import HERE, MODULES, Sandbox, build, children, cpu_seconds, ssl_vhosts, wait_for
 
 PHASES = sys.argv[1].split(",") if len(sys.argv) > 1 else ["start", "status", "restart", "idle", "fresh"]
 N = int(sys.argv[2]) if len(sys.argv) > 2 else 10000
 ROUNDS = int(sys.argv[3]) if len(sys.argv) > 3 else 2
 IDLE = int(os.environ.get("BENCH_IDLE", "600"))
-BATCH = int(os.environ.get("BENCH_BATCH", "1000"))
+BATCHES = [int(x) for x in os.environ.get("BENCH_BATCH", "100,1000").split(",")]
 BATCH_C = int(os.environ.get("BENCH_BATCH_C", "100"))
 SPEC = "secp256r1"
 NAMES = [f"s{i}.example.org" for i in range(N)]
@@ -50,13 +51,7 @@ NAMES = [f"s{i}.example.org" for i in range(N)]
 def conf(sb, extra=""):
     out = [f"MDPrivateKeys {SPEC}"]
     out += [f"MDomain {x}" for x in NAMES]
-    out += [f"""<VirtualHost 127.0.0.1:{sb.https_port}>
-  ServerName {x}
-  SSLEngine on
-</VirtualHost>
-<VirtualHost 127.0.0.1:{sb.http_port}>
-  ServerName {x}
-</VirtualHost>""" for x in NAMES]
+    out.append(ssl_vhosts(sb, NAMES))
     out.append("<Location /md-status>\n  SetHandler md-status\n</Location>")
     out.append("<Location /server-status>\n  SetHandler server-status\n</Location>")
     out.append("MDServerStatus on")
@@ -346,50 +341,75 @@ def in_flight(sb, since):
     return peak
 
 
+def batch_run(sb, label, mod, due, templates):
+    """One module with `due` of the N MDs due: (seconds until all are
+    staged, child RSS first/peak/last MiB, orders in flight at most)."""
+    if len(due) not in templates:
+        templates[len(due)] = sb.path(f"batch-{len(due)}")
+        took = warm_store(templates[len(due)], due)
+        print(f"(a store with {N} certificates, {len(due)} due, made in {took:.0f} s)")
+    install_store(sb, templates[len(due)])
+    sb.write_conf(conf(sb), module=mod, log_level="warn")
+    since = os.path.getsize(sb.path("logs", "pebble.log"))
+    t0 = time.time()
+    start(sb, label)
+    peak = Peak(sb)
+    when, left = [], set(due)
+    end = time.time() + 7200
+    while left and time.time() < end:
+        done = {x for x in left if staged(sb, x)}
+        when += [time.time() - t0] * len(done)
+        left -= done
+        time.sleep(1)
+    if left:
+        raise SystemExit(f"{label}: {len(left)} of {len(due)} not staged after 2 h")
+    took = time.time() - t0
+    q = lambda p: when[min(len(when) - 1, int(p * len(when)))]  # noqa: E731
+    print(f"  {label}, {len(due)} due: staged: first {when[0]:.0f} s, half {q(0.5):.0f} s, "
+          f"90 % {q(0.9):.0f} s, all {when[-1]:.0f} s")
+    rss = peak.done()
+    mem = (rss[0] if rss else 0, max(rss) if rss else 0, rss[-1] if rss else 0)
+    flight = in_flight(sb, since)
+    print(f"  {label}: {len(due)} staged in {took:.1f} s; child RSS first/peak/last "
+          f"{mem[0]:.1f}/{mem[1]:.1f}/{mem[2]:.1f} MiB; orders in flight at most {flight}")
+    stop(sb, label)
+    return took
+
+
 def phase_batch():
-    due_all = NAMES[:BATCH]
-    results, mem = {}, {}
+    """Ours for every size in BATCHES, C for BATCH_C (scaled to the others).
+    Writes bench/scale_batch.dat for the picture of bench/time_to_certs.py."""
+    ours, c_time, templates = {}, None, {}
     with Sandbox() as sb:
         sb.start_ca(env={"PEBBLE_VA_NOSLEEP": "0", "PEBBLE_VA_SLEEPTIME": "3"})
         for label, mod in MODULES:
-            due = due_all if label != "c" else due_all[:BATCH_C]
-            tmpl = sb.path(f"batch-{label}")
-            took = warm_store(tmpl, due)
-            print(f"({label}: a store with {N} certificates, {len(due)} due, made in {took:.0f} s)")
-            install_store(sb, tmpl)
-            sb.write_conf(conf(sb), module=mod, log_level="warn")
-            since = os.path.getsize(sb.path("logs", "pebble.log"))
-            t0 = time.time()
-            start(sb, label)
-            peak = Peak(sb)
-            when, left = [], set(due)
-            end = time.time() + 7200
-            while left and time.time() < end:
-                done = {x for x in left if staged(sb, x)}
-                when += [time.time() - t0] * len(done)
-                left -= done
-                time.sleep(1)
-            if left:
-                raise SystemExit(f"{label}: {len(left)} of {len(due)} not staged after 2 h")
-            took = time.time() - t0
-            q = lambda p: when[min(len(when) - 1, int(p * len(when)))]  # noqa: E731
-            print(f"  {label}: staged: first {when[0]:.0f} s, half {q(0.5):.0f} s, 90 % {q(0.9):.0f} s, "
-                  f"all {when[-1]:.0f} s (no MD waits for the others)")
-            rss = peak.done()
-            results[label] = (len(due), took)
-            mem[label] = (rss[0] if rss else 0, max(rss) if rss else 0, rss[-1] if rss else 0)
-            print(f"  {label}: {len(due)} staged in {took:.1f} s; child RSS first/peak/last "
-                  f"{mem[label][0]:.1f}/{mem[label][1]:.1f}/{mem[label][2]:.1f} MiB; "
-                  f"orders in flight at most {in_flight(sb, since)}")
-            stop(sb, label)
-    print(f"a batch of {BATCH} of {N} MDs due at once, pebble validates with up to 3 s latency")
-    o = results["ours"][1]
-    if "c" in results:
-        n_c, t_c = results["c"]
-        scaled = t_c * BATCH / n_c
-        print(f"  ours {o:.1f} s for {BATCH}; C {t_c:.1f} s for {n_c}, scaled to {BATCH}: {scaled:.0f} s "
-              f"(C renews one MD after the other)")
-        print(f"  ratio ours/C: {o / scaled:.3f}  (target <= 0.05)")
+            if label == "c":
+                c_time = batch_run(sb, label, mod, NAMES[:BATCH_C], templates)
+            elif label == "ours":
+                for b in BATCHES:
+                    ours[b] = batch_run(sb, label, mod, NAMES[:b], templates)
+    print(f"a batch of {','.join(map(str, BATCHES))} of {N} MDs due at once, "
+          f"pebble validates with up to 3 s latency")
+    for b in BATCHES:
+        msg = f"  ours {ours[b]:.1f} s for {b}"
+        if c_time is not None and b == BATCH_C:
+            msg += f"; C {c_time:.1f} s for {b}; ratio ours/C {ours[b] / c_time:.3f}"
+        elif c_time is not None:
+            scaled = c_time * b / BATCH_C
+            msg += (f"; C {c_time:.1f} s for {BATCH_C}, scaled to {b}: {scaled:.0f} s "
+                     f"(C renews one MD after the other); ratio ours/C {ours[b] / scaled:.3f}"
+                     + ("  (target <= 0.05)" if b == 1000 else ""))
+        print(msg)
+    dat = os.path.join(HERE, "scale_batch.dat")
+    with open(dat, "w") as f:
+        f.write(f"# bench/scale.py batch {N}, {datetime.date.today()}: due ours_s c_measured_s "
+                f"c_scaled_s (? = not run)\n")
+        for b in sorted(set(BATCHES) | ({BATCH_C} if c_time is not None else set())):
+            o = f"{ours[b]:.1f}" if b in ours else "?"
+            cm = f"{c_time:.1f}" if c_time is not None and b == BATCH_C else "?"
+            cs = f"{c_time * b / BATCH_C:.1f}" if c_time is not None else "?"
+            f.write(f"{b} {o} {cm} {cs}\n")
+    print(f"  data for the picture: {dat} (bench/time_to_certs.py plot fast)")
 
 
 def main():
