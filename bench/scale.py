@@ -342,8 +342,9 @@ def in_flight(sb, since):
 
 
 def batch_run(sb, label, mod, due, templates):
-    """One module with `due` of the N MDs due: (seconds until all are
-    staged, child RSS first/peak/last MiB, orders in flight at most)."""
+    """One module with `due` of the N MDs due: the seconds from `apache2 -k
+    start` until all are staged (printed with when the first, half and 90 %
+    were, the child RSS first/peak/last and the most orders in flight)."""
     if len(due) not in templates:
         templates[len(due)] = sb.path(f"batch-{len(due)}")
         took = warm_store(templates[len(due)], due)
