@@ -16,7 +16,7 @@ import urllib.error
 import urllib.request
 
 from conftest import TOP
-from sandbox import serve_http
+from sandbox import free_ports, serve_http
 from sandbox import wait_for  # noqa: F401  (the tests import it from here)
 
 
@@ -251,7 +251,7 @@ class OcspResponder:
 def black_hole():
     """A TCP server that accepts and never says anything."""
     s = socket.socket()
-    s.bind(("127.0.0.1", 0))
+    s.bind(("127.0.0.1", free_ports(1)[0]))
     s.listen(64)
     conns = []
 

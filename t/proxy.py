@@ -5,6 +5,8 @@ import select
 import socket
 import threading
 
+from sandbox import free_ports
+
 
 class ConnectProxy:
     def __init__(self, tls=None):
@@ -16,7 +18,7 @@ class ConnectProxy:
             self.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             self.tls.load_cert_chain(*tls)
         self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.bind(("127.0.0.1", free_ports(1)[0]))
         self.sock.listen(16)
         self.port = self.sock.getsockname()[1]
         threading.Thread(target=self._serve, daemon=True).start()

@@ -16,6 +16,7 @@ import zlib
 
 from conftest import TOP
 from helpers import STATUS, md_status, obtain, site, wait_for
+from sandbox import free_ports
 
 CHROMIUM = shutil.which("chromium")
 ARTIFACTS = os.path.join(TOP, "target", "test-artifacts")
@@ -25,7 +26,7 @@ def hanging_ca():
     """A 'CA' that accepts connections and never answers: an MD there stays
     in the middle of its renewal."""
     srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
+    srv.bind(("127.0.0.1", free_ports(1)[0]))
     srv.listen(16)
     held = []
 

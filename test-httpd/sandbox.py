@@ -60,14 +60,24 @@ for _sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         pass
 
 
+# Ports free_ports handed out in this process: a sandbox binds its ports
+# only when httpd starts, so the kernel could give one of them to the next
+# caller meanwhile (a front for the CA got the sandbox's http port once).
+_HANDED_OUT = set()
+
+
 def free_ports(n):
-    """n distinct free TCP ports on 127.0.0.1."""
+    """n distinct free TCP ports on 127.0.0.1, none handed out before by
+    this process."""
     socks, ports = [], []
-    for _ in range(n):
+    while len(ports) < n:
         s = socket.socket()
         s.bind(("127.0.0.1", 0))
         socks.append(s)
-        ports.append(s.getsockname()[1])
+        port = s.getsockname()[1]
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            ports.append(port)
     for s in socks:
         s.close()
     return ports
