@@ -209,6 +209,22 @@ pub struct Etcd {
 /// How long requests fail at once after no member answered.
 const DOWN_FOR: Duration = Duration::from_secs(2);
 
+/// gRPC's UNAVAILABLE: etcd's answer while it has no leader ("etcdserver:
+/// no leader"), or lost it while answering ("etcdserver: leader changed").
+const UNAVAILABLE: i64 = 14;
+
+/// Pauses before asking again while etcd has no leader: 3 s in all, longer
+/// than an election of a healthy cluster takes.
+const ELECTION_PAUSES_MS: [u64; 6] = [50, 100, 250, 500, 800, 1300];
+
+/// Whether a request etcd turned away as UNAVAILABLE can be sent again
+/// without the risk of doing it twice: reads and lease keep-alives always;
+/// writes only when the member had no leader to propose them to (after
+/// "leader changed" a write may have been applied).
+fn again_is_safe(path: &str, message: &str) -> bool {
+    matches!(path, "/v3/kv/range" | "/v3/lease/keepalive") || message.contains("no leader")
+}
+
 impl Etcd {
     pub fn new(conf: EtcdConfig) -> Etcd {
         let mut http = Client::new(crate::MODULE_NAME);
@@ -263,8 +279,33 @@ impl Etcd {
         Ok(Some(t))
     }
 
-    /// POSTs `body` to `path` at the first member that answers.
+    /// POSTs `body` to `path` at the first member that answers; asks again
+    /// (the next member first) while the cluster has no leader, as right
+    /// after it starts or when its leader goes away, for as long as an
+    /// election takes: where asking twice cannot do a thing twice (reads,
+    /// keep-alives; anything the member turned away for want of a leader).
     fn call(&self, path: &str, body: &Value) -> Result<Value, EtcdError> {
+        let mut pauses = ELECTION_PAUSES_MS.iter();
+        loop {
+            match self.call_once(path, body) {
+                Err(EtcdError::Refused { code, message })
+                    if code == UNAVAILABLE && again_is_safe(path, &message) =>
+                {
+                    let pause = pauses.next().copied().map(Duration::from_millis);
+                    match pause {
+                        Some(p) if crate::base::shutdown::sleep(p) => {
+                            self.current.fetch_add(1, Ordering::Relaxed);
+                        }
+                        _ => return Err(EtcdError::Refused { code, message }),
+                    }
+                }
+                r => return r,
+            }
+        }
+    }
+
+    /// One round over the members: the first that answers.
+    fn call_once(&self, path: &str, body: &Value) -> Result<Value, EtcdError> {
         if let Some((until, why)) = &*self.down.lock().unwrap_or_else(|e| e.into_inner()) {
             if std::time::Instant::now() < *until {
                 return Err(EtcdError::Unreachable(why.clone()));
@@ -596,6 +637,81 @@ fn watch_news(j: &Value) -> Result<Option<WatchNews>, EtcdError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{Read, Write};
+
+    /// An "etcd" on loopback that gives `answers` (HTTP status, body) to
+    /// one request each, in turn; the paths it was asked, when joined.
+    fn fake_etcd(
+        answers: Vec<(u32, &'static str)>,
+    ) -> (String, std::thread::JoinHandle<Vec<String>>) {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        let t = std::thread::spawn(move || {
+            let mut paths = Vec::new();
+            for (status, body) in answers {
+                let (mut c, _) = l.accept().unwrap();
+                let mut req = Vec::new();
+                let mut buf = [0u8; 4096];
+                loop {
+                    let n = c.read(&mut buf).unwrap();
+                    req.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&req).to_string();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let len = text
+                            .lines()
+                            .find_map(|h| {
+                                h.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse::<usize>().unwrap())
+                            })
+                            .unwrap_or(0);
+                        if req.len() >= end + 4 + len || n == 0 {
+                            paths.push(text.split_whitespace().nth(1).unwrap_or("").to_string());
+                            break;
+                        }
+                    }
+                }
+                let resp = format!("HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+                c.write_all(resp.as_bytes()).unwrap();
+            }
+            paths
+        });
+        (url, t)
+    }
+
+    const LEADER_CHANGED: &str = r#"{"error":"etcdserver: leader changed","code":14,"message":"etcdserver: leader changed"}"#;
+    const NO_LEADER: &str =
+        r#"{"error":"etcdserver: no leader","code":14,"message":"etcdserver: no leader"}"#;
+
+    #[test]
+    fn asked_again_while_the_cluster_elects_a_leader_where_that_is_safe() {
+        let conf = |url: &str| EtcdConfig {
+            endpoints: vec![url.to_string()],
+            ..Default::default()
+        };
+        // a read: asked again after "leader changed" and "no leader"
+        let (url, t) = fake_etcd(vec![
+            (503, LEADER_CHANGED),
+            (503, NO_LEADER),
+            (200, r#"{"header":{"revision":"5"}}"#),
+        ]);
+        let (kvs, rev) = Etcd::new(conf(&url)).range(b"/k", None, false).unwrap();
+        assert_eq!((kvs.len(), rev), (0, 5));
+        assert_eq!(t.join().unwrap().len(), 3);
+        // a write the member turned away for want of a leader: again
+        let (url, t) = fake_etcd(vec![
+            (503, NO_LEADER),
+            (200, r#"{"header":{"revision":"6"}}"#),
+        ]);
+        assert_eq!(Etcd::new(conf(&url)).put(b"/k", b"v", 0).unwrap(), 6);
+        assert_eq!(t.join().unwrap(), ["/v3/kv/put", "/v3/kv/put"]);
+        // a transaction that may have been applied when the leader changed:
+        // not sent twice, the caller hears why
+        let (url, t) = fake_etcd(vec![(503, LEADER_CHANGED)]);
+        let e = Etcd::new(conf(&url)).txn(&[], &[], &[]).unwrap_err();
+        assert!(matches!(e, EtcdError::Refused { code: 14, .. }), "{e:?}");
+        assert_eq!(t.join().unwrap(), ["/v3/kv/txn"]);
+    }
 
     #[test]
     fn prefix_ends() {
